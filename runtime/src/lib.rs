@@ -1,0 +1,33 @@
+//! PlexSpaces: an actor runtime whose every effect on the world goes through
+//! small seams ([`Clock`](seams::Clock), [`Spawn`](seams::Spawn),
+//! [`Rng`](seams::Rng), [`Disk`](seams::Disk), [`Net`](seams::Net)), so the
+//! same code runs on tokio in production and inside a seeded simulator that
+//! injects crashes, partitions and disk faults.
+//!
+//! A node sees the world through one [`Env`]:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use plexspaces::{Env, NodeName};
+//! use plexspaces::seams::{Clock, Rng};
+//! use std::time::Duration;
+//!
+//! let dir = std::env::temp_dir().join(format!("plexspaces-doc-env-{}", std::process::id()));
+//! let env = Env::tokio(NodeName::new("node1")?, &dir).await?;
+//! let started = env.now();
+//! let roll = env.gen_range(1..7);
+//! let task = env.spawn({
+//!     let env = env.clone();
+//!     async move { env.sleep(Duration::from_millis(5)).await; roll * 10 }
+//! });
+//! assert_eq!(task.await?, roll * 10);
+//! assert!(env.now() - started >= Duration::from_millis(5));
+//! # Ok(()) }
+//! ```
+
+mod env;
+pub mod seams;
+#[cfg(feature = "tokio")]
+pub mod tokio_backend;
+
+pub use env::{Env, InvalidNodeName, NodeName};

@@ -1,0 +1,124 @@
+//! The production seams on tokio and the OS (feature `tokio`).
+
+// This module *is* the production implementation of the Clock, Spawn and
+// Rng seams: the one place in the runtime allowed to read tokio's clock,
+// spawn on tokio and draw OS randomness.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use crate::seams::{Clock, Instant, Rng, Spawn};
+use futures::future::BoxFuture;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Tokio's monotonic clock (which honours `tokio::time::pause` in tests)
+/// and the system's wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock whose origin ([`Instant::ZERO`]) is now.
+    pub fn new() -> Self {
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.origin.elapsed())
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep_until(self.origin + deadline.since_origin())
+    }
+}
+
+/// Spawns onto one tokio runtime.
+#[derive(Clone, Debug)]
+pub struct TokioSpawner {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioSpawner {
+    /// Spawns onto the runtime this is called from.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` would.
+    pub fn current() -> Self {
+        TokioSpawner {
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Spawns onto the runtime behind `handle`.
+    pub fn from_handle(handle: tokio::runtime::Handle) -> Self {
+        TokioSpawner { handle }
+    }
+}
+
+impl Spawn for TokioSpawner {
+    fn spawn_task(&self, task: BoxFuture<'static, ()>) {
+        // The JoinHandle machinery lives in `seams::spawn`; tokio's own
+        // handle is not needed.
+        drop(self.handle.spawn(task));
+    }
+}
+
+/// Randomness from the operating system (`getrandom(2)`), read 256 bytes
+/// at a time so that drawing an id does not cost a system call.
+#[derive(Debug)]
+pub struct OsRng {
+    pool: Mutex<Pool>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    bytes: [u8; 256],
+    used: usize,
+}
+
+impl OsRng {
+    /// A generator fed by the OS.
+    pub fn new() -> Self {
+        OsRng {
+            pool: Mutex::new(Pool {
+                bytes: [0; 256],
+                used: 256,
+            }),
+        }
+    }
+}
+
+impl Default for OsRng {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rng for OsRng {
+    fn next_u64(&self) -> u64 {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.used + 8 > pool.bytes.len() {
+            // The OS refusing randomness leaves no safe fallback.
+            getrandom::fill(&mut pool.bytes).expect("the OS refused randomness (getrandom)");
+            pool.used = 0;
+        }
+        let at = pool.used;
+        pool.used += 8;
+        u64::from_le_bytes(pool.bytes[at..at + 8].try_into().expect("8 bytes"))
+    }
+}

@@ -1,0 +1,101 @@
+//! The real file `Disk` does real I/O: files written, synced, reopened and
+//! read back; the directory operations a crash-safe log relies on.
+
+use plexspaces_storage::disk::{Disk, DiskErrorKind, DiskFile, DynDisk, FsDisk, READ_BYTES_MAX};
+use std::path::PathBuf;
+
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plexspaces-fsdisk-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test]
+async fn written_and_synced_data_reads_back_after_reopening() {
+    let path = scratch_dir("reopen");
+    {
+        let disk = FsDisk::open_dir(&path).await.unwrap();
+        let file = disk.create("log").await.unwrap();
+        assert_eq!(file.append(b"hello ").await.unwrap(), 0);
+        assert_eq!(file.append(b"world").await.unwrap(), 6);
+        file.write_at(0, b"H").await.unwrap();
+        file.sync_data().await.unwrap();
+        disk.sync_dir().await.unwrap();
+    }
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    let file = disk.open("log").await.unwrap();
+    assert_eq!(file.size().await.unwrap(), 11);
+    assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello world");
+    assert_eq!(file.read_at(6, 5).await.unwrap(), b"world");
+    assert_eq!(file.read_at(11, 5).await.unwrap(), b"", "reading at the end returns nothing");
+
+    file.set_len(5).await.unwrap();
+    assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello");
+    file.set_len(8).await.unwrap();
+    assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello\0\0\0", "extension reads as zeros");
+    file.write_at(10, b"!").await.unwrap();
+    assert_eq!(file.size().await.unwrap(), 11, "a write past the end grows the file");
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn directory_operations_list_rename_remove_and_nest() {
+    let path = scratch_dir("dirops");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    for name in ["b", "a", "c"] {
+        disk.create(name).await.unwrap();
+    }
+    let sub = disk.subdir("nested").await.unwrap();
+    sub.create("inner").await.unwrap().append(b"x").await.unwrap();
+    assert_eq!(disk.list().await.unwrap(), ["a", "b", "c"], "sorted, files only");
+
+    disk.open("a").await.unwrap().append(b"new").await.unwrap();
+    disk.rename("a", "b").await.unwrap();
+    disk.sync_dir().await.unwrap();
+    assert_eq!(disk.list().await.unwrap(), ["b", "c"]);
+    assert_eq!(disk.open("b").await.unwrap().read_at(0, 9).await.unwrap(), b"new", "rename replaces");
+
+    disk.remove("c").await.unwrap();
+    assert_eq!(disk.list().await.unwrap(), ["b"]);
+    let again = disk.subdir("nested").await.unwrap();
+    assert_eq!(again.list().await.unwrap(), ["inner"], "subdir reopens an existing directory");
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn failures_are_typed() {
+    let path = scratch_dir("errors");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    disk.create("x").await.unwrap();
+    assert_eq!(disk.create("x").await.unwrap_err().kind(), DiskErrorKind::AlreadyExists);
+    let missing = disk.open("nope").await.unwrap_err();
+    assert!(missing.is_not_found());
+    assert_eq!((missing.op(), missing.name()), ("open", "nope"));
+    assert_eq!(disk.remove("nope").await.unwrap_err().kind(), DiskErrorKind::NotFound);
+    assert_eq!(disk.open("../escape").await.unwrap_err().kind(), DiskErrorKind::InvalidName);
+    let file = disk.open("x").await.unwrap();
+    let too_big = file.read_at(0, READ_BYTES_MAX + 1).await.unwrap_err();
+    assert_eq!(too_big.kind(), DiskErrorKind::TooLarge);
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn an_erased_disk_behaves_like_the_disk_it_wraps() {
+    let path = scratch_dir("dyn");
+    let disk = DynDisk::new(FsDisk::open_dir(&path).await.unwrap());
+    let file = disk.create("f").await.unwrap();
+    file.append(b"abc").await.unwrap();
+    file.write_at(3, b"def").await.unwrap();
+    file.sync_data().await.unwrap();
+    file.set_len(5).await.unwrap();
+    assert_eq!(file.size().await.unwrap(), 5);
+    disk.rename("f", "g").await.unwrap();
+    disk.sync_dir().await.unwrap();
+    assert_eq!(disk.open("g").await.unwrap().read_at(0, 10).await.unwrap(), b"abcde");
+    let sub = disk.subdir("s").await.unwrap();
+    sub.create("t").await.unwrap();
+    assert_eq!(sub.list().await.unwrap(), ["t"]);
+    disk.remove("g").await.unwrap();
+    assert!(disk.list().await.unwrap().is_empty());
+    std::fs::remove_dir_all(&path).unwrap();
+}
