@@ -97,7 +97,13 @@ pub trait ByteReader: Send + 'static {
             let mut filled = 0;
             while filled < buf.len() {
                 match self.read(&mut buf[filled..]).await? {
-                    0 => return Err(NetError::new(NetErrorKind::UnexpectedEof, "read_exact", None)),
+                    0 => {
+                        return Err(NetError::new(
+                            NetErrorKind::UnexpectedEof,
+                            "read_exact",
+                            None,
+                        ));
+                    }
                     n => filled += n,
                 }
             }

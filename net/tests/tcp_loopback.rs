@@ -1,7 +1,6 @@
 //! The real TCP `Net` carries bytes over loopback, in order, both ways, and
 //! reports failures with types a caller can act on.
 
-
 // These tests drive the production backend directly, on tokio itself.
 #![allow(clippy::disallowed_methods)]
 use plexspaces_net::{
@@ -48,7 +47,11 @@ async fn echo_roundtrip<N: Net>(net: N) {
     let payload = writer.await.unwrap();
     assert_eq!(echoed, payload, "bytes arrive complete and in order");
     let mut rest = [0u8; 1];
-    assert_eq!(input.read(&mut rest).await.unwrap(), 0, "the server's close reads as EOF");
+    assert_eq!(
+        input.read(&mut rest).await.unwrap(),
+        0,
+        "the server's close reads as EOF"
+    );
     let eof = input.read_exact(&mut rest).await.unwrap_err();
     assert_eq!(eof.kind(), NetErrorKind::UnexpectedEof);
     server.await.unwrap();
@@ -68,7 +71,11 @@ async fn erased_net_echo_over_loopback() {
 async fn connecting_where_nobody_listens_is_refused() {
     let net = TcpNet::new();
     // Bind to learn a free port, then drop the listener so nobody is there.
-    let addr = net.listen("127.0.0.1:0".parse().unwrap()).await.unwrap().local_addr();
+    let addr = net
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .local_addr();
     let err = net.connect(addr).await.unwrap_err();
     assert_eq!(err.kind(), NetErrorKind::ConnectionRefused);
     assert_eq!((err.op(), err.addr()), ("connect", Some(addr)));

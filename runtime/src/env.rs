@@ -5,9 +5,7 @@
 //! clock, seeded randomness, faulty disk, partitionable network) and a
 //! production node run exactly the same code.
 
-use crate::seams::{
-    Clock, DynClock, DynDisk, DynNet, Instant, JoinHandle, Rng, Spawn, spawn_on,
-};
+use crate::seams::{Clock, DynClock, DynDisk, DynNet, Instant, JoinHandle, Rng, Spawn, spawn_on};
 use futures::future::BoxFuture;
 use plexspaces_net::Net;
 use plexspaces_storage::disk::Disk;
@@ -154,7 +152,9 @@ impl Env {
 
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Env").field("node", &self.inner.node).finish_non_exhaustive()
+        f.debug_struct("Env")
+            .field("node", &self.inner.node)
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,8 +7,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use plexspaces::seams::{
-    ByteReader, ByteWriter, Clock, Connection, Disk, DiskFile, Instant, JoinError, Listener,
-    Net, Rng, Spawn,
+    ByteReader, ByteWriter, Clock, Connection, Disk, DiskFile, Instant, JoinError, Listener, Net,
+    Rng, Spawn,
 };
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::{Env, NodeName};
@@ -41,12 +41,18 @@ async fn timeout_returns_the_output_or_elapsed() {
         .await
         .unwrap_err();
     assert_eq!(slow.after, Duration::from_secs(1));
-    assert!(clock.now() < Instant::from_duration(Duration::from_secs(2)), "gave up at the deadline");
+    assert!(
+        clock.now() < Instant::from_duration(Duration::from_secs(2)),
+        "gave up at the deadline"
+    );
 }
 
 #[test]
 fn wall_clock_is_the_system_time() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let clock = runtime.block_on(async { TokioClock::new() });
     let before = SystemTime::now();
     let read = clock.wall_clock();
@@ -82,11 +88,15 @@ async fn spawned_tasks_return_output_panics_and_aborts() {
 
 #[test]
 fn a_task_dropped_by_a_stopped_runtime_reports_dropped() {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let spawner = TokioSpawner::from_handle(runtime.handle().clone());
     let never = spawner.spawn(futures::future::pending::<()>());
     drop(runtime);
-    let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(other.block_on(never), Err(JoinError::Dropped));
 }
 
@@ -94,7 +104,11 @@ fn a_task_dropped_by_a_stopped_runtime_reports_dropped() {
 fn os_randomness_differs_between_generators_and_draws() {
     let (a, b) = (OsRng::new(), OsRng::new());
     let draws: std::collections::BTreeSet<u64> = (0..1000).map(|_| a.next_u64()).collect();
-    assert_eq!(draws.len(), 1000, "1000 draws of 64 random bits do not collide");
+    assert_eq!(
+        draws.len(),
+        1000,
+        "1000 draws of 64 random bits do not collide"
+    );
     assert_ne!(a.next_u64(), b.next_u64());
     let mut bytes = [0u8; 64];
     b.fill_bytes(&mut bytes);
@@ -104,16 +118,31 @@ fn os_randomness_differs_between_generators_and_draws() {
 #[tokio::test]
 async fn a_tokio_env_reaches_disk_network_clock_tasks_and_randomness() {
     let dir = std::env::temp_dir().join(format!("plexspaces-env-{}", std::process::id()));
-    let env = Env::tokio(NodeName::new("n1").unwrap(), &dir).await.unwrap();
+    let env = Env::tokio(NodeName::new("n1").unwrap(), &dir)
+        .await
+        .unwrap();
     assert_eq!(env.node().as_str(), "n1");
     assert!(format!("{env:?}").contains("n1"));
 
     let file = env.disk().create("greeting").await.unwrap();
     file.append(b"hi").await.unwrap();
     file.sync_data().await.unwrap();
-    assert_eq!(env.disk().open("greeting").await.unwrap().read_at(0, 2).await.unwrap(), b"hi");
+    assert_eq!(
+        env.disk()
+            .open("greeting")
+            .await
+            .unwrap()
+            .read_at(0, 2)
+            .await
+            .unwrap(),
+        b"hi"
+    );
 
-    let mut listener = env.net().listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut listener = env
+        .net()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = listener.local_addr();
     let server = env.spawn(async move {
         let (conn, _) = listener.accept().await.unwrap();

@@ -27,14 +27,26 @@ async fn written_and_synced_data_reads_back_after_reopening() {
     assert_eq!(file.size().await.unwrap(), 11);
     assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello world");
     assert_eq!(file.read_at(6, 5).await.unwrap(), b"world");
-    assert_eq!(file.read_at(11, 5).await.unwrap(), b"", "reading at the end returns nothing");
+    assert_eq!(
+        file.read_at(11, 5).await.unwrap(),
+        b"",
+        "reading at the end returns nothing"
+    );
 
     file.set_len(5).await.unwrap();
     assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello");
     file.set_len(8).await.unwrap();
-    assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello\0\0\0", "extension reads as zeros");
+    assert_eq!(
+        file.read_at(0, 100).await.unwrap(),
+        b"Hello\0\0\0",
+        "extension reads as zeros"
+    );
     file.write_at(10, b"!").await.unwrap();
-    assert_eq!(file.size().await.unwrap(), 11, "a write past the end grows the file");
+    assert_eq!(
+        file.size().await.unwrap(),
+        11,
+        "a write past the end grows the file"
+    );
     std::fs::remove_dir_all(&path).unwrap();
 }
 
@@ -46,19 +58,36 @@ async fn directory_operations_list_rename_remove_and_nest() {
         disk.create(name).await.unwrap();
     }
     let sub = disk.subdir("nested").await.unwrap();
-    sub.create("inner").await.unwrap().append(b"x").await.unwrap();
-    assert_eq!(disk.list().await.unwrap(), ["a", "b", "c"], "sorted, files only");
+    sub.create("inner")
+        .await
+        .unwrap()
+        .append(b"x")
+        .await
+        .unwrap();
+    assert_eq!(
+        disk.list().await.unwrap(),
+        ["a", "b", "c"],
+        "sorted, files only"
+    );
 
     disk.open("a").await.unwrap().append(b"new").await.unwrap();
     disk.rename("a", "b").await.unwrap();
     disk.sync_dir().await.unwrap();
     assert_eq!(disk.list().await.unwrap(), ["b", "c"]);
-    assert_eq!(disk.open("b").await.unwrap().read_at(0, 9).await.unwrap(), b"new", "rename replaces");
+    assert_eq!(
+        disk.open("b").await.unwrap().read_at(0, 9).await.unwrap(),
+        b"new",
+        "rename replaces"
+    );
 
     disk.remove("c").await.unwrap();
     assert_eq!(disk.list().await.unwrap(), ["b"]);
     let again = disk.subdir("nested").await.unwrap();
-    assert_eq!(again.list().await.unwrap(), ["inner"], "subdir reopens an existing directory");
+    assert_eq!(
+        again.list().await.unwrap(),
+        ["inner"],
+        "subdir reopens an existing directory"
+    );
     std::fs::remove_dir_all(&path).unwrap();
 }
 
@@ -67,12 +96,21 @@ async fn failures_are_typed() {
     let path = scratch_dir("errors");
     let disk = FsDisk::open_dir(&path).await.unwrap();
     disk.create("x").await.unwrap();
-    assert_eq!(disk.create("x").await.unwrap_err().kind(), DiskErrorKind::AlreadyExists);
+    assert_eq!(
+        disk.create("x").await.unwrap_err().kind(),
+        DiskErrorKind::AlreadyExists
+    );
     let missing = disk.open("nope").await.unwrap_err();
     assert!(missing.is_not_found());
     assert_eq!((missing.op(), missing.name()), ("open", "nope"));
-    assert_eq!(disk.remove("nope").await.unwrap_err().kind(), DiskErrorKind::NotFound);
-    assert_eq!(disk.open("../escape").await.unwrap_err().kind(), DiskErrorKind::InvalidName);
+    assert_eq!(
+        disk.remove("nope").await.unwrap_err().kind(),
+        DiskErrorKind::NotFound
+    );
+    assert_eq!(
+        disk.open("../escape").await.unwrap_err().kind(),
+        DiskErrorKind::InvalidName
+    );
     let file = disk.open("x").await.unwrap();
     let too_big = file.read_at(0, READ_BYTES_MAX + 1).await.unwrap_err();
     assert_eq!(too_big.kind(), DiskErrorKind::TooLarge);
@@ -91,7 +129,10 @@ async fn an_erased_disk_behaves_like_the_disk_it_wraps() {
     assert_eq!(file.size().await.unwrap(), 5);
     disk.rename("f", "g").await.unwrap();
     disk.sync_dir().await.unwrap();
-    assert_eq!(disk.open("g").await.unwrap().read_at(0, 10).await.unwrap(), b"abcde");
+    assert_eq!(
+        disk.open("g").await.unwrap().read_at(0, 10).await.unwrap(),
+        b"abcde"
+    );
     let sub = disk.subdir("s").await.unwrap();
     sub.create("t").await.unwrap();
     assert_eq!(sub.list().await.unwrap(), ["t"]);

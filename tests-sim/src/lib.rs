@@ -1,1 +1,161 @@
-//! placeholder
+//! The seed harness for PlexSpaces' simulation scenarios.
+//!
+//! A scenario is a function from a seed to an outcome, run inside a fresh
+//! madsim runtime seeded with it. [`run_seeds`] runs one over the seeds the
+//! environment asks for and, when a seed fails, prints the one command that
+//! replays it before re-raising the failure:
+//!
+//! - default: seeds `0..default_count` (what CI runs);
+//! - `PLEXSPACES_SEEDS=N`: seeds `0..N` (a long run);
+//! - `PLEXSPACES_SEED=S`: seed `S` alone (a reproduction).
+
+use std::fmt::Debug;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+/// Which seeds a run covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedPlan {
+    seeds: Vec<u64>,
+}
+
+/// An environment variable that should hold a seed or count did not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadSeedVar {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What it held.
+    pub value: String,
+}
+
+impl std::fmt::Display for BadSeedVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?} is not a whole number", self.var, self.value)
+    }
+}
+
+impl std::error::Error for BadSeedVar {}
+
+impl SeedPlan {
+    /// The plan described by `single` (`PLEXSPACES_SEED`) and `count`
+    /// (`PLEXSPACES_SEEDS`), falling back to `0..default_count`.
+    pub fn from_vars(
+        single: Option<&str>,
+        count: Option<&str>,
+        default_count: u64,
+    ) -> Result<Self, BadSeedVar> {
+        let parse = |var: &'static str, value: &str| {
+            value.trim().parse::<u64>().map_err(|_| BadSeedVar {
+                var,
+                value: value.to_string(),
+            })
+        };
+        if let Some(seed) = single {
+            return Ok(SeedPlan {
+                seeds: vec![parse("PLEXSPACES_SEED", seed)?],
+            });
+        }
+        let count = match count {
+            Some(value) => parse("PLEXSPACES_SEEDS", value)?,
+            None => default_count,
+        };
+        Ok(SeedPlan {
+            seeds: (0..count).collect(),
+        })
+    }
+
+    /// The plan the process environment asks for.
+    ///
+    /// # Panics
+    /// If a variable is set but is not a number: a typo must not silently
+    /// run the default seeds instead of the one being reproduced.
+    pub fn from_env(default_count: u64) -> Self {
+        let single = std::env::var("PLEXSPACES_SEED").ok();
+        let count = std::env::var("PLEXSPACES_SEEDS").ok();
+        Self::from_vars(single.as_deref(), count.as_deref(), default_count)
+            .unwrap_or_else(|bad| panic!("{bad}"))
+    }
+
+    /// The seeds, in the order they run.
+    pub fn seeds(&self) -> &[u64] {
+        &self.seeds
+    }
+}
+
+/// The command that replays `seed` of the scenario in test target `test`.
+pub fn replay_command(test: &str, seed: u64) -> String {
+    format!(
+        "PLEXSPACES_SEED={seed} RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim \
+         cargo test -p plexspaces-tests-sim --test {test}"
+    )
+}
+
+/// Runs `scenario` once per seed of `plan`. A failing seed is reported with
+/// its replay command (for test target `test`), then its panic continues.
+pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) -> Vec<T> {
+    let mut outcomes = Vec::with_capacity(plan.seeds.len());
+    for &seed in &plan.seeds {
+        match catch_unwind(AssertUnwindSafe(|| scenario(seed))) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(panic) => {
+                eprintln!("scenario {test} failed with seed {seed}");
+                eprintln!("replay: {}", replay_command(test, seed));
+                resume_unwind(panic);
+            }
+        }
+    }
+    println!("scenario {test}: {} seeds passed", plan.seeds.len());
+    outcomes
+}
+
+/// Runs `scenario` twice with `seed` and insists on the same outcome: the
+/// determinism meta-check.
+pub fn assert_deterministic<T: PartialEq + Debug>(seed: u64, scenario: impl Fn(u64) -> T) -> T {
+    let first = scenario(seed);
+    let second = scenario(seed);
+    assert_eq!(first, second, "seed {seed} gave two different outcomes");
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_follows_the_variables() {
+        let plan = |single, count| SeedPlan::from_vars(single, count, 3);
+        assert_eq!(plan(None, None).unwrap().seeds(), [0, 1, 2]);
+        assert_eq!(plan(None, Some("5")).unwrap().seeds(), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            plan(Some("77"), Some("5")).unwrap().seeds(),
+            [77],
+            "one seed wins"
+        );
+        let bad = plan(Some("x7"), None).unwrap_err();
+        assert_eq!((bad.var, bad.value.as_str()), ("PLEXSPACES_SEED", "x7"));
+        assert!(plan(None, Some("-1")).is_err());
+    }
+
+    #[test]
+    fn a_failing_seed_is_reraised_after_passing_ones() {
+        let plan = SeedPlan::from_vars(None, Some("4"), 0).unwrap();
+        let ran = std::sync::Mutex::new(Vec::new());
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run_seeds("demo", &plan, |seed| {
+                ran.lock().unwrap().push(seed);
+                assert!(seed != 2, "seed 2 is bad");
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(*ran.lock().unwrap(), [0, 1, 2], "stops at the failing seed");
+        assert!(replay_command("demo", 2).starts_with("PLEXSPACES_SEED=2 "));
+    }
+
+    #[test]
+    #[should_panic(expected = "two different outcomes")]
+    fn nondeterminism_is_caught() {
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        assert_deterministic(1, |_| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        });
+    }
+}

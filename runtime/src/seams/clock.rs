@@ -118,7 +118,9 @@ impl DynClock {
 
 impl fmt::Debug for DynClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DynClock").field("now", &self.0.now()).finish()
+        f.debug_struct("DynClock")
+            .field("now", &self.0.now())
+            .finish()
     }
 }
 

@@ -25,7 +25,10 @@ pub trait Rng: Send + Sync + 'static {
     /// A uniform number in `range` (which must not be empty), without the
     /// modulo bias of `next_u64() % n` (Lemire's method).
     fn gen_range(&self, range: Range<u64>) -> u64 {
-        assert!(range.start < range.end, "gen_range on an empty range {range:?}");
+        assert!(
+            range.start < range.end,
+            "gen_range on an empty range {range:?}"
+        );
         let span = range.end - range.start;
         let threshold = span.wrapping_neg() % span;
         loop {
@@ -137,10 +140,17 @@ mod tests {
         let rng = SeededRng::new(9);
         let base = Duration::from_millis(100);
         let draws: Vec<Duration> = (0..1000).map(|_| rng.jitter(base, 0.2)).collect();
-        assert!(draws.iter().all(|d| *d >= Duration::from_millis(80) && *d <= Duration::from_millis(120)));
+        assert!(
+            draws
+                .iter()
+                .all(|d| *d >= Duration::from_millis(80) && *d <= Duration::from_millis(120))
+        );
         assert!(draws.iter().any(|d| *d < Duration::from_millis(90)));
         assert!(draws.iter().any(|d| *d > Duration::from_millis(110)));
         assert_eq!(rng.jitter(base, 0.0), base, "no spread, no jitter");
-        assert!(rng.jitter(base, 7.0) <= Duration::from_millis(200), "spread is clamped to 1");
+        assert!(
+            rng.jitter(base, 7.0) <= Duration::from_millis(200),
+            "spread is clamped to 1"
+        );
     }
 }

@@ -79,7 +79,11 @@ impl DiskError {
 
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "disk {} of {:?} failed: {:?}", self.op, self.name, self.kind)?;
+        write!(
+            f,
+            "disk {} of {:?} failed: {:?}",
+            self.op, self.name, self.kind
+        )?;
         if let Some(source) = &self.source {
             write!(f, " ({source})")?;
         }

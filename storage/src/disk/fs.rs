@@ -65,7 +65,9 @@ impl FsDisk {
             Ok(())
         })
         .await?;
-        Ok(FsDisk { dir: Arc::new(path) })
+        Ok(FsDisk {
+            dir: Arc::new(path),
+        })
     }
 
     /// The directory this disk lives in.
@@ -89,7 +91,9 @@ impl FsDisk {
             if create_new {
                 options.create_new(true);
             }
-            options.open(&path).map_err(|e| DiskError::from_io(e, op, &*shown))
+            options
+                .open(&path)
+                .map_err(|e| DiskError::from_io(e, op, &*shown))
         })
         .await?;
         Ok(FsFile {
@@ -162,22 +166,26 @@ impl Disk for FsDisk {
         let parent = self.dir.clone();
         let shown = name.to_string();
         let child = path.clone();
-        blocking("subdir", name, move || {
-            match std::fs::create_dir(&child) {
-                Ok(()) => sync_directory(&parent, "subdir"),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && child.is_dir() => Ok(()),
-                Err(e) => Err(DiskError::from_io(e, "subdir", shown)),
-            }
+        blocking("subdir", name, move || match std::fs::create_dir(&child) {
+            Ok(()) => sync_directory(&parent, "subdir"),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && child.is_dir() => Ok(()),
+            Err(e) => Err(DiskError::from_io(e, "subdir", shown)),
         })
         .await?;
-        Ok(FsDisk { dir: Arc::new(path) })
+        Ok(FsDisk {
+            dir: Arc::new(path),
+        })
     }
 }
 
 impl DiskFile for FsFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
         if len > READ_BYTES_MAX {
-            return Err(DiskError::new(DiskErrorKind::TooLarge, "read_at", &*self.name));
+            return Err(DiskError::new(
+                DiskErrorKind::TooLarge,
+                "read_at",
+                &*self.name,
+            ));
         }
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("read_at", &self.name, move || {
@@ -222,7 +230,10 @@ impl DiskFile for FsFile {
     async fn size(&self) -> Result<u64, DiskError> {
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("size", &self.name, move || {
-            Ok(file.metadata().map_err(|e| DiskError::from_io(e, "size", &*name))?.len())
+            Ok(file
+                .metadata()
+                .map_err(|e| DiskError::from_io(e, "size", &*name))?
+                .len())
         })
         .await
     }
@@ -230,7 +241,8 @@ impl DiskFile for FsFile {
     async fn set_len(&self, len: u64) -> Result<(), DiskError> {
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("set_len", &self.name, move || {
-            file.set_len(len).map_err(|e| DiskError::from_io(e, "set_len", &*name))
+            file.set_len(len)
+                .map_err(|e| DiskError::from_io(e, "set_len", &*name))
         })
         .await
     }
@@ -238,7 +250,8 @@ impl DiskFile for FsFile {
     async fn sync_data(&self) -> Result<(), DiskError> {
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("sync_data", &self.name, move || {
-            file.sync_data().map_err(|e| DiskError::from_io(e, "sync_data", &*name))
+            file.sync_data()
+                .map_err(|e| DiskError::from_io(e, "sync_data", &*name))
         })
         .await
     }
