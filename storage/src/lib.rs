@@ -19,3 +19,4 @@
 //! ```
 
 pub mod disk;
+pub mod journal;

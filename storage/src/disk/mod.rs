@@ -17,11 +17,13 @@ mod dynamic;
 mod error;
 #[cfg(feature = "tokio")]
 mod fs;
+mod memory;
 
 pub use dynamic::{DynDisk, DynFile};
 pub use error::{DiskError, DiskErrorKind};
 #[cfg(feature = "tokio")]
 pub use fs::{FsDisk, FsFile};
+pub use memory::{MemDisk, MemFile};
 
 use std::future::Future;
 

@@ -1,11 +1,14 @@
 //! The real file `Disk` does real I/O: files written, synced, reopened and
-//! read back; the directory operations a crash-safe log relies on.
+//! read back; the directory operations a crash-safe log relies on. The same
+//! contract checks run against the in-memory disk.
 
-use plexspaces_storage::disk::{Disk, DiskErrorKind, DiskFile, DynDisk, FsDisk, READ_BYTES_MAX};
+use plexspaces_storage::disk::{
+    Disk, DiskErrorKind, DiskFile, DynDisk, FsDisk, MemDisk, READ_BYTES_MAX,
+};
 use std::path::PathBuf;
 
 fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plexspaces-fsdisk-{}-{test}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("plexspaces-disk-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -22,7 +25,15 @@ async fn written_and_synced_data_reads_back_after_reopening() {
         file.sync_data().await.unwrap();
         disk.sync_dir().await.unwrap();
     }
-    let disk = FsDisk::open_dir(&path).await.unwrap();
+    check_reads_and_resizes(FsDisk::open_dir(&path).await.unwrap()).await;
+    std::fs::remove_dir_all(&path).unwrap();
+    let mem = MemDisk::new();
+    let file = mem.create("log").await.unwrap();
+    file.append(b"Hello world").await.unwrap();
+    check_reads_and_resizes(mem).await;
+}
+
+async fn check_reads_and_resizes<D: Disk>(disk: D) {
     let file = disk.open("log").await.unwrap();
     assert_eq!(file.size().await.unwrap(), 11);
     assert_eq!(file.read_at(0, 100).await.unwrap(), b"Hello world");
@@ -47,13 +58,9 @@ async fn written_and_synced_data_reads_back_after_reopening() {
         11,
         "a write past the end grows the file"
     );
-    std::fs::remove_dir_all(&path).unwrap();
 }
 
-#[tokio::test]
-async fn directory_operations_list_rename_remove_and_nest() {
-    let path = scratch_dir("dirops");
-    let disk = FsDisk::open_dir(&path).await.unwrap();
+async fn check_directory_operations<D: Disk>(disk: D) {
     for name in ["b", "a", "c"] {
         disk.create(name).await.unwrap();
     }
@@ -88,19 +95,23 @@ async fn directory_operations_list_rename_remove_and_nest() {
         ["inner"],
         "subdir reopens an existing directory"
     );
-    std::fs::remove_dir_all(&path).unwrap();
 }
 
 #[tokio::test]
-async fn failures_are_typed() {
-    let path = scratch_dir("errors");
-    let disk = FsDisk::open_dir(&path).await.unwrap();
+async fn directory_operations_list_rename_remove_and_nest() {
+    let path = scratch_dir("dirops");
+    check_directory_operations(FsDisk::open_dir(&path).await.unwrap()).await;
+    std::fs::remove_dir_all(&path).unwrap();
+    check_directory_operations(MemDisk::new()).await;
+}
+
+async fn check_failures_are_typed<D: Disk>(disk: D) {
     disk.create("x").await.unwrap();
     assert_eq!(
-        disk.create("x").await.unwrap_err().kind(),
+        disk.create("x").await.map(drop).unwrap_err().kind(),
         DiskErrorKind::AlreadyExists
     );
-    let missing = disk.open("nope").await.unwrap_err();
+    let missing = disk.open("nope").await.map(drop).unwrap_err();
     assert!(missing.is_not_found());
     assert_eq!((missing.op(), missing.name()), ("open", "nope"));
     assert_eq!(
@@ -108,13 +119,20 @@ async fn failures_are_typed() {
         DiskErrorKind::NotFound
     );
     assert_eq!(
-        disk.open("../escape").await.unwrap_err().kind(),
+        disk.open("../escape").await.map(drop).unwrap_err().kind(),
         DiskErrorKind::InvalidName
     );
     let file = disk.open("x").await.unwrap();
     let too_big = file.read_at(0, READ_BYTES_MAX + 1).await.unwrap_err();
     assert_eq!(too_big.kind(), DiskErrorKind::TooLarge);
+}
+
+#[tokio::test]
+async fn failures_are_typed() {
+    let path = scratch_dir("errors");
+    check_failures_are_typed(FsDisk::open_dir(&path).await.unwrap()).await;
     std::fs::remove_dir_all(&path).unwrap();
+    check_failures_are_typed(MemDisk::new()).await;
 }
 
 #[tokio::test]

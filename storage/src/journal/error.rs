@@ -1,0 +1,157 @@
+//! Typed journal errors: each names the stream, segment or offset involved.
+
+use crate::disk::DiskError;
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong in a journal.
+#[derive(Clone, Debug)]
+pub enum JournalError {
+    /// The disk failed. If it failed during an append's write or sync, the
+    /// journal is now stopped (see [`JournalError::Stopped`]).
+    Disk(Arc<DiskError>),
+    /// Acknowledged data is damaged: a bad frame is followed by a frame that
+    /// was written after it was durable. The journal refuses to open rather
+    /// than skip or truncate it.
+    Corrupt {
+        /// The segment holding the damage.
+        segment: u64,
+        /// Byte offset of the bad frame within the segment file.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A segment file belongs to another journal (its id differs).
+    ForeignSegment {
+        /// The segment's id, from its file name.
+        segment: u64,
+        /// This journal's id.
+        expected: u64,
+        /// The id the segment carries.
+        found: u64,
+    },
+    /// A checkpoint file is damaged or foreign.
+    CorruptCheckpoint {
+        /// The checkpoint's file name.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An earlier write or sync failed, so this journal instance stopped
+    /// (fail-stop): nothing unsynced is acknowledged, and no retry pretends
+    /// otherwise. Reopen the journal to recover what is durable.
+    Stopped {
+        /// The failure that stopped it.
+        cause: Arc<DiskError>,
+    },
+    /// The entries asked for were removed by compaction below a checkpoint.
+    Truncated {
+        /// The stream.
+        stream: String,
+        /// The first sequence number asked for.
+        requested: u64,
+        /// The first sequence number still held.
+        first_available: u64,
+    },
+    /// A stream name is empty or longer than [`super::STREAM_NAME_BYTES_MAX`].
+    InvalidStream {
+        /// The offending name.
+        stream: String,
+    },
+    /// An entry or checkpoint is larger than the configured maximum.
+    TooLarge {
+        /// Its size in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A checkpoint was asked for at a sequence number the stream has not
+    /// reached (durably).
+    CheckpointAhead {
+        /// The stream.
+        stream: String,
+        /// The checkpoint's sequence number.
+        seq: u64,
+        /// The stream's last durable sequence number.
+        last: u64,
+    },
+    /// A checkpoint older than the stream's current one: saving it could
+    /// point recovery at entries compaction already removed.
+    CheckpointBehind {
+        /// The stream.
+        stream: String,
+        /// The checkpoint's sequence number.
+        seq: u64,
+        /// The current checkpoint's sequence number.
+        current: u64,
+    },
+}
+
+impl JournalError {
+    /// Whether the journal instance is stopped and must be reopened.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, JournalError::Stopped { .. })
+    }
+}
+
+impl From<DiskError> for JournalError {
+    fn from(err: DiskError) -> Self {
+        JournalError::Disk(Arc::new(err))
+    }
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalError::Disk(e) => write!(f, "journal disk error: {e}"),
+            JournalError::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "journal corrupt in segment {segment} at offset {offset}: {reason}"
+            ),
+            JournalError::ForeignSegment {
+                segment,
+                expected,
+                found,
+            } => write!(
+                f,
+                "segment {segment} belongs to journal {found:016x}, not {expected:016x}"
+            ),
+            JournalError::CorruptCheckpoint { file, reason } => {
+                write!(f, "checkpoint {file} is damaged: {reason}")
+            }
+            JournalError::Stopped { cause } => {
+                write!(f, "journal stopped after a failed write or sync: {cause}")
+            }
+            JournalError::Truncated {
+                stream,
+                requested,
+                first_available,
+            } => write!(
+                f,
+                "stream {stream:?}: entries from {requested} were compacted; first held is {first_available}"
+            ),
+            JournalError::InvalidStream { stream } => write!(f, "invalid stream name {stream:?}"),
+            JournalError::TooLarge { len, max } => {
+                write!(f, "{len} bytes exceeds the limit of {max}")
+            }
+            JournalError::CheckpointAhead { stream, seq, last } => write!(
+                f,
+                "stream {stream:?}: checkpoint at {seq} is past its last durable entry {last}"
+            ),
+            JournalError::CheckpointBehind {
+                stream,
+                seq,
+                current,
+            } => write!(
+                f,
+                "stream {stream:?}: checkpoint at {seq} is older than the current one at {current}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}

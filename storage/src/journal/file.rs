@@ -1,0 +1,927 @@
+//! The embedded file journal: segments of checksummed frames on a `Disk`,
+//! group-committed, recovered by the rules of `storage/FORMAT.md`.
+//!
+//! Concurrency: appenders enqueue their record under a short lock, then wait
+//! until it is durable. Whenever the single writer slot is free, one waiting
+//! appender takes it and writes *everything* pending (up to the batch
+//! bounds) with one `write_at` and one `sync_data`, so N concurrent
+//! appenders share one sync. Appenders whose records someone else made
+//! durable never touch the slot: they are woken and return. A batch being
+//! written stays in `in_flight` until it is durable, so if its writer is
+//! cancelled, the next writer rewrites the same bytes at the same offset
+//! (idempotent) instead of losing them.
+
+use super::checkpoint::{CHECKPOINT_STATE_BYTES_MAX, decode_checkpoint, encode_checkpoint};
+use super::frame::{
+    FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader, decode_frame, encode_frame,
+};
+use super::scan::{ScanEnd, ScanError, scan_segment};
+use super::{
+    Checkpoint, Journal, JournalConfig, JournalEntry, JournalError, validate_checkpoint_seq,
+    validate_stream,
+};
+use crate::disk::{Disk, DiskError, DiskErrorKind, DiskFile};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// Largest single read while recovering or replaying.
+const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// A journal on a directory of a [`Disk`]. Cheap to clone; clones share it.
+pub struct FileJournal<D: Disk> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D: Disk> Clone for FileJournal<D> {
+    fn clone(&self) -> Self {
+        FileJournal {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<D: Disk> {
+    disk: D,
+    config: JournalConfig,
+    journal_id: u64,
+    state: Mutex<State<D::File>>,
+    /// Serialises checkpoint saves (they share a temporary file name).
+    checkpoint_io: futures::lock::Mutex<()>,
+}
+
+struct State<F> {
+    /// Set when a write or sync failed: the instance is fail-stop.
+    stopped: Option<Arc<DiskError>>,
+    /// The writer slot: taken while writing and syncing a batch, rolling a
+    /// segment or compacting.
+    writer_busy: bool,
+    /// Bumped whenever a batch becomes durable or the writer slot frees;
+    /// waiters sleep until it moves.
+    epoch: u64,
+    /// Tasks waiting for `epoch` to move.
+    wakers: Vec<Waker>,
+    next_lsn: u64,
+    /// Every record with an lsn up to this is durable.
+    durable_lsn: u64,
+    pending: VecDeque<PendingRecord>,
+    in_flight: Option<Batch>,
+    /// Next sequence number to hand out, per stream (counts pending records).
+    next_seq: BTreeMap<String, u64>,
+    /// Where each stream's durable entries are.
+    streams: BTreeMap<String, StreamIndex>,
+    segments: BTreeMap<u64, Segment<F>>,
+    /// Sequence number of each stream's durable checkpoint.
+    checkpoints: BTreeMap<String, u64>,
+}
+
+struct PendingRecord {
+    lsn: u64,
+    stream: String,
+    seq: u64,
+    data: Vec<u8>,
+}
+
+struct Batch {
+    segment_id: u64,
+    offset: u64,
+    bytes: Vec<u8>,
+    last_lsn: u64,
+    /// (stream, seq, location) of each record, applied to the index once durable.
+    placed: Vec<(String, u64, Location)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Location {
+    segment_id: u64,
+    offset: u64,
+    len: u32,
+}
+
+#[derive(Default)]
+struct StreamIndex {
+    /// Sequence number of `locations[0]`.
+    first_seq: u64,
+    locations: VecDeque<Location>,
+}
+
+impl StreamIndex {
+    fn last_seq(&self) -> u64 {
+        self.first_seq + self.locations.len() as u64 - 1
+    }
+}
+
+struct Segment<F> {
+    file: Arc<F>,
+    /// Bytes written and durable (or in flight) so far.
+    size: u64,
+    /// Highest sequence number of each stream in this segment: the segment
+    /// may go once every one of them is covered by a checkpoint.
+    max_seq: BTreeMap<String, u64>,
+}
+
+fn segment_name(id: u64) -> String {
+    format!("seg-{id:016x}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
+}
+
+fn checkpoint_name(stream: &str) -> String {
+    let hex: String = stream.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("ckpt-{hex}")
+}
+
+fn parse_checkpoint_name(name: &str) -> Option<String> {
+    let hex = name.strip_prefix("ckpt-")?;
+    if hex.len() % 2 != 0 || hex.is_empty() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Reads a whole file in bounded pieces.
+async fn read_all<F: DiskFile>(file: &F) -> Result<Vec<u8>, DiskError> {
+    let size = file.size().await?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    while (bytes.len() as u64) < size {
+        let want = (size - bytes.len() as u64).min(READ_CHUNK_BYTES as u64) as usize;
+        let piece = file.read_at(bytes.len() as u64, want).await?;
+        if piece.is_empty() {
+            break; // the file shrank under us; recovery works with what is there
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    Ok(bytes)
+}
+
+impl<D: Disk> FileJournal<D> {
+    /// Opens the journal in `disk`, recovering it, or creates a new one
+    /// (with id `new_journal_id`, which should be random) if `disk` holds none.
+    pub async fn open(
+        disk: D,
+        config: JournalConfig,
+        new_journal_id: u64,
+    ) -> Result<Self, JournalError> {
+        let names = disk.list().await?;
+        let mut removed_any = false;
+        for tmp in names.iter().filter(|n| n.ends_with(".tmp")) {
+            disk.remove(tmp).await?; // a checkpoint save cut short
+            removed_any = true;
+        }
+        let mut segment_ids: Vec<u64> =
+            names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        segment_ids.sort_unstable();
+
+        // A last segment with no complete header was being created when the
+        // node crashed; it never held a frame (frames follow the header's sync).
+        if let Some(&last) = segment_ids.last() {
+            let file = disk.open(&segment_name(last)).await?;
+            let size = file.size().await?;
+            let head = file.read_at(0, SEGMENT_HEADER_BYTES).await?;
+            if size <= SEGMENT_HEADER_BYTES as u64 && SegmentHeader::decode(&head).is_err() {
+                disk.remove(&segment_name(last)).await?;
+                removed_any = true;
+                segment_ids.pop();
+            }
+        }
+        if removed_any {
+            disk.sync_dir().await?;
+        }
+
+        let journal_id = match segment_ids.first() {
+            None => new_journal_id,
+            Some(&first) => {
+                let file = disk.open(&segment_name(first)).await?;
+                let head = file.read_at(0, SEGMENT_HEADER_BYTES).await?;
+                SegmentHeader::decode(&head)
+                    .map_err(|e| JournalError::Corrupt {
+                        segment: first,
+                        offset: 0,
+                        reason: format!("segment header: {e:?}"),
+                    })?
+                    .journal_id
+            }
+        };
+        let checkpoints = load_checkpoints(&disk, &names, journal_id).await?;
+        if segment_ids.is_empty() && !checkpoints.is_empty() {
+            return Err(JournalError::CorruptCheckpoint {
+                file: checkpoint_name(checkpoints.keys().next().expect("not empty")),
+                reason: "checkpoints exist but no segment does".to_string(),
+            });
+        }
+
+        let mut state = State {
+            stopped: None,
+            writer_busy: false,
+            epoch: 0,
+            wakers: Vec::new(),
+            next_lsn: 1,
+            durable_lsn: 0,
+            pending: VecDeque::new(),
+            in_flight: None,
+            next_seq: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            checkpoints: checkpoints
+                .iter()
+                .map(|(s, c)| (s.clone(), c.seq))
+                .collect(),
+        };
+        let last_index = segment_ids.len().saturating_sub(1);
+        for (position, &id) in segment_ids.iter().enumerate() {
+            recover_segment(&disk, &mut state, journal_id, id, position == last_index).await?;
+        }
+        let inner = Inner {
+            disk,
+            config,
+            journal_id,
+            state: Mutex::new(state),
+            checkpoint_io: futures::lock::Mutex::new(()),
+        };
+        let journal = FileJournal {
+            inner: Arc::new(inner),
+        };
+        if segment_ids.is_empty() {
+            let _writer = journal.writer_slot().await;
+            journal.roll().await?;
+        }
+        Ok(journal)
+    }
+
+    /// This journal's id (in every segment header).
+    pub fn journal_id(&self) -> u64 {
+        self.inner.journal_id
+    }
+
+    /// Ids of the segment files currently in use, oldest first.
+    pub fn segment_ids(&self) -> Vec<u64> {
+        self.state().segments.keys().copied().collect()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<D::File>> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopped_error(cause: &Arc<DiskError>) -> JournalError {
+        JournalError::Stopped {
+            cause: cause.clone(),
+        }
+    }
+
+    /// Waits for the writer slot (for rolling or compacting).
+    async fn writer_slot(&self) -> WriterSlot<'_, D> {
+        loop {
+            let seen = {
+                let mut state = self.state();
+                if !state.writer_busy {
+                    state.writer_busy = true;
+                    return WriterSlot { journal: self };
+                }
+                state.epoch
+            };
+            EpochChange {
+                journal: self,
+                seen,
+            }
+            .await;
+        }
+    }
+
+    /// Waits until `lsn` is durable, writing and syncing batches whenever
+    /// the writer slot is free.
+    async fn flush_until(&self, lsn: u64) -> Result<(), JournalError> {
+        loop {
+            let seen = {
+                let mut state = self.state();
+                if let Some(cause) = &state.stopped {
+                    return Err(Self::stopped_error(cause));
+                }
+                if state.durable_lsn >= lsn {
+                    return Ok(());
+                }
+                if state.writer_busy {
+                    Some(state.epoch)
+                } else {
+                    state.writer_busy = true;
+                    None
+                }
+            };
+            match seen {
+                Some(seen) => {
+                    EpochChange {
+                        journal: self,
+                        seen,
+                    }
+                    .await
+                }
+                None => {
+                    let _writer = WriterSlot { journal: self };
+                    self.write_one_batch().await?;
+                }
+            }
+        }
+    }
+
+    /// Writes and syncs one batch (the in-flight one, or a new one of
+    /// pending records). Caller holds the writer slot.
+    async fn write_one_batch(&self) -> Result<(), JournalError> {
+        let roll_needed = {
+            let state = self.state();
+            let active = state
+                .segments
+                .values()
+                .next_back()
+                .expect("an active segment");
+            state.in_flight.is_none() && active.size >= self.inner.config.segment_bytes_max
+        };
+        if roll_needed {
+            self.roll().await?;
+        }
+        let (file, segment_id, offset, bytes) = {
+            let mut state = self.state();
+            if state.in_flight.is_none() {
+                let batch = self.build_batch(&mut state);
+                state.in_flight = Some(batch);
+            }
+            let batch = state.in_flight.as_ref().expect("just set");
+            let segment = &state.segments[&batch.segment_id];
+            (
+                segment.file.clone(),
+                batch.segment_id,
+                batch.offset,
+                batch.bytes.clone(),
+            )
+        };
+        let written = match file.write_at(offset, &bytes).await {
+            Ok(()) => file.sync_data().await,
+            Err(e) => Err(e),
+        };
+        let mut state = self.state();
+        match written {
+            Ok(()) => {
+                let batch = state.in_flight.take().expect("the batch we wrote");
+                debug_assert_eq!((batch.segment_id, batch.offset), (segment_id, offset));
+                apply_durable_batch(&mut state, batch);
+                Ok(())
+            }
+            Err(e) => {
+                // Fail-stop: the unsynced data may be gone whatever a retry
+                // says (fsyncgate), so nothing pending is acknowledged.
+                let cause = Arc::new(e);
+                state.stopped = Some(cause.clone());
+                state.in_flight = None;
+                state.pending.clear();
+                Err(Self::stopped_error(&cause))
+            }
+        }
+    }
+
+    /// Encodes pending records, up to the batch bounds, for the active segment.
+    fn build_batch(&self, state: &mut State<D::File>) -> Batch {
+        let (&segment_id, segment) = state.segments.iter().next_back().expect("active segment");
+        let offset = segment.size;
+        let commit_lsn = state.durable_lsn;
+        let mut bytes = Vec::new();
+        let mut placed = Vec::new();
+        let mut last_lsn = state.durable_lsn;
+        while let Some(next) = state.pending.front() {
+            let full = placed.len() >= self.inner.config.batch_records_max
+                || bytes.len() + next.data.len() > self.inner.config.batch_bytes_max;
+            if full && !placed.is_empty() {
+                break;
+            }
+            let record = state.pending.pop_front().expect("peeked");
+            let start = bytes.len();
+            let header = FrameHeader {
+                segment_id,
+                lsn: record.lsn,
+                commit_lsn,
+            };
+            encode_frame(
+                &mut bytes,
+                header,
+                &Record {
+                    stream: &record.stream,
+                    seq: record.seq,
+                    data: &record.data,
+                },
+            );
+            let location = Location {
+                segment_id,
+                offset: offset + start as u64,
+                len: (bytes.len() - start) as u32,
+            };
+            last_lsn = record.lsn;
+            placed.push((record.stream, record.seq, location));
+        }
+        Batch {
+            segment_id,
+            offset,
+            bytes,
+            last_lsn,
+            placed,
+        }
+    }
+
+    /// Starts a new segment: created, header written and synced, directory
+    /// synced, and only then used. Caller holds the writer slot.
+    async fn roll(&self) -> Result<(), JournalError> {
+        let (id, header) = {
+            let state = self.state();
+            let id = state.segments.keys().next_back().map_or(1, |last| last + 1);
+            let header = SegmentHeader {
+                journal_id: self.inner.journal_id,
+                segment_id: id,
+                first_lsn: state.durable_lsn + 1,
+                commit_lsn: state.durable_lsn,
+            };
+            (id, header)
+        };
+        let name = segment_name(id);
+        let created = async {
+            // A writer cancelled mid-roll may have left the file behind.
+            let file = match self.inner.disk.create(&name).await {
+                Err(e) if e.kind() == DiskErrorKind::AlreadyExists => {
+                    self.inner.disk.open(&name).await?
+                }
+                other => other?,
+            };
+            file.set_len(0).await?;
+            file.write_at(0, &header.encode()).await?;
+            file.sync_data().await?;
+            self.inner.disk.sync_dir().await?;
+            Ok::<_, DiskError>(file)
+        };
+        match created.await {
+            Ok(file) => {
+                self.state().segments.insert(
+                    id,
+                    Segment {
+                        file: Arc::new(file),
+                        size: SEGMENT_HEADER_BYTES as u64,
+                        max_seq: BTreeMap::new(),
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let cause = Arc::new(e);
+                let mut state = self.state();
+                state.stopped = Some(cause.clone());
+                state.pending.clear();
+                Err(Self::stopped_error(&cause))
+            }
+        }
+    }
+
+    /// Removes the oldest segments whose every entry is covered by a
+    /// checkpoint. The active segment always stays. Returns how many went.
+    pub async fn compact(&self) -> Result<usize, JournalError> {
+        let _writer = self.writer_slot().await;
+        let mut removed = 0;
+        loop {
+            let candidate = {
+                let state = self.state();
+                let active = *state.segments.keys().next_back().expect("active segment");
+                let (&oldest, segment) = state.segments.iter().next().expect("a segment");
+                let covered = segment
+                    .max_seq
+                    .iter()
+                    .all(|(stream, max)| state.checkpoints.get(stream).is_some_and(|c| c >= max));
+                (oldest != active && covered).then_some(oldest)
+            };
+            let Some(id) = candidate else {
+                return Ok(removed);
+            };
+            self.inner.disk.remove(&segment_name(id)).await?;
+            // One directory sync per removal: recovery must never see an
+            // older segment come back while a newer one stays removed.
+            self.inner.disk.sync_dir().await?;
+            let mut state = self.state();
+            let segment = state.segments.remove(&id).expect("candidate exists");
+            for stream in segment.max_seq.keys() {
+                let index = state.streams.get_mut(stream).expect("indexed stream");
+                while index.locations.front().is_some_and(|l| l.segment_id == id) {
+                    index.locations.pop_front();
+                    index.first_seq += 1;
+                }
+            }
+            removed += 1;
+        }
+    }
+
+    fn last_seq_locked(state: &State<D::File>, stream: &str) -> u64 {
+        let entries = state.streams.get(stream).map_or(0, StreamIndex::last_seq);
+        entries.max(state.checkpoints.get(stream).copied().unwrap_or(0))
+    }
+}
+
+/// The writer slot, held; freeing it (also when the holder is cancelled)
+/// wakes every waiter so one of them can take over.
+struct WriterSlot<'a, D: Disk> {
+    journal: &'a FileJournal<D>,
+}
+
+impl<D: Disk> Drop for WriterSlot<'_, D> {
+    fn drop(&mut self) {
+        let mut state = self.journal.state();
+        state.writer_busy = false;
+        bump_epoch(&mut state);
+    }
+}
+
+/// Wakes every task waiting for the journal's state to move.
+fn bump_epoch<F>(state: &mut State<F>) {
+    state.epoch += 1;
+    for waker in state.wakers.drain(..) {
+        waker.wake();
+    }
+}
+
+/// Completes once the journal's epoch differs from `seen`.
+struct EpochChange<'a, D: Disk> {
+    journal: &'a FileJournal<D>,
+    seen: u64,
+}
+
+impl<D: Disk> Future for EpochChange<'_, D> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.journal.state();
+        if state.epoch != self.seen {
+            return Poll::Ready(());
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Makes a durable batch visible: index, segment bookkeeping, durable lsn.
+fn apply_durable_batch<F>(state: &mut State<F>, batch: Batch) {
+    let segment = state
+        .segments
+        .get_mut(&batch.segment_id)
+        .expect("batch segment");
+    segment.size = batch.offset + batch.bytes.len() as u64;
+    for (stream, seq, location) in batch.placed {
+        let index = state
+            .streams
+            .entry(stream.clone())
+            .or_insert_with(|| StreamIndex {
+                first_seq: seq,
+                locations: VecDeque::new(),
+            });
+        debug_assert_eq!(
+            index.first_seq + index.locations.len() as u64,
+            seq,
+            "gap-free"
+        );
+        index.locations.push_back(location);
+        segment.max_seq.insert(stream, seq);
+    }
+    state.durable_lsn = batch.last_lsn;
+}
+
+async fn load_checkpoints<D: Disk>(
+    disk: &D,
+    names: &[String],
+    journal_id: u64,
+) -> Result<BTreeMap<String, Checkpoint>, JournalError> {
+    let mut checkpoints = BTreeMap::new();
+    for name in names
+        .iter()
+        .filter(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+    {
+        let Some(stream) = parse_checkpoint_name(name) else {
+            continue; // not a name this journal writes: leave it alone
+        };
+        let bytes = read_all(&disk.open(name).await?).await?;
+        let checkpoint =
+            decode_checkpoint(journal_id, &bytes).map_err(|e| JournalError::CorruptCheckpoint {
+                file: name.clone(),
+                reason: format!("{e:?}"),
+            })?;
+        if checkpoint.stream != stream {
+            return Err(JournalError::CorruptCheckpoint {
+                file: name.clone(),
+                reason: format!("holds stream {:?}", checkpoint.stream),
+            });
+        }
+        checkpoints.insert(stream, checkpoint);
+    }
+    Ok(checkpoints)
+}
+
+/// Scans one segment into `state`, cutting a torn tail off the last one.
+async fn recover_segment<D: Disk>(
+    disk: &D,
+    state: &mut State<D::File>,
+    journal_id: u64,
+    id: u64,
+    is_last: bool,
+) -> Result<(), JournalError> {
+    let corrupt = |offset: u64, reason: String| JournalError::Corrupt {
+        segment: id,
+        offset,
+        reason,
+    };
+    let file = disk.open(&segment_name(id)).await?;
+    let bytes = read_all(&file).await?;
+    // Whose segment is it? Checked before anything else about it.
+    if let Ok(header) = SegmentHeader::decode(&bytes)
+        && header.journal_id != journal_id
+    {
+        return Err(JournalError::ForeignSegment {
+            segment: id,
+            expected: journal_id,
+            found: header.journal_id,
+        });
+    }
+    let scan = scan_segment(&bytes, id).map_err(|e| match e {
+        ScanError::BadHeader(h) => corrupt(0, format!("segment header: {h:?}")),
+        ScanError::WrongSegment { found } => corrupt(0, format!("header names segment {found}")),
+        ScanError::Corrupt { offset, reason } => corrupt(offset, reason),
+    })?;
+    if !state.segments.is_empty() && scan.header.first_lsn != state.next_lsn {
+        return Err(corrupt(
+            0,
+            format!(
+                "segment starts at lsn {}, expected {}",
+                scan.header.first_lsn, state.next_lsn
+            ),
+        ));
+    }
+    let mut segment = Segment {
+        file: Arc::new(file),
+        size: bytes.len() as u64,
+        max_seq: BTreeMap::new(),
+    };
+    for frame in &scan.frames {
+        let stream = frame.record.stream;
+        let seq = frame.record.seq;
+        let location = Location {
+            segment_id: id,
+            offset: frame.offset,
+            len: frame.len,
+        };
+        match state.streams.get_mut(stream) {
+            Some(index) => {
+                if seq != index.last_seq() + 1 {
+                    return Err(corrupt(
+                        frame.offset,
+                        format!("stream {stream:?} jumps to seq {seq}"),
+                    ));
+                }
+                index.locations.push_back(location);
+            }
+            None => {
+                // Entries before the first one held must have been compacted
+                // under a checkpoint.
+                let floor = state.checkpoints.get(stream).copied().unwrap_or(0);
+                if seq == 0 || seq > floor + 1 {
+                    return Err(corrupt(
+                        frame.offset,
+                        format!("stream {stream:?} starts at seq {seq}"),
+                    ));
+                }
+                let mut locations = VecDeque::new();
+                locations.push_back(location);
+                state.streams.insert(
+                    stream.to_string(),
+                    StreamIndex {
+                        first_seq: seq,
+                        locations,
+                    },
+                );
+            }
+        }
+        segment.max_seq.insert(stream.to_string(), seq);
+    }
+    state.next_lsn = scan.next_lsn();
+    state.durable_lsn = state.next_lsn - 1;
+    if let ScanEnd::TornTail { offset } = scan.end {
+        if !is_last {
+            // Later segments exist only once everything here was synced.
+            return Err(corrupt(
+                offset,
+                "bad frame before a later segment".to_string(),
+            ));
+        }
+        segment.file.set_len(offset).await?;
+        segment.file.sync_data().await?;
+        segment.size = offset;
+    }
+    state.segments.insert(id, segment);
+    Ok(())
+}
+
+impl<D: Disk> Journal for FileJournal<D> {
+    async fn append(&self, stream: &str, data: &[u8]) -> Result<u64, JournalError> {
+        validate_stream(stream)?;
+        let max = self.inner.config.entry_bytes_max;
+        if data.len() > max {
+            return Err(JournalError::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        let (lsn, seq) = {
+            let mut state = self.state();
+            if let Some(cause) = &state.stopped {
+                return Err(Self::stopped_error(cause));
+            }
+            let seq = match state.next_seq.get(stream) {
+                Some(&next) => next,
+                None => Self::last_seq_locked(&state, stream) + 1,
+            };
+            state.next_seq.insert(stream.to_string(), seq + 1);
+            let lsn = state.next_lsn;
+            state.next_lsn += 1;
+            state.pending.push_back(PendingRecord {
+                lsn,
+                stream: stream.to_string(),
+                seq,
+                data: data.to_vec(),
+            });
+            (lsn, seq)
+        };
+        self.flush_until(lsn).await?;
+        Ok(seq)
+    }
+
+    async fn replay_from(
+        &self,
+        stream: &str,
+        from_seq: u64,
+    ) -> Result<Vec<JournalEntry>, JournalError> {
+        validate_stream(stream)?;
+        let (first_seq, wanted) = {
+            let state = self.state();
+            let checkpoint = state.checkpoints.get(stream).copied().unwrap_or(0);
+            let Some(index) = state.streams.get(stream) else {
+                if from_seq <= checkpoint {
+                    return Err(JournalError::Truncated {
+                        stream: stream.to_string(),
+                        requested: from_seq,
+                        first_available: checkpoint + 1,
+                    });
+                }
+                return Ok(Vec::new());
+            };
+            if from_seq < index.first_seq && index.first_seq > 1 {
+                return Err(JournalError::Truncated {
+                    stream: stream.to_string(),
+                    requested: from_seq,
+                    first_available: index.first_seq,
+                });
+            }
+            let first_seq = from_seq.max(index.first_seq);
+            let skip = (first_seq - index.first_seq) as usize;
+            let wanted: Vec<(Location, Arc<D::File>)> = index
+                .locations
+                .iter()
+                .skip(skip)
+                .map(|l| (*l, state.segments[&l.segment_id].file.clone()))
+                .collect();
+            (first_seq, wanted)
+        };
+        let mut entries = Vec::with_capacity(wanted.len());
+        let mut next = 0;
+        while next < wanted.len() {
+            // Coalesce frames that sit back to back in one segment into one read.
+            let (start, file) = (&wanted[next].0, &wanted[next].1);
+            let mut end = next + 1;
+            let mut span = u64::from(start.len);
+            while end < wanted.len() {
+                let l = &wanted[end].0;
+                let contiguous =
+                    l.segment_id == start.segment_id && l.offset == start.offset + span;
+                if !contiguous || span + u64::from(l.len) > READ_CHUNK_BYTES as u64 {
+                    break;
+                }
+                span += u64::from(l.len);
+                end += 1;
+            }
+            let bytes = file.read_at(start.offset, span as usize).await?;
+            let mut at = 0usize;
+            for (location, _) in &wanted[next..end] {
+                let expected_seq = first_seq + entries.len() as u64;
+                let damaged = |reason: &str| JournalError::Corrupt {
+                    segment: location.segment_id,
+                    offset: location.offset,
+                    reason: format!("on replay: {reason}"),
+                };
+                let (_, record, len) = decode_frame(&bytes[at.min(bytes.len())..])
+                    .map_err(|e| damaged(&format!("{e:?}")))?;
+                if record.stream != stream
+                    || record.seq != expected_seq
+                    || len != location.len as usize
+                {
+                    return Err(damaged("frame differs from the one recovered"));
+                }
+                entries.push(JournalEntry {
+                    seq: record.seq,
+                    data: record.data.to_vec(),
+                });
+                at += len;
+            }
+            next = end;
+        }
+        Ok(entries)
+    }
+
+    fn last_seq(&self, stream: &str) -> u64 {
+        Self::last_seq_locked(&self.state(), stream)
+    }
+
+    async fn save_checkpoint(
+        &self,
+        stream: &str,
+        seq: u64,
+        state_bytes: &[u8],
+    ) -> Result<(), JournalError> {
+        validate_stream(stream)?;
+        if state_bytes.len() > CHECKPOINT_STATE_BYTES_MAX {
+            return Err(JournalError::TooLarge {
+                len: state_bytes.len(),
+                max: CHECKPOINT_STATE_BYTES_MAX,
+            });
+        }
+        let _checkpoint_io = self.inner.checkpoint_io.lock().await;
+        {
+            let state = self.state();
+            let last = Self::last_seq_locked(&state, stream);
+            validate_checkpoint_seq(stream, seq, last, state.checkpoints.get(stream).copied())?;
+        }
+        let disk = &self.inner.disk;
+        let name = checkpoint_name(stream);
+        let tmp = format!("{name}.tmp");
+        match disk.remove(&tmp).await {
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            _ => {}
+        }
+        let file = disk.create(&tmp).await?;
+        file.write_at(
+            0,
+            &encode_checkpoint(self.inner.journal_id, stream, seq, state_bytes),
+        )
+        .await?;
+        file.sync_data().await?;
+        disk.rename(&tmp, &name).await?;
+        disk.sync_dir().await?;
+        self.state().checkpoints.insert(stream.to_string(), seq);
+        self.compact().await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self, stream: &str) -> Result<Option<Checkpoint>, JournalError> {
+        validate_stream(stream)?;
+        let _checkpoint_io = self.inner.checkpoint_io.lock().await;
+        let name = checkpoint_name(stream);
+        let file = match self.inner.disk.open(&name).await {
+            Ok(file) => file,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let bytes = read_all(&file).await?;
+        decode_checkpoint(self.inner.journal_id, &bytes)
+            .map(Some)
+            .map_err(|e| JournalError::CorruptCheckpoint {
+                file: name,
+                reason: format!("{e:?}"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(parse_segment_name(&segment_name(0xabc)), Some(0xabc));
+        assert_eq!(parse_segment_name("seg-xyz.log"), None);
+        assert_eq!(parse_segment_name("seg-00000000000000001.log"), None);
+        for stream in ["a", "acct-7@node1", "ünïcode"] {
+            assert_eq!(
+                parse_checkpoint_name(&checkpoint_name(stream)).as_deref(),
+                Some(stream)
+            );
+        }
+        assert_eq!(parse_checkpoint_name("ckpt-zz"), None);
+        assert_eq!(parse_checkpoint_name("ckpt-"), None);
+        assert!(checkpoint_name(&"x".repeat(super::super::STREAM_NAME_BYTES_MAX)).len() <= 255);
+    }
+}

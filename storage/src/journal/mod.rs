@@ -1,0 +1,155 @@
+//! The journal: per-stream, gap-free logs of opaque entries, durable before
+//! they are acknowledged, and checkpoints that let old entries go.
+//!
+//! Two implementations share the [`Journal`] trait:
+//!
+//! - [`FileJournal`]: the embedded default, a segmented append-only log on
+//!   the [`Disk`](crate::disk::Disk) seam, with checksummed frames, group
+//!   commit and the recovery rules of `storage/FORMAT.md`;
+//! - [`MemoryJournal`]: the same semantics in memory, for tests and for the
+//!   `memory` backend (nothing survives the process).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use plexspaces_storage::disk::FsDisk;
+//! use plexspaces_storage::journal::{FileJournal, Journal, JournalConfig};
+//! let dir = std::env::temp_dir().join(format!("plexspaces-doc-journal-{}", std::process::id()));
+//! let disk = FsDisk::open_dir(&dir).await?;
+//! let journal = FileJournal::open(disk.clone(), JournalConfig::default(), 0x5eed).await?;
+//! assert_eq!(journal.append("counter@n1", b"+5").await?, 1);   // durable when this returns
+//! assert_eq!(journal.append("counter@n1", b"+2").await?, 2);
+//! drop(journal);
+//! let reopened = FileJournal::open(disk, JournalConfig::default(), 0x5eed).await?;
+//! let entries = reopened.replay_from("counter@n1", 1).await?;
+//! assert_eq!(entries[1].data, b"+2");
+//! # std::fs::remove_dir_all(&dir)?; Ok(()) }
+//! ```
+
+pub mod checkpoint;
+mod error;
+mod file;
+pub mod frame;
+mod memory;
+pub mod scan;
+
+pub use checkpoint::Checkpoint;
+pub use error::JournalError;
+pub use file::FileJournal;
+pub use memory::MemoryJournal;
+
+use std::future::Future;
+
+/// Longest stream name (actor id) in bytes.
+pub const STREAM_NAME_BYTES_MAX: usize = 100;
+
+/// One entry of a stream, as replayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Its sequence number in the stream: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// The bytes appended.
+    pub data: Vec<u8>,
+}
+
+/// Bounds of a journal. Every queue and batch has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes_max: u64,
+    /// Most records one group commit writes and syncs.
+    pub batch_records_max: usize,
+    /// Most bytes one group commit writes and syncs.
+    pub batch_bytes_max: usize,
+    /// Largest entry accepted by `append`.
+    pub entry_bytes_max: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            segment_bytes_max: 64 * 1024 * 1024,
+            batch_records_max: 4096,
+            batch_bytes_max: 4 * 1024 * 1024,
+            entry_bytes_max: 1024 * 1024,
+        }
+    }
+}
+
+/// A journal of many streams.
+///
+/// Sequence numbers are per stream, start at 1 and have no gaps. An entry
+/// is durable when `append` returns `Ok`; replay returns exactly the durable
+/// entries, in order.
+pub trait Journal: Send + Sync + 'static {
+    /// Appends `data` to `stream` and returns its sequence number once it is
+    /// durable. On `Err`, the entry may or may not survive a crash, but it
+    /// was not acknowledged.
+    fn append(
+        &self,
+        stream: &str,
+        data: &[u8],
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send;
+
+    /// The durable entries of `stream` with `seq >= from_seq`, in order.
+    /// Entries removed by compaction below a checkpoint give
+    /// [`JournalError::Truncated`].
+    fn replay_from(
+        &self,
+        stream: &str,
+        from_seq: u64,
+    ) -> impl Future<Output = Result<Vec<JournalEntry>, JournalError>> + Send;
+
+    /// The last durable sequence number of `stream` (0 if it has none).
+    fn last_seq(&self, stream: &str) -> u64;
+
+    /// Saves `state` as `stream`'s checkpoint at `seq` (the state after
+    /// entries `1..=seq`), durably, replacing the previous one; entries no
+    /// checkpoint needs any more may then be removed.
+    fn save_checkpoint(
+        &self,
+        stream: &str,
+        seq: u64,
+        state: &[u8],
+    ) -> impl Future<Output = Result<(), JournalError>> + Send;
+
+    /// The latest checkpoint of `stream`, if any.
+    fn latest_checkpoint(
+        &self,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, JournalError>> + Send;
+}
+
+/// Checks a stream name.
+fn validate_stream(stream: &str) -> Result<(), JournalError> {
+    if stream.is_empty() || stream.len() > STREAM_NAME_BYTES_MAX {
+        return Err(JournalError::InvalidStream {
+            stream: stream.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint's sequence number against the stream's durable
+/// entries and its current checkpoint.
+fn validate_checkpoint_seq(
+    stream: &str,
+    seq: u64,
+    last: u64,
+    current: Option<u64>,
+) -> Result<(), JournalError> {
+    if seq > last {
+        return Err(JournalError::CheckpointAhead {
+            stream: stream.to_string(),
+            seq,
+            last,
+        });
+    }
+    if let Some(current) = current.filter(|&c| seq < c) {
+        return Err(JournalError::CheckpointBehind {
+            stream: stream.to_string(),
+            seq,
+            current,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Recovery of one segment from its bytes: which frames are good, and
+//! whether what follows the last good frame is a torn tail (never
+//! acknowledged, safe to cut) or damage to acknowledged data (refuse).
+//!
+//! The rule, for a bad frame at offset `X` where lsn `E` was expected:
+//! if some later, checksum-valid frame of this segment says (in its
+//! `commit_lsn`) that `E` was already durable when it was written, then `E`
+//! was acknowledged and is now damaged: [`ScanError::Corrupt`]. Otherwise the
+//! bytes from `X` on were never acknowledged (a write cut by a crash, or
+//! sectors of an unsynced batch that landed out of order): a torn tail.
+
+use super::frame::{
+    FRAME_HEADER_BYTES, FrameError, FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader,
+    decode_frame,
+};
+
+/// A good frame found by the scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedFrame<'a> {
+    /// Where the frame starts in the segment file.
+    pub offset: u64,
+    /// Its total length (header and payload).
+    pub len: u32,
+    /// Its header.
+    pub header: FrameHeader,
+    /// Its record.
+    pub record: Record<'a>,
+}
+
+/// How a segment's good frames end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// The last good frame ends exactly at the end of the file.
+    Clean,
+    /// Bytes from `offset` on are not good frames and were never
+    /// acknowledged; the file should be cut there.
+    TornTail {
+        /// Where the good frames end.
+        offset: u64,
+    },
+}
+
+/// A scanned segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentScan<'a> {
+    /// The segment's header.
+    pub header: SegmentHeader,
+    /// Its good frames, in order.
+    pub frames: Vec<ScannedFrame<'a>>,
+    /// How they end.
+    pub end: ScanEnd,
+}
+
+impl SegmentScan<'_> {
+    /// The lsn the next frame after this segment's good frames must carry.
+    pub fn next_lsn(&self) -> u64 {
+        self.frames
+            .last()
+            .map_or(self.header.first_lsn, |f| f.header.lsn + 1)
+    }
+}
+
+/// Why a segment cannot be recovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanError {
+    /// The header is missing or damaged.
+    BadHeader(super::frame::HeaderError),
+    /// The header names another segment id than the file name.
+    WrongSegment {
+        /// The id in the header.
+        found: u64,
+    },
+    /// Acknowledged data is damaged at `offset`.
+    Corrupt {
+        /// Offset of the first bad frame.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Scans segment `segment_id` held entirely in `bytes`.
+pub fn scan_segment(bytes: &[u8], segment_id: u64) -> Result<SegmentScan<'_>, ScanError> {
+    let header = SegmentHeader::decode(bytes).map_err(ScanError::BadHeader)?;
+    if header.segment_id != segment_id {
+        return Err(ScanError::WrongSegment {
+            found: header.segment_id,
+        });
+    }
+    let mut frames = Vec::new();
+    let mut offset = SEGMENT_HEADER_BYTES;
+    let mut expected_lsn = header.first_lsn;
+    while offset < bytes.len() {
+        match frame_at(bytes, offset, segment_id, expected_lsn) {
+            Ok((header, record, len)) => {
+                frames.push(ScannedFrame {
+                    offset: offset as u64,
+                    len: len as u32,
+                    header,
+                    record,
+                });
+                offset += len;
+                expected_lsn += 1;
+            }
+            Err(reason) => {
+                if let Some(proof) = later_durable_frame(bytes, offset, segment_id, expected_lsn) {
+                    return Err(ScanError::Corrupt {
+                        offset: offset as u64,
+                        reason: format!(
+                            "{reason}; lsn {expected_lsn} was expected here, and the frame at \
+                             offset {proof} was written after it was durable"
+                        ),
+                    });
+                }
+                return Ok(SegmentScan {
+                    header,
+                    frames,
+                    end: ScanEnd::TornTail {
+                        offset: offset as u64,
+                    },
+                });
+            }
+        }
+    }
+    Ok(SegmentScan {
+        header,
+        frames,
+        end: ScanEnd::Clean,
+    })
+}
+
+/// The frame at `offset` if it is good *in place*: intact, of this segment,
+/// and carrying the lsn that belongs here.
+fn frame_at(
+    bytes: &[u8],
+    offset: usize,
+    segment_id: u64,
+    expected_lsn: u64,
+) -> Result<(FrameHeader, Record<'_>, usize), String> {
+    let (header, record, len) = decode_frame(&bytes[offset..]).map_err(|e| match e {
+        FrameError::Truncated => "frame cut short".to_string(),
+        FrameError::TooLarge(n) => format!("frame claims {n} payload bytes"),
+        FrameError::BadChecksum => "checksum mismatch".to_string(),
+        FrameError::BadPayload => "payload is not a record".to_string(),
+    })?;
+    if header.segment_id != segment_id {
+        return Err(format!("frame of segment {} found here", header.segment_id));
+    }
+    if header.lsn != expected_lsn {
+        return Err(format!("frame with lsn {} found here", header.lsn));
+    }
+    Ok((header, record, len))
+}
+
+/// Offset of a valid frame at or after `from` proving `lsn` was durable.
+/// The frame at `from` itself counts: an intact frame found where `lsn`
+/// belongs, written after `lsn` was durable, proves `lsn` was overwritten.
+fn later_durable_frame(bytes: &[u8], from: usize, segment_id: u64, lsn: u64) -> Option<usize> {
+    let id = segment_id.to_le_bytes();
+    (from..bytes.len().saturating_sub(FRAME_HEADER_BYTES - 1)).find(|&at| {
+        // Cheap filter first: the segment id sits at bytes 8..16 of a frame.
+        bytes[at + 8..at + 16] == id
+            && matches!(decode_frame(&bytes[at..]),
+                Ok((h, _, _)) if h.segment_id == segment_id && h.commit_lsn >= lsn)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::encode_frame;
+    use super::*;
+
+    /// A segment of `n` frames, each written (and synced) in its own batch.
+    fn segment(n: u64) -> Vec<u8> {
+        let mut bytes = SegmentHeader {
+            journal_id: 1,
+            segment_id: 4,
+            first_lsn: 10,
+            commit_lsn: 9,
+        }
+        .encode()
+        .to_vec();
+        for i in 0..n {
+            let lsn = 10 + i;
+            let header = FrameHeader {
+                segment_id: 4,
+                lsn,
+                commit_lsn: lsn - 1,
+            };
+            encode_frame(
+                &mut bytes,
+                header,
+                &Record {
+                    stream: "s",
+                    seq: i + 1,
+                    data: &[7; 40],
+                },
+            );
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_clean_segment_yields_every_frame() {
+        let bytes = segment(5);
+        let scan = scan_segment(&bytes, 4).unwrap();
+        assert_eq!(scan.frames.len(), 5);
+        assert_eq!(scan.end, ScanEnd::Clean);
+        assert_eq!(scan.next_lsn(), 15);
+        assert_eq!(scan.frames[2].record.seq, 3);
+    }
+
+    #[test]
+    fn a_cut_last_frame_is_a_torn_tail() {
+        let bytes = segment(3);
+        let frame_two_end = scan_segment(&bytes, 4).unwrap().frames[1].clone();
+        let end = frame_two_end.offset + u64::from(frame_two_end.len);
+        let scan = scan_segment(&bytes[..bytes.len() - 5], 4).unwrap();
+        assert_eq!(scan.frames.len(), 2);
+        assert_eq!(scan.end, ScanEnd::TornTail { offset: end });
+    }
+
+    #[test]
+    fn damage_before_a_later_durable_frame_is_corruption() {
+        let mut bytes = segment(3);
+        let first = SEGMENT_HEADER_BYTES + 3;
+        bytes[first + 40] ^= 0x10;
+        match scan_segment(&bytes, 4) {
+            Err(ScanError::Corrupt { offset, .. }) => {
+                assert_eq!(offset, SEGMENT_HEADER_BYTES as u64)
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unsynced_batch_landing_out_of_order_is_a_torn_tail() {
+        // Frames 2 and 3 were written together in one batch (same commit
+        // point); the crash kept frame 3's sectors but not frame 2's.
+        let mut bytes = segment(1);
+        let batch_start = bytes.len();
+        for lsn in [11, 12] {
+            let header = FrameHeader {
+                segment_id: 4,
+                lsn,
+                commit_lsn: 10,
+            };
+            encode_frame(
+                &mut bytes,
+                header,
+                &Record {
+                    stream: "s",
+                    seq: lsn - 9,
+                    data: &[1; 40],
+                },
+            );
+        }
+        bytes[batch_start + 35] ^= 0xff;
+        let scan = scan_segment(&bytes, 4).unwrap();
+        assert_eq!(scan.frames.len(), 1);
+        assert_eq!(
+            scan.end,
+            ScanEnd::TornTail {
+                offset: batch_start as u64
+            }
+        );
+    }
+
+    #[test]
+    fn a_frame_of_another_segment_or_lsn_is_not_good_in_place() {
+        let bytes = segment(2);
+        assert_eq!(
+            scan_segment(&bytes, 5).unwrap_err(),
+            ScanError::WrongSegment { found: 4 }
+        );
+        // Swap the two frames: each is intact but out of place.
+        let scan = scan_segment(&bytes, 4).unwrap();
+        let (a, b) = (&scan.frames[0], &scan.frames[1]);
+        let mut swapped = bytes[..SEGMENT_HEADER_BYTES].to_vec();
+        swapped
+            .extend_from_slice(&bytes[b.offset as usize..(b.offset + u64::from(b.len)) as usize]);
+        swapped
+            .extend_from_slice(&bytes[a.offset as usize..(a.offset + u64::from(a.len)) as usize]);
+        assert!(matches!(
+            scan_segment(&swapped, 4),
+            Err(ScanError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_a_torn_tail() {
+        let mut bytes = segment(2);
+        let end = bytes.len() as u64;
+        bytes.extend_from_slice(&[0; 4096]);
+        let scan = scan_segment(&bytes, 4).unwrap();
+        assert_eq!(
+            (scan.frames.len(), scan.end),
+            (2, ScanEnd::TornTail { offset: end })
+        );
+    }
+}

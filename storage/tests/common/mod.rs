@@ -1,0 +1,96 @@
+//! Test helpers: a disk wrapper that counts syncs and fails them on demand.
+
+#![allow(dead_code)]
+
+use plexspaces_storage::disk::{Disk, DiskError, DiskErrorKind, DiskFile};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Shared switches and counters of a [`ProbeDisk`].
+#[derive(Debug, Default)]
+pub struct Probe {
+    pub syncs: AtomicU64,
+    pub fail_next_sync: AtomicBool,
+}
+
+/// Wraps a disk: counts `sync_data` calls and fails one when asked.
+#[derive(Clone, Debug)]
+pub struct ProbeDisk<D> {
+    pub inner: D,
+    pub probe: Arc<Probe>,
+}
+
+pub struct ProbeFile<F> {
+    inner: F,
+    probe: Arc<Probe>,
+}
+
+impl<D: Disk> ProbeDisk<D> {
+    pub fn new(inner: D) -> Self {
+        ProbeDisk {
+            inner,
+            probe: Arc::new(Probe::default()),
+        }
+    }
+}
+
+impl<D: Disk> Disk for ProbeDisk<D> {
+    type File = ProbeFile<D::File>;
+    async fn create(&self, name: &str) -> Result<Self::File, DiskError> {
+        let inner = self.inner.create(name).await?;
+        Ok(ProbeFile {
+            inner,
+            probe: self.probe.clone(),
+        })
+    }
+    async fn open(&self, name: &str) -> Result<Self::File, DiskError> {
+        let inner = self.inner.open(name).await?;
+        Ok(ProbeFile {
+            inner,
+            probe: self.probe.clone(),
+        })
+    }
+    async fn list(&self) -> Result<Vec<String>, DiskError> {
+        self.inner.list().await
+    }
+    async fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        self.inner.rename(from, to).await
+    }
+    async fn remove(&self, name: &str) -> Result<(), DiskError> {
+        self.inner.remove(name).await
+    }
+    async fn sync_dir(&self) -> Result<(), DiskError> {
+        self.inner.sync_dir().await
+    }
+    async fn subdir(&self, name: &str) -> Result<Self, DiskError> {
+        Ok(ProbeDisk {
+            inner: self.inner.subdir(name).await?,
+            probe: self.probe.clone(),
+        })
+    }
+}
+
+impl<F: DiskFile> DiskFile for ProbeFile<F> {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
+        self.inner.read_at(offset, len).await
+    }
+    async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.inner.write_at(offset, data).await
+    }
+    async fn append(&self, data: &[u8]) -> Result<u64, DiskError> {
+        self.inner.append(data).await
+    }
+    async fn size(&self) -> Result<u64, DiskError> {
+        self.inner.size().await
+    }
+    async fn set_len(&self, len: u64) -> Result<(), DiskError> {
+        self.inner.set_len(len).await
+    }
+    async fn sync_data(&self) -> Result<(), DiskError> {
+        self.probe.syncs.fetch_add(1, Ordering::SeqCst);
+        if self.probe.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(DiskError::new(DiskErrorKind::Io, "sync_data", "injected"));
+        }
+        self.inner.sync_data().await
+    }
+}

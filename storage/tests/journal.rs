@@ -1,0 +1,500 @@
+//! The journal's contract, on the file journal (real files and memory) and
+//! the memory journal alike, plus what only the file journal promises:
+//! recovery, group commit, fail-stop, compaction and refusing bad input.
+
+// The group-commit test runs appenders as real tokio tasks.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::ProbeDisk;
+use plexspaces_storage::disk::{Disk, DiskFile, FsDisk, MemDisk};
+use plexspaces_storage::journal::frame::SEGMENT_HEADER_BYTES;
+use plexspaces_storage::journal::{
+    FileJournal, Journal, JournalConfig, JournalError, MemoryJournal, STREAM_NAME_BYTES_MAX,
+};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+const ID: u64 = 0x0123_4567_89ab_cdef;
+
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("plexspaces-journal-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn small_segments() -> JournalConfig {
+    JournalConfig {
+        segment_bytes_max: 512,
+        ..JournalConfig::default()
+    }
+}
+
+async fn data_of<J: Journal>(journal: &J, stream: &str, from: u64) -> Vec<(u64, String)> {
+    journal
+        .replay_from(stream, from)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, String::from_utf8(e.data).unwrap()))
+        .collect()
+}
+
+/// What every journal promises.
+async fn check_contract<J: Journal>(journal: J) {
+    assert_eq!(journal.last_seq("a"), 0);
+    assert!(journal.replay_from("a", 1).await.unwrap().is_empty());
+    for i in 1..=5 {
+        assert_eq!(
+            journal
+                .append("a", format!("a{i}").as_bytes())
+                .await
+                .unwrap(),
+            i
+        );
+    }
+    assert_eq!(
+        journal.append("b", b"b1").await.unwrap(),
+        1,
+        "streams number separately"
+    );
+    assert_eq!(journal.last_seq("a"), 5);
+    assert_eq!(
+        data_of(&journal, "a", 4).await,
+        [(4, "a4".into()), (5, "a5".into())]
+    );
+    assert_eq!(data_of(&journal, "a", 0).await.len(), 5);
+
+    assert!(journal.latest_checkpoint("a").await.unwrap().is_none());
+    journal.save_checkpoint("a", 3, b"state@3").await.unwrap();
+    let ckpt = journal.latest_checkpoint("a").await.unwrap().unwrap();
+    assert_eq!(
+        (ckpt.stream.as_str(), ckpt.seq, &ckpt.state[..]),
+        ("a", 3, &b"state@3"[..])
+    );
+    assert_eq!(
+        data_of(&journal, "a", 4).await.len(),
+        2,
+        "entries after a checkpoint stay"
+    );
+    assert!(matches!(
+        journal.save_checkpoint("a", 9, b"").await,
+        Err(JournalError::CheckpointAhead {
+            seq: 9,
+            last: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        journal.save_checkpoint("a", 2, b"").await,
+        Err(JournalError::CheckpointBehind {
+            seq: 2,
+            current: 3,
+            ..
+        })
+    ));
+    assert_eq!(journal.append("a", b"a6").await.unwrap(), 6);
+
+    assert!(matches!(
+        journal.append("", b"x").await,
+        Err(JournalError::InvalidStream { .. })
+    ));
+    let long = "s".repeat(STREAM_NAME_BYTES_MAX + 1);
+    assert!(matches!(
+        journal.append(&long, b"x").await,
+        Err(JournalError::InvalidStream { .. })
+    ));
+    let huge = vec![0u8; JournalConfig::default().entry_bytes_max + 1];
+    assert!(matches!(
+        journal.append("a", &huge).await,
+        Err(JournalError::TooLarge { .. })
+    ));
+    assert_eq!(
+        journal.last_seq("a"),
+        6,
+        "refused appends take no sequence number"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_journal_keeps_the_contract() {
+    check_contract(MemoryJournal::new()).await;
+    let journal = MemoryJournal::new();
+    journal.append("s", b"1").await.unwrap();
+    journal.append("s", b"2").await.unwrap();
+    journal.save_checkpoint("s", 2, b"").await.unwrap();
+    assert!(matches!(
+        journal.replay_from("s", 1).await,
+        Err(JournalError::Truncated {
+            first_available: 3,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn the_file_journal_keeps_the_contract() {
+    check_contract(
+        FileJournal::open(MemDisk::new(), JournalConfig::default(), ID)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let path = scratch_dir("contract");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    check_contract(FileJournal::open(disk, small_segments(), ID).await.unwrap()).await;
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn entries_and_checkpoints_survive_reopening_real_files() {
+    let path = scratch_dir("reopen");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    {
+        let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+            .await
+            .unwrap();
+        for i in 1..=40 {
+            journal
+                .append("acct@n1", format!("deposit {i}").as_bytes())
+                .await
+                .unwrap();
+            journal.append("other@n1", b"x").await.unwrap();
+        }
+        assert!(journal.segment_ids().len() > 3, "small segments roll");
+        journal
+            .save_checkpoint("other@n1", 40, b"other")
+            .await
+            .unwrap();
+    }
+    let journal = FileJournal::open(disk.clone(), small_segments(), 999)
+        .await
+        .unwrap();
+    assert_eq!(journal.journal_id(), ID, "an existing journal keeps its id");
+    let replayed = data_of(&journal, "acct@n1", 1).await;
+    assert_eq!(replayed.len(), 40);
+    assert_eq!(replayed[39], (40, "deposit 40".into()));
+    assert_eq!(journal.last_seq("other@n1"), 40);
+    assert_eq!(
+        journal.append("acct@n1", b"after").await.unwrap(),
+        41,
+        "numbering continues"
+    );
+    assert_eq!(journal.append("other@n1", b"y").await.unwrap(), 41);
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn checkpoints_let_old_segments_go() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    for i in 0..60 {
+        journal
+            .append("s", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let before = journal.segment_ids();
+    assert!(before.len() >= 4);
+    journal.save_checkpoint("s", 30, b"half").await.unwrap();
+    let after = journal.segment_ids();
+    assert!(
+        after.len() < before.len(),
+        "segments wholly below the checkpoint are removed"
+    );
+    assert_eq!(after.last(), before.last(), "the active segment stays");
+    let Err(JournalError::Truncated {
+        first_available, ..
+    }) = journal.replay_from("s", 1).await
+    else {
+        panic!("replay below a compacted checkpoint must say so");
+    };
+    assert!(first_available > 1 && first_available <= 31);
+    assert_eq!(
+        data_of(&journal, "s", 31).await.len(),
+        30,
+        "what the checkpoint needs stays"
+    );
+
+    // A stream without a checkpoint pins every segment it has entries in.
+    let pinned = FileJournal::open(MemDisk::new(), small_segments(), ID)
+        .await
+        .unwrap();
+    pinned.append("keep", b"first").await.unwrap();
+    for _ in 0..60 {
+        pinned.append("s", b"0123456789").await.unwrap();
+    }
+    pinned.save_checkpoint("s", 60, b"").await.unwrap();
+    assert_eq!(pinned.compact().await.unwrap(), 0);
+    assert_eq!(data_of(&pinned, "keep", 1).await, [(1, "first".into())]);
+
+    // After reopening, the compacted journal still knows where streams are.
+    let reopened = FileJournal::open(disk, small_segments(), ID).await.unwrap();
+    assert_eq!(reopened.last_seq("s"), 60);
+    assert_eq!(data_of(&reopened, "s", 31).await.len(), 30);
+    assert_eq!(reopened.append("s", b"next").await.unwrap(), 61);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_share_syncs_and_get_gap_free_numbers() {
+    let path = scratch_dir("group");
+    let disk = ProbeDisk::new(FsDisk::open_dir(&path).await.unwrap());
+    let probe = disk.probe.clone();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    let syncs_before = probe.syncs.load(Ordering::SeqCst);
+    let appenders: Vec<_> = (0..64)
+        .map(|task| {
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                let stream = format!("s{}", task % 4);
+                let mut seqs = Vec::new();
+                for i in 0..20 {
+                    let data = format!("{task}:{i}");
+                    seqs.push(journal.append(&stream, data.as_bytes()).await.unwrap());
+                }
+                seqs
+            })
+        })
+        .collect();
+    for appender in appenders {
+        let seqs = appender.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "one appender's entries stay in order"
+        );
+    }
+    let syncs = probe.syncs.load(Ordering::SeqCst) - syncs_before;
+    assert!(
+        syncs < 1280 / 2,
+        "1280 appends took {syncs} syncs: no group commit"
+    );
+    for s in 0..4 {
+        let entries = journal.replay_from(&format!("s{s}"), 1).await.unwrap();
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=320).collect::<Vec<_>>(), "gap-free per stream");
+    }
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_sync_stops_the_journal_and_acknowledges_nothing_after() {
+    let disk = ProbeDisk::new(MemDisk::new());
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    journal.append("s", b"durable").await.unwrap();
+    disk.probe.fail_next_sync.store(true, Ordering::SeqCst);
+    let failed = journal.append("s", b"lost").await.unwrap_err();
+    assert!(failed.is_stopped(), "{failed}");
+    // The next sync would succeed (the lying retry); the journal must not try.
+    let after = journal.append("s", b"later").await.unwrap_err();
+    assert!(after.is_stopped());
+    assert_eq!(data_of(&journal, "s", 1).await, [(1, "durable".into())]);
+
+    let reopened = FileJournal::open(disk, JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    let recovered = data_of(&reopened, "s", 1).await;
+    assert_eq!(recovered[0], (1, "durable".into()));
+    // The unacknowledged entry may or may not have reached the disk; if it
+    // did, it is whole and numbered in order.
+    assert!(recovered.len() <= 2);
+    let next = reopened.append("s", b"fresh").await.unwrap();
+    assert_eq!(next, recovered.len() as u64 + 1);
+}
+
+async fn last_segment<D: Disk>(disk: &D) -> D::File {
+    let names = disk.list().await.unwrap();
+    let last = names.iter().rfind(|n| n.starts_with("seg-")).unwrap();
+    disk.open(last).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_appends_continue() {
+    let path = scratch_dir("torn");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=10 {
+        journal
+            .append("s", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    drop(journal);
+    // A crash in the middle of writing the next frame left half of it.
+    let segment = last_segment(&disk).await;
+    let good_len = segment.size().await.unwrap();
+    let frame = segment
+        .read_at(SEGMENT_HEADER_BYTES as u64, 20)
+        .await
+        .unwrap();
+    segment.write_at(good_len, &frame).await.unwrap();
+
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(
+        last_segment(&disk).await.size().await.unwrap(),
+        good_len,
+        "tail cut"
+    );
+    assert_eq!(data_of(&journal, "s", 1).await.len(), 10);
+    assert_eq!(journal.append("s", b"11").await.unwrap(), 11);
+    drop(journal);
+    let journal = FileJournal::open(disk, JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(data_of(&journal, "s", 11).await, [(11, "11".into())]);
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
+#[tokio::test]
+async fn damage_to_acknowledged_data_refuses_to_open() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=10 {
+        journal
+            .append("s", format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    drop(journal);
+    let segment = last_segment(&disk).await;
+    let at = SEGMENT_HEADER_BYTES as u64 + 40; // inside the first frame
+    let byte = segment.read_at(at, 1).await.unwrap()[0];
+    segment.write_at(at, &[byte ^ 0x04]).await.unwrap();
+    match FileJournal::open(disk, JournalConfig::default(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::Corrupt {
+            segment, offset, ..
+        }) => {
+            assert_eq!(segment, 1);
+            assert_eq!(
+                offset, SEGMENT_HEADER_BYTES as u64,
+                "the damaged frame's offset"
+            );
+        }
+        other => panic!("expected mid-log corruption, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_directories_give_typed_errors_or_clean_recovery() {
+    // Garbage files with names the journal does not use are left alone.
+    let disk = MemDisk::new();
+    disk.create("notes.txt")
+        .await
+        .unwrap()
+        .append(b"hello")
+        .await
+        .unwrap();
+    disk.create("seg-zz.log")
+        .await
+        .unwrap()
+        .append(b"junk")
+        .await
+        .unwrap();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    journal.append("s", b"1").await.unwrap();
+    assert!(
+        disk.list()
+            .await
+            .unwrap()
+            .contains(&"notes.txt".to_string())
+    );
+
+    // An empty segment file (a creation cut by a crash) is cleared away.
+    let disk = MemDisk::new();
+    disk.create("seg-0000000000000001.log").await.unwrap();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(journal.append("s", b"1").await.unwrap(), 1);
+
+    // A frame claiming 4 GiB at the tail is a torn tail, not an allocation.
+    let segment = last_segment(&disk).await;
+    let end = segment.size().await.unwrap();
+    let mut liar = vec![0u8; 32];
+    liar[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    segment.write_at(end, &liar).await.unwrap();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(journal.last_seq("s"), 1);
+    assert_eq!(last_segment(&disk).await.size().await.unwrap(), end);
+
+    // A segment from another journal is refused by name.
+    let other = MemDisk::new();
+    let foreign = FileJournal::open(other.clone(), small_segments(), 7)
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        foreign.append("s", b"foreign data").await.unwrap();
+    }
+    let stolen = last_segment(&other)
+        .await
+        .read_at(0, 1 << 20)
+        .await
+        .unwrap();
+    drop(journal);
+    disk.create("seg-0000000000000002.log")
+        .await
+        .unwrap()
+        .append(&stolen)
+        .await
+        .unwrap();
+    match FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::ForeignSegment {
+            segment: 2,
+            expected: ID,
+            found: 7,
+        }) => {}
+        other => panic!("expected a foreign segment, got {other:?}"),
+    }
+
+    // A damaged checkpoint is reported, not used.
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    journal.append("s", b"1").await.unwrap();
+    journal.save_checkpoint("s", 1, b"state").await.unwrap();
+    drop(journal);
+    let name = disk
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.starts_with("ckpt-"))
+        .unwrap();
+    disk.open(&name)
+        .await
+        .unwrap()
+        .write_at(25, b"X")
+        .await
+        .unwrap();
+    match FileJournal::open(disk, JournalConfig::default(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::CorruptCheckpoint { file, .. }) => assert_eq!(file, name),
+        other => panic!("expected a corrupt checkpoint, got {other:?}"),
+    }
+}
