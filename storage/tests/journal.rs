@@ -66,6 +66,16 @@ async fn check_contract<J: Journal>(journal: J) {
         [(4, "a4".into()), (5, "a5".into())]
     );
     assert_eq!(data_of(&journal, "a", 0).await.len(), 5);
+    let mut seen = Vec::new();
+    let count = journal
+        .replay_each("a", 2, |seq, data| seen.push((seq, data.to_vec())))
+        .await;
+    assert_eq!(count.unwrap(), 4);
+    assert_eq!(
+        seen[0],
+        (2, b"a2".to_vec()),
+        "replay_each borrows the same entries"
+    );
 
     assert!(journal.latest_checkpoint("a").await.unwrap().is_none());
     journal.save_checkpoint("a", 3, b"state@3").await.unwrap();

@@ -15,12 +15,11 @@ use super::checkpoint::{CHECKPOINT_STATE_BYTES_MAX, decode_checkpoint, encode_ch
 use super::frame::{
     FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader, decode_frame, encode_frame,
 };
-use super::scan::{ScanEnd, ScanError, scan_segment};
+use super::scan::{ScanEnd, ScanError, scan_segment_with};
 use super::{
-    Checkpoint, Journal, JournalConfig, JournalEntry, JournalError, validate_checkpoint_seq,
-    validate_stream,
+    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_stream,
 };
-use crate::disk::{Disk, DiskError, DiskErrorKind, DiskFile};
+use crate::disk::{Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +28,10 @@ use std::task::{Context, Poll, Waker};
 
 /// Largest single read while recovering or replaying.
 const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Replay reads across gaps up to this size (other streams' frames)
+/// rather than issuing another read.
+const REPLAY_GAP_BYTES_MAX: u64 = 256 * 1024;
 
 /// A journal on a directory of a [`Disk`]. Cheap to clone; clones share it.
 pub struct FileJournal<D: Disk> {
@@ -151,6 +154,9 @@ fn parse_checkpoint_name(name: &str) -> Option<String> {
 /// Reads a whole file in bounded pieces.
 async fn read_all<F: DiskFile>(file: &F) -> Result<Vec<u8>, DiskError> {
     let size = file.size().await?;
+    if size <= READ_BYTES_MAX as u64 {
+        return file.read_at(0, size as usize).await; // one read, no copy
+    }
     let mut bytes = Vec::with_capacity(size as usize);
     while (bytes.len() as u64) < size {
         let want = (size - bytes.len() as u64).min(READ_CHUNK_BYTES as u64) as usize;
@@ -649,26 +655,22 @@ async fn recover_segment<D: Disk>(
             found: header.journal_id,
         });
     }
-    let scan = scan_segment(&bytes, id).map_err(|e| match e {
-        ScanError::BadHeader(h) => corrupt(0, format!("segment header: {h:?}")),
-        ScanError::WrongSegment { found } => corrupt(0, format!("header names segment {found}")),
-        ScanError::Corrupt { offset, reason } => corrupt(offset, reason),
-    })?;
-    if !state.segments.is_empty() && scan.header.first_lsn != state.next_lsn {
+    if !state.segments.is_empty()
+        && let Ok(header) = SegmentHeader::decode(&bytes)
+        && header.first_lsn != state.next_lsn
+    {
         return Err(corrupt(
             0,
             format!(
                 "segment starts at lsn {}, expected {}",
-                scan.header.first_lsn, state.next_lsn
+                header.first_lsn, state.next_lsn
             ),
         ));
     }
-    let mut segment = Segment {
-        file: Arc::new(file),
-        size: bytes.len() as u64,
-        max_seq: BTreeMap::new(),
-    };
-    for frame in &scan.frames {
+    let mut max_seq: BTreeMap<String, u64> = BTreeMap::new();
+    let streams = &mut state.streams;
+    let checkpoints = &state.checkpoints;
+    let scan = scan_segment_with(&bytes, id, |frame| {
         let stream = frame.record.stream;
         let seq = frame.record.seq;
         let location = Location {
@@ -676,29 +678,23 @@ async fn recover_segment<D: Disk>(
             offset: frame.offset,
             len: frame.len,
         };
-        match state.streams.get_mut(stream) {
+        match streams.get_mut(stream) {
             Some(index) => {
                 if seq != index.last_seq() + 1 {
-                    return Err(corrupt(
-                        frame.offset,
-                        format!("stream {stream:?} jumps to seq {seq}"),
-                    ));
+                    return Err(format!("stream {stream:?} jumps to seq {seq}"));
                 }
                 index.locations.push_back(location);
             }
             None => {
-                // Entries before the first one held must have been compacted
-                // under a checkpoint.
-                let floor = state.checkpoints.get(stream).copied().unwrap_or(0);
+                // Entries before the first one held must have been
+                // compacted under a checkpoint.
+                let floor = checkpoints.get(stream).copied().unwrap_or(0);
                 if seq == 0 || seq > floor + 1 {
-                    return Err(corrupt(
-                        frame.offset,
-                        format!("stream {stream:?} starts at seq {seq}"),
-                    ));
+                    return Err(format!("stream {stream:?} starts at seq {seq}"));
                 }
                 let mut locations = VecDeque::new();
                 locations.push_back(location);
-                state.streams.insert(
+                streams.insert(
                     stream.to_string(),
                     StreamIndex {
                         first_seq: seq,
@@ -707,9 +703,25 @@ async fn recover_segment<D: Disk>(
                 );
             }
         }
-        segment.max_seq.insert(stream.to_string(), seq);
-    }
-    state.next_lsn = scan.next_lsn();
+        match max_seq.get_mut(stream) {
+            Some(max) => *max = seq,
+            None => {
+                max_seq.insert(stream.to_string(), seq);
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| match e {
+        ScanError::BadHeader(h) => corrupt(0, format!("segment header: {h:?}")),
+        ScanError::WrongSegment { found } => corrupt(0, format!("header names segment {found}")),
+        ScanError::Corrupt { offset, reason } => corrupt(offset, reason),
+    })?;
+    let mut segment = Segment {
+        file: Arc::new(file),
+        size: bytes.len() as u64,
+        max_seq,
+    };
+    state.next_lsn = scan.next_lsn;
     state.durable_lsn = state.next_lsn - 1;
     if let ScanEnd::TornTail { offset } = scan.end {
         if !is_last {
@@ -761,13 +773,17 @@ impl<D: Disk> Journal for FileJournal<D> {
         Ok(seq)
     }
 
-    async fn replay_from(
+    async fn replay_each<F>(
         &self,
         stream: &str,
         from_seq: u64,
-    ) -> Result<Vec<JournalEntry>, JournalError> {
+        mut visit: F,
+    ) -> Result<u64, JournalError>
+    where
+        F: FnMut(u64, &[u8]) + Send,
+    {
         validate_stream(stream)?;
-        let (first_seq, wanted) = {
+        let (first_seq, wanted, files) = {
             let state = self.state();
             let checkpoint = state.checkpoints.get(stream).copied().unwrap_or(0);
             let Some(index) = state.streams.get(stream) else {
@@ -778,7 +794,7 @@ impl<D: Disk> Journal for FileJournal<D> {
                         first_available: checkpoint + 1,
                     });
                 }
-                return Ok(Vec::new());
+                return Ok(0);
             };
             if from_seq < index.first_seq && index.first_seq > 1 {
                 return Err(JournalError::Truncated {
@@ -789,57 +805,63 @@ impl<D: Disk> Journal for FileJournal<D> {
             }
             let first_seq = from_seq.max(index.first_seq);
             let skip = (first_seq - index.first_seq) as usize;
-            let wanted: Vec<(Location, Arc<D::File>)> = index
-                .locations
-                .iter()
-                .skip(skip)
-                .map(|l| (*l, state.segments[&l.segment_id].file.clone()))
-                .collect();
-            (first_seq, wanted)
+            let wanted: Vec<Location> = index.locations.iter().skip(skip).copied().collect();
+            let mut files = BTreeMap::new();
+            for location in &wanted {
+                files
+                    .entry(location.segment_id)
+                    .or_insert_with(|| state.segments[&location.segment_id].file.clone());
+            }
+            (first_seq, wanted, files)
         };
-        let mut entries = Vec::with_capacity(wanted.len());
+        let mut count = 0u64;
         let mut next = 0;
         while next < wanted.len() {
-            // Coalesce frames that sit back to back in one segment into one read.
-            let (start, file) = (&wanted[next].0, &wanted[next].1);
+            // Coalesce the stream's frames that sit close together in one
+            // segment into one read: other streams' frames in between are
+            // read and skipped, which costs far less than a read each.
+            let start = &wanted[next];
+            let file = &files[&start.segment_id];
             let mut end = next + 1;
             let mut span = u64::from(start.len);
             while end < wanted.len() {
-                let l = &wanted[end].0;
-                let contiguous =
-                    l.segment_id == start.segment_id && l.offset == start.offset + span;
-                if !contiguous || span + u64::from(l.len) > READ_CHUNK_BYTES as u64 {
+                let l = &wanted[end];
+                let near = l.segment_id == start.segment_id
+                    && l.offset >= start.offset + span
+                    && l.offset - (start.offset + span) <= REPLAY_GAP_BYTES_MAX;
+                if !near {
                     break;
                 }
-                span += u64::from(l.len);
+                let reach = l.offset + u64::from(l.len) - start.offset;
+                if reach > READ_CHUNK_BYTES as u64 {
+                    break;
+                }
+                span = reach;
                 end += 1;
             }
             let bytes = file.read_at(start.offset, span as usize).await?;
-            let mut at = 0usize;
-            for (location, _) in &wanted[next..end] {
-                let expected_seq = first_seq + entries.len() as u64;
+            for location in &wanted[next..end] {
+                let at = ((location.offset - start.offset) as usize).min(bytes.len());
+                let expected_seq = first_seq + count;
                 let damaged = |reason: &str| JournalError::Corrupt {
                     segment: location.segment_id,
                     offset: location.offset,
                     reason: format!("on replay: {reason}"),
                 };
-                let (_, record, len) = decode_frame(&bytes[at.min(bytes.len())..])
-                    .map_err(|e| damaged(&format!("{e:?}")))?;
+                let (_, record, len) =
+                    decode_frame(&bytes[at..]).map_err(|e| damaged(&format!("{e:?}")))?;
                 if record.stream != stream
                     || record.seq != expected_seq
                     || len != location.len as usize
                 {
                     return Err(damaged("frame differs from the one recovered"));
                 }
-                entries.push(JournalEntry {
-                    seq: record.seq,
-                    data: record.data.to_vec(),
-                });
-                at += len;
+                visit(record.seq, record.data);
+                count += 1;
             }
             next = end;
         }
-        Ok(entries)
+        Ok(count)
     }
 
     fn last_seq(&self, stream: &str) -> u64 {

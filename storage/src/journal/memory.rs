@@ -3,8 +3,7 @@
 //! survives the process.
 
 use super::{
-    Checkpoint, Journal, JournalConfig, JournalEntry, JournalError, validate_checkpoint_seq,
-    validate_stream,
+    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_stream,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -74,15 +73,19 @@ impl Journal for MemoryJournal {
         Ok(entry.last_seq())
     }
 
-    async fn replay_from(
+    async fn replay_each<F>(
         &self,
         stream: &str,
         from_seq: u64,
-    ) -> Result<Vec<JournalEntry>, JournalError> {
+        mut visit: F,
+    ) -> Result<u64, JournalError>
+    where
+        F: FnMut(u64, &[u8]) + Send,
+    {
         validate_stream(stream)?;
         let streams = self.streams();
         let Some(entry) = streams.get(stream) else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         if from_seq < entry.first_seq && entry.first_seq > 1 {
             return Err(JournalError::Truncated {
@@ -92,16 +95,12 @@ impl Journal for MemoryJournal {
             });
         }
         let skip = from_seq.saturating_sub(entry.first_seq) as usize;
-        Ok(entry
-            .entries
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .map(|(i, data)| JournalEntry {
-                seq: entry.first_seq + i as u64,
-                data: data.clone(),
-            })
-            .collect())
+        let mut count = 0;
+        for (i, data) in entry.entries.iter().enumerate().skip(skip) {
+            visit(entry.first_seq + i as u64, data);
+            count += 1;
+        }
+        Ok(count)
     }
 
     fn last_seq(&self, stream: &str) -> u64 {

@@ -67,7 +67,8 @@ pub struct JournalConfig {
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
-            segment_bytes_max: 64 * 1024 * 1024,
+            // Small enough that recovery reads a segment in one call.
+            segment_bytes_max: 32 * 1024 * 1024,
             batch_records_max: 4096,
             batch_bytes_max: 4 * 1024 * 1024,
             entry_bytes_max: 1024 * 1024,
@@ -90,14 +91,38 @@ pub trait Journal: Send + Sync + 'static {
         data: &[u8],
     ) -> impl Future<Output = Result<u64, JournalError>> + Send;
 
-    /// The durable entries of `stream` with `seq >= from_seq`, in order.
+    /// Hands each durable entry of `stream` with `seq >= from_seq` to
+    /// `visit`, in order, without copying it out, and returns how many.
     /// Entries removed by compaction below a checkpoint give
     /// [`JournalError::Truncated`].
+    fn replay_each<F>(
+        &self,
+        stream: &str,
+        from_seq: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send
+    where
+        F: FnMut(u64, &[u8]) + Send;
+
+    /// The durable entries of `stream` with `seq >= from_seq`, in order (see
+    /// [`Journal::replay_each`]).
     fn replay_from(
         &self,
         stream: &str,
         from_seq: u64,
-    ) -> impl Future<Output = Result<Vec<JournalEntry>, JournalError>> + Send;
+    ) -> impl Future<Output = Result<Vec<JournalEntry>, JournalError>> + Send {
+        async move {
+            let mut entries = Vec::new();
+            self.replay_each(stream, from_seq, |seq, data| {
+                entries.push(JournalEntry {
+                    seq,
+                    data: data.to_vec(),
+                })
+            })
+            .await?;
+            Ok(entries)
+        }
+    }
 
     /// The last durable sequence number of `stream` (0 if it has none).
     fn last_seq(&self, stream: &str) -> u64;

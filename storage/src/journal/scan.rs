@@ -79,26 +79,62 @@ pub enum ScanError {
     },
 }
 
-/// Scans segment `segment_id` held entirely in `bytes`.
+/// Scans segment `segment_id` held entirely in `bytes`, collecting its
+/// good frames.
 pub fn scan_segment(bytes: &[u8], segment_id: u64) -> Result<SegmentScan<'_>, ScanError> {
+    let mut frames = Vec::new();
+    let summary = scan_segment_with(bytes, segment_id, |frame| {
+        frames.push(frame.clone());
+        Ok(())
+    })?;
+    Ok(SegmentScan {
+        header: summary.header,
+        frames,
+        end: summary.end,
+    })
+}
+
+/// What a scan found, apart from the frames themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// The segment's header.
+    pub header: SegmentHeader,
+    /// How its good frames end.
+    pub end: ScanEnd,
+    /// The lsn the next frame after the good ones must carry.
+    pub next_lsn: u64,
+}
+
+/// Scans segment `segment_id` held entirely in `bytes`, handing each good
+/// frame to `visit` in order (recovery indexes them without collecting).
+/// A frame `visit` refuses (`Err(reason)`) is reported as corruption there.
+pub fn scan_segment_with<'a>(
+    bytes: &'a [u8],
+    segment_id: u64,
+    mut visit: impl FnMut(&ScannedFrame<'a>) -> Result<(), String>,
+) -> Result<ScanSummary, ScanError> {
     let header = SegmentHeader::decode(bytes).map_err(ScanError::BadHeader)?;
     if header.segment_id != segment_id {
         return Err(ScanError::WrongSegment {
             found: header.segment_id,
         });
     }
-    let mut frames = Vec::new();
     let mut offset = SEGMENT_HEADER_BYTES;
     let mut expected_lsn = header.first_lsn;
+    let mut end = ScanEnd::Clean;
     while offset < bytes.len() {
         match frame_at(bytes, offset, segment_id, expected_lsn) {
-            Ok((header, record, len)) => {
-                frames.push(ScannedFrame {
+            Ok((frame_header, record, len)) => {
+                let frame = ScannedFrame {
                     offset: offset as u64,
                     len: len as u32,
-                    header,
+                    header: frame_header,
                     record,
-                });
+                };
+                visit(&frame).map_err(|reason| ScanError::Corrupt {
+                    offset: offset as u64,
+                    reason,
+                })?;
                 offset += len;
                 expected_lsn += 1;
             }
@@ -112,20 +148,17 @@ pub fn scan_segment(bytes: &[u8], segment_id: u64) -> Result<SegmentScan<'_>, Sc
                         ),
                     });
                 }
-                return Ok(SegmentScan {
-                    header,
-                    frames,
-                    end: ScanEnd::TornTail {
-                        offset: offset as u64,
-                    },
-                });
+                end = ScanEnd::TornTail {
+                    offset: offset as u64,
+                };
+                break;
             }
         }
     }
-    Ok(SegmentScan {
+    Ok(ScanSummary {
         header,
-        frames,
-        end: ScanEnd::Clean,
+        end,
+        next_lsn: expected_lsn,
     })
 }
 
