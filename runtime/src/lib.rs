@@ -31,3 +31,9 @@ pub mod seams;
 pub mod tokio_backend;
 
 pub use env::{Env, InvalidNodeName, NodeName};
+
+/// The storage crate: the `Disk` seam and the journal.
+pub use plexspaces_storage as storage;
+
+/// The net crate: the `Net` seam.
+pub use plexspaces_net as net;

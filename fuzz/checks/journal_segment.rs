@@ -1,0 +1,29 @@
+//! The properties of segment recovery on arbitrary bytes, shared by the
+//! fuzz target and by `cargo test` (which replays the committed corpus).
+
+use plexspaces_storage::journal::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, decode_frame};
+use plexspaces_storage::journal::scan::{ScanEnd, scan_segment};
+
+/// Scans `bytes` as segment 1 and checks what recovery accepted: frames back
+/// to back from the header, inside the input, decoding again to the same
+/// records, and an end that matches the last frame.
+pub fn check(bytes: &[u8]) {
+    let Ok(scan) = scan_segment(bytes, 1) else {
+        return;
+    };
+    let mut expected_offset = SEGMENT_HEADER_BYTES as u64;
+    for frame in &scan.frames {
+        assert_eq!(frame.offset, expected_offset, "frames are back to back");
+        let end = frame.offset as usize + frame.len as usize;
+        assert!(end <= bytes.len(), "a frame past the input");
+        assert!(frame.len as usize >= FRAME_HEADER_BYTES);
+        let (header, record, len) = decode_frame(&bytes[frame.offset as usize..end]).unwrap();
+        assert_eq!((header, len), (frame.header, frame.len as usize));
+        assert_eq!(record, frame.record);
+        expected_offset = end as u64;
+    }
+    match scan.end {
+        ScanEnd::Clean => assert_eq!(expected_offset, bytes.len() as u64),
+        ScanEnd::TornTail { offset } => assert_eq!(offset, expected_offset),
+    }
+}
