@@ -1,9 +1,10 @@
 //! Seeded randomness for simulated nodes: ChaCha8, one stream per node.
 
+use crate::trace::{Event, Trace};
 use plexspaces::seams::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A node's random numbers, fixed by the run's seed and the node's index.
 ///
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 #[derive(Debug)]
 pub struct ChaChaRng {
     inner: Mutex<ChaCha8Rng>,
+    trace: Option<Arc<Trace>>,
 }
 
 impl ChaChaRng {
@@ -22,16 +24,28 @@ impl ChaChaRng {
         rng.set_stream(node_index);
         ChaChaRng {
             inner: Mutex::new(rng),
+            trace: None,
         }
+    }
+
+    /// Records every draw into `trace`.
+    pub fn traced(mut self, trace: Arc<Trace>) -> Self {
+        self.trace = Some(trace);
+        self
     }
 }
 
 impl Rng for ChaChaRng {
     fn next_u64(&self) -> u64 {
-        self.inner
+        let value = self
+            .inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .next_u64()
+            .next_u64();
+        if let Some(trace) = &self.trace {
+            trace.record(Event::RandomDraw, value);
+        }
+        value
     }
 
     fn fill_bytes(&self, dest: &mut [u8]) {
@@ -39,6 +53,9 @@ impl Rng for ChaChaRng {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .fill_bytes(dest);
+        if let Some(trace) = &self.trace {
+            trace.record_bytes(Event::RandomDraw, dest);
+        }
     }
 }
 
@@ -60,6 +77,21 @@ mod tests {
         );
         assert_ne!(first, draws(&ChaChaRng::for_node(42, 2)), "another node");
         assert_ne!(first, draws(&ChaChaRng::for_node(43, 1)), "another seed");
+    }
+
+    #[test]
+    fn a_traced_generator_records_every_draw() {
+        let trace = Arc::new(Trace::new());
+        let rng = ChaChaRng::for_node(1, 0).traced(trace.clone());
+        rng.next_u64();
+        let mut bytes = [0u8; 4];
+        rng.fill_bytes(&mut bytes);
+        assert_eq!(trace.events(), 2);
+        let again = Arc::new(Trace::new());
+        let same = ChaChaRng::for_node(1, 0).traced(again.clone());
+        same.next_u64();
+        same.fill_bytes(&mut bytes);
+        assert_eq!(trace.hash(), again.hash(), "same draws, same hash");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 
 use futures::channel::oneshot;
 use plexspaces::seams::{Clock, Instant, JoinError, Rng, Spawn};
-use plexspaces_sim::{ChaChaRng, SimClock, SimSpawner};
+use plexspaces_sim::{ChaChaRng, ClockSkew, SimClock, SimSpawner, Trace};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[madsim::test]
 async fn a_simulated_day_passes_at_once_on_the_virtual_clock() {
-    let clock = SimClock::new();
+    let skew = ClockSkew::default();
+    let clock = SimClock::new(Arc::new(Trace::new()), skew.clone());
     let wall_before = clock.wall_clock();
     assert_eq!(clock.now(), Instant::ZERO);
     clock.sleep(Duration::from_secs(86_400)).await;
@@ -39,7 +40,8 @@ async fn a_simulated_day_passes_at_once_on_the_virtual_clock() {
 
 #[madsim::test]
 async fn simulated_tasks_return_output_panics_and_aborts() {
-    let spawner = SimSpawner;
+    let trace = Arc::new(Trace::new());
+    let spawner = SimSpawner::new(trace.clone());
     assert_eq!(spawner.spawn(async { 6 * 7 }).await, Ok(42));
     let panicked = spawner.spawn(async { panic!("sim boom") }).await;
     assert_eq!(
@@ -50,6 +52,7 @@ async fn simulated_tasks_return_output_panics_and_aborts() {
     let stuck = spawner.spawn(rx);
     stuck.abort();
     assert_eq!(stuck.await, Err(JoinError::Aborted));
+    assert_eq!(trace.events(), 3, "every spawn is traced");
 }
 
 /// Runs a little race between tasks that sleep random amounts, and returns
@@ -57,13 +60,15 @@ async fn simulated_tasks_return_output_panics_and_aborts() {
 fn race(seed: u64) -> Vec<u64> {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
-        let clock = SimClock::new();
+        let trace = Arc::new(Trace::new());
+        let clock = SimClock::new(trace.clone(), ClockSkew::default());
         let rng = Arc::new(ChaChaRng::for_node(seed, 0));
+        let spawner = SimSpawner::new(trace);
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut handles = Vec::new();
         for task in 0..8u64 {
-            let (order, rng) = (order.clone(), rng.clone());
-            handles.push(SimSpawner.spawn(async move {
+            let (order, rng, clock) = (order.clone(), rng.clone(), clock.clone());
+            handles.push(spawner.spawn(async move {
                 clock
                     .sleep(Duration::from_millis(rng.gen_range(1..4)))
                     .await;

@@ -4,7 +4,7 @@
 #![cfg(madsim)]
 
 use plexspaces::seams::{Clock, Rng, Spawn};
-use plexspaces_sim::{ChaChaRng, SimClock, SimSpawner};
+use plexspaces_sim::{ChaChaRng, ClockSkew, SimClock, SimSpawner, Trace};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,13 +14,15 @@ const TASKS: u64 = 32;
 fn scenario(seed: u64) -> Vec<u64> {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
-        let clock = SimClock::new();
+        let trace = Arc::new(Trace::new());
+        let clock = SimClock::new(trace.clone(), ClockSkew::default());
         let rng = Arc::new(ChaChaRng::for_node(seed, 0));
+        let spawner = SimSpawner::new(trace);
         let finished = Arc::new(Mutex::new(Vec::new()));
         let handles: Vec<_> = (0..TASKS)
             .map(|task| {
-                let (finished, rng) = (finished.clone(), rng.clone());
-                SimSpawner.spawn(async move {
+                let (finished, rng, clock) = (finished.clone(), rng.clone(), clock.clone());
+                spawner.spawn(async move {
                     let nap = Duration::from_millis(rng.gen_range(1..50));
                     let start = clock.now();
                     clock.sleep(nap).await;

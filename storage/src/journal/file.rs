@@ -368,27 +368,43 @@ impl<D: Disk> FileJournal<D> {
             )
         };
         let written = match file.write_at(offset, &bytes).await {
-            Ok(()) => file.sync_data().await,
+            Ok(()) => self.sync_batch(&*file).await,
             Err(e) => Err(e),
         };
-        let mut state = self.state();
-        match written {
-            Ok(()) => {
-                let batch = state.in_flight.take().expect("the batch we wrote");
-                debug_assert_eq!((batch.segment_id, batch.offset), (segment_id, offset));
-                apply_durable_batch(&mut state, batch);
-                Ok(())
-            }
-            Err(e) => {
-                // Fail-stop: the unsynced data may be gone whatever a retry
-                // says (fsyncgate), so nothing pending is acknowledged.
-                let cause = Arc::new(e);
-                state.stopped = Some(cause.clone());
-                state.in_flight = None;
-                state.pending.clear();
-                Err(Self::stopped_error(&cause))
-            }
+        if let Err(e) = written {
+            // Fail-stop: the unsynced data may be gone whatever a retry
+            // says (fsyncgate), so nothing pending is acknowledged. The
+            // unsynced frames are also cut from the file, best effort: the
+            // page cache may still show them after a failed sync, and a
+            // reopen in this process must not take them for durable data.
+            let _ = file.set_len(offset).await;
+            let cause = Arc::new(e);
+            let mut state = self.state();
+            state.stopped = Some(cause.clone());
+            state.in_flight = None;
+            state.pending.clear();
+            return Err(Self::stopped_error(&cause));
         }
+        let mut state = self.state();
+        let batch = state.in_flight.take().expect("the batch we wrote");
+        debug_assert_eq!((batch.segment_id, batch.offset), (segment_id, offset));
+        apply_durable_batch(&mut state, batch);
+        Ok(())
+    }
+
+    /// Makes a written batch durable. (Planted bugs, for the simulator's
+    /// own tests, break exactly this step.)
+    async fn sync_batch(&self, file: &D::File) -> Result<(), DiskError> {
+        #[cfg(feature = "planted-bugs")]
+        match self.inner.config.planted_bug {
+            Some(super::PlantedBug::AckBeforeSync) => return Ok(()),
+            Some(super::PlantedBug::IgnoreSyncError) => {
+                let _ = file.sync_data().await;
+                return Ok(());
+            }
+            _ => {}
+        }
+        file.sync_data().await
     }
 
     /// Encodes pending records, up to the batch bounds, for the active segment.
@@ -464,6 +480,10 @@ impl<D: Disk> FileJournal<D> {
             file.set_len(0).await?;
             file.write_at(0, &header.encode()).await?;
             file.sync_data().await?;
+            #[cfg(feature = "planted-bugs")]
+            if self.inner.config.planted_bug == Some(super::PlantedBug::SkipSegmentDirSync) {
+                return Ok(file);
+            }
             self.inner.disk.sync_dir().await?;
             Ok::<_, DiskError>(file)
         };
@@ -480,6 +500,11 @@ impl<D: Disk> FileJournal<D> {
                 Ok(())
             }
             Err(e) => {
+                // As for a failed batch: the new segment's header may be in
+                // the page cache only; do not leave it for a reopen to trust.
+                if self.inner.disk.remove(&name).await.is_ok() {
+                    let _ = self.inner.disk.sync_dir().await;
+                }
                 let cause = Arc::new(e);
                 let mut state = self.state();
                 state.stopped = Some(cause.clone());

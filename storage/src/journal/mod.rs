@@ -62,6 +62,23 @@ pub struct JournalConfig {
     pub batch_bytes_max: usize,
     /// Largest entry accepted by `append`.
     pub entry_bytes_max: usize,
+    /// A deliberately broken variant, so the simulator can prove it
+    /// catches it (feature `planted-bugs`, for tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// Deliberate bugs the simulator's tests plant in the journal, to show the
+/// simulator finds them (a simulator that finds nothing proves nothing).
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Acknowledge appends without syncing them.
+    AckBeforeSync,
+    /// Treat a failed `sync_data` as a success.
+    IgnoreSyncError,
+    /// Create new segments without syncing the directory.
+    SkipSegmentDirSync,
 }
 
 impl Default for JournalConfig {
@@ -72,6 +89,8 @@ impl Default for JournalConfig {
             batch_records_max: 4096,
             batch_bytes_max: 4 * 1024 * 1024,
             entry_bytes_max: 1024 * 1024,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }
