@@ -9,6 +9,11 @@
 //! - `PLEXSPACES_SEEDS=N`: seeds `0..N` (a long run);
 //! - `PLEXSPACES_SEED=S`: seed `S` alone (a reproduction).
 
+#[cfg(madsim)]
+pub mod journal_workload;
+#[cfg(madsim)]
+pub mod storm;
+
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -94,6 +99,7 @@ pub fn replay_command(test: &str, seed: u64) -> String {
 pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) -> Vec<T> {
     let mut outcomes = Vec::with_capacity(plan.seeds.len());
     for &seed in &plan.seeds {
+        println!("scenario {test}: seed {seed}");
         match catch_unwind(AssertUnwindSafe(|| scenario(seed))) {
             Ok(outcome) => outcomes.push(outcome),
             Err(panic) => {
