@@ -15,7 +15,7 @@
 
 use crate::trace::{Event, Trace};
 use plexspaces_storage::disk::{
-    Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX, validate_name,
+    Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -606,13 +606,7 @@ impl SimFile {
 
 impl DiskFile for SimFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
-        if len > READ_BYTES_MAX {
-            return Err(DiskError::new(
-                DiskErrorKind::TooLarge,
-                "read_at",
-                &*self.name,
-            ));
-        }
+        validate_read_len(len, &self.name)?;
         take_time(&self.state, false).await;
         let mut guard = self.state();
         let state = &mut *guard;

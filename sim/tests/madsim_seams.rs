@@ -1,11 +1,12 @@
-//! The simulated seams under madsim: virtual time, node-local tasks, and
-//! runs that are a pure function of their seed.
+//! The simulated seams under madsim: virtual time, wall-clock skew and
+//! node-local tasks. (That a run is a function of its seed is checked by
+//! the scenarios in `tests-sim`.)
 #![cfg(madsim)]
 
 use futures::channel::oneshot;
-use plexspaces::seams::{Clock, Instant, JoinError, Rng, Spawn};
-use plexspaces_sim::{ChaChaRng, ClockSkew, SimClock, SimSpawner, Trace};
-use std::sync::{Arc, Mutex};
+use plexspaces::seams::{Clock, Instant, JoinError, Spawn};
+use plexspaces_sim::{ClockSkew, SimClock, SimSpawner, Trace};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[madsim::test]
@@ -53,45 +54,4 @@ async fn simulated_tasks_return_output_panics_and_aborts() {
     stuck.abort();
     assert_eq!(stuck.await, Err(JoinError::Aborted));
     assert_eq!(trace.events(), 3, "every spawn is traced");
-}
-
-/// Runs a little race between tasks that sleep random amounts, and returns
-/// the order in which they finished.
-fn race(seed: u64) -> Vec<u64> {
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    runtime.block_on(async move {
-        let trace = Arc::new(Trace::new());
-        let clock = SimClock::new(trace.clone(), ClockSkew::default());
-        let rng = Arc::new(ChaChaRng::for_node(seed, 0));
-        let spawner = SimSpawner::new(trace);
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut handles = Vec::new();
-        for task in 0..8u64 {
-            let (order, rng, clock) = (order.clone(), rng.clone(), clock.clone());
-            handles.push(spawner.spawn(async move {
-                clock
-                    .sleep(Duration::from_millis(rng.gen_range(1..4)))
-                    .await;
-                order.lock().unwrap().push(task);
-            }));
-        }
-        for handle in handles {
-            handle.await.unwrap();
-        }
-        order.lock().unwrap().clone()
-    })
-}
-
-#[test]
-fn the_same_seed_replays_the_same_interleaving() {
-    let runs: Vec<Vec<u64>> = (0..20).map(race).collect();
-    for (seed, run) in runs.iter().enumerate() {
-        assert_eq!(*run, race(seed as u64), "seed {seed} replays");
-    }
-    let distinct: std::collections::BTreeSet<_> = runs.into_iter().collect();
-    assert!(
-        distinct.len() > 5,
-        "seeds pick different interleavings: {}",
-        distinct.len()
-    );
 }

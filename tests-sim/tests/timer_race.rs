@@ -44,8 +44,13 @@ fn scenario(seed: u64) -> Vec<u64> {
 
 #[test]
 fn timer_race_over_seeds() {
-    run_seeds("timer_race", &SeedPlan::from_env(50), scenario);
+    let orders = run_seeds("timer_race", &SeedPlan::from_env(50), scenario);
     for seed in [0, 7, 99] {
         assert_deterministic(seed, scenario);
     }
+    let distinct: std::collections::BTreeSet<_> = orders.iter().collect();
+    assert!(
+        distinct.len() * 2 > orders.len(),
+        "seeds pick different interleavings"
+    );
 }

@@ -9,7 +9,7 @@
 // the storage crate allowed to open files and hand work to a blocking thread.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
-use super::{Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX, validate_name};
+use super::{Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -180,13 +180,7 @@ impl Disk for FsDisk {
 
 impl DiskFile for FsFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
-        if len > READ_BYTES_MAX {
-            return Err(DiskError::new(
-                DiskErrorKind::TooLarge,
-                "read_at",
-                &*self.name,
-            ));
-        }
+        validate_read_len(len, &self.name)?;
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("read_at", &self.name, move || {
             let mut buf = vec![0u8; len];

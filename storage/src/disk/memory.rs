@@ -2,7 +2,7 @@
 //! of code above the disk, and for backends that keep nothing. (The
 //! simulator's disk, which does fail, lives in `plexspaces-sim`.)
 
-use super::{Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX, validate_name};
+use super::{Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -109,13 +109,7 @@ impl MemFile {
 
 impl DiskFile for MemFile {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
-        if len > READ_BYTES_MAX {
-            return Err(DiskError::new(
-                DiskErrorKind::TooLarge,
-                "read_at",
-                &*self.name,
-            ));
-        }
+        validate_read_len(len, &self.name)?;
         let data = self.data();
         let start = (offset as usize).min(data.len());
         let end = start.saturating_add(len).min(data.len());

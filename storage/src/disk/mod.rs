@@ -107,6 +107,15 @@ pub fn validate_name(name: &str) -> Result<(), DiskError> {
     Ok(())
 }
 
+/// Checks a read's length against [`READ_BYTES_MAX`]; every `Disk`
+/// implementation calls this first, so all refuse the same reads.
+pub fn validate_read_len(len: usize, name: &str) -> Result<(), DiskError> {
+    if len > READ_BYTES_MAX {
+        return Err(DiskError::new(DiskErrorKind::TooLarge, "read_at", name));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
