@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actor;
 mod env;
 pub mod seams;
 #[cfg(feature = "tokio")]

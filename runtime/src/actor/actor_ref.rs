@@ -1,0 +1,178 @@
+//! `ActorRef`: the handle through which everyone else talks to an actor.
+//!
+//! Ordering: messages from one sender to one actor are handled in the order
+//! they were sent (one FIFO mailbox). Messages from different senders
+//! interleave in arrival order. Stop and facet operations bypass the
+//! mailbox and take effect before the next queued message.
+
+use super::cell::{Cell, ControlOp, wait_exit};
+use super::facet::{Facet, FacetInfo};
+use super::mailbox::{self, TrySendError};
+use super::{Actor, ActorError, ActorId, ActorStatus, AskError, ExitReason, SendError};
+use crate::env::Env;
+use crate::seams::Clock;
+use futures::channel::oneshot;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What travels through a mailbox.
+pub(crate) struct Envelope<A: Actor> {
+    pub(crate) msg: A::Msg,
+    pub(crate) reply: Option<oneshot::Sender<Result<A::Reply, ActorError>>>,
+    pub(crate) correlation: u64,
+}
+
+/// A cheap, cloneable handle to an actor of type `A`.
+pub struct ActorRef<A: Actor> {
+    pub(crate) cell: Arc<Cell>,
+    pub(crate) mailbox: mailbox::Sender<Envelope<A>>,
+    pub(crate) env: Env,
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        ActorRef {
+            cell: self.cell.clone(),
+            mailbox: self.mailbox.clone(),
+            env: self.env.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("id", &self.cell.id)
+            .field("status", &self.cell.status())
+            .finish()
+    }
+}
+
+impl<A: Actor> ActorRef<A> {
+    /// The actor's id.
+    pub fn id(&self) -> &ActorId {
+        &self.cell.id
+    }
+
+    /// Where the actor is in its life.
+    pub fn status(&self) -> ActorStatus {
+        self.cell.status()
+    }
+
+    /// Whether the actor lives on this node (always, until remote actors land).
+    pub fn is_local(&self) -> bool {
+        true
+    }
+
+    /// Messages waiting in the mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    /// The most messages the mailbox holds.
+    pub fn mailbox_capacity(&self) -> usize {
+        self.mailbox.capacity()
+    }
+
+    fn envelope(
+        &self,
+        msg: A::Msg,
+        reply: Option<oneshot::Sender<Result<A::Reply, ActorError>>>,
+    ) -> Envelope<A> {
+        Envelope {
+            msg,
+            reply,
+            correlation: self.cell.next_correlation(),
+        }
+    }
+
+    /// Sends `msg` without waiting for it to be handled (a cast). Waits for
+    /// room if the mailbox is full (backpressure).
+    pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError> {
+        let envelope = self.envelope(msg, None);
+        self.mailbox
+            .send(envelope)
+            .await
+            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+    }
+
+    /// Sends `msg` if the mailbox has room, or fails at once with
+    /// [`SendError::MailboxFull`].
+    pub fn try_tell(&self, msg: A::Msg) -> Result<(), SendError> {
+        let envelope = self.envelope(msg, None);
+        self.mailbox.try_send(envelope).map_err(|e| match e {
+            TrySendError::Full(_) => SendError::MailboxFull(self.cell.id.clone()),
+            TrySendError::Closed(_) => SendError::Stopped(self.cell.id.clone()),
+        })
+    }
+
+    /// Sends `msg` and waits up to `timeout` for the reply (a call). The
+    /// timeout covers waiting for mailbox room too. After a timeout nothing
+    /// of the request stays behind: the reply, if it ever comes, is dropped.
+    pub async fn ask(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
+        let (tx, rx) = oneshot::channel();
+        let envelope = self.envelope(msg, Some(tx));
+        let exchange = async {
+            self.mailbox
+                .send(envelope)
+                .await
+                .map_err(|_| AskError::Stopped(self.cell.id.clone()))?;
+            match rx.await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(e)) => Err(AskError::Failed(e)),
+                Err(oneshot::Canceled) => Err(AskError::Stopped(self.cell.id.clone())),
+            }
+        };
+        match self.env.timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(AskError::Timeout {
+                actor: self.cell.id.clone(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Asks the actor to stop after its current message; it exits with
+    /// [`ExitReason::Shutdown`]. Returns at once; see [`ActorRef::wait_exit`].
+    pub fn stop(&self) {
+        self.cell.request_stop(ExitReason::Shutdown);
+    }
+
+    /// Stops the actor with `reason` (a failure reason makes it Failed).
+    pub fn stop_with(&self, reason: ExitReason) {
+        self.cell.request_stop(reason);
+    }
+
+    /// Waits until the actor has exited and returns why.
+    pub async fn wait_exit(&self) -> ExitReason {
+        wait_exit(self.cell.exit_watch()).await
+    }
+
+    /// Attaches `facet` to the running actor (before its next message).
+    pub async fn attach_facet(&self, facet: Box<dyn Facet>) -> Result<(), SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.cell.push_control(ControlOp::Attach(facet, tx));
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(SendError::Stopped(self.cell.id.clone())),
+        }
+    }
+
+    /// Detaches the facet named `name`; false if none was attached.
+    pub async fn detach_facet(&self, name: &str) -> Result<bool, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.cell
+            .push_control(ControlOp::Detach(name.to_string(), tx));
+        rx.await
+            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+    }
+
+    /// The attached facets, in the order they run.
+    pub async fn list_facets(&self) -> Result<Vec<FacetInfo>, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.cell.push_control(ControlOp::List(tx));
+        rx.await
+            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+    }
+}

@@ -1,0 +1,132 @@
+//! What an actor shares with its refs: id, status, the stop and control
+//! signals that bypass the mailbox, and the exit broadcast.
+
+use super::facet::{Facet, FacetInfo};
+use super::{ActorId, ActorStatus, ExitReason};
+use futures::channel::oneshot;
+use futures::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Operations on an actor's facet chain, sent from outside the actor.
+pub(crate) enum ControlOp {
+    Attach(Box<dyn Facet>, oneshot::Sender<Result<(), String>>),
+    Detach(String, oneshot::Sender<bool>),
+    List(oneshot::Sender<Vec<FacetInfo>>),
+}
+
+#[derive(Default)]
+struct Signals {
+    stop: Option<ExitReason>,
+    control: VecDeque<ControlOp>,
+    /// The actor has exited: control operations are refused (their reply
+    /// channels dropped) instead of queued forever.
+    closed: bool,
+}
+
+/// A signal for the actor's loop, taken before any mailbox message.
+pub(crate) enum Signal {
+    Stop(ExitReason),
+    Control(ControlOp),
+}
+
+pub(crate) struct Cell {
+    pub(crate) id: ActorId,
+    status: AtomicU8,
+    signals: Mutex<Signals>,
+    pub(crate) waker: AtomicWaker,
+    exit: watch::Sender<Option<ExitReason>>,
+    next_correlation: AtomicU64,
+}
+
+impl Cell {
+    pub(crate) fn new(id: ActorId) -> Arc<Self> {
+        Arc::new(Cell {
+            id,
+            status: AtomicU8::new(ActorStatus::Creating.to_u8()),
+            signals: Mutex::new(Signals::default()),
+            waker: AtomicWaker::new(),
+            exit: watch::Sender::new(None),
+            next_correlation: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn status(&self) -> ActorStatus {
+        ActorStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_status(&self, status: ActorStatus) {
+        self.status.store(status.to_u8(), Ordering::Release);
+    }
+
+    fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {
+        self.signals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the actor to stop with `reason` after its current message.
+    /// The first request wins.
+    pub(crate) fn request_stop(&self, reason: ExitReason) {
+        let mut signals = self.signals();
+        if signals.stop.is_none() {
+            signals.stop = Some(reason);
+        }
+        drop(signals);
+        self.waker.wake();
+    }
+
+    pub(crate) fn push_control(&self, op: ControlOp) {
+        let mut signals = self.signals();
+        if signals.closed {
+            return; // dropping `op` drops its reply channel: the caller sees Stopped
+        }
+        signals.control.push_back(op);
+        drop(signals);
+        self.waker.wake();
+    }
+
+    /// The actor has exited: refuse further control operations and drop the
+    /// queued ones.
+    pub(crate) fn close(&self) {
+        let mut signals = self.signals();
+        signals.closed = true;
+        signals.control.clear();
+    }
+
+    pub(crate) fn take_signal(&self) -> Option<Signal> {
+        let mut signals = self.signals();
+        if let Some(reason) = signals.stop.take() {
+            return Some(Signal::Stop(reason));
+        }
+        signals.control.pop_front().map(Signal::Control)
+    }
+
+    pub(crate) fn next_correlation(&self) -> u64 {
+        self.next_correlation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Publishes the exit reason to everyone waiting for it.
+    pub(crate) fn publish_exit(&self, reason: ExitReason) {
+        self.exit.send_replace(Some(reason));
+    }
+
+    /// Waits for the actor's exit reason.
+    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<ExitReason>> {
+        self.exit.subscribe()
+    }
+}
+
+/// Resolves to the exit reason published on `watch`.
+pub(crate) async fn wait_exit(mut watch: watch::Receiver<Option<ExitReason>>) -> ExitReason {
+    loop {
+        if let Some(reason) = watch.borrow_and_update().clone() {
+            return reason;
+        }
+        if watch.changed().await.is_err() {
+            // The cell is gone without publishing: only if the task was
+            // dropped by its executor (node stopped or crashed).
+            return ExitReason::Shutdown;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! `Context`: what an actor's handlers can reach: itself, its node's seams,
+//! the actor system (spawn, lookup, and the services that hang off it),
+//! monitors, links and facets.
+
+use super::cell::wait_exit;
+use super::facet::{Facet, FacetChain, FacetInfo};
+use super::{Actor, ActorId, ActorRef, ActorSystem, ExitReason, SpawnError};
+use crate::env::Env;
+use crate::seams::JoinHandle;
+
+/// The context handed to an actor's handlers.
+pub struct Context<A: Actor> {
+    pub(crate) myself: ActorRef<A>,
+    pub(crate) system: ActorSystem,
+    pub(crate) facets: FacetChain,
+    pub(crate) stop: Option<ExitReason>,
+    pub(crate) watchers: Vec<JoinHandle<()>>,
+    pub(crate) correlation: u64,
+}
+
+impl<A: Actor> Context<A> {
+    /// This actor's id.
+    pub fn id(&self) -> &ActorId {
+        self.myself.id()
+    }
+
+    /// A ref to this actor (to hand to others).
+    pub fn myself(&self) -> &ActorRef<A> {
+        &self.myself
+    }
+
+    /// The node's clock, randomness, spawner, disk and network. Handlers
+    /// read time and draw random numbers here, never from globals, so the
+    /// simulator controls them.
+    pub fn env(&self) -> &Env {
+        self.system.env()
+    }
+
+    /// The actor system of this node: spawn, lookup by name, and (as they
+    /// land) the registry, TupleSpace, channels and process groups.
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
+    }
+
+    /// The correlation id of the message being handled.
+    pub fn correlation_id(&self) -> u64 {
+        self.correlation
+    }
+
+    /// Stops this actor normally once the current message is handled.
+    pub fn stop(&mut self) {
+        self.stop.get_or_insert(ExitReason::Normal);
+    }
+
+    /// Fails this actor once the current message is handled (its
+    /// supervisor sees an error exit).
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        self.stop.get_or_insert(ExitReason::Error(reason.into()));
+    }
+
+    /// Spawns an actor on this node.
+    pub fn spawn<B: Actor>(&self, name: &str, actor: B) -> Result<ActorRef<B>, SpawnError> {
+        self.system.spawn(name, actor)
+    }
+
+    /// Looks up an actor of type `B` by name on this node.
+    pub fn lookup<B: Actor>(&self, name: &str) -> Option<ActorRef<B>> {
+        self.system.lookup(name)
+    }
+
+    /// Watches `target`: when it exits, this actor receives
+    /// `on_exit(target_id, reason)` as a message. The watch ends with this
+    /// actor.
+    pub fn monitor<B: Actor>(
+        &mut self,
+        target: &ActorRef<B>,
+        on_exit: impl FnOnce(ActorId, ExitReason) -> A::Msg + Send + 'static,
+    ) {
+        let (me, id, exit) = (
+            self.myself.clone(),
+            target.id().clone(),
+            target.cell.exit_watch(),
+        );
+        let watcher = self.system.env().spawn(async move {
+            let reason = wait_exit(exit).await;
+            let _ = me.tell(on_exit(id, reason)).await;
+        });
+        self.watchers.push(watcher);
+    }
+
+    /// Links this actor and `target`: when either fails, the other fails
+    /// too, with [`ExitReason::LinkDied`]. Clean exits do not propagate.
+    pub fn link<B: Actor>(&mut self, target: &ActorRef<B>) {
+        let env = self.system.env().clone();
+        let propagate = |watched: std::sync::Arc<super::cell::Cell>,
+                         victim: std::sync::Arc<super::cell::Cell>| {
+            let exit = watched.exit_watch();
+            env.spawn(async move {
+                let reason = wait_exit(exit).await;
+                if reason.is_failure() {
+                    victim.request_stop(ExitReason::LinkDied {
+                        linked: watched.id.clone(),
+                        reason: reason.to_string(),
+                    });
+                }
+            })
+        };
+        // Ended with this actor: its death must not be watched by itself.
+        let watching_target = propagate(target.cell.clone(), self.myself.cell.clone());
+        self.watchers.push(watching_target);
+        // Detached: it must outlive this actor to pass its failure on.
+        drop(propagate(self.myself.cell.clone(), target.cell.clone()));
+    }
+
+    /// Attaches a facet to this actor; it runs from the next message on.
+    pub fn attach_facet(&mut self, facet: Box<dyn Facet>) -> Result<(), String> {
+        let id = self.myself.id().clone();
+        self.facets.attach(&id, facet)
+    }
+
+    /// Detaches the facet named `name`; false if none was attached.
+    pub fn detach_facet(&mut self, name: &str) -> bool {
+        let id = self.myself.id().clone();
+        self.facets.detach(&id, name)
+    }
+
+    /// The attached facets, in the order they run.
+    pub fn list_facets(&self) -> Vec<FacetInfo> {
+        self.facets.list()
+    }
+}

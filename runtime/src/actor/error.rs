@@ -1,0 +1,160 @@
+//! Why actors stop, and why talking to one failed.
+
+use super::ActorId;
+use std::fmt;
+use std::time::Duration;
+
+/// A handler's failure: the actor keeps running, the caller of `ask` gets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorError {
+    message: String,
+}
+
+impl ActorError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        ActorError {
+            message: message.into(),
+        }
+    }
+
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ActorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ActorError {}
+
+/// Why an actor stopped. Normal and Shutdown are clean exits; the rest are
+/// failures (a transient child is restarted after those only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// It stopped itself, or finished.
+    Normal,
+    /// It was told to stop (by `stop()` or its supervisor).
+    Shutdown,
+    /// A handler or hook panicked.
+    Panic(String),
+    /// `pre_start` failed, or the actor stopped itself with an error.
+    Error(String),
+    /// A linked actor failed.
+    LinkDied {
+        /// The linked actor.
+        linked: ActorId,
+        /// Why it exited.
+        reason: String,
+    },
+}
+
+impl ExitReason {
+    /// Whether this is a failure (not Normal or Shutdown).
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, ExitReason::Normal | ExitReason::Shutdown)
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Normal => f.write_str("normal"),
+            ExitReason::Shutdown => f.write_str("shutdown"),
+            ExitReason::Panic(msg) => write!(f, "panic: {msg}"),
+            ExitReason::Error(msg) => write!(f, "error: {msg}"),
+            ExitReason::LinkDied { linked, reason } => {
+                write!(f, "linked actor {linked} died: {reason}")
+            }
+        }
+    }
+}
+
+/// A message could not be delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The mailbox is full (`try_tell` only; `tell` waits instead).
+    MailboxFull(ActorId),
+    /// The actor has stopped.
+    Stopped(ActorId),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::MailboxFull(id) => write!(f, "mailbox of {id} is full"),
+            SendError::Stopped(id) => write!(f, "actor {id} has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// An `ask` got no reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AskError {
+    /// No reply within the timeout. The request may still be handled.
+    Timeout {
+        /// The actor asked.
+        actor: ActorId,
+        /// How long the caller waited.
+        after: Duration,
+    },
+    /// The actor stopped before replying.
+    Stopped(ActorId),
+    /// The mailbox was full (only from `try_ask`).
+    MailboxFull(ActorId),
+    /// The handler returned an error.
+    Failed(ActorError),
+}
+
+impl From<SendError> for AskError {
+    fn from(err: SendError) -> Self {
+        match err {
+            SendError::MailboxFull(id) => AskError::MailboxFull(id),
+            SendError::Stopped(id) => AskError::Stopped(id),
+        }
+    }
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AskError::Timeout { actor, after } => {
+                write!(f, "{actor} did not reply within {after:?}")
+            }
+            AskError::Stopped(id) => write!(f, "actor {id} stopped before replying"),
+            AskError::MailboxFull(id) => write!(f, "mailbox of {id} is full"),
+            AskError::Failed(e) => write!(f, "handler failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AskError {}
+
+/// An actor could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The name is not a valid actor name.
+    InvalidName(String),
+    /// An actor with that name is already running on this node.
+    NameTaken(ActorId),
+    /// A mailbox capacity of zero was asked for.
+    ZeroCapacity,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::InvalidName(name) => write!(f, "invalid actor name {name:?}"),
+            SpawnError::NameTaken(id) => write!(f, "an actor named {id} is already running"),
+            SpawnError::ZeroCapacity => f.write_str("a mailbox needs a capacity of at least 1"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}

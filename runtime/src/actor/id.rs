@@ -1,0 +1,81 @@
+//! Actor ids: `name@node`.
+
+use crate::env::NodeName;
+use std::fmt;
+use std::sync::Arc;
+
+/// An actor's address: its name, unique on its node, and the node.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActorId {
+    name: Arc<str>,
+    node: NodeName,
+}
+
+/// An actor name was empty, too long, or held `@` or a control character.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidActorName(pub String);
+
+impl fmt::Display for InvalidActorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid actor name {:?}: 1 to {} bytes, no '@' or control characters",
+            self.0,
+            ActorId::NAME_LEN_MAX
+        )
+    }
+}
+
+impl std::error::Error for InvalidActorName {}
+
+impl ActorId {
+    /// Longest actor name, in bytes (so `name@node` fits a journal stream name).
+    pub const NAME_LEN_MAX: usize = 32;
+
+    /// The id of actor `name` on `node`.
+    pub fn new(name: &str, node: NodeName) -> Result<Self, InvalidActorName> {
+        let valid = !name.is_empty()
+            && name.len() <= Self::NAME_LEN_MAX
+            && !name.contains('@')
+            && !name.chars().any(char::is_control);
+        if !valid {
+            return Err(InvalidActorName(name.to_string()));
+        }
+        Ok(ActorId {
+            name: name.into(),
+            node,
+        })
+    }
+
+    /// The actor's name on its node.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node the actor lives on.
+    pub fn node(&self) -> &NodeName {
+        &self.node
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_name_at_node() {
+        let node = NodeName::new("n1").unwrap();
+        let id = ActorId::new("counter-7", node.clone()).unwrap();
+        assert_eq!(id.to_string(), "counter-7@n1");
+        assert_eq!((id.name(), id.node()), ("counter-7", &node));
+        for bad in ["", "a@b", "tab\there", &"x".repeat(33)] {
+            assert!(ActorId::new(bad, node.clone()).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! A bounded multi-producer, single-consumer mailbox.
+//!
+//! Built here rather than taken from a channel crate for two reasons: an
+//! idle actor's empty mailbox allocates nothing beyond one small shared
+//! block (channel crates preallocate a slab), and it depends only on
+//! wakers, so it runs the same under tokio and the simulator.
+
+use futures::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    receiver: AtomicWaker,
+    capacity: usize,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    closed: bool,
+    /// Senders waiting for room.
+    blocked: Vec<Waker>,
+}
+
+impl<T> Shared<T> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending side; cheap to clone.
+pub(crate) struct Sender<T>(Arc<Shared<T>>);
+
+/// The receiving side, owned by the actor's task. Dropping it closes the
+/// mailbox and drops what is queued.
+pub(crate) struct Receiver<T>(Arc<Shared<T>>);
+
+/// Why a send failed; the message comes back.
+pub(crate) enum TrySendError<T> {
+    Full(T),
+    Closed(T),
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Sender(self.0.clone())
+    }
+}
+
+/// A mailbox holding at most `capacity` messages.
+pub(crate) fn mailbox<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "a mailbox needs room for one message");
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            closed: false,
+            blocked: Vec::new(),
+        }),
+        receiver: AtomicWaker::new(),
+        capacity,
+    });
+    (Sender(shared.clone()), Receiver(shared))
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.0.state();
+        if state.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if state.queue.len() >= self.0.capacity {
+            return Err(TrySendError::Full(value));
+        }
+        state.queue.push_back(value);
+        drop(state);
+        self.0.receiver.wake();
+        Ok(())
+    }
+
+    /// Sends, waiting for room; gives the message back if the mailbox closed.
+    pub(crate) async fn send(&self, value: T) -> Result<(), T> {
+        let mut slot = Some(value);
+        std::future::poll_fn(|cx: &mut Context<'_>| {
+            let mut state = self.0.state();
+            let value = slot.take().expect("polled after completion");
+            if state.closed {
+                return Poll::Ready(Err(value));
+            }
+            if state.queue.len() < self.0.capacity {
+                state.queue.push_back(value);
+                drop(state);
+                self.0.receiver.wake();
+                return Poll::Ready(Ok(()));
+            }
+            state.blocked.push(cx.waker().clone());
+            slot = Some(value);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Messages queued now.
+    pub(crate) fn len(&self) -> usize {
+        self.0.state().queue.len()
+    }
+
+    /// The most messages the mailbox holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.capacity
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next message, or `None` once closed and empty.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.0.receiver.register(cx.waker());
+        let mut state = self.0.state();
+        if let Some(value) = state.queue.pop_front() {
+            // Wake every blocked sender: one whose future was dropped must
+            // not swallow the only wake-up.
+            let blocked = std::mem::take(&mut state.blocked);
+            drop(state);
+            for waker in blocked {
+                waker.wake();
+            }
+            return Poll::Ready(Some(value));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Messages queued now.
+    pub(crate) fn len(&self) -> usize {
+        self.0.state().queue.len()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.closed = true;
+        let queued = std::mem::take(&mut state.queue);
+        let blocked = std::mem::take(&mut state.blocked);
+        drop(state);
+        drop(queued); // outside the lock: dropping may run arbitrary code
+        for waker in blocked {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use futures::task::noop_waker;
+
+    #[test]
+    fn messages_come_out_in_order_and_the_bound_holds() {
+        let (tx, mut rx) = mailbox(2);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        assert!(tx.try_send(1).is_ok());
+        assert!(tx.send(2).now_or_never().unwrap().is_ok());
+        assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+        let mut blocked = Box::pin(tx.send(3));
+        assert!(
+            blocked.as_mut().poll(&mut cx).is_pending(),
+            "a full mailbox makes send wait"
+        );
+        assert_eq!((tx.len(), rx.len(), tx.capacity()), (2, 2, 2));
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+        assert!(
+            blocked.as_mut().poll(&mut cx).is_ready(),
+            "room frees the waiting sender"
+        );
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(3)));
+    }
+
+    #[test]
+    fn a_dropped_receiver_closes_the_mailbox_and_returns_messages() {
+        let (tx, rx) = mailbox(1);
+        tx.try_send(String::from("queued")).ok().unwrap();
+        drop(rx);
+        assert!(matches!(
+            tx.try_send("late".into()),
+            Err(TrySendError::Closed(_))
+        ));
+        assert_eq!(
+            tx.send("later".into()).now_or_never().unwrap(),
+            Err("later".to_string())
+        );
+    }
+
+    use std::future::Future;
+}

@@ -1,0 +1,362 @@
+//! `ActorSystem`: one node's actors: spawning, the name registry, and each
+//! actor's task (the loop that takes one message at a time).
+
+use super::actor_ref::Envelope;
+use super::cell::{Cell, ControlOp, Signal};
+use super::facet::{Facet, FacetChain, FacetRegistry, MessageMeta, Outcome};
+use super::mailbox::{self, Receiver};
+use super::{Actor, ActorError, ActorId, ActorRef, ActorStatus, Context, ExitReason, SpawnError};
+use crate::env::{Env, NodeName};
+use crate::seams::{Clock, panic_message};
+use futures::FutureExt;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+/// Options for [`ActorSystem::spawn_with`].
+pub struct SpawnOptions {
+    /// Most messages the mailbox holds; `tell` waits and `try_tell` fails
+    /// beyond it.
+    pub mailbox_capacity: usize,
+    /// Facets attached before the first message.
+    pub facets: Vec<Box<dyn Facet>>,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            mailbox_capacity: ActorSystem::MAILBOX_CAPACITY_DEFAULT,
+            facets: Vec::new(),
+        }
+    }
+}
+
+struct Registered {
+    cell: Arc<Cell>,
+    actor_ref: Box<dyn Any + Send + Sync>,
+}
+
+struct SystemInner {
+    env: Env,
+    registry: Mutex<BTreeMap<String, Registered>>,
+    facet_types: FacetRegistry,
+}
+
+/// One node's actors. Cheap to clone; clones share them.
+#[derive(Clone)]
+pub struct ActorSystem {
+    inner: Arc<SystemInner>,
+}
+
+impl std::fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorSystem")
+            .field("node", self.node())
+            .field("actors", &self.actor_ids().len())
+            .finish()
+    }
+}
+
+impl ActorSystem {
+    /// Default mailbox capacity.
+    pub const MAILBOX_CAPACITY_DEFAULT: usize = 1024;
+
+    /// An empty actor system on the node `env` describes.
+    pub fn new(env: Env) -> Self {
+        ActorSystem {
+            inner: Arc::new(SystemInner {
+                env,
+                registry: Mutex::new(BTreeMap::new()),
+                facet_types: FacetRegistry::with_builtins(),
+            }),
+        }
+    }
+
+    /// The node's seams.
+    pub fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &NodeName {
+        self.inner.env.node()
+    }
+
+    /// The facet types that can be attached by name.
+    pub fn facet_types(&self) -> &FacetRegistry {
+        &self.inner.facet_types
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Registered>> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Spawns `actor` under `name` with the default options.
+    pub fn spawn<A: Actor>(&self, name: &str, actor: A) -> Result<ActorRef<A>, SpawnError> {
+        self.spawn_with(name, actor, SpawnOptions::default())
+    }
+
+    /// Spawns `actor` under `name`, unique on this node while it runs.
+    pub fn spawn_with<A: Actor>(
+        &self,
+        name: &str,
+        actor: A,
+        options: SpawnOptions,
+    ) -> Result<ActorRef<A>, SpawnError> {
+        if options.mailbox_capacity == 0 {
+            return Err(SpawnError::ZeroCapacity);
+        }
+        let id =
+            ActorId::new(name, self.node().clone()).map_err(|e| SpawnError::InvalidName(e.0))?;
+        let (tx, rx) = mailbox::mailbox(options.mailbox_capacity);
+        let cell = Cell::new(id.clone());
+        let actor_ref = ActorRef {
+            cell: cell.clone(),
+            mailbox: tx,
+            env: self.inner.env.clone(),
+        };
+        {
+            let mut registry = self.registry();
+            if let Some(existing) = registry.get(name)
+                && matches!(
+                    existing.cell.status(),
+                    ActorStatus::Creating | ActorStatus::Active
+                )
+            {
+                return Err(SpawnError::NameTaken(id));
+            }
+            registry.insert(
+                name.to_string(),
+                Registered {
+                    cell: cell.clone(),
+                    actor_ref: Box::new(actor_ref.clone()),
+                },
+            );
+        }
+        let mut facets = FacetChain::default();
+        for facet in options.facets {
+            // Names are checked here, where a duplicate is a caller's bug.
+            facets
+                .attach(&id, facet)
+                .unwrap_or_else(|e| panic!("spawning {id}: {e}"));
+        }
+        let context = Context {
+            myself: actor_ref.clone(),
+            system: self.clone(),
+            facets,
+            stop: None,
+            watchers: Vec::new(),
+            correlation: 0,
+        };
+        drop(self.inner.env.spawn(run(actor, context, rx)));
+        Ok(actor_ref)
+    }
+
+    /// The running actor named `name`, if it is of type `A`.
+    pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
+        let registry = self.registry();
+        let entry = registry.get(name)?;
+        entry.actor_ref.downcast_ref::<ActorRef<A>>().cloned()
+    }
+
+    /// The ids of the actors registered now, sorted.
+    pub fn actor_ids(&self) -> Vec<ActorId> {
+        self.registry()
+            .values()
+            .map(|r| r.cell.id.clone())
+            .collect()
+    }
+
+    /// Stops every actor and waits until all have exited.
+    pub async fn shutdown(&self) {
+        let cells: Vec<Arc<Cell>> = self.registry().values().map(|r| r.cell.clone()).collect();
+        for cell in &cells {
+            cell.request_stop(ExitReason::Shutdown);
+        }
+        for cell in cells {
+            super::cell::wait_exit(cell.exit_watch()).await;
+        }
+    }
+
+    fn unregister(&self, cell: &Arc<Cell>) {
+        let mut registry = self.registry();
+        if registry
+            .get(cell.id.name())
+            .is_some_and(|r| Arc::ptr_eq(&r.cell, cell))
+        {
+            registry.remove(cell.id.name());
+        }
+    }
+}
+
+enum Next<A: Actor> {
+    Signal(Signal),
+    Message(Envelope<A>),
+    Closed,
+}
+
+/// An actor's task: `pre_start`, then one message at a time until a stop,
+/// then `post_stop`; panics are caught and become a Failed exit.
+async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envelope<A>>) {
+    let cell = ctx.myself.cell.clone();
+    let started = AssertUnwindSafe(actor.pre_start(&mut ctx))
+        .catch_unwind()
+        .await;
+    let (reason, state_intact) = match started {
+        Err(panic) => (ExitReason::Panic(panic_message(panic.as_ref())), false),
+        Ok(Err(e)) => (ExitReason::Error(e.to_string()), true),
+        Ok(Ok(())) => {
+            cell.set_status(ActorStatus::Active);
+            message_loop(&mut actor, &mut ctx, &mut rx, &cell).await
+        }
+    };
+    if state_intact {
+        let _ = AssertUnwindSafe(actor.post_stop(&mut ctx, &reason))
+            .catch_unwind()
+            .await;
+    }
+    drop(actor);
+    drop(rx); // close the mailbox: queued asks see Stopped
+    cell.close();
+    let id = cell.id.clone();
+    ctx.facets.detach_all(&id);
+    for watcher in ctx.watchers.drain(..) {
+        watcher.abort();
+    }
+    cell.set_status(if reason.is_failure() {
+        ActorStatus::Failed
+    } else {
+        ActorStatus::Terminated
+    });
+    ctx.system.unregister(&cell);
+    cell.publish_exit(reason);
+}
+
+/// Returns the exit reason and whether the actor's state is still sound
+/// (false after a panic in a handler).
+async fn message_loop<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    rx: &mut Receiver<Envelope<A>>,
+    cell: &Arc<Cell>,
+) -> (ExitReason, bool) {
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            cell.waker.register(cx.waker());
+            if let Some(signal) = cell.take_signal() {
+                return Poll::Ready(Next::Signal(signal));
+            }
+            rx.poll_recv(cx)
+                .map(|m| m.map_or(Next::Closed, Next::Message))
+        })
+        .await;
+        let envelope = match next {
+            Next::Signal(Signal::Stop(reason)) => return (reason, true),
+            Next::Signal(Signal::Control(op)) => {
+                apply_control(ctx, op);
+                continue;
+            }
+            Next::Closed => return (ExitReason::Normal, true),
+            Next::Message(envelope) => envelope,
+        };
+        if let Some(panic) = handle_one(actor, ctx, rx, envelope).await {
+            return (ExitReason::Panic(panic), false);
+        }
+        if let Some(reason) = ctx.stop.take() {
+            return (reason, true);
+        }
+    }
+}
+
+fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
+    let id = ctx.myself.id().clone();
+    match op {
+        ControlOp::Attach(facet, reply) => {
+            let _ = reply.send(ctx.facets.attach(&id, facet));
+        }
+        ControlOp::Detach(name, reply) => {
+            let _ = reply.send(ctx.facets.detach(&id, &name));
+        }
+        ControlOp::List(reply) => {
+            let _ = reply.send(ctx.facets.list());
+        }
+    }
+}
+
+/// Runs one message through the facets and the handler; returns the panic
+/// message if the handler panicked.
+async fn handle_one<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    rx: &Receiver<Envelope<A>>,
+    envelope: Envelope<A>,
+) -> Option<String> {
+    let Envelope {
+        msg,
+        reply,
+        correlation,
+    } = envelope;
+    ctx.correlation = correlation;
+    if ctx.facets.is_empty() {
+        // The fast path: no facet to consult, nothing to time.
+        return match AssertUnwindSafe(actor.handle(ctx, msg))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                None
+            }
+            Err(panic) => Some(panic_message(panic.as_ref())),
+        };
+    }
+    let id = ctx.myself.id().clone();
+    let meta = MessageMeta {
+        actor: &id,
+        correlation,
+        msg_type: std::any::type_name::<A::Msg>(),
+        mailbox_len: rx.len(),
+        is_ask: reply.is_some(),
+    };
+    if let Err(rejection) = ctx.facets.before(&meta) {
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(ActorError::new(format!("rejected by {}", rejection.0))));
+        }
+        return None;
+    }
+    let started = ctx.system.env().now();
+    let handled = if ctx.facets.wants_span() {
+        let span = tracing::info_span!("message", actor = %id, correlation);
+        tracing::Instrument::instrument(
+            AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind(),
+            span,
+        )
+        .await
+    } else {
+        AssertUnwindSafe(actor.handle(ctx, msg))
+            .catch_unwind()
+            .await
+    };
+    let elapsed = ctx.system.env().now() - started;
+    match handled {
+        Ok(result) => {
+            let outcome = match &result {
+                Ok(value) => Outcome::Replied(value as &(dyn Any + Send)),
+                Err(e) => Outcome::Failed(e),
+            };
+            ctx.facets.after(&meta, &outcome, elapsed);
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+            None
+        }
+        Err(panic) => Some(panic_message(panic.as_ref())),
+    }
+}
