@@ -26,8 +26,10 @@
 //! ```
 
 pub mod actor;
+pub mod behavior;
 mod env;
 pub mod seams;
+pub mod supervision;
 #[cfg(feature = "tokio")]
 pub mod tokio_backend;
 

@@ -130,3 +130,26 @@ pub(crate) async fn wait_exit(mut watch: watch::Receiver<Option<ExitReason>>) ->
         }
     }
 }
+
+/// A type-erased handle on an actor, for supervisors and links: its id,
+/// status, exit and a way to stop it.
+#[derive(Clone)]
+pub(crate) struct ChildCell(Arc<Cell>);
+
+impl ChildCell {
+    pub(crate) fn of<A: super::Actor>(actor: &super::ActorRef<A>) -> Self {
+        ChildCell(actor.cell.clone())
+    }
+
+    pub(crate) fn id(&self) -> &ActorId {
+        &self.0.id
+    }
+
+    pub(crate) fn stop(&self, reason: ExitReason) {
+        self.0.request_stop(reason);
+    }
+
+    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<ExitReason>> {
+        self.0.exit_watch()
+    }
+}

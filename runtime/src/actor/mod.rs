@@ -39,6 +39,7 @@ mod system;
 
 pub use actor::{Actor, ActorStatus};
 pub use actor_ref::ActorRef;
+pub(crate) use cell::{ChildCell, wait_exit};
 pub use context::Context;
 pub use error::{ActorError, AskError, ExitReason, SendError, SpawnError};
 pub use id::{ActorId, InvalidActorName};

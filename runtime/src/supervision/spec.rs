@@ -1,0 +1,212 @@
+//! What a supervisor is told: its strategy, limits, backoff and children.
+
+use crate::actor::ChildCell;
+use crate::actor::{Actor, ActorSystem, SpawnError};
+use crate::seams::Rng;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which children restart when one exits and must be restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only the child that exited.
+    OneForOne,
+    /// Every child: the others are stopped (last first) and all restarted.
+    OneForAll,
+    /// The child that exited and every child started after it.
+    RestForOne,
+}
+
+/// When a child is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always.
+    Permanent,
+    /// Only after a failure (not after a normal exit or a shutdown).
+    Transient,
+    /// Never; its spec is dropped when it exits.
+    Temporary,
+}
+
+/// Restart intensity: more than `max_restarts` restarts within `within`
+/// and the supervisor stops its children and fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Intensity {
+    /// Restarts allowed in the window.
+    pub max_restarts: u32,
+    /// The sliding window.
+    pub within: Duration,
+}
+
+impl Default for Intensity {
+    fn default() -> Self {
+        Intensity {
+            max_restarts: 3,
+            within: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How long to wait before a restart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backoff {
+    /// Restart at once.
+    None,
+    /// Always wait this long.
+    Fixed(Duration),
+    /// Wait `initial`, doubling with each restart in the intensity window,
+    /// up to `max`, scaled by a random factor in `1 ± jitter`.
+    Exponential {
+        /// The first delay.
+        initial: Duration,
+        /// The longest delay.
+        max: Duration,
+        /// Spread of the random factor, 0 to 1.
+        jitter: f64,
+    },
+}
+
+impl Backoff {
+    /// The delay before the `recent`-th restart of the window (1-based).
+    pub fn delay(&self, recent: u32, rng: &dyn Rng) -> Duration {
+        match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential {
+                initial,
+                max,
+                jitter,
+            } => {
+                let doublings = recent.saturating_sub(1).min(30);
+                let base = initial.saturating_mul(1 << doublings).min(max);
+                rng.jitter(base, jitter).min(max)
+            }
+        }
+    }
+}
+
+type StartFn = Arc<dyn Fn(&ActorSystem) -> Result<ChildCell, SpawnError> + Send + Sync>;
+
+/// One child: its name (unique on the node), restart type and how to start it.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) name: String,
+    pub(crate) restart: Restart,
+    pub(crate) start: StartFn,
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name)
+            .field("restart", &self.restart)
+            .finish()
+    }
+}
+
+impl ChildSpec {
+    /// A permanent child actor named `name`, made fresh by `make` at each
+    /// (re)start.
+    pub fn actor<A: Actor>(name: &str, make: impl Fn() -> A + Send + Sync + 'static) -> Self {
+        let owned = name.to_string();
+        ChildSpec {
+            name: name.to_string(),
+            restart: Restart::Permanent,
+            start: Arc::new(move |system: &ActorSystem| {
+                system.spawn(&owned, make()).map(|r| ChildCell::of(&r))
+            }),
+        }
+    }
+
+    /// A nested supervisor named `name`, running `spec`.
+    pub fn supervisor(name: &str, spec: SupervisorSpec) -> Self {
+        Self::actor(name, move || super::Supervisor::new(spec.clone()))
+    }
+
+    /// Sets the restart type.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A supervisor's configuration.
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    /// Who restarts together.
+    pub strategy: Strategy,
+    /// When to give up.
+    pub intensity: Intensity,
+    /// How long to wait before restarting.
+    pub backoff: Backoff,
+    /// The children, started in order, stopped in reverse.
+    pub children: Vec<ChildSpec>,
+}
+
+impl SupervisorSpec {
+    /// A spec with no children yet.
+    pub fn new(strategy: Strategy) -> Self {
+        SupervisorSpec {
+            strategy,
+            intensity: Intensity::default(),
+            backoff: Backoff::None,
+            children: Vec::new(),
+        }
+    }
+
+    /// Adds a child.
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Sets the restart intensity.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            within,
+        };
+        self
+    }
+
+    /// Sets the backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seams::SeededRng;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let rng = SeededRng::new(1);
+        let ms = Duration::from_millis;
+        assert_eq!(Backoff::None.delay(3, &rng), Duration::ZERO);
+        assert_eq!(Backoff::Fixed(ms(5)).delay(9, &rng), ms(5));
+        let exp = Backoff::Exponential {
+            initial: ms(10),
+            max: ms(100),
+            jitter: 0.0,
+        };
+        let delays: Vec<Duration> = (1..=6).map(|n| exp.delay(n, &rng)).collect();
+        assert_eq!(delays, [ms(10), ms(20), ms(40), ms(80), ms(100), ms(100)]);
+        let jittered = Backoff::Exponential {
+            initial: ms(100),
+            max: ms(1000),
+            jitter: 0.5,
+        };
+        let d = jittered.delay(1, &rng);
+        assert!(d >= ms(50) && d <= ms(150), "{d:?}");
+        assert!(exp.delay(u32::MAX, &rng) <= ms(100));
+    }
+}
