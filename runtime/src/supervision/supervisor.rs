@@ -232,7 +232,13 @@ impl Supervisor {
             self.stop_child(&env, i).await;
         }
         self.children[index].restarts += 1;
-        for i in affected {
+        // A temporary sibling stopped on the way is never restarted (as in OTP).
+        let dropped =
+            |i: usize, child: &Child| i != index && child.spec.restart == Restart::Temporary;
+        for &i in &affected {
+            if dropped(i, &self.children[i]) {
+                continue;
+            }
             if let Err(e) = self.start_child(ctx, i) {
                 ctx.fail(format!(
                     "child {} could not restart: {e}",
@@ -241,6 +247,12 @@ impl Supervisor {
                 return Ok(());
             }
         }
+        let mut i = 0;
+        self.children.retain(|child| {
+            let keep = !(affected.contains(&i) && dropped(i, child));
+            i += 1;
+            keep
+        });
         Ok(())
     }
 
