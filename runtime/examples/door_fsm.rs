@@ -29,9 +29,15 @@ impl GenFsm for CodeLock {
         Door::Locked
     }
 
-    fn handle_event(&mut self, state: &Door, input: FsmInput<u32>) -> Result<Transition<Door>, ActorError> {
+    fn handle_event(
+        &mut self,
+        state: &Door,
+        input: FsmInput<u32>,
+    ) -> Result<Transition<Door>, ActorError> {
         Ok(match (state, input) {
-            (Door::Locked, FsmInput::Event(code)) if code == self.code => Transition::Next(Door::Open),
+            (Door::Locked, FsmInput::Event(code)) if code == self.code => {
+                Transition::Next(Door::Open)
+            }
             (Door::Open, FsmInput::StateTimeout) => Transition::Next(Door::Locked),
             _ => Transition::Keep,
         })
@@ -50,7 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("wrong code -> {:?}", door.send_event(1111, timeout).await?);
     println!("right code -> {:?}", door.send_event(1234, timeout).await?);
     system.env().sleep(Duration::from_millis(300)).await;
-    println!("after 300 ms -> {:?} (the state timeout locked it)", door.state(timeout).await?);
+    println!(
+        "after 300 ms -> {:?} (the state timeout locked it)",
+        door.state(timeout).await?
+    );
     system.shutdown().await;
     Ok(())
 }

@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let timeout = Duration::from_secs(1);
     let audit = bus.add_handler(Printer("audit"), timeout).await?;
     bus.add_handler(Printer("alerts"), timeout).await?;
-    bus.sync_notify("user ada logged in".into(), timeout).await?;
+    bus.sync_notify("user ada logged in".into(), timeout)
+        .await?;
     bus.remove_handler(audit, timeout).await?;
     let reached = bus.sync_notify("disk 91% full".into(), timeout).await?;
     println!("the last event reached {reached} handler(s)");

@@ -23,7 +23,11 @@ impl Actor for KvStore {
     type Msg = Kv;
     type Reply = Option<String>;
 
-    async fn handle(&mut self, _ctx: &mut Context<Self>, msg: Kv) -> Result<Option<String>, ActorError> {
+    async fn handle(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        msg: Kv,
+    ) -> Result<Option<String>, ActorError> {
         Ok(match msg {
             Kv::Put(key, value) => self.0.insert(key, value),
             Kv::Get(key) => self.0.get(&key).cloned(),
@@ -38,11 +42,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kv = system.spawn("kv", KvStore::default())?;
     let timeout = Duration::from_secs(1);
     kv.tell(Kv::Put("language".into(), "rust".into())).await?; // a cast
-    let old = kv.ask(Kv::Put("language".into(), "erlang".into()), timeout).await?; // a call
+    let old = kv
+        .ask(Kv::Put("language".into(), "erlang".into()), timeout)
+        .await?; // a call
     println!("replaced {old:?}");
-    println!("language = {:?}", kv.ask(Kv::Get("language".into()), timeout).await?);
-    println!("deleted {:?}", kv.ask(Kv::Delete("language".into()), timeout).await?);
-    println!("language = {:?}", kv.ask(Kv::Get("language".into()), timeout).await?);
+    println!(
+        "language = {:?}",
+        kv.ask(Kv::Get("language".into()), timeout).await?
+    );
+    println!(
+        "deleted {:?}",
+        kv.ask(Kv::Delete("language".into()), timeout).await?
+    );
+    println!(
+        "language = {:?}",
+        kv.ask(Kv::Get("language".into()), timeout).await?
+    );
     system.shutdown().await;
     Ok(())
 }

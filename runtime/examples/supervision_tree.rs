@@ -19,7 +19,11 @@ impl Actor for Flaky {
     type Msg = &'static str;
     type Reply = u32;
 
-    async fn handle(&mut self, ctx: &mut Context<Self>, msg: &'static str) -> Result<u32, ActorError> {
+    async fn handle(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msg: &'static str,
+    ) -> Result<u32, ActorError> {
         if msg == "crash" {
             panic!("{} was told to crash", ctx.id());
         }
@@ -30,14 +34,17 @@ impl Actor for Flaky {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/supervision_tree").await?);
+    let system =
+        ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/supervision_tree").await?);
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
         .child(ChildSpec::actor("flaky", || Flaky { handled: 0 }));
     let sup = system.spawn("root", Supervisor::new(spec))?;
     let timeout = Duration::from_secs(1);
     sup.stats(timeout).await?; // the tree is up
-    let flaky = system.lookup::<Flaky>("flaky").ok_or("flaky is not running")?;
+    let flaky = system
+        .lookup::<Flaky>("flaky")
+        .ok_or("flaky is not running")?;
     println!("handled {}", flaky.ask("work", timeout).await?);
     println!("handled {}", flaky.ask("work", timeout).await?);
     flaky.tell("crash").await?;
@@ -48,8 +55,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         system.env().sleep(Duration::from_millis(1)).await;
     };
-    println!("restarted with fresh state: handled {}", again.ask("work", timeout).await?);
-    println!("restarts so far: {}", sup.stats(timeout).await?.total_restarts);
+    println!(
+        "restarted with fresh state: handled {}",
+        again.ask("work", timeout).await?
+    );
+    println!(
+        "restarts so far: {}",
+        sup.stats(timeout).await?.total_restarts
+    );
     system.shutdown().await;
     Ok(())
 }

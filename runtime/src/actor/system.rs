@@ -7,7 +7,7 @@ use super::facet::{Facet, FacetChain, FacetRegistry, MessageMeta, Outcome};
 use super::mailbox::{self, Receiver};
 use super::{Actor, ActorError, ActorId, ActorRef, ActorStatus, Context, ExitReason, SpawnError};
 use crate::env::{Env, NodeName};
-use crate::seams::{Clock, panic_message};
+use crate::seams::{Clock, Spawn, panic_message};
 use futures::FutureExt;
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -153,7 +153,10 @@ impl ActorSystem {
             watchers: Vec::new(),
             correlation: 0,
         };
-        drop(self.inner.env.spawn(run(actor, context, rx)));
+        // No JoinHandle: the loop catches its own panics and publishes its
+        // exit through the cell, so the lighter `spawn_task` suffices (it
+        // saves a few allocations per actor).
+        self.inner.env.spawn_task(Box::pin(run(actor, context, rx)));
         Ok(actor_ref)
     }
 
@@ -317,12 +320,33 @@ async fn handle_one<A: Actor>(
             Err(panic) => Some(panic_message(panic.as_ref())),
         };
     }
+    // The facet path lives in its own (boxed) future, so an actor without
+    // facets does not carry its state in every idle task.
+    Box::pin(handle_with_facets(
+        actor,
+        ctx,
+        rx.len(),
+        msg,
+        reply,
+        correlation,
+    ))
+    .await
+}
+
+async fn handle_with_facets<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    mailbox_len: usize,
+    msg: A::Msg,
+    reply: Option<futures::channel::oneshot::Sender<Result<A::Reply, ActorError>>>,
+    correlation: u64,
+) -> Option<String> {
     let id = ctx.myself.id().clone();
     let meta = MessageMeta {
         actor: &id,
         correlation,
         msg_type: std::any::type_name::<A::Msg>(),
-        mailbox_len: rx.len(),
+        mailbox_len,
         is_ask: reply.is_some(),
     };
     if let Err(rejection) = ctx.facets.before(&meta) {

@@ -1,0 +1,650 @@
+//! Actor benchmark: PlexSpaces against ractor, kameo, actix and a
+//! hand-written tokio mpsc + oneshot floor, in one process.
+//!
+//! - B1: sequential ask round-trips to one actor;
+//! - B2: tell throughput to 1, 100 and 10,000 actors (then one ask each, so
+//!   every message is known to be handled);
+//! - B3: spawning 100,000 and 1,000,000 idle actors: time, and heap bytes
+//!   per actor (a counting allocator);
+//! - B4: restart latency: from a panic to the restarted child answering an
+//!   ask (PlexSpaces' supervisor; the floor respawns a task and a channel).
+//!
+//! ```text
+//! cargo run --release -p plexspaces-bench --bin actor_bench [-- --quick]
+//! ```
+
+// The benchmark measures real time, counts heap bytes with a global
+// allocator (the one `unsafe` block: forwarding to the system allocator),
+// and drives peers on their own executors.
+#![allow(unsafe_code, clippy::disallowed_methods, missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+struct Counting;
+
+static HEAP_BYTES: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call forwards to `System` with the caller's arguments; the
+// counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HEAP_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn heap() -> i64 {
+    HEAP_BYTES.load(Ordering::Relaxed)
+}
+
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The common shape of every peer's counter actor.
+mod plex {
+    use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, SpawnOptions};
+    use plexspaces::{Env, NodeName};
+
+    pub struct Counter(pub u64);
+
+    pub enum Msg {
+        Add(u64),
+        Get,
+        Crash,
+    }
+
+    impl Actor for Counter {
+        type Msg = Msg;
+        type Reply = u64;
+        async fn handle(&mut self, _: &mut Context<Self>, msg: Msg) -> Result<u64, ActorError> {
+            match msg {
+                Msg::Add(n) => self.0 += n,
+                Msg::Get => {}
+                Msg::Crash => panic!("crash on purpose"),
+            }
+            Ok(self.0)
+        }
+    }
+
+    pub async fn system() -> ActorSystem {
+        let dir = std::env::temp_dir().join(format!("plexspaces-bench-{}", std::process::id()));
+        ActorSystem::new(
+            Env::tokio(NodeName::new("bench").unwrap(), dir)
+                .await
+                .unwrap(),
+        )
+    }
+
+    pub fn spawn(system: &ActorSystem, name: &str) -> ActorRef<Counter> {
+        let options = SpawnOptions {
+            mailbox_capacity: 1024,
+            ..SpawnOptions::default()
+        };
+        system.spawn_with(name, Counter(0), options).unwrap()
+    }
+}
+
+mod floor {
+    use tokio::sync::{mpsc, oneshot};
+
+    pub enum Msg {
+        Add(u64),
+        Get(oneshot::Sender<u64>),
+    }
+
+    pub fn spawn() -> mpsc::Sender<Msg> {
+        let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+        tokio::spawn(async move {
+            let mut count = 0u64;
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Msg::Add(n) => count += n,
+                    Msg::Get(reply) => {
+                        let _ = reply.send(count);
+                    }
+                }
+            }
+        });
+        tx
+    }
+
+    pub async fn ask(tx: &mpsc::Sender<Msg>) -> u64 {
+        let (reply, rx) = oneshot::channel();
+        tx.send(Msg::Get(reply)).await.unwrap();
+        rx.await.unwrap()
+    }
+}
+
+mod ractor_peer {
+    use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+    pub struct Counter;
+
+    pub enum Msg {
+        Add(u64),
+        Get(RpcReplyPort<u64>),
+    }
+
+    impl Actor for Counter {
+        type Msg = Msg;
+        type State = u64;
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<u64, ActorProcessingErr> {
+            Ok(0)
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<Msg>,
+            msg: Msg,
+            count: &mut u64,
+        ) -> Result<(), ActorProcessingErr> {
+            match msg {
+                Msg::Add(n) => *count += n,
+                Msg::Get(reply) => {
+                    let _ = reply.send(*count);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub async fn spawn() -> ActorRef<Msg> {
+        Actor::spawn(None, Counter, ()).await.unwrap().0
+    }
+
+    pub async fn ask(actor: &ActorRef<Msg>) -> u64 {
+        match actor.call(Msg::Get, None).await.unwrap() {
+            ractor::rpc::CallResult::Success(n) => n,
+            _ => panic!("ractor call failed"),
+        }
+    }
+}
+
+mod kameo_peer {
+    use kameo::prelude::*;
+
+    #[derive(Actor)]
+    pub struct Counter(pub u64);
+
+    pub struct Add(pub u64);
+    pub struct Get;
+
+    impl Message<Add> for Counter {
+        type Reply = ();
+        async fn handle(&mut self, Add(n): Add, _: &mut Context<Self, ()>) {
+            self.0 += n;
+        }
+    }
+
+    impl Message<Get> for Counter {
+        type Reply = u64;
+        async fn handle(&mut self, _: Get, _: &mut Context<Self, u64>) -> u64 {
+            self.0
+        }
+    }
+
+    pub fn spawn() -> ActorRef<Counter> {
+        Counter::spawn_with_mailbox(Counter(0), mailbox::bounded(1024))
+    }
+}
+
+mod actix_peer {
+    use actix::prelude::*;
+
+    pub struct Counter(pub u64);
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    pub struct Add(pub u64);
+
+    #[derive(Message)]
+    #[rtype(result = "u64")]
+    pub struct Get;
+
+    impl Handler<Add> for Counter {
+        type Result = ();
+        fn handle(&mut self, Add(n): Add, _: &mut Context<Self>) {
+            self.0 += n;
+        }
+    }
+
+    impl Handler<Get> for Counter {
+        type Result = u64;
+        fn handle(&mut self, _: Get, _: &mut Context<Self>) -> u64 {
+            self.0
+        }
+    }
+}
+
+struct Row {
+    name: &'static str,
+    value: f64,
+}
+
+fn print_rows(title: &str, unit: &str, rows: &[Row], lower_is_better: bool) {
+    let floor = rows
+        .iter()
+        .find(|r| r.name == "tokio floor")
+        .map(|r| r.value)
+        .unwrap_or(1.0);
+    let plex = rows
+        .iter()
+        .find(|r| r.name == "plexspaces")
+        .map(|r| r.value)
+        .unwrap_or(1.0);
+    println!("\n{title}");
+    println!("| runtime | {unit} | cost vs tokio floor | plexspaces advantage |");
+    println!("|---|---:|---:|---:|");
+    for row in rows {
+        let (vs_floor, plex_vs) = if lower_is_better {
+            (row.value / floor, row.value / plex)
+        } else {
+            (floor / row.value, row.value / plex)
+        };
+        let plex_vs = if lower_is_better {
+            plex_vs
+        } else {
+            1.0 / plex_vs
+        };
+        println!(
+            "| {} | {:.1} | {:.2}x | {:.2}x |",
+            row.name, row.value, vs_floor, plex_vs
+        );
+    }
+}
+
+fn b1(asks: u64) -> Vec<Row> {
+    let per = |elapsed: Duration| elapsed.as_nanos() as f64 / asks as f64;
+    let rt = tokio_runtime();
+    let mut rows = Vec::new();
+    rows.push(Row {
+        name: "tokio floor",
+        value: rt.block_on(async {
+            let tx = floor::spawn();
+            let t = Instant::now();
+            for _ in 0..asks {
+                floor::ask(&tx).await;
+            }
+            per(t.elapsed())
+        }),
+    });
+    rows.push(Row {
+        name: "plexspaces",
+        value: rt.block_on(async {
+            let system = plex::system().await;
+            let actor = plex::spawn(&system, "b1");
+            let t = Instant::now();
+            for _ in 0..asks {
+                actor
+                    .ask(plex::Msg::Get, Duration::from_secs(5))
+                    .await
+                    .unwrap();
+            }
+            per(t.elapsed())
+        }),
+    });
+    rows.push(Row {
+        name: "ractor",
+        value: rt.block_on(async {
+            let actor = ractor_peer::spawn().await;
+            let t = Instant::now();
+            for _ in 0..asks {
+                ractor_peer::ask(&actor).await;
+            }
+            per(t.elapsed())
+        }),
+    });
+    rows.push(Row {
+        name: "kameo",
+        value: rt.block_on(async {
+            let actor = kameo_peer::spawn();
+            let t = Instant::now();
+            for _ in 0..asks {
+                actor.ask(kameo_peer::Get).await.unwrap();
+            }
+            per(t.elapsed())
+        }),
+    });
+    drop(rt);
+    rows.push(Row {
+        name: "actix",
+        value: actix_rt::System::new().block_on(async {
+            use actix::Actor;
+            let actor = actix_peer::Counter(0).start();
+            let t = Instant::now();
+            for _ in 0..asks {
+                actor.send(actix_peer::Get).await.unwrap();
+            }
+            per(t.elapsed())
+        }),
+    });
+    rows
+}
+
+fn b2(total: u64, actors: usize) -> Vec<Row> {
+    let rate = |elapsed: Duration| total as f64 / elapsed.as_secs_f64();
+    let per_actor = total / actors as u64;
+    let rt = tokio_runtime();
+    let mut rows = Vec::new();
+    rows.push(Row {
+        name: "tokio floor",
+        value: rt.block_on(async {
+            let refs: Vec<_> = (0..actors).map(|_| floor::spawn()).collect();
+            let t = Instant::now();
+            for _ in 0..per_actor {
+                for r in &refs {
+                    r.send(floor::Msg::Add(1)).await.unwrap();
+                }
+            }
+            for r in &refs {
+                assert_eq!(floor::ask(r).await, per_actor);
+            }
+            rate(t.elapsed())
+        }),
+    });
+    rows.push(Row {
+        name: "plexspaces",
+        value: rt.block_on(async {
+            let system = plex::system().await;
+            let refs: Vec<_> = (0..actors)
+                .map(|i| plex::spawn(&system, &format!("a{i}")))
+                .collect();
+            let t = Instant::now();
+            for _ in 0..per_actor {
+                for r in &refs {
+                    r.tell(plex::Msg::Add(1)).await.unwrap();
+                }
+            }
+            for r in &refs {
+                assert_eq!(
+                    r.ask(plex::Msg::Get, Duration::from_secs(30))
+                        .await
+                        .unwrap(),
+                    per_actor
+                );
+            }
+            let result = rate(t.elapsed());
+            system.shutdown().await;
+            result
+        }),
+    });
+    rows.push(Row {
+        name: "ractor",
+        value: rt.block_on(async {
+            let mut refs = Vec::new();
+            for _ in 0..actors {
+                refs.push(ractor_peer::spawn().await);
+            }
+            let t = Instant::now();
+            for _ in 0..per_actor {
+                for r in &refs {
+                    r.cast(ractor_peer::Msg::Add(1)).unwrap();
+                }
+            }
+            for r in &refs {
+                assert_eq!(ractor_peer::ask(r).await, per_actor);
+            }
+            let result = rate(t.elapsed());
+            for r in refs {
+                r.stop(None);
+            }
+            result
+        }),
+    });
+    rows.push(Row {
+        name: "kameo",
+        value: rt.block_on(async {
+            let refs: Vec<_> = (0..actors).map(|_| kameo_peer::spawn()).collect();
+            let t = Instant::now();
+            for _ in 0..per_actor {
+                for r in &refs {
+                    r.tell(kameo_peer::Add(1)).await.unwrap();
+                }
+            }
+            for r in &refs {
+                assert_eq!(r.ask(kameo_peer::Get).await.unwrap(), per_actor);
+            }
+            rate(t.elapsed())
+        }),
+    });
+    drop(rt);
+    rows.push(Row {
+        name: "actix",
+        value: actix_rt::System::new().block_on(async {
+            use actix::Actor;
+            let refs: Vec<_> = (0..actors)
+                .map(|_| actix_peer::Counter(0).start())
+                .collect();
+            let t = Instant::now();
+            for _ in 0..per_actor {
+                for r in &refs {
+                    r.do_send(actix_peer::Add(1));
+                }
+            }
+            for r in &refs {
+                assert_eq!(r.send(actix_peer::Get).await.unwrap(), per_actor);
+            }
+            rate(t.elapsed())
+        }),
+    });
+    rows
+}
+
+/// Spawns `count` idle actors; returns (µs per spawn, heap bytes per actor).
+fn b3(count: usize) -> Vec<(Row, Row)> {
+    let measure = |name: &'static str, run: &dyn Fn() -> (Duration, i64)| {
+        let (elapsed, bytes) = run();
+        (
+            Row {
+                name,
+                value: elapsed.as_nanos() as f64 / count as f64 / 1000.0,
+            },
+            Row {
+                name,
+                value: bytes as f64 / count as f64,
+            },
+        )
+    };
+    let mut rows = Vec::new();
+    rows.push(measure("tokio floor", &|| {
+        tokio_runtime().block_on(async {
+            let before = heap();
+            let t = Instant::now();
+            let refs: Vec<_> = (0..count).map(|_| floor::spawn()).collect();
+            tokio::task::yield_now().await;
+            (
+                t.elapsed(),
+                heap() - before - (refs.capacity() * std::mem::size_of_val(&refs[0])) as i64,
+            )
+        })
+    }));
+    rows.push(measure("plexspaces", &|| {
+        tokio_runtime().block_on(async {
+            let system = plex::system().await;
+            let names: Vec<String> = (0..count).map(|i| format!("idle{i}")).collect();
+            let before = heap();
+            let t = Instant::now();
+            let refs: Vec<_> = names.iter().map(|n| plex::spawn(&system, n)).collect();
+            tokio::task::yield_now().await;
+            (
+                t.elapsed(),
+                heap() - before - (refs.capacity() * std::mem::size_of_val(&refs[0])) as i64,
+            )
+        })
+    }));
+    rows.push(measure("ractor", &|| {
+        tokio_runtime().block_on(async {
+            let before = heap();
+            let t = Instant::now();
+            let mut refs = Vec::with_capacity(count);
+            for _ in 0..count {
+                refs.push(ractor_peer::spawn().await);
+            }
+            (
+                t.elapsed(),
+                heap() - before - (refs.capacity() * std::mem::size_of_val(&refs[0])) as i64,
+            )
+        })
+    }));
+    rows.push(measure("kameo", &|| {
+        tokio_runtime().block_on(async {
+            let before = heap();
+            let t = Instant::now();
+            let refs: Vec<_> = (0..count).map(|_| kameo_peer::spawn()).collect();
+            tokio::task::yield_now().await;
+            (
+                t.elapsed(),
+                heap() - before - (refs.capacity() * std::mem::size_of_val(&refs[0])) as i64,
+            )
+        })
+    }));
+    rows.push(measure("actix", &|| {
+        actix_rt::System::new().block_on(async {
+            use actix::Actor;
+            let before = heap();
+            let t = Instant::now();
+            let refs: Vec<_> = (0..count).map(|_| actix_peer::Counter(0).start()).collect();
+            tokio::task::yield_now().await;
+            (
+                t.elapsed(),
+                heap() - before - (refs.capacity() * std::mem::size_of_val(&refs[0])) as i64,
+            )
+        })
+    }));
+    rows
+}
+
+/// Restart latency samples in µs: PlexSpaces supervisor, and the floor.
+fn b4(restarts: usize) -> (Vec<f64>, Vec<f64>) {
+    use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
+    let rt = tokio_runtime();
+    let plex = rt.block_on(async {
+        let system = plex::system().await;
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .intensity(u32::MAX, Duration::from_secs(1))
+            .child(ChildSpec::actor("child", || plex::Counter(0)));
+        let sup = system.spawn("sup", Supervisor::new(spec)).unwrap();
+        sup.stats(Duration::from_secs(5)).await.unwrap();
+        let mut samples = Vec::with_capacity(restarts);
+        for _ in 0..restarts {
+            let child = loop {
+                if let Some(c) = system.lookup::<plex::Counter>("child") {
+                    break c;
+                }
+                tokio::task::yield_now().await;
+            };
+            let t = Instant::now();
+            child.tell(plex::Msg::Crash).await.unwrap();
+            loop {
+                if let Some(next) = system.lookup::<plex::Counter>("child")
+                    && next
+                        .ask(plex::Msg::Get, Duration::from_secs(5))
+                        .await
+                        .is_ok()
+                    && child.status() != plexspaces::actor::ActorStatus::Active
+                {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            samples.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        samples
+    });
+    let floor = rt.block_on(async {
+        let mut samples = Vec::with_capacity(restarts);
+        let mut tx = floor::spawn();
+        for _ in 0..restarts {
+            let t = Instant::now();
+            drop(tx); // the "crash": the task ends with its channel
+            tx = floor::spawn();
+            floor::ask(&tx).await;
+            samples.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        samples
+    });
+    (plex, floor)
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    // `--only b3` (or b1, b2, b4) runs one benchmark.
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let runs = |b: &str| only.as_deref().is_none_or(|o| o == b);
+    let scale: u64 = if quick { 10 } else { 1 };
+    println!("actor benchmark (2 tokio worker threads; actix on its own single-threaded system)");
+
+    if runs("b1") {
+        print_rows(
+            "B1: sequential ask round-trip",
+            "ns/ask",
+            &b1(200_000 / scale),
+            true,
+        );
+    }
+    for actors in [1usize, 100, 10_000].into_iter().filter(|_| runs("b2")) {
+        let title = format!("B2: tell throughput, 1,000,000 messages to {actors} actor(s)");
+        print_rows(&title, "msgs/s", &b2(1_000_000 / scale, actors), false);
+    }
+    for count in [100_000usize, 1_000_000].into_iter().filter(|_| runs("b3")) {
+        let count = count / scale as usize;
+        let rows = b3(count);
+        let (time, bytes): (Vec<Row>, Vec<Row>) = rows.into_iter().unzip();
+        print_rows(
+            &format!("B3: spawn {count} idle actors, time"),
+            "µs/actor",
+            &time,
+            true,
+        );
+        print_rows(
+            &format!("B3: spawn {count} idle actors, heap"),
+            "bytes/actor",
+            &bytes,
+            true,
+        );
+    }
+    if !runs("b4") {
+        return;
+    }
+    let (mut plex, mut floor) = b4(2000 / scale as usize);
+    println!("\nB4: restart latency, panic to the restarted child answering an ask");
+    println!("| runtime | p50 µs | p99 µs |");
+    println!("|---|---:|---:|");
+    println!(
+        "| plexspaces supervisor | {:.1} | {:.1} |",
+        percentile(&mut plex, 0.5),
+        percentile(&mut plex, 0.99)
+    );
+    println!(
+        "| tokio floor (respawn task + channel) | {:.1} | {:.1} |",
+        percentile(&mut floor, 0.5),
+        percentile(&mut floor, 0.99)
+    );
+}
