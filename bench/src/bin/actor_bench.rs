@@ -46,6 +46,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Runs `future` on a worker thread of `rt` (not on the thread calling
+/// `block_on`, which would make every wake-up a cross-thread unpark).
+fn on_worker<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(async { tokio::spawn(future).await.expect("the benchmark task") })
+}
+
 fn heap() -> i64 {
     HEAP_BYTES.load(Ordering::Relaxed)
 }
@@ -276,12 +285,12 @@ fn print_rows(title: &str, unit: &str, rows: &[Row], lower_is_better: bool) {
 }
 
 fn b1(asks: u64) -> Vec<Row> {
-    let per = |elapsed: Duration| elapsed.as_nanos() as f64 / asks as f64;
+    let per = move |elapsed: Duration| elapsed.as_nanos() as f64 / asks as f64;
     let rt = tokio_runtime();
     let mut rows = Vec::new();
     rows.push(Row {
         name: "tokio floor",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let tx = floor::spawn();
             let t = Instant::now();
             for _ in 0..asks {
@@ -292,7 +301,7 @@ fn b1(asks: u64) -> Vec<Row> {
     });
     rows.push(Row {
         name: "plexspaces",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let system = plex::system().await;
             let actor = plex::spawn(&system, "b1");
             let t = Instant::now();
@@ -307,7 +316,7 @@ fn b1(asks: u64) -> Vec<Row> {
     });
     rows.push(Row {
         name: "ractor",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let actor = ractor_peer::spawn().await;
             let t = Instant::now();
             for _ in 0..asks {
@@ -318,7 +327,7 @@ fn b1(asks: u64) -> Vec<Row> {
     });
     rows.push(Row {
         name: "kameo",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let actor = kameo_peer::spawn();
             let t = Instant::now();
             for _ in 0..asks {
@@ -344,13 +353,13 @@ fn b1(asks: u64) -> Vec<Row> {
 }
 
 fn b2(total: u64, actors: usize) -> Vec<Row> {
-    let rate = |elapsed: Duration| total as f64 / elapsed.as_secs_f64();
+    let rate = move |elapsed: Duration| total as f64 / elapsed.as_secs_f64();
     let per_actor = total / actors as u64;
     let rt = tokio_runtime();
     let mut rows = Vec::new();
     rows.push(Row {
         name: "tokio floor",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let refs: Vec<_> = (0..actors).map(|_| floor::spawn()).collect();
             let t = Instant::now();
             for _ in 0..per_actor {
@@ -366,7 +375,7 @@ fn b2(total: u64, actors: usize) -> Vec<Row> {
     });
     rows.push(Row {
         name: "plexspaces",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let system = plex::system().await;
             let refs: Vec<_> = (0..actors)
                 .map(|i| plex::spawn(&system, &format!("a{i}")))
@@ -392,7 +401,7 @@ fn b2(total: u64, actors: usize) -> Vec<Row> {
     });
     rows.push(Row {
         name: "ractor",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let mut refs = Vec::new();
             for _ in 0..actors {
                 refs.push(ractor_peer::spawn().await);
@@ -415,7 +424,7 @@ fn b2(total: u64, actors: usize) -> Vec<Row> {
     });
     rows.push(Row {
         name: "kameo",
-        value: rt.block_on(async {
+        value: on_worker(&rt, async move {
             let refs: Vec<_> = (0..actors).map(|_| kameo_peer::spawn()).collect();
             let t = Instant::now();
             for _ in 0..per_actor {
@@ -469,7 +478,7 @@ fn b3(count: usize) -> Vec<(Row, Row)> {
     };
     let mut rows = Vec::new();
     rows.push(measure("tokio floor", &|| {
-        tokio_runtime().block_on(async {
+        on_worker(&tokio_runtime(), async move {
             let before = heap();
             let t = Instant::now();
             let refs: Vec<_> = (0..count).map(|_| floor::spawn()).collect();
@@ -481,7 +490,7 @@ fn b3(count: usize) -> Vec<(Row, Row)> {
         })
     }));
     rows.push(measure("plexspaces", &|| {
-        tokio_runtime().block_on(async {
+        on_worker(&tokio_runtime(), async move {
             let system = plex::system().await;
             let names: Vec<String> = (0..count).map(|i| format!("idle{i}")).collect();
             let before = heap();
@@ -495,7 +504,7 @@ fn b3(count: usize) -> Vec<(Row, Row)> {
         })
     }));
     rows.push(measure("ractor", &|| {
-        tokio_runtime().block_on(async {
+        on_worker(&tokio_runtime(), async move {
             let before = heap();
             let t = Instant::now();
             let mut refs = Vec::with_capacity(count);
@@ -509,7 +518,7 @@ fn b3(count: usize) -> Vec<(Row, Row)> {
         })
     }));
     rows.push(measure("kameo", &|| {
-        tokio_runtime().block_on(async {
+        on_worker(&tokio_runtime(), async move {
             let before = heap();
             let t = Instant::now();
             let refs: Vec<_> = (0..count).map(|_| kameo_peer::spawn()).collect();
@@ -540,7 +549,7 @@ fn b3(count: usize) -> Vec<(Row, Row)> {
 fn b4(restarts: usize) -> (Vec<f64>, Vec<f64>) {
     use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
     let rt = tokio_runtime();
-    let plex = rt.block_on(async {
+    let plex = on_worker(&rt, async move {
         let system = plex::system().await;
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .intensity(u32::MAX, Duration::from_secs(1))
@@ -573,7 +582,7 @@ fn b4(restarts: usize) -> (Vec<f64>, Vec<f64>) {
         }
         samples
     });
-    let floor = rt.block_on(async {
+    let floor = on_worker(&rt, async move {
         let mut samples = Vec::with_capacity(restarts);
         let mut tx = floor::spawn();
         for _ in 0..restarts {
@@ -633,6 +642,10 @@ fn main() {
     if !runs("b4") {
         return;
     }
+    // The default panic hook formats (and, with RUST_BACKTRACE, captures a
+    // backtrace for) every panic: that is logging, not restarting, so B4
+    // runs with a silent hook.
+    std::panic::set_hook(Box::new(|_| {}));
     let (mut plex, mut floor) = b4(2000 / scale as usize);
     println!("\nB4: restart latency, panic to the restarted child answering an ask");
     println!("| runtime | p50 µs | p99 µs |");
