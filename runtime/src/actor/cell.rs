@@ -35,6 +35,9 @@ pub(crate) enum Signal {
 pub(crate) struct Cell {
     pub(crate) id: ActorId,
     status: AtomicU8,
+    /// Set whenever a signal is queued, so the loop's per-message check is
+    /// one atomic load instead of a lock.
+    signalled: std::sync::atomic::AtomicBool,
     signals: Mutex<Signals>,
     pub(crate) waker: AtomicWaker,
     exit: watch::Sender<Option<ExitReason>>,
@@ -46,6 +49,7 @@ impl Cell {
         Arc::new(Cell {
             id,
             status: AtomicU8::new(ActorStatus::Creating.to_u8()),
+            signalled: std::sync::atomic::AtomicBool::new(false),
             signals: Mutex::new(Signals::default()),
             waker: AtomicWaker::new(),
             exit: watch::Sender::new(None),
@@ -72,6 +76,7 @@ impl Cell {
         if signals.stop.is_none() {
             signals.stop = Some(reason);
         }
+        self.signalled.store(true, Ordering::Release);
         drop(signals);
         self.waker.wake();
     }
@@ -82,6 +87,7 @@ impl Cell {
             return; // dropping `op` drops its reply channel: the caller sees Stopped
         }
         signals.control.push_back(op);
+        self.signalled.store(true, Ordering::Release);
         drop(signals);
         self.waker.wake();
     }
@@ -95,11 +101,24 @@ impl Cell {
     }
 
     pub(crate) fn take_signal(&self) -> Option<Signal> {
+        if !self.signalled.load(Ordering::Acquire) {
+            return None;
+        }
         let mut signals = self.signals();
+        // Cleared under the lock that setters hold, so none is lost.
+        self.signalled.store(
+            signals.stop.is_some() as usize + signals.control.len() > 1,
+            Ordering::Release,
+        );
         if let Some(reason) = signals.stop.take() {
             return Some(Signal::Stop(reason));
         }
         signals.control.pop_front().map(Signal::Control)
+    }
+
+    /// Whether a signal waits (one atomic load).
+    pub(crate) fn has_signal(&self) -> bool {
+        self.signalled.load(Ordering::Acquire)
     }
 
     pub(crate) fn next_correlation(&self) -> u64 {

@@ -112,24 +112,47 @@ impl<T> Sender<T> {
 }
 
 impl<T> Receiver<T> {
-    /// The next message, or `None` once closed and empty.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.0.receiver.register(cx.waker());
-        let mut state = self.0.state();
-        if let Some(value) = state.queue.pop_front() {
-            // Wake every blocked sender: one whose future was dropped must
-            // not swallow the only wake-up.
-            let blocked = std::mem::take(&mut state.blocked);
-            drop(state);
-            for waker in blocked {
-                waker.wake();
-            }
-            return Poll::Ready(Some(value));
+    /// Moves every queued message into `batch` (one lock for all of them),
+    /// or registers for a wake-up if there are none. `Ready(false)` once
+    /// closed and empty.
+    ///
+    /// Messages in `batch` no longer count against the capacity, so at most
+    /// twice the capacity is ever held: the mailbox plus one batch.
+    pub(crate) fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut VecDeque<T>,
+    ) -> Poll<bool> {
+        if self.take_into(batch) {
+            return Poll::Ready(true);
         }
-        if state.closed {
-            return Poll::Ready(None);
+        self.0.receiver.register(cx.waker());
+        // Re-check after registering, so a send in between is not missed.
+        if self.take_into(batch) {
+            return Poll::Ready(true);
+        }
+        if self.0.state().closed {
+            return Poll::Ready(false);
         }
         Poll::Pending
+    }
+
+    fn take_into(&mut self, batch: &mut VecDeque<T>) -> bool {
+        let mut state = self.0.state();
+        if state.queue.is_empty() {
+            return false;
+        }
+        if batch.is_empty() {
+            std::mem::swap(&mut state.queue, batch);
+        } else {
+            batch.extend(state.queue.drain(..));
+        }
+        let blocked = std::mem::take(&mut state.blocked);
+        drop(state);
+        for waker in blocked {
+            waker.wake();
+        }
+        true
     }
 
     /// Messages queued now.
@@ -159,11 +182,11 @@ mod tests {
     use futures::task::noop_waker;
 
     #[test]
-    fn messages_come_out_in_order_and_the_bound_holds() {
+    fn the_bound_holds_and_a_full_mailbox_makes_send_wait() {
         let (tx, mut rx) = mailbox(2);
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(rx.poll_recv(&mut cx).is_pending());
+        let mut batch = VecDeque::new();
         assert!(tx.try_send(1).is_ok());
         assert!(tx.send(2).now_or_never().unwrap().is_ok());
         assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
@@ -173,13 +196,37 @@ mod tests {
             "a full mailbox makes send wait"
         );
         assert_eq!((tx.len(), rx.len(), tx.capacity()), (2, 2, 2));
-        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(rx.poll_recv_batch(&mut cx, &mut batch), Poll::Ready(true));
         assert!(
             blocked.as_mut().poll(&mut cx).is_ready(),
             "room frees the waiting sender"
         );
-        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(2)));
-        assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(3)));
+        assert_eq!(rx.poll_recv_batch(&mut cx, &mut batch), Poll::Ready(true));
+        assert_eq!(batch, [1, 2, 3], "in order");
+    }
+
+    #[test]
+    fn a_batch_takes_everything_queued_and_frees_the_room() {
+        let (tx, mut rx) = mailbox(3);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut batch = VecDeque::new();
+        assert!(rx.poll_recv_batch(&mut cx, &mut batch).is_pending());
+        for n in 0..3 {
+            tx.try_send(n).ok().unwrap();
+        }
+        assert_eq!(rx.poll_recv_batch(&mut cx, &mut batch), Poll::Ready(true));
+        assert_eq!(batch, [0, 1, 2]);
+        assert_eq!(tx.len(), 0, "the room is free again");
+        tx.try_send(3).ok().unwrap();
+        assert_eq!(rx.poll_recv_batch(&mut cx, &mut batch), Poll::Ready(true));
+        assert_eq!(batch, [0, 1, 2, 3], "appended behind what is in hand");
+        drop(tx);
+        batch.clear();
+        assert!(
+            rx.poll_recv_batch(&mut cx, &mut batch).is_pending(),
+            "senders gone is not closed"
+        );
     }
 
     #[test]

@@ -197,12 +197,6 @@ impl ActorSystem {
     }
 }
 
-enum Next<A: Actor> {
-    Signal(Signal),
-    Message(Envelope<A>),
-    Closed,
-}
-
 /// An actor's task: `pre_start`, then one message at a time until a stop,
 /// then `post_stop`; panics are caught and become a Failed exit.
 async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envelope<A>>) {
@@ -248,26 +242,34 @@ async fn message_loop<A: Actor>(
     rx: &mut Receiver<Envelope<A>>,
     cell: &Arc<Cell>,
 ) -> (ExitReason, bool) {
+    let mut batch = std::collections::VecDeque::new();
     loop {
-        let next = std::future::poll_fn(|cx| {
-            cell.waker.register(cx.waker());
-            if let Some(signal) = cell.take_signal() {
-                return Poll::Ready(Next::Signal(signal));
+        // Signals (stop, facet control) go before the next message.
+        if let Some(signal) = cell.take_signal() {
+            match signal {
+                Signal::Stop(reason) => return (reason, true),
+                Signal::Control(op) => apply_control(ctx, op),
             }
-            rx.poll_recv(cx)
-                .map(|m| m.map_or(Next::Closed, Next::Message))
-        })
-        .await;
-        let envelope = match next {
-            Next::Signal(Signal::Stop(reason)) => return (reason, true),
-            Next::Signal(Signal::Control(op)) => {
-                apply_control(ctx, op);
+            continue;
+        }
+        let envelope = match batch.pop_front() {
+            Some(envelope) => envelope,
+            None => {
+                let open = std::future::poll_fn(|cx| {
+                    cell.waker.register(cx.waker());
+                    if cell.has_signal() {
+                        return Poll::Ready(true);
+                    }
+                    rx.poll_recv_batch(cx, &mut batch)
+                })
+                .await;
+                if !open {
+                    return (ExitReason::Normal, true);
+                }
                 continue;
             }
-            Next::Closed => return (ExitReason::Normal, true),
-            Next::Message(envelope) => envelope,
         };
-        if let Some(panic) = handle_one(actor, ctx, rx, envelope).await {
+        if let Some(panic) = handle_one(actor, ctx, rx, batch.len(), envelope).await {
             return (ExitReason::Panic(panic), false);
         }
         if let Some(reason) = ctx.stop.take() {
@@ -297,6 +299,7 @@ async fn handle_one<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
     rx: &Receiver<Envelope<A>>,
+    in_hand: usize,
     envelope: Envelope<A>,
 ) -> Option<String> {
     let Envelope {
@@ -325,7 +328,7 @@ async fn handle_one<A: Actor>(
     Box::pin(handle_with_facets(
         actor,
         ctx,
-        rx.len(),
+        rx.len() + in_hand,
         msg,
         reply,
         correlation,
