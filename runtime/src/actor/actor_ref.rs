@@ -6,11 +6,10 @@
 //! mailbox and take effect before the next queued message.
 
 use super::cell::{Cell, ControlOp, wait_exit};
+use super::deadline::{Deadlines, Expired};
 use super::facet::{Facet, FacetInfo};
 use super::mailbox::{self, TrySendError};
 use super::{Actor, ActorError, ActorId, ActorStatus, AskError, ExitReason, SendError};
-use crate::env::Env;
-use crate::seams::Clock;
 use futures::channel::oneshot;
 use std::fmt;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ pub(crate) struct Envelope<A: Actor> {
 pub struct ActorRef<A: Actor> {
     pub(crate) cell: Arc<Cell>,
     pub(crate) mailbox: mailbox::Sender<Envelope<A>>,
-    pub(crate) env: Env,
+    pub(crate) deadlines: Arc<Deadlines>,
 }
 
 impl<A: Actor> Clone for ActorRef<A> {
@@ -35,7 +34,7 @@ impl<A: Actor> Clone for ActorRef<A> {
         ActorRef {
             cell: self.cell.clone(),
             mailbox: self.mailbox.clone(),
-            env: self.env.clone(),
+            deadlines: self.deadlines.clone(),
         }
     }
 }
@@ -124,9 +123,10 @@ impl<A: Actor> ActorRef<A> {
                 Err(oneshot::Canceled) => Err(AskError::Stopped(self.cell.id.clone())),
             }
         };
-        match self.env.timeout(timeout, exchange).await {
+        let exchange = std::pin::pin!(exchange);
+        match self.deadlines.run(timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(AskError::Timeout {
+            Err(Expired) => Err(AskError::Timeout {
                 actor: self.cell.id.clone(),
                 after: timeout,
             }),

@@ -30,6 +30,7 @@ mod actor;
 mod actor_ref;
 mod cell;
 mod context;
+mod deadline;
 mod error;
 pub mod facet;
 pub mod facets;

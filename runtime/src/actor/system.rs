@@ -40,6 +40,7 @@ struct Registered {
 
 struct SystemInner {
     env: Env,
+    deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
     facet_types: FacetRegistry,
 }
@@ -67,6 +68,7 @@ impl ActorSystem {
     pub fn new(env: Env) -> Self {
         ActorSystem {
             inner: Arc::new(SystemInner {
+                deadlines: super::deadline::Deadlines::new(env.clone()),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
@@ -118,7 +120,7 @@ impl ActorSystem {
         let actor_ref = ActorRef {
             cell: cell.clone(),
             mailbox: tx,
-            env: self.inner.env.clone(),
+            deadlines: self.inner.deadlines.clone(),
         };
         {
             let mut registry = self.registry();
