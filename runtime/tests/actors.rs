@@ -449,3 +449,31 @@ fn facet_configuration_is_validated_when_built() {
         Err(FacetConfigError::UnknownFacet(_))
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_asks_time_out_each_at_its_own_deadline() {
+    use plexspaces::seams::Clock;
+    let system = system("deadlines").await;
+    let actor = system.spawn("rec", Recorder::default()).unwrap();
+    actor.tell(Cmd::Sleep(Duration::from_secs(10))).await.unwrap();
+    let env = system.env().clone();
+    let start = env.now();
+    let timed = |timeout: Duration| {
+        let (actor, env) = (actor.clone(), env.clone());
+        async move {
+            let outcome = actor.ask(Cmd::Seen, timeout).await;
+            (outcome.is_ok(), env.now() - start)
+        }
+    };
+    // The long deadline is registered first, so the short one must re-arm
+    // the node's deadline driver.
+    let long = env.spawn(timed(Duration::from_secs(60)));
+    tokio::task::yield_now().await;
+    let short = env.spawn(timed(Duration::from_secs(2)));
+    let (short_ok, short_at) = short.await.unwrap();
+    assert!(!short_ok, "the 2 s ask times out");
+    assert!(short_at >= Duration::from_secs(2) && short_at < Duration::from_secs(3), "{short_at:?}");
+    let (long_ok, long_at) = long.await.unwrap();
+    assert!(long_ok, "the 60 s ask gets its reply once the actor wakes");
+    assert!(long_at >= Duration::from_secs(10) && long_at < Duration::from_secs(11), "{long_at:?}");
+}
