@@ -455,7 +455,10 @@ async fn concurrent_asks_time_out_each_at_its_own_deadline() {
     use plexspaces::seams::Clock;
     let system = system("deadlines").await;
     let actor = system.spawn("rec", Recorder::default()).unwrap();
-    actor.tell(Cmd::Sleep(Duration::from_secs(10))).await.unwrap();
+    actor
+        .tell(Cmd::Sleep(Duration::from_secs(10)))
+        .await
+        .unwrap();
     let env = system.env().clone();
     let start = env.now();
     let timed = |timeout: Duration| {
@@ -472,8 +475,14 @@ async fn concurrent_asks_time_out_each_at_its_own_deadline() {
     let short = env.spawn(timed(Duration::from_secs(2)));
     let (short_ok, short_at) = short.await.unwrap();
     assert!(!short_ok, "the 2 s ask times out");
-    assert!(short_at >= Duration::from_secs(2) && short_at < Duration::from_secs(3), "{short_at:?}");
+    assert!(
+        short_at >= Duration::from_secs(2) && short_at < Duration::from_secs(3),
+        "{short_at:?}"
+    );
     let (long_ok, long_at) = long.await.unwrap();
     assert!(long_ok, "the 60 s ask gets its reply once the actor wakes");
-    assert!(long_at >= Duration::from_secs(10) && long_at < Duration::from_secs(11), "{long_at:?}");
+    assert!(
+        long_at >= Duration::from_secs(10) && long_at < Duration::from_secs(11),
+        "{long_at:?}"
+    );
 }
