@@ -563,3 +563,35 @@ async fn a_crash_mid_append_keeps_every_acknowledged_entry() {
     }
     std::fs::remove_dir_all(&path).unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_of_entries_is_appended_in_order_with_one_wait() {
+    let journal = FileJournal::open(MemDisk::new(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(
+        journal.append_all("s", &[b"a", b"b", b"c"]).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        journal.append_all("s", &[]).await.unwrap(),
+        3,
+        "nothing appended"
+    );
+    assert_eq!(journal.append("s", b"d").await.unwrap(), 4);
+    let big = vec![0u8; JournalConfig::default().entry_bytes_max + 1];
+    assert!(matches!(
+        journal.append_all("s", &[b"e", &big]).await,
+        Err(JournalError::TooLarge { .. })
+    ));
+    assert_eq!(journal.last_seq("s"), 4, "a refused batch appends nothing");
+    let data: Vec<_> = data_of(&journal, "s", 1)
+        .await
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(data, ["a", "b", "c", "d"]);
+    let memory = MemoryJournal::new();
+    assert_eq!(memory.append_all("s", &[b"x", b"y"]).await.unwrap(), 2);
+    assert_eq!(data_of(&memory, "s", 2).await, [(2, "y".to_string())]);
+}

@@ -766,36 +766,47 @@ async fn recover_segment<D: Disk>(
 
 impl<D: Disk> Journal for FileJournal<D> {
     async fn append(&self, stream: &str, data: &[u8]) -> Result<u64, JournalError> {
+        self.append_all(stream, &[data]).await
+    }
+
+    async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
         validate_stream(stream)?;
         let max = self.inner.config.entry_bytes_max;
-        if data.len() > max {
+        if let Some(big) = entries.iter().find(|e| e.len() > max) {
             return Err(JournalError::TooLarge {
-                len: data.len(),
+                len: big.len(),
                 max,
             });
         }
-        let (lsn, seq) = {
+        let (last_lsn, last_seq) = {
             let mut state = self.state();
             if let Some(cause) = &state.stopped {
                 return Err(Self::stopped_error(cause));
             }
-            let seq = match state.next_seq.get(stream) {
+            let mut seq = match state.next_seq.get(stream) {
                 Some(&next) => next,
                 None => Self::last_seq_locked(&state, stream) + 1,
             };
-            state.next_seq.insert(stream.to_string(), seq + 1);
-            let lsn = state.next_lsn;
-            state.next_lsn += 1;
-            state.pending.push_back(PendingRecord {
-                lsn,
-                stream: stream.to_string(),
-                seq,
-                data: data.to_vec(),
-            });
-            (lsn, seq)
+            if entries.is_empty() {
+                return Ok(seq - 1);
+            }
+            let mut lsn = 0;
+            for data in entries {
+                lsn = state.next_lsn;
+                state.next_lsn += 1;
+                state.pending.push_back(PendingRecord {
+                    lsn,
+                    stream: stream.to_string(),
+                    seq,
+                    data: data.to_vec(),
+                });
+                seq += 1;
+            }
+            state.next_seq.insert(stream.to_string(), seq);
+            (lsn, seq - 1)
         };
-        self.flush_until(lsn).await?;
-        Ok(seq)
+        self.flush_until(last_lsn).await?;
+        Ok(last_seq)
     }
 
     async fn replay_each<F>(

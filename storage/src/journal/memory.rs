@@ -60,16 +60,22 @@ impl MemoryJournal {
 
 impl Journal for MemoryJournal {
     async fn append(&self, stream: &str, data: &[u8]) -> Result<u64, JournalError> {
+        self.append_all(stream, &[data]).await
+    }
+
+    async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
         validate_stream(stream)?;
-        if data.len() > self.entry_bytes_max {
+        if let Some(big) = entries.iter().find(|e| e.len() > self.entry_bytes_max) {
             return Err(JournalError::TooLarge {
-                len: data.len(),
+                len: big.len(),
                 max: self.entry_bytes_max,
             });
         }
         let mut streams = self.streams();
         let entry = streams.entry(stream.to_string()).or_default();
-        entry.entries.push_back(data.to_vec());
+        for data in entries {
+            entry.entries.push_back(data.to_vec());
+        }
         Ok(entry.last_seq())
     }
 

@@ -110,6 +110,16 @@ pub trait Journal: Send + Sync + 'static {
         data: &[u8],
     ) -> impl Future<Output = Result<u64, JournalError>> + Send;
 
+    /// Appends `entries` to `stream`, in order, with one durability wait
+    /// for all of them, and returns the last one's sequence number (the
+    /// stream's last, if `entries` is empty). A crash before `Ok` may keep
+    /// any prefix of them.
+    fn append_all(
+        &self,
+        stream: &str,
+        entries: &[&[u8]],
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send;
+
     /// Hands each durable entry of `stream` with `seq >= from_seq` to
     /// `visit`, in order, without copying it out, and returns how many.
     /// Entries removed by compaction below a checkpoint give
