@@ -27,6 +27,7 @@
 
 pub mod actor;
 pub mod behavior;
+pub mod durability;
 mod env;
 pub mod seams;
 pub mod supervision;

@@ -1,0 +1,445 @@
+//! The durable actor: journaling, exactly-once processing, checkpoints,
+//! recovery and time travel around a [`DurableActor`]'s handler.
+
+use super::DurabilityConfig;
+use super::backend::JournalBackend;
+use super::context::{DurableContext, Mode};
+use super::entry::{Entry, ReplayDiverged, decode, encode};
+use crate::actor::{Actor, ActorError, ActorId, ActorRef, AskError, Context};
+use crate::env::Env;
+use plexspaces_storage::journal::{Journal, JournalEntry};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+/// An actor whose state survives crashes. The actor value *is* its state:
+/// it is serialized for checkpoints and rebuilt by replaying its journal.
+pub trait DurableActor: Serialize + DeserializeOwned + Send + 'static {
+    /// What it receives.
+    type Msg: Serialize + DeserializeOwned + Send + 'static;
+    /// What it answers.
+    type Reply: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Handles one message. Anything non-deterministic (side effects, time,
+    /// randomness) must go through `ctx`, because replay runs this again.
+    fn handle(
+        &mut self,
+        ctx: &mut DurableContext<'_>,
+        msg: Self::Msg,
+    ) -> impl Future<Output = Result<Self::Reply, ActorError>> + Send;
+}
+
+/// A request to a durable actor: the message and its idempotency key. A key
+/// seen before gets the original reply and is not handled again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request<M> {
+    /// The idempotency key (unique per distinct request).
+    pub key: String,
+    /// The message.
+    pub msg: M,
+}
+
+/// What a recovery did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The actor recovered.
+    pub actor: ActorId,
+    /// The checkpoint it started from, if any.
+    pub checkpoint_seq: Option<u64>,
+    /// Messages replayed after it.
+    pub replayed_messages: u64,
+    /// Whether a message cut short by the crash was finished.
+    pub finished_in_flight: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    state: Vec<u8>,
+    /// Recent idempotency keys and their encoded replies, oldest first.
+    dedupe: Vec<(String, Vec<u8>)>,
+}
+
+/// Runs a [`DurableActor`] as an actor: spawn `Durable::new(state, journal,
+/// config)` and send it [`Request`]s.
+pub struct Durable<A: DurableActor> {
+    state: A,
+    journal: JournalBackend,
+    config: DurabilityConfig,
+    dedupe: BTreeMap<String, Vec<u8>>,
+    dedupe_order: VecDeque<String>,
+    since_checkpoint: u64,
+    stream: String,
+}
+
+type Reply<A> = Result<<A as DurableActor>::Reply, ActorError>;
+
+impl<A: DurableActor> Durable<A> {
+    /// A durable actor starting from `initial` (if its journal is empty)
+    /// and journaling to `journal`.
+    pub fn new(initial: A, journal: JournalBackend, config: DurabilityConfig) -> Self {
+        Durable {
+            state: initial,
+            journal,
+            config,
+            dedupe: BTreeMap::new(),
+            dedupe_order: VecDeque::new(),
+            since_checkpoint: 0,
+            stream: String::new(),
+        }
+    }
+
+    /// The current state (for inspection; handlers change it).
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    fn remember(&mut self, key: String, reply: Vec<u8>) {
+        if self.dedupe.insert(key.clone(), reply).is_none() {
+            self.dedupe_order.push_back(key);
+        }
+        while self.dedupe_order.len() > self.config.dedupe_window {
+            if let Some(old) = self.dedupe_order.pop_front() {
+                self.dedupe.remove(&old);
+            }
+        }
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        let state = CheckpointState {
+            state: encode(&self.state),
+            dedupe: self
+                .dedupe_order
+                .iter()
+                .map(|k| (k.clone(), self.dedupe[k].clone()))
+                .collect(),
+        };
+        let seq = self.journal.last_seq(&self.stream);
+        self.journal
+            .save_checkpoint(&self.stream, seq, &encode(&state))
+            .await
+            .map_err(|e| format!("checkpoint failed: {e}"))?;
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Handles a new request: dedupe, handle, journal, reply.
+    async fn process(
+        &mut self,
+        env: &Env,
+        id: &ActorId,
+        key: String,
+        msg: A::Msg,
+    ) -> (Reply<A>, Option<String>) {
+        if let Some(reply) = self.dedupe.get(&key) {
+            return (decode_reply::<A>(reply), None);
+        }
+        let message = Entry::Message {
+            key: key.clone(),
+            msg: encode(&msg),
+        }
+        .encode();
+        // The handler borrows the state mutably and the journal shared:
+        // split them so both can be lent at once.
+        let Durable {
+            state,
+            journal,
+            config,
+            stream,
+            ..
+        } = self;
+        let mut ctx = DurableContext {
+            env,
+            id,
+            journal,
+            stream,
+            cache_side_effects: config.cache_side_effects,
+            mode: Mode::Live,
+            recorded: VecDeque::new(),
+            pending: vec![message],
+            failure: None,
+        };
+        let result = state.handle(&mut ctx, msg).await;
+        if let Some(failure) = ctx.failure.take() {
+            return (Err(ActorError::new(failure.clone())), Some(failure));
+        }
+        let reply = encode_reply::<A>(&result);
+        let mut entries = std::mem::take(&mut ctx.pending);
+        entries.push(
+            Entry::Reply {
+                key: key.clone(),
+                reply: reply.clone(),
+            }
+            .encode(),
+        );
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        if let Err(e) = self.journal.append_all(&self.stream, &refs).await {
+            let failure = format!("journaling the reply failed: {e}");
+            return (Err(ActorError::new(failure.clone())), Some(failure));
+        }
+        self.remember(key, reply);
+        self.since_checkpoint += 1;
+        if self.since_checkpoint >= self.config.checkpoint_interval
+            && let Err(failure) = self.checkpoint().await
+        {
+            return (result, Some(failure));
+        }
+        (result, None)
+    }
+
+    /// Rebuilds the state: latest checkpoint, then every message after it
+    /// (finishing one a crash cut short).
+    async fn recover(&mut self, env: &Env, id: &ActorId) -> Result<RecoveryReport, String> {
+        let mut report = RecoveryReport {
+            actor: id.clone(),
+            checkpoint_seq: None,
+            replayed_messages: 0,
+            finished_in_flight: false,
+        };
+        let journal_err = |e: plexspaces_storage::journal::JournalError| format!("recovery: {e}");
+        let from = match self
+            .journal
+            .latest_checkpoint(&self.stream)
+            .await
+            .map_err(journal_err)?
+        {
+            Some(checkpoint) => {
+                let saved: CheckpointState = decode(&checkpoint.state, "checkpoint")?;
+                self.state = decode(&saved.state, "checkpointed state")?;
+                for (key, reply) in saved.dedupe {
+                    self.remember(key, reply);
+                }
+                report.checkpoint_seq = Some(checkpoint.seq);
+                checkpoint.seq + 1
+            }
+            None => 1,
+        };
+        if !self.config.replay_on_activation {
+            return Ok(report);
+        }
+        let entries = self
+            .journal
+            .replay_from(&self.stream, from)
+            .await
+            .map_err(journal_err)?;
+        let mut at = 0;
+        while at < entries.len() {
+            let group = Group::read(&entries, &mut at)?;
+            report.finished_in_flight |= group.reply.is_none();
+            self.replay_group(env, id, group).await?;
+            report.replayed_messages += 1;
+            self.since_checkpoint += 1;
+        }
+        Ok(report)
+    }
+
+    async fn replay_group(&mut self, env: &Env, id: &ActorId, group: Group) -> Result<(), String> {
+        let msg: A::Msg = decode(&group.msg, "message")?;
+        let Durable {
+            state,
+            journal,
+            config,
+            stream,
+            ..
+        } = self;
+        let mut ctx = DurableContext {
+            env,
+            id,
+            journal,
+            stream,
+            cache_side_effects: config.cache_side_effects,
+            mode: Mode::Replay {
+                complete: group.reply.is_some(),
+            },
+            recorded: group.effects.into(),
+            pending: Vec::new(),
+            failure: None,
+        };
+        let result = state.handle(&mut ctx, msg).await;
+        if let Some(failure) = ctx.failure.take() {
+            return Err(failure);
+        }
+        let reply = encode_reply::<A>(&result);
+        match group.reply {
+            Some((seq, journaled)) => {
+                if self.config.cache_side_effects && !ctx.recorded.is_empty() {
+                    let unused = ctx.recorded.len();
+                    return Err(ReplayDiverged {
+                        seq,
+                        detail: format!("the handler skipped {unused} recorded side effect(s)"),
+                    }
+                    .to_string());
+                }
+                if journaled != reply {
+                    return Err(ReplayDiverged {
+                        seq,
+                        detail: "the handler's reply differs from the journaled one".to_string(),
+                    }
+                    .to_string());
+                }
+                self.remember(group.key, journaled);
+            }
+            None => {
+                let entry = Entry::Reply {
+                    key: group.key.clone(),
+                    reply: reply.clone(),
+                }
+                .encode();
+                self.journal
+                    .append(&self.stream, &entry)
+                    .await
+                    .map_err(|e| format!("recovery: journaling a finished reply failed: {e}"))?;
+                self.remember(group.key, reply);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One message's entries: the message, its side effects, its reply (if the
+/// crash did not cut it short).
+struct Group {
+    key: String,
+    msg: Vec<u8>,
+    effects: Vec<(u64, String, Vec<u8>)>,
+    reply: Option<(u64, Vec<u8>)>,
+}
+
+impl Group {
+    fn read(entries: &[JournalEntry], at: &mut usize) -> Result<Group, String> {
+        let first = &entries[*at];
+        let Entry::Message { key, msg } = Entry::decode(&first.data)? else {
+            return Err(format!(
+                "journal entry {} should start a message",
+                first.seq
+            ));
+        };
+        *at += 1;
+        let mut group = Group {
+            key,
+            msg,
+            effects: Vec::new(),
+            reply: None,
+        };
+        while let Some(next) = entries.get(*at) {
+            match Entry::decode(&next.data)? {
+                Entry::Effect { name, value } => group.effects.push((next.seq, name, value)),
+                Entry::Reply { key, reply } if key == group.key => {
+                    group.reply = Some((next.seq, reply));
+                    *at += 1;
+                    break;
+                }
+                Entry::Reply { key, .. } => {
+                    return Err(format!(
+                        "journal entry {}: reply for {key:?} inside {:?}",
+                        next.seq, group.key
+                    ));
+                }
+                Entry::Message { .. } => {
+                    // The previous message was cut short by a crash, and
+                    // then... a newer one was journaled: impossible, since
+                    // recovery finishes an interrupted message first.
+                    return Err(format!(
+                        "journal entry {}: a message before {:?} was answered",
+                        next.seq, group.key
+                    ));
+                }
+            }
+            *at += 1;
+        }
+        Ok(group)
+    }
+}
+
+fn encode_reply<A: DurableActor>(result: &Reply<A>) -> Vec<u8> {
+    encode(&result.as_ref().map_err(|e| e.message()))
+}
+
+fn decode_reply<A: DurableActor>(bytes: &[u8]) -> Reply<A> {
+    match decode::<Result<A::Reply, String>>(bytes, "reply") {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(message)) => Err(ActorError::new(message)),
+        Err(e) => Err(ActorError::new(e)),
+    }
+}
+
+impl<A: DurableActor> Actor for Durable<A> {
+    type Msg = Request<A::Msg>;
+    type Reply = A::Reply;
+
+    async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        self.stream = ctx.id().to_string();
+        let report = self
+            .recover(ctx.env(), ctx.id())
+            .await
+            .map_err(ActorError::new)?;
+        if let Some(on_recovered) = &self.config.on_recovered {
+            on_recovered(&report);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request: Request<A::Msg>,
+    ) -> Result<A::Reply, ActorError> {
+        let (env, id) = (ctx.env().clone(), ctx.id().clone());
+        let (result, failure) = self.process(&env, &id, request.key, request.msg).await;
+        if let Some(failure) = failure {
+            // Fail-stop: the in-memory state may be ahead of the journal.
+            ctx.fail(failure);
+        }
+        result
+    }
+}
+
+impl<A: DurableActor> ActorRef<Durable<A>> {
+    /// Sends `msg` under idempotency key `key` and waits for the reply,
+    /// which is sent only once everything it depends on is durable.
+    pub async fn call(
+        &self,
+        key: impl Into<String>,
+        msg: A::Msg,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError> {
+        self.ask(
+            Request {
+                key: key.into(),
+                msg,
+            },
+            timeout,
+        )
+        .await
+    }
+}
+
+/// Time travel: the state of `stream` as of journal sequence number `seq`,
+/// replayed from `initial` and the journal's first entry (checkpoints are
+/// not used). Entries already compacted away give an error.
+pub async fn state_at<A: DurableActor>(
+    env: &Env,
+    journal: &JournalBackend,
+    id: &ActorId,
+    seq: u64,
+    initial: A,
+) -> Result<A, String> {
+    let mut durable = Durable::new(initial, journal.clone(), DurabilityConfig::default());
+    durable.stream = id.to_string();
+    let entries = journal
+        .replay_from(&durable.stream, 1)
+        .await
+        .map_err(|e| format!("time travel: {e}"))?;
+    let mut at = 0;
+    while at < entries.len() {
+        let group = Group::read(&entries, &mut at)?;
+        match &group.reply {
+            Some((reply_seq, _)) if *reply_seq <= seq => {}
+            _ => break,
+        }
+        // Replay without touching the journal: a complete group never writes.
+        durable.replay_group(env, id, group).await?;
+    }
+    Ok(durable.state)
+}

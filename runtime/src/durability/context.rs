@@ -1,0 +1,136 @@
+//! `DurableContext`: what a durable handler reaches, and the one door for
+//! anything that must not change on replay (side effects, time, randomness).
+
+use super::backend::JournalBackend;
+use super::entry::{Entry, ReplayDiverged, decode, encode};
+use crate::actor::{ActorError, ActorId};
+use crate::env::Env;
+use crate::seams::{Clock, Rng};
+use plexspaces_storage::journal::Journal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+pub(crate) enum Mode {
+    /// Handling a new message: side effects run and are journaled.
+    Live,
+    /// Re-running a journaled message: side effects come from the journal.
+    /// `complete` if its reply was journaled too (so the handler may not
+    /// ask for more side effects than were recorded); an incomplete one
+    /// (cut by a crash) goes live once the recorded effects run out.
+    Replay { complete: bool },
+}
+
+/// The context of a durable handler.
+pub struct DurableContext<'a> {
+    pub(crate) env: &'a Env,
+    pub(crate) id: &'a ActorId,
+    pub(crate) journal: &'a JournalBackend,
+    pub(crate) stream: &'a str,
+    pub(crate) cache_side_effects: bool,
+    pub(crate) mode: Mode,
+    /// Journaled effects of the message being replayed: (seq, name, value).
+    pub(crate) recorded: VecDeque<(u64, String, Vec<u8>)>,
+    /// Entries written with the next durable point (the message entry).
+    pub(crate) pending: Vec<Vec<u8>>,
+    /// The first divergence or journal failure, which fails the actor.
+    pub(crate) failure: Option<String>,
+}
+
+impl DurableContext<'_> {
+    /// This actor's id.
+    pub fn id(&self) -> &ActorId {
+        self.id
+    }
+
+    /// The node's seams. Reading time or randomness here directly makes
+    /// replay diverge; use [`DurableContext::now`] and
+    /// [`DurableContext::random_u64`], or [`DurableContext::run`].
+    pub fn env(&self) -> &Env {
+        self.env
+    }
+
+    fn fail(&mut self, detail: String) -> ActorError {
+        let error = ActorError::new(detail.clone());
+        self.failure.get_or_insert(detail);
+        error
+    }
+
+    /// Runs the side effect `effect` once and journals its result under
+    /// `name`; on replay, returns the journaled result without running it.
+    pub async fn run<T, F, Fut>(&mut self, name: &str, effect: F) -> Result<T, ActorError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        if let Some(failure) = &self.failure {
+            return Err(ActorError::new(failure.clone()));
+        }
+        if self.cache_side_effects && matches!(self.mode, Mode::Replay { .. }) {
+            match self.recorded.pop_front() {
+                Some((_, recorded, value)) if recorded == name => {
+                    return decode(&value, "side effect").map_err(|e| self.fail(e));
+                }
+                Some((seq, recorded, _)) => {
+                    let diverged = ReplayDiverged {
+                        seq,
+                        detail: format!(
+                            "the journal has side effect {recorded:?}, the handler ran {name:?}"
+                        ),
+                    };
+                    return Err(self.fail(diverged.to_string()));
+                }
+                None if matches!(self.mode, Mode::Replay { complete: true }) => {
+                    let diverged = ReplayDiverged {
+                        seq: 0,
+                        detail: format!(
+                            "the handler ran side effect {name:?}, which the journal never recorded"
+                        ),
+                    };
+                    return Err(self.fail(diverged.to_string()));
+                }
+                None => self.mode = Mode::Live, // the rest of an interrupted message runs live
+            }
+        }
+        let value = effect().await;
+        if self.cache_side_effects {
+            self.pending.push(
+                Entry::Effect {
+                    name: name.to_string(),
+                    value: encode(&value),
+                }
+                .encode(),
+            );
+            let entries: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+            if let Err(e) = self.journal.append_all(self.stream, &entries).await {
+                return Err(self.fail(format!("journaling side effect {name:?} failed: {e}")));
+            }
+            self.pending.clear();
+        }
+        Ok(value)
+    }
+
+    /// The wall-clock time, journaled (replay sees the same instant).
+    pub async fn now(&mut self) -> Result<SystemTime, ActorError> {
+        let env = self.env.clone();
+        let nanos: u128 = self
+            .run("plexspaces:now", || async move {
+                env.wall_clock()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            })
+            .await?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    /// A random number, journaled (replay sees the same number).
+    pub async fn random_u64(&mut self) -> Result<u64, ActorError> {
+        let env = self.env.clone();
+        self.run("plexspaces:random", || async move { env.next_u64() })
+            .await
+    }
+}

@@ -1,0 +1,71 @@
+//! What a durable actor writes to its journal stream.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One journal entry of a durable actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Entry {
+    /// A request was accepted.
+    Message {
+        /// Its idempotency key.
+        key: String,
+        /// The request, postcard-encoded.
+        msg: Vec<u8>,
+    },
+    /// A side effect ran and gave this result.
+    Effect {
+        /// The name the handler gave it.
+        name: String,
+        /// The result, postcard-encoded.
+        value: Vec<u8>,
+    },
+    /// The request was handled; its reply (Ok value or error text).
+    Reply {
+        /// The request's idempotency key.
+        key: String,
+        /// `Result<Reply, String>`, postcard-encoded.
+        reply: Vec<u8>,
+    },
+}
+
+impl Entry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("undecodable journal entry: {e}"))
+    }
+}
+
+/// Replay found the handler doing something other than what the journal
+/// recorded: the handler is not deterministic, or the code changed under a
+/// journal written by the old code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayDiverged {
+    /// The journal entry's sequence number.
+    pub seq: u64,
+    /// What differed.
+    pub detail: String,
+}
+
+impl fmt::Display for ReplayDiverged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "replay diverged at journal entry {}: {}",
+            self.seq, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ReplayDiverged {}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("encoding into a Vec cannot fail")
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("journaled {what} does not decode: {e}"))
+}
