@@ -162,10 +162,10 @@ fn scenario(seed: u64) -> Outcome {
                         requests.last().unwrap().clone()
                     };
                     let Some(account) = slot.lock().unwrap().clone() else { continue };
-                    if let Ok(reply) = account.call(key.clone(), op, Duration::from_secs(1)).await {
-                        if let Some(previous) = acked.insert(key.clone(), reply) {
-                            assert_eq!(previous, reply, "seed {seed}: {key} was answered twice, differently");
-                        }
+                    if let Ok(reply) = account.call(key.clone(), op, Duration::from_secs(1)).await
+                        && let Some(previous) = acked.insert(key.clone(), reply)
+                    {
+                        assert_eq!(previous, reply, "seed {seed}: {key} was answered twice, differently");
                     }
                 }
                 let _ = done_tx.send((requests, acked)).await;
