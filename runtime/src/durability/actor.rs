@@ -106,6 +106,30 @@ impl<A: DurableActor> Durable<A> {
         }
     }
 
+    /// Lends the state (mutably) and a context over the journal (shared)
+    /// at once, as a handler needs both.
+    fn split<'a>(
+        &'a mut self,
+        env: &'a Env,
+        id: &'a ActorId,
+        mode: Mode,
+        recorded: VecDeque<(u64, String, Vec<u8>)>,
+        pending: Vec<Vec<u8>>,
+    ) -> (&'a mut A, DurableContext<'a>) {
+        let ctx = DurableContext {
+            env,
+            id,
+            journal: &self.journal,
+            stream: &self.stream,
+            cache_side_effects: self.config.cache_side_effects,
+            mode,
+            recorded,
+            pending,
+            failure: None,
+        };
+        (&mut self.state, ctx)
+    }
+
     async fn checkpoint(&mut self) -> Result<(), String> {
         let state = CheckpointState {
             state: encode(&self.state),
@@ -140,26 +164,7 @@ impl<A: DurableActor> Durable<A> {
             msg: encode(&msg),
         }
         .encode();
-        // The handler borrows the state mutably and the journal shared:
-        // split them so both can be lent at once.
-        let Durable {
-            state,
-            journal,
-            config,
-            stream,
-            ..
-        } = self;
-        let mut ctx = DurableContext {
-            env,
-            id,
-            journal,
-            stream,
-            cache_side_effects: config.cache_side_effects,
-            mode: Mode::Live,
-            recorded: VecDeque::new(),
-            pending: vec![message],
-            failure: None,
-        };
+        let (state, mut ctx) = self.split(env, id, Mode::Live, VecDeque::new(), vec![message]);
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return (Err(ActorError::new(failure.clone())), Some(failure));
@@ -236,26 +241,10 @@ impl<A: DurableActor> Durable<A> {
 
     async fn replay_group(&mut self, env: &Env, id: &ActorId, group: Group) -> Result<(), String> {
         let msg: A::Msg = decode(&group.msg, "message")?;
-        let Durable {
-            state,
-            journal,
-            config,
-            stream,
-            ..
-        } = self;
-        let mut ctx = DurableContext {
-            env,
-            id,
-            journal,
-            stream,
-            cache_side_effects: config.cache_side_effects,
-            mode: Mode::Replay {
-                complete: group.reply.is_some(),
-            },
-            recorded: group.effects.into(),
-            pending: Vec::new(),
-            failure: None,
+        let mode = Mode::Replay {
+            complete: group.reply.is_some(),
         };
+        let (state, mut ctx) = self.split(env, id, mode, group.effects.into(), Vec::new());
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return Err(failure);
@@ -263,7 +252,7 @@ impl<A: DurableActor> Durable<A> {
         let reply = encode_reply::<A>(&result);
         match group.reply {
             Some((seq, journaled)) => {
-                if self.config.cache_side_effects && !ctx.recorded.is_empty() {
+                if ctx.cache_side_effects && !ctx.recorded.is_empty() {
                     let unused = ctx.recorded.len();
                     return Err(ReplayDiverged {
                         seq,

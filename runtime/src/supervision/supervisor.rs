@@ -23,6 +23,18 @@ struct Child {
     watcher: Option<JoinHandle<()>>,
 }
 
+impl Child {
+    fn new(spec: ChildSpec) -> Self {
+        Child {
+            spec,
+            running: None,
+            generation: 0,
+            restarts: 0,
+            watcher: None,
+        }
+    }
+}
+
 /// A supervisor: an actor that starts, watches and restarts children.
 pub struct Supervisor {
     spec: SupervisorSpec,
@@ -279,13 +291,7 @@ impl Actor for Supervisor {
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         let specs = std::mem::take(&mut self.spec.children);
         for spec in specs {
-            self.children.push(Child {
-                spec,
-                running: None,
-                generation: 0,
-                restarts: 0,
-                watcher: None,
-            });
+            self.children.push(Child::new(spec));
             let index = self.children.len() - 1;
             if let Err(e) = self.start_child(ctx, index) {
                 let env = ctx.env().clone();
@@ -316,13 +322,7 @@ impl Actor for Supervisor {
                 if self.position(&spec.name).is_some() {
                     return Ok(Err(SupervisorError::DuplicateChild(spec.name)));
                 }
-                self.children.push(Child {
-                    spec,
-                    running: None,
-                    generation: 0,
-                    restarts: 0,
-                    watcher: None,
-                });
+                self.children.push(Child::new(spec));
                 let index = self.children.len() - 1;
                 match self.start_child(ctx, index) {
                     Ok(id) => Ok(SupervisorReply::Started(id)),
