@@ -33,6 +33,7 @@ pub mod seams;
 pub mod supervision;
 #[cfg(feature = "tokio")]
 pub mod tokio_backend;
+pub mod tuplespace;
 
 pub use env::{Env, InvalidNodeName, NodeName};
 

@@ -40,6 +40,7 @@ struct Registered {
 
 struct SystemInner {
     env: Env,
+    spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
     facet_types: FacetRegistry,
@@ -69,6 +70,7 @@ impl ActorSystem {
         ActorSystem {
             inner: Arc::new(SystemInner {
                 deadlines: super::deadline::Deadlines::new(env.clone()),
+                spaces: Mutex::new(BTreeMap::new()),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
@@ -84,6 +86,18 @@ impl ActorSystem {
     /// The node's name.
     pub fn node(&self) -> &NodeName {
         self.inner.env.node()
+    }
+
+    /// The node's tuple space named `name`, created (with the default
+    /// bounds) on first use.
+    pub fn tuplespace(&self, name: &str) -> crate::tuplespace::TupleSpace {
+        let mut spaces = self.inner.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        spaces
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                crate::tuplespace::TupleSpace::new(name, self.inner.env.clone(), Default::default())
+            })
+            .clone()
     }
 
     /// The facet types that can be attached by name.

@@ -1,0 +1,25 @@
+//! The Linda TupleSpace: actors coordinate by writing tuples into a shared
+//! space and reading or taking the ones that match a pattern, blocking
+//! until one appears if they like.
+//!
+//! - `take` is atomic: two takers never get the same tuple. A blocked taker
+//!   is handed a matching tuple as it is written, first come first served
+//!   among the waiters it matches.
+//! - Matching does not scan every tuple: tuples are indexed by arity and
+//!   first field, so a pattern with an exact first field looks in one
+//!   bucket.
+//! - Every space is bounded (tuple count and per-tuple size); tuples may
+//!   carry a lease and vanish when it runs out (on the node's clock).
+//! - Listeners subscribe to write and take events of matching tuples.
+//!
+//! This is the in-memory backend. A durable backend on the embedded log and
+//! a shared multi-node backend are not built yet.
+
+mod space;
+mod value;
+
+pub use space::{
+    Action, QoS, Subscription, SubscriptionId, TupleEvent, TupleSpace, TupleSpaceConfig,
+    TupleSpaceError, TupleSpaceListener,
+};
+pub use value::{Field, Kind, Pattern, Tuple, Value};

@@ -1,0 +1,675 @@
+//! One named, bounded, in-memory tuple space.
+
+use super::value::{Pattern, Tuple, Value};
+use crate::env::Env;
+use crate::seams::{Clock, Instant};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// A space's bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TupleSpaceConfig {
+    /// Most tuples held at once; a write beyond fails with `Full`.
+    pub tuples_max: usize,
+    /// Largest tuple accepted, in (approximate) bytes.
+    pub tuple_bytes_max: usize,
+}
+
+impl Default for TupleSpaceConfig {
+    fn default() -> Self {
+        TupleSpaceConfig {
+            tuples_max: 100_000,
+            tuple_bytes_max: 64 * 1024,
+        }
+    }
+}
+
+/// Why a tuple space refused an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TupleSpaceError {
+    /// The space holds its maximum number of tuples.
+    Full {
+        /// The space.
+        space: String,
+        /// Its bound.
+        tuples_max: usize,
+    },
+    /// The tuple is larger than the space accepts.
+    TupleTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
+impl fmt::Display for TupleSpaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TupleSpaceError::Full { space, tuples_max } => {
+                write!(f, "tuple space {space:?} is full ({tuples_max} tuples)")
+            }
+            TupleSpaceError::TupleTooLarge { bytes, max } => {
+                write!(f, "a tuple of {bytes} bytes exceeds the limit of {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TupleSpaceError {}
+
+/// What happened to a tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// It was written.
+    Write,
+    /// It was taken.
+    Take,
+}
+
+/// An event a subscription delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TupleEvent {
+    /// What happened.
+    pub action: Action,
+    /// To which tuple.
+    pub tuple: Tuple,
+}
+
+/// Receives the events of a subscription.
+pub trait TupleSpaceListener: Send + Sync + 'static {
+    /// Called once per matching event, in the order events happened.
+    fn on_event(&self, event: &TupleEvent);
+}
+
+/// How events reach a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QoS {
+    /// In the task that wrote or took the tuple, before its call returns:
+    /// no event is ever lost, and a slow listener slows the space's users.
+    Synchronous,
+    /// Through a queue of `capacity` events drained by a task of its own:
+    /// the space's users never wait; when the queue is full, events are
+    /// dropped and counted ([`Subscription::dropped`]).
+    Queued {
+        /// Queue bound.
+        capacity: usize,
+    },
+}
+
+/// Identifies a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriptionId(u64);
+
+/// A live subscription; `unsubscribe` (or dropping the space) ends it.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    /// Its id.
+    pub id: SubscriptionId,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Subscription {
+    /// Events dropped because the queue was full ([`QoS::Queued`] only).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+struct Stored {
+    tuple: Tuple,
+    expires: Option<Instant>,
+}
+
+struct Waiter {
+    id: u64,
+    pattern: Pattern,
+    take: bool,
+    waker: Waker,
+}
+
+enum Delivery {
+    Sync(Arc<dyn TupleSpaceListener>),
+    Queued(mpsc::Sender<TupleEvent>),
+}
+
+struct Sub {
+    pattern: Pattern,
+    actions: Vec<Action>,
+    delivery: Delivery,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// (arity, first field) → insertion order → tuple.
+    buckets: BTreeMap<(usize, Option<Value>), BTreeMap<u64, Stored>>,
+    count: usize,
+    next_seq: u64,
+    waiters: VecDeque<Waiter>,
+    /// Tuples handed to waiters that have not picked them up yet.
+    delivered: BTreeMap<u64, Tuple>,
+    next_waiter: u64,
+    subs: BTreeMap<SubscriptionId, Sub>,
+    next_sub: u64,
+}
+
+struct Inner {
+    name: String,
+    env: Env,
+    config: TupleSpaceConfig,
+    state: Mutex<State>,
+}
+
+/// A tuple space. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct TupleSpace {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TupleSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TupleSpace")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bucket_key(tuple: &Tuple) -> (usize, Option<Value>) {
+    (tuple.0.len(), tuple.0.first().cloned())
+}
+
+impl State {
+    /// Removes expired tuples from one bucket.
+    fn expire(bucket: &mut BTreeMap<u64, Stored>, count: &mut usize, now: Instant) {
+        let before = bucket.len();
+        bucket.retain(|_, s| s.expires.is_none_or(|at| at > now));
+        *count -= before - bucket.len();
+    }
+
+    /// The first stored tuple matching `pattern`, by insertion order within
+    /// its bucket: (bucket key, seq).
+    fn find(&mut self, pattern: &Pattern, now: Instant) -> Option<((usize, Option<Value>), u64)> {
+        let arity = pattern.arity();
+        let keys: Vec<(usize, Option<Value>)> = match pattern.exact_head() {
+            Some(head) => vec![(arity, Some(head.clone()))],
+            None => self
+                .buckets
+                .range((arity, None)..)
+                .take_while(|(k, _)| k.0 == arity)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        let mut best: Option<((usize, Option<Value>), u64)> = None;
+        for key in keys {
+            let Some(bucket) = self.buckets.get_mut(&key) else {
+                continue;
+            };
+            Self::expire(bucket, &mut self.count, now);
+            if let Some((&seq, _)) = bucket.iter().find(|(_, s)| pattern.matches(&s.tuple))
+                && best.as_ref().is_none_or(|(_, b)| seq < *b)
+            {
+                best = Some((key, seq));
+            }
+        }
+        best
+    }
+
+    fn remove(&mut self, key: &(usize, Option<Value>), seq: u64) -> Tuple {
+        let bucket = self.buckets.get_mut(key).expect("found bucket");
+        let stored = bucket.remove(&seq).expect("found tuple");
+        if bucket.is_empty() {
+            self.buckets.remove(key);
+        }
+        self.count -= 1;
+        stored.tuple
+    }
+
+    /// Offers a new tuple to the waiters: every matching reader gets a
+    /// copy (reading consumes nothing, so all of them see it), then the
+    /// oldest matching taker gets the tuple itself. Returns the tuple if no
+    /// taker took it.
+    fn offer(&mut self, tuple: Tuple, wake: &mut Vec<Waker>) -> Option<Tuple> {
+        let taker = self
+            .waiters
+            .iter()
+            .find(|w| w.take && w.pattern.matches(&tuple))
+            .map(|w| w.id);
+        let mut kept = VecDeque::with_capacity(self.waiters.len());
+        for waiter in self.waiters.drain(..) {
+            let reader = !waiter.take && waiter.pattern.matches(&tuple);
+            if reader || Some(waiter.id) == taker {
+                wake.push(waiter.waker);
+                if reader {
+                    self.delivered.insert(waiter.id, tuple.clone());
+                }
+            } else {
+                kept.push_back(waiter);
+            }
+        }
+        self.waiters = kept;
+        match taker {
+            Some(id) => {
+                self.delivered.insert(id, tuple);
+                None
+            }
+            None => Some(tuple),
+        }
+    }
+
+    fn store(&mut self, tuple: Tuple, expires: Option<Instant>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.buckets
+            .entry(bucket_key(&tuple))
+            .or_default()
+            .insert(seq, Stored { tuple, expires });
+        self.count += 1;
+    }
+
+    /// Events for the subscriptions matching `tuple`: synchronous listeners
+    /// to call after the lock is released; queued ones are sent here.
+    fn events(
+        &self,
+        action: Action,
+        tuple: &Tuple,
+        sync: &mut Vec<(Arc<dyn TupleSpaceListener>, TupleEvent)>,
+    ) {
+        for sub in self.subs.values() {
+            if !sub.actions.contains(&action) || !sub.pattern.matches(tuple) {
+                continue;
+            }
+            let event = TupleEvent {
+                action,
+                tuple: tuple.clone(),
+            };
+            match &sub.delivery {
+                Delivery::Sync(listener) => sync.push((listener.clone(), event)),
+                Delivery::Queued(queue) => {
+                    if queue.clone().try_send(event).is_err() {
+                        sub.dropped
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl TupleSpace {
+    /// An empty space named `name` on the node of `env`.
+    pub fn new(name: &str, env: Env, config: TupleSpaceConfig) -> Self {
+        TupleSpace {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                env,
+                config,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The space's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self, tuple: &Tuple) -> Result<(), TupleSpaceError> {
+        let bytes = tuple.size();
+        if bytes > self.inner.config.tuple_bytes_max {
+            return Err(TupleSpaceError::TupleTooLarge {
+                bytes,
+                max: self.inner.config.tuple_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a tuple.
+    pub async fn write(&self, tuple: Tuple) -> Result<(), TupleSpaceError> {
+        self.write_inner(tuple, None)
+    }
+
+    /// Writes a tuple that vanishes after `lease` (on the node's clock).
+    pub async fn write_with_lease(
+        &self,
+        tuple: Tuple,
+        lease: Duration,
+    ) -> Result<(), TupleSpaceError> {
+        let expires = self.inner.env.now() + lease;
+        self.write_inner(tuple, Some(expires))
+    }
+
+    /// Writes several tuples, all or none (none if any is refused).
+    pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), TupleSpaceError> {
+        for tuple in &tuples {
+            self.check(tuple)?;
+        }
+        {
+            let state = self.state();
+            if state.count + tuples.len() > self.inner.config.tuples_max {
+                return Err(self.full());
+            }
+        }
+        for tuple in tuples {
+            self.write_inner(tuple, None)?;
+        }
+        Ok(())
+    }
+
+    fn full(&self) -> TupleSpaceError {
+        TupleSpaceError::Full {
+            space: self.inner.name.clone(),
+            tuples_max: self.inner.config.tuples_max,
+        }
+    }
+
+    fn write_inner(&self, tuple: Tuple, expires: Option<Instant>) -> Result<(), TupleSpaceError> {
+        self.check(&tuple)?;
+        let mut wake = Vec::new();
+        let mut sync = Vec::new();
+        {
+            let mut state = self.state();
+            // A full space still accepts a tuple a blocked taker will take.
+            let taker_waits = state
+                .waiters
+                .iter()
+                .any(|w| w.take && w.pattern.matches(&tuple));
+            if state.count >= self.inner.config.tuples_max && !taker_waits {
+                return Err(self.full());
+            }
+            state.events(Action::Write, &tuple, &mut sync);
+            let taken_by_waiter = match state.offer(tuple.clone(), &mut wake) {
+                Some(unclaimed) => {
+                    state.store(unclaimed, expires);
+                    false
+                }
+                None => true,
+            };
+            if taken_by_waiter {
+                state.events(Action::Take, &tuple, &mut sync);
+            }
+        }
+        for waker in wake {
+            waker.wake();
+        }
+        for (listener, event) in sync {
+            listener.on_event(&event);
+        }
+        Ok(())
+    }
+
+    fn try_get(&self, pattern: &Pattern, take: bool) -> Option<Tuple> {
+        let mut sync = Vec::new();
+        let found = {
+            let mut state = self.state();
+            let (key, seq) = state.find(pattern, self.inner.env.now())?;
+            if take {
+                let tuple = state.remove(&key, seq);
+                state.events(Action::Take, &tuple, &mut sync);
+                tuple
+            } else {
+                state.buckets[&key][&seq].tuple.clone()
+            }
+        };
+        for (listener, event) in sync {
+            listener.on_event(&event);
+        }
+        Some(found)
+    }
+
+    /// A matching tuple, left in place, if there is one now.
+    pub async fn read_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
+        self.try_get(pattern, false)
+    }
+
+    /// A matching tuple, removed, if there is one now.
+    pub async fn take_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
+        self.try_get(pattern, true)
+    }
+
+    fn scan(&self, pattern: &Pattern, take: bool) -> Vec<Tuple> {
+        let mut out = Vec::new();
+        let mut sync = Vec::new();
+        {
+            let mut state = self.state();
+            let now = self.inner.env.now();
+            while let Some((key, seq)) = state.find(pattern, now) {
+                if take {
+                    let tuple = state.remove(&key, seq);
+                    state.events(Action::Take, &tuple, &mut sync);
+                    out.push(tuple);
+                } else {
+                    // Reading leaves tuples in place: walk every bucket once.
+                    let arity = pattern.arity();
+                    for (_, bucket) in state
+                        .buckets
+                        .range((arity, None)..)
+                        .take_while(|(k, _)| k.0 == arity)
+                    {
+                        out.extend(
+                            bucket
+                                .values()
+                                .filter(|s| s.expires.is_none_or(|at| at > now))
+                                .filter(|s| pattern.matches(&s.tuple))
+                                .map(|s| s.tuple.clone()),
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+        for (listener, event) in sync {
+            listener.on_event(&event);
+        }
+        out
+    }
+
+    /// Every matching tuple, left in place.
+    pub async fn read_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
+        self.scan(pattern, false)
+    }
+
+    /// Every matching tuple, removed.
+    pub async fn take_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
+        self.scan(pattern, true)
+    }
+
+    /// How many tuples match.
+    pub async fn count(&self, pattern: &Pattern) -> usize {
+        self.scan(pattern, false).len()
+    }
+
+    /// Whether a tuple matches.
+    pub async fn exists(&self, pattern: &Pattern) -> bool {
+        self.try_get(pattern, false).is_some()
+    }
+
+    /// Waits for a matching tuple and returns a copy (it stays).
+    pub async fn read(&self, pattern: Pattern) -> Tuple {
+        Wait {
+            space: self,
+            pattern,
+            take: false,
+            id: None,
+        }
+        .await
+    }
+
+    /// Waits for a matching tuple and removes it.
+    pub async fn take(&self, pattern: Pattern) -> Tuple {
+        Wait {
+            space: self,
+            pattern,
+            take: true,
+            id: None,
+        }
+        .await
+    }
+
+    /// [`TupleSpace::read`], giving up after `timeout`.
+    pub async fn read_with_timeout(&self, pattern: Pattern, timeout: Duration) -> Option<Tuple> {
+        self.inner
+            .env
+            .timeout(timeout, self.read(pattern))
+            .await
+            .ok()
+    }
+
+    /// [`TupleSpace::take`], giving up after `timeout`. A tuple handed over
+    /// just as the timeout fires goes back into the space, never lost.
+    pub async fn take_with_timeout(&self, pattern: Pattern, timeout: Duration) -> Option<Tuple> {
+        self.inner
+            .env
+            .timeout(timeout, self.take(pattern))
+            .await
+            .ok()
+    }
+
+    /// Waits until a matching tuple exists.
+    pub async fn wait_until_exists(&self, pattern: Pattern) {
+        self.read(pattern).await;
+    }
+
+    /// Removes every tuple (waiters keep waiting).
+    pub async fn clear(&self) {
+        let mut state = self.state();
+        state.buckets.clear();
+        state.count = 0;
+    }
+
+    /// Tuples held now (expired ones may still be counted until touched).
+    pub fn len(&self) -> usize {
+        self.state().count
+    }
+
+    /// Whether the space holds no tuples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Subscribes `listener` to `actions` on tuples matching `pattern`.
+    pub fn subscribe(
+        &self,
+        pattern: Pattern,
+        listener: Arc<dyn TupleSpaceListener>,
+        qos: QoS,
+        actions: &[Action],
+    ) -> Subscription {
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delivery = match qos {
+            QoS::Synchronous => Delivery::Sync(listener),
+            QoS::Queued { capacity } => {
+                let (tx, mut rx) = mpsc::channel::<TupleEvent>(capacity.max(1));
+                drop(self.inner.env.spawn(async move {
+                    while let Some(event) = rx.next().await {
+                        listener.on_event(&event);
+                    }
+                }));
+                Delivery::Queued(tx)
+            }
+        };
+        let mut state = self.state();
+        let id = SubscriptionId(state.next_sub);
+        state.next_sub += 1;
+        state.subs.insert(
+            id,
+            Sub {
+                pattern,
+                actions: actions.to_vec(),
+                delivery,
+                dropped: dropped.clone(),
+            },
+        );
+        Subscription { id, dropped }
+    }
+
+    /// Ends a subscription; false if it was not there.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.state().subs.remove(&id).is_some()
+    }
+}
+
+/// A blocked read or take.
+struct Wait<'a> {
+    space: &'a TupleSpace,
+    pattern: Pattern,
+    take: bool,
+    id: Option<u64>,
+}
+
+impl Future for Wait<'_> {
+    type Output = Tuple;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Tuple> {
+        let space = self.space;
+        if let Some(id) = self.id {
+            let mut state = space.state();
+            if let Some(tuple) = state.delivered.remove(&id) {
+                drop(state);
+                self.id = None;
+                return Poll::Ready(tuple);
+            }
+            if let Some(waiter) = state.waiters.iter_mut().find(|w| w.id == id) {
+                waiter.waker = cx.waker().clone();
+            }
+            return Poll::Pending;
+        }
+        if let Some(tuple) = space.try_get(&self.pattern, self.take) {
+            return Poll::Ready(tuple);
+        }
+        let mut state = space.state();
+        // Checked again under the lock a writer would take.
+        if let Some((key, seq)) = state.find(&self.pattern, space.inner.env.now()) {
+            let tuple = if self.take {
+                state.remove(&key, seq)
+            } else {
+                state.buckets[&key][&seq].tuple.clone()
+            };
+            return Poll::Ready(tuple);
+        }
+        let id = state.next_waiter;
+        state.next_waiter += 1;
+        state.waiters.push_back(Waiter {
+            id,
+            pattern: self.pattern.clone(),
+            take: self.take,
+            waker: cx.waker().clone(),
+        });
+        drop(state);
+        self.id = Some(id);
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else { return };
+        let mut state = self.space.state();
+        state.waiters.retain(|w| w.id != id);
+        // A tuple handed to this taker but never picked up goes back.
+        if let Some(tuple) = state.delivered.remove(&id)
+            && self.take
+        {
+            let mut wake = Vec::new();
+            if let Some(unclaimed) = state.offer(tuple, &mut wake) {
+                state.store(unclaimed, None);
+            }
+            drop(state);
+            for waker in wake {
+                waker.wake();
+            }
+        }
+    }
+}
