@@ -152,6 +152,8 @@ struct State {
     /// (arity, first field) → insertion order → tuple.
     buckets: BTreeMap<(usize, Option<Value>), BTreeMap<u64, Stored>>,
     count: usize,
+    /// Tuples with a lease; while none, lookups skip the expiry sweep.
+    leased: usize,
     next_seq: u64,
     waiters: VecDeque<Waiter>,
     /// Tuples handed to waiters that have not picked them up yet.
@@ -188,10 +190,17 @@ fn bucket_key(tuple: &Tuple) -> (usize, Option<Value>) {
 
 impl State {
     /// Removes expired tuples from one bucket.
-    fn expire(bucket: &mut BTreeMap<u64, Stored>, count: &mut usize, now: Instant) {
+    fn expire(
+        bucket: &mut BTreeMap<u64, Stored>,
+        count: &mut usize,
+        leased: &mut usize,
+        now: Instant,
+    ) {
         let before = bucket.len();
         bucket.retain(|_, s| s.expires.is_none_or(|at| at > now));
-        *count -= before - bucket.len();
+        let gone = before - bucket.len();
+        *count -= gone;
+        *leased -= gone;
     }
 
     /// The first stored tuple matching `pattern`, by insertion order within
@@ -212,7 +221,9 @@ impl State {
             let Some(bucket) = self.buckets.get_mut(&key) else {
                 continue;
             };
-            Self::expire(bucket, &mut self.count, now);
+            if self.leased > 0 {
+                Self::expire(bucket, &mut self.count, &mut self.leased, now);
+            }
             if let Some((&seq, _)) = bucket.iter().find(|(_, s)| pattern.matches(&s.tuple))
                 && best.as_ref().is_none_or(|(_, b)| seq < *b)
             {
@@ -229,6 +240,9 @@ impl State {
             self.buckets.remove(key);
         }
         self.count -= 1;
+        if stored.expires.is_some() {
+            self.leased -= 1;
+        }
         stored.tuple
     }
 
@@ -272,6 +286,9 @@ impl State {
             .or_default()
             .insert(seq, Stored { tuple, expires });
         self.count += 1;
+        if expires.is_some() {
+            self.leased += 1;
+        }
     }
 
     /// Events for the subscriptions matching `tuple`: synchronous listeners
@@ -547,6 +564,7 @@ impl TupleSpace {
         let mut state = self.state();
         state.buckets.clear();
         state.count = 0;
+        state.leased = 0;
     }
 
     /// Tuples held now (expired ones may still be counted until touched).
