@@ -8,7 +8,7 @@ use futures::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use std::task::{Poll, Waker};
 
 /// Operations on an actor's facet chain, sent from outside the actor.
 pub(crate) enum ControlOp {
@@ -24,6 +24,10 @@ struct Signals {
     /// The actor has exited: control operations are refused (their reply
     /// channels dropped) instead of queued forever.
     closed: bool,
+    /// Why it exited, once it has.
+    exit: Option<ExitReason>,
+    /// Tasks waiting for the exit.
+    exit_waiters: Vec<Waker>,
 }
 
 /// A signal for the actor's loop, taken before any mailbox message.
@@ -40,7 +44,6 @@ pub(crate) struct Cell {
     signalled: std::sync::atomic::AtomicBool,
     signals: Mutex<Signals>,
     pub(crate) waker: AtomicWaker,
-    exit: watch::Sender<Option<ExitReason>>,
     next_correlation: AtomicU64,
 }
 
@@ -52,7 +55,6 @@ impl Cell {
             signalled: std::sync::atomic::AtomicBool::new(false),
             signals: Mutex::new(Signals::default()),
             waker: AtomicWaker::new(),
-            exit: watch::Sender::new(None),
             next_correlation: AtomicU64::new(1),
         })
     }
@@ -125,29 +127,41 @@ impl Cell {
         self.next_correlation.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Publishes the exit reason to everyone waiting for it.
+    /// Publishes the exit reason to everyone waiting for it (the first
+    /// reason published stays).
     pub(crate) fn publish_exit(&self, reason: ExitReason) {
-        self.exit.send_replace(Some(reason));
+        let mut signals = self.signals();
+        signals.exit.get_or_insert(reason);
+        let waiters = std::mem::take(&mut signals.exit_waiters);
+        drop(signals);
+        for waker in waiters {
+            waker.wake();
+        }
     }
 
-    /// Waits for the actor's exit reason.
-    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<ExitReason>> {
-        self.exit.subscribe()
+    /// A handle to wait for the actor's exit reason.
+    pub(crate) fn exit_watch(self: &Arc<Self>) -> ExitWatch {
+        ExitWatch(self.clone())
     }
 }
 
-/// Resolves to the exit reason published on `watch`.
-pub(crate) async fn wait_exit(mut watch: watch::Receiver<Option<ExitReason>>) -> ExitReason {
-    loop {
-        if let Some(reason) = watch.borrow_and_update().clone() {
-            return reason;
+/// Waits for one actor's exit (cheaper per actor than a watch channel: the
+/// reason and the waiters live in the cell's signal lock).
+pub(crate) struct ExitWatch(Arc<Cell>);
+
+/// Resolves to the exit reason `watch` waits for.
+pub(crate) async fn wait_exit(watch: ExitWatch) -> ExitReason {
+    std::future::poll_fn(|cx| {
+        let mut signals = watch.0.signals();
+        if let Some(reason) = &signals.exit {
+            return Poll::Ready(reason.clone());
         }
-        if watch.changed().await.is_err() {
-            // The cell is gone without publishing: only if the task was
-            // dropped by its executor (node stopped or crashed).
-            return ExitReason::Shutdown;
+        if !signals.exit_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            signals.exit_waiters.push(cx.waker().clone());
         }
-    }
+        Poll::Pending
+    })
+    .await
 }
 
 /// A type-erased handle on an actor, for supervisors and links: its id,
@@ -168,7 +182,7 @@ impl ChildCell {
         self.0.request_stop(reason);
     }
 
-    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<ExitReason>> {
+    pub(crate) fn exit_watch(&self) -> ExitWatch {
         self.0.exit_watch()
     }
 }

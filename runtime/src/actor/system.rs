@@ -217,9 +217,11 @@ impl ActorSystem {
 /// then `post_stop`; panics are caught and become a Failed exit.
 async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envelope<A>>) {
     let cell = ctx.myself.cell.clone();
-    let started = AssertUnwindSafe(actor.pre_start(&mut ctx))
-        .catch_unwind()
-        .await;
+    // If the executor drops this task (its node stopped or crashed), the
+    // watchers still hear of the exit.
+    let _dropped = DroppedExit(cell.clone());
+    // Boxed: run once, they should not weigh on every idle actor's task.
+    let started = Box::pin(AssertUnwindSafe(actor.pre_start(&mut ctx)).catch_unwind()).await;
     let (reason, state_intact) = match started {
         Err(panic) => (ExitReason::Panic(panic_message(panic.as_ref())), false),
         Ok(Err(e)) => (ExitReason::Error(e.to_string()), true),
@@ -229,9 +231,7 @@ async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envel
         }
     };
     if state_intact {
-        let _ = AssertUnwindSafe(actor.post_stop(&mut ctx, &reason))
-            .catch_unwind()
-            .await;
+        let _ = Box::pin(AssertUnwindSafe(actor.post_stop(&mut ctx, &reason)).catch_unwind()).await;
     }
     drop(actor);
     drop(rx); // close the mailbox: queued asks see Stopped
@@ -248,6 +248,20 @@ async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envel
     });
     ctx.system.unregister(&cell);
     cell.publish_exit(reason);
+}
+
+/// Publishes a Shutdown exit if the actor's task is dropped before it
+/// published one itself (a no-op after a normal exit).
+struct DroppedExit(Arc<Cell>);
+
+impl Drop for DroppedExit {
+    fn drop(&mut self) {
+        if matches!(self.0.status(), ActorStatus::Creating | ActorStatus::Active) {
+            self.0.set_status(ActorStatus::Terminated);
+        }
+        self.0.close();
+        self.0.publish_exit(ExitReason::Shutdown);
+    }
 }
 
 /// Returns the exit reason and whether the actor's state is still sound
