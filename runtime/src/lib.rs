@@ -27,6 +27,7 @@
 
 pub mod actor;
 pub mod behavior;
+pub mod channels;
 pub mod durability;
 mod env;
 pub mod seams;

@@ -40,6 +40,7 @@ struct Registered {
 
 struct SystemInner {
     env: Env,
+    channels: crate::channels::ChannelService,
     spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
@@ -71,6 +72,7 @@ impl ActorSystem {
             inner: Arc::new(SystemInner {
                 deadlines: super::deadline::Deadlines::new(env.clone()),
                 spaces: Mutex::new(BTreeMap::new()),
+                channels: crate::channels::ChannelService::new(env.clone(), Default::default()),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
@@ -98,6 +100,11 @@ impl ActorSystem {
                 crate::tuplespace::TupleSpace::new(name, self.inner.env.clone(), Default::default())
             })
             .clone()
+    }
+
+    /// The node's queues and topics.
+    pub fn channels(&self) -> &crate::channels::ChannelService {
+        &self.inner.channels
     }
 
     /// The facet types that can be attached by name.
