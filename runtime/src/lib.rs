@@ -43,3 +43,9 @@ pub use plexspaces_storage as storage;
 
 /// The net crate: the `Net` seam.
 pub use plexspaces_net as net;
+
+/// The README's code blocks, compiled as doc tests so the newcomer's page
+/// cannot drift from the code.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
