@@ -158,3 +158,24 @@ async fn an_erased_disk_behaves_like_the_disk_it_wraps() {
     assert!(disk.list().await.unwrap().is_empty());
     std::fs::remove_dir_all(&path).unwrap();
 }
+
+async fn check_write_and_sync<D: Disk>(disk: D) {
+    let file = disk.create("ws").await.unwrap();
+    file.write_at_and_sync(0, b"durable").await.unwrap();
+    file.write_at_and_sync(3, b"ABLE").await.unwrap();
+    assert_eq!(
+        disk.open("ws").await.unwrap().read_at(0, 16).await.unwrap(),
+        b"durABLE"
+    );
+}
+
+#[tokio::test]
+async fn a_write_and_its_sync_in_one_call() {
+    let path = scratch_dir("write-sync");
+    check_write_and_sync(FsDisk::open_dir(&path).await.unwrap()).await;
+    std::fs::remove_dir_all(&path).unwrap();
+    let path = scratch_dir("write-sync-dyn");
+    check_write_and_sync(DynDisk::new(FsDisk::open_dir(&path).await.unwrap())).await;
+    std::fs::remove_dir_all(&path).unwrap();
+    check_write_and_sync(MemDisk::new()).await;
+}

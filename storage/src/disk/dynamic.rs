@@ -96,6 +96,11 @@ trait ErasedFile: Send + Sync + 'static {
     fn size(&self) -> BoxFuture<'_, Result<u64, DiskError>>;
     fn set_len(&self, len: u64) -> BoxFuture<'_, Result<(), DiskError>>;
     fn sync_data(&self) -> BoxFuture<'_, Result<(), DiskError>>;
+    fn write_at_and_sync<'a>(
+        &'a self,
+        offset: u64,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), DiskError>>;
 }
 
 impl<F: DiskFile> ErasedFile for F {
@@ -117,6 +122,13 @@ impl<F: DiskFile> ErasedFile for F {
     fn sync_data(&self) -> BoxFuture<'_, Result<(), DiskError>> {
         Box::pin(DiskFile::sync_data(self))
     }
+    fn write_at_and_sync<'a>(
+        &'a self,
+        offset: u64,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), DiskError>> {
+        Box::pin(DiskFile::write_at_and_sync(self, offset, data))
+    }
 }
 
 impl DiskFile for DynFile {
@@ -137,5 +149,8 @@ impl DiskFile for DynFile {
     }
     async fn sync_data(&self) -> Result<(), DiskError> {
         self.0.sync_data().await
+    }
+    async fn write_at_and_sync(&self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        self.0.write_at_and_sync(offset, data).await
     }
 }

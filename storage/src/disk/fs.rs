@@ -241,6 +241,17 @@ impl DiskFile for FsFile {
         .await
     }
 
+    async fn write_at_and_sync(&self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
+        let (file, name, data) = (self.file.clone(), self.name.clone(), data.to_vec());
+        blocking("write_at", &self.name, move || {
+            file.write_all_at(&data, offset)
+                .map_err(|e| DiskError::from_io(e, "write_at", &*name))?;
+            file.sync_data()
+                .map_err(|e| DiskError::from_io(e, "sync_data", &*name))
+        })
+        .await
+    }
+
     async fn sync_data(&self) -> Result<(), DiskError> {
         let (file, name) = (self.file.clone(), self.name.clone());
         blocking("sync_data", &self.name, move || {

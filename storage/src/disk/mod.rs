@@ -90,6 +90,20 @@ pub trait DiskFile: Send + Sync + 'static {
 
     /// Makes the file's data and size durable (`fdatasync`).
     fn sync_data(&self) -> impl Future<Output = Result<(), DiskError>> + Send;
+
+    /// [`DiskFile::write_at`] then [`DiskFile::sync_data`], in one call
+    /// where the implementation can do better than two (the real file disk
+    /// makes one trip to its blocking pool instead of two).
+    fn write_at_and_sync(
+        &self,
+        offset: u64,
+        data: &[u8],
+    ) -> impl Future<Output = Result<(), DiskError>> + Send {
+        async move {
+            self.write_at(offset, data).await?;
+            self.sync_data().await
+        }
+    }
 }
 
 /// Checks that `name` is a plain file name: non-empty, no separators, not a

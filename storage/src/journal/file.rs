@@ -367,10 +367,7 @@ impl<D: Disk> FileJournal<D> {
                 batch.bytes.clone(),
             )
         };
-        let written = match file.write_at(offset, &bytes).await {
-            Ok(()) => self.sync_batch(&*file).await,
-            Err(e) => Err(e),
-        };
+        let written = self.write_and_sync_batch(&*file, offset, &bytes).await;
         if let Err(e) = written {
             // Fail-stop: the unsynced data may be gone whatever a retry
             // says (fsyncgate), so nothing pending is acknowledged. The
@@ -392,19 +389,25 @@ impl<D: Disk> FileJournal<D> {
         Ok(())
     }
 
-    /// Makes a written batch durable. (Planted bugs, for the simulator's
-    /// own tests, break exactly this step.)
-    async fn sync_batch(&self, file: &D::File) -> Result<(), DiskError> {
+    /// Writes a batch and makes it durable. (Planted bugs, for the
+    /// simulator's own tests, break exactly this step.)
+    async fn write_and_sync_batch(
+        &self,
+        file: &D::File,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), DiskError> {
         #[cfg(feature = "planted-bugs")]
         match self.inner.config.planted_bug {
-            Some(super::PlantedBug::AckBeforeSync) => return Ok(()),
+            Some(super::PlantedBug::AckBeforeSync) => return file.write_at(offset, bytes).await,
             Some(super::PlantedBug::IgnoreSyncError) => {
+                file.write_at(offset, bytes).await?;
                 let _ = file.sync_data().await;
                 return Ok(());
             }
             _ => {}
         }
-        file.sync_data().await
+        file.write_at_and_sync(offset, bytes).await
     }
 
     /// Encodes pending records, up to the batch bounds, for the active segment.
