@@ -17,7 +17,8 @@ use super::frame::{
 };
 use super::scan::{ScanEnd, ScanError, scan_segment_with};
 use super::{
-    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_stream,
+    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_entries,
+    validate_stream,
 };
 use crate::disk::{Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX};
 use std::collections::{BTreeMap, VecDeque};
@@ -774,13 +775,7 @@ impl<D: Disk> Journal for FileJournal<D> {
 
     async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
         validate_stream(stream)?;
-        let max = self.inner.config.entry_bytes_max;
-        if let Some(big) = entries.iter().find(|e| e.len() > max) {
-            return Err(JournalError::TooLarge {
-                len: big.len(),
-                max,
-            });
-        }
+        validate_entries(entries, self.inner.config.entry_bytes_max)?;
         let (last_lsn, last_seq) = {
             let mut state = self.state();
             if let Some(cause) = &state.stopped {

@@ -3,7 +3,8 @@
 //! survives the process.
 
 use super::{
-    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_stream,
+    Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_entries,
+    validate_stream,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -65,12 +66,7 @@ impl Journal for MemoryJournal {
 
     async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
         validate_stream(stream)?;
-        if let Some(big) = entries.iter().find(|e| e.len() > self.entry_bytes_max) {
-            return Err(JournalError::TooLarge {
-                len: big.len(),
-                max: self.entry_bytes_max,
-            });
-        }
+        validate_entries(entries, self.entry_bytes_max)?;
         let mut streams = self.streams();
         let entry = streams.entry(stream.to_string()).or_default();
         for data in entries {

@@ -183,6 +183,17 @@ fn validate_stream(stream: &str) -> Result<(), JournalError> {
     Ok(())
 }
 
+/// Checks a batch of entries against the size bound.
+fn validate_entries(entries: &[&[u8]], max: usize) -> Result<(), JournalError> {
+    match entries.iter().find(|e| e.len() > max) {
+        Some(big) => Err(JournalError::TooLarge {
+            len: big.len(),
+            max,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Checks a checkpoint's sequence number against the stream's durable
 /// entries and its current checkpoint.
 fn validate_checkpoint_seq(
