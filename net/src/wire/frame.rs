@@ -1,0 +1,228 @@
+//! Frames: `[length: u32 LE][version: u8][body: postcard]`.
+//!
+//! `length` counts the body only. The reader checks it against its limit
+//! before allocating anything, so a peer announcing 4 GiB costs nothing.
+//! A body must decode to exactly one [`WireMessage`] with no bytes left
+//! over, so every accepted frame has one meaning.
+
+use super::{WireError, WireMessage};
+use crate::{ByteReader, ByteWriter};
+
+/// The protocol version this build speaks, in every frame's header.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Bytes before a frame's body.
+pub const HEADER_LEN: usize = 5;
+
+/// The default largest body accepted or sent: 8 MiB.
+pub const MAX_FRAME_LEN_DEFAULT: u32 = 8 << 20;
+
+/// Appends `msg` as one frame to `out`. Fails with
+/// [`WireError::Oversized`] (leaving `out` as it was) if the body would
+/// exceed `max`.
+pub fn encode_frame(msg: &WireMessage, max: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let encoded = postcard::to_extend(msg, std::mem::take(out));
+    *out = match encoded {
+        Ok(buf) => buf,
+        // postcard fails only for types it cannot represent; ours are all
+        // representable, but a failure must not leave half a frame behind.
+        Err(e) => {
+            return Err(WireError::Malformed(format!("cannot encode: {e}")));
+        }
+    };
+    let body_len = out.len() - start - HEADER_LEN;
+    if body_len > max as usize {
+        out.truncate(start);
+        return Err(WireError::Oversized {
+            len: body_len as u64,
+            max,
+        });
+    }
+    out[start..start + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
+    out[start + 4] = PROTOCOL_VERSION;
+    Ok(())
+}
+
+/// Decodes the frame at the start of `buf`: `Ok(None)` if `buf` holds only
+/// part of it, else the message and the bytes it used. Never reads past
+/// `buf` and never allocates more than the body it decodes.
+pub fn decode_frame(buf: &[u8], max: u32) -> Result<Option<(WireMessage, usize)>, WireError> {
+    let Some(header) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let body_len = frame_body_len(header, max)?;
+    let Some(body) = buf.get(HEADER_LEN..HEADER_LEN + body_len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_body(body)?, HEADER_LEN + body_len)))
+}
+
+/// Checks a header and returns the body length it announces.
+fn frame_body_len(header: &[u8], max: u32) -> Result<usize, WireError> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    if len > max {
+        return Err(WireError::Oversized {
+            len: len as u64,
+            max,
+        });
+    }
+    if header[4] != PROTOCOL_VERSION {
+        return Err(WireError::UnsupportedVersion(header[4]));
+    }
+    Ok(len as usize)
+}
+
+fn decode_body(body: &[u8]) -> Result<WireMessage, WireError> {
+    let (msg, rest) = postcard::take_from_bytes::<WireMessage>(body)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{} bytes left after the message",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Reads frames from a byte stream, buffering so that small frames cost no
+/// extra reads.
+pub struct FrameReader<R> {
+    input: R,
+    max: u32,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl<R: ByteReader> FrameReader<R> {
+    const READ_CHUNK: usize = 16 * 1024;
+    /// A buffer grown for a big frame is given back above this size.
+    const KEEP_CAPACITY: usize = 256 * 1024;
+
+    /// Reads frames of at most `max` body bytes from `input`.
+    pub fn new(input: R, max: u32) -> Self {
+        FrameReader {
+            input,
+            max,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The next message. [`WireError::Closed`] when the peer closed between
+    /// frames; any other error means the stream cannot be trusted further.
+    ///
+    /// Cancel-safe: bytes already read stay buffered for the next call.
+    pub async fn read_frame(&mut self) -> Result<WireMessage, WireError> {
+        loop {
+            let pending = &self.buf[self.start..self.end];
+            if let Some((msg, used)) = decode_frame(pending, self.max)? {
+                self.start += used;
+                if self.start == self.end {
+                    self.start = 0;
+                    self.end = 0;
+                    if self.buf.len() > Self::KEEP_CAPACITY {
+                        self.buf = Vec::new();
+                    }
+                }
+                return Ok(msg);
+            }
+            // The whole frame's size is known once its header is in.
+            let wanted = match pending.get(..HEADER_LEN) {
+                Some(header) => HEADER_LEN + frame_body_len(header, self.max)?,
+                None => HEADER_LEN,
+            };
+            self.make_room(wanted);
+            let n = self.input.read(&mut self.buf[self.end..]).await?;
+            if n == 0 {
+                let got = self.end - self.start;
+                return Err(if got == 0 {
+                    WireError::Closed
+                } else {
+                    WireError::Truncated {
+                        got,
+                        expected: wanted,
+                    }
+                });
+            }
+            self.end += n;
+        }
+    }
+
+    /// Ensures the buffer can hold `frame_len` bytes from `start`, plus
+    /// room to read ahead.
+    fn make_room(&mut self, frame_len: usize) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        // `end < frame_len` here (else the frame would have decoded), so
+        // this stays below the frame limit plus one chunk.
+        let want = frame_len.max(self.end + Self::READ_CHUNK);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+    }
+
+    /// The underlying reader.
+    pub fn into_inner(self) -> R {
+        self.input
+    }
+}
+
+/// Writes frames to a byte stream; [`FrameWriter::queue`] batches several
+/// into one write.
+pub struct FrameWriter<W> {
+    output: W,
+    max: u32,
+    buf: Vec<u8>,
+}
+
+impl<W: ByteWriter> FrameWriter<W> {
+    /// Writes frames of at most `max` body bytes to `output`.
+    pub fn new(output: W, max: u32) -> Self {
+        FrameWriter {
+            output,
+            max,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Adds `msg` to the next write. An oversized message is refused and
+    /// nothing is queued.
+    pub fn queue(&mut self, msg: &WireMessage) -> Result<(), WireError> {
+        encode_frame(msg, self.max, &mut self.buf)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes and flushes everything queued.
+    pub async fn flush(&mut self) -> Result<(), WireError> {
+        if !self.buf.is_empty() {
+            self.output.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        self.output.flush().await?;
+        Ok(())
+    }
+
+    /// Queues `msg` and flushes.
+    pub async fn send(&mut self, msg: &WireMessage) -> Result<(), WireError> {
+        self.queue(msg)?;
+        self.flush().await
+    }
+
+    /// Flushes and closes the stream's sending direction.
+    pub async fn close(&mut self) -> Result<(), WireError> {
+        self.flush().await?;
+        self.output.close().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! The node handshake: both sides prove they hold the cluster secret
+//! without sending it (HMAC-SHA256 challenge/response, mutual).
+//!
+//! ```text
+//! dialer                                   acceptor
+//!   Hello { node, listen, incarnation, nonce_d }  →
+//!        ← Challenge { node, incarnation, nonce_a, proof_a }
+//!   (checks proof_a)
+//!   Proof { proof_d }                               →
+//!                                      (checks proof_d)
+//!        ← Welcome            (or Refused, then close)
+//! ```
+//!
+//! Each proof is an HMAC, keyed by the secret, over a role label, both
+//! nonces, both names and both incarnations. The role label keeps a proof
+//! from being reflected back; fresh nonces on both sides keep a recorded
+//! handshake from being replayed. Nonces come from the caller (the `Rng`
+//! seam), so simulated handshakes are deterministic.
+
+use super::message::Bytes32;
+use super::{FrameReader, FrameWriter, WireError, WireMessage};
+use crate::{ByteReader, ByteWriter};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// The shared secret every node of one cluster holds.
+#[derive(Clone)]
+pub struct ClusterSecret(Vec<u8>);
+
+impl ClusterSecret {
+    /// Fewest bytes a secret may have.
+    pub const LEN_MIN: usize = 16;
+
+    /// Wraps `bytes`; refuses a secret shorter than [`Self::LEN_MIN`].
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, WireError> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::LEN_MIN {
+            return Err(WireError::AuthFailed(format!(
+                "a cluster secret needs at least {} bytes, got {}",
+                Self::LEN_MIN,
+                bytes.len()
+            )));
+        }
+        Ok(ClusterSecret(bytes))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length; this cannot fail.
+        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+}
+
+impl fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterSecret(<redacted>)")
+    }
+}
+
+/// What a node says about itself in a handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Its node name.
+    pub node: String,
+    /// Where it accepts connections.
+    pub listen: SocketAddr,
+    /// Its run (a restarted node has a larger one).
+    pub incarnation: u64,
+}
+
+/// The authenticated peer, as the handshake learned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node name.
+    pub node: String,
+    /// Where it accepts connections; `None` when this node dialed it (the
+    /// dialer knows the address already and the acceptor does not send it).
+    pub listen: Option<SocketAddr>,
+    /// Its run.
+    pub incarnation: u64,
+}
+
+struct Transcript<'a> {
+    dialer: (&'a str, u64, &'a Bytes32),
+    acceptor: (&'a str, u64, &'a Bytes32),
+}
+
+impl Transcript<'_> {
+    fn mac(&self, secret: &ClusterSecret, role: &[u8]) -> Hmac<Sha256> {
+        let mut mac = secret.mac();
+        mac.update(b"plexspaces/1 ");
+        mac.update(role);
+        for (name, incarnation, nonce) in [self.dialer, self.acceptor] {
+            mac.update(&(name.len() as u64).to_le_bytes());
+            mac.update(name.as_bytes());
+            mac.update(&incarnation.to_le_bytes());
+            mac.update(nonce);
+        }
+        mac
+    }
+
+    fn proof(&self, secret: &ClusterSecret, role: &[u8]) -> Bytes32 {
+        self.mac(secret, role).finalize().into_bytes().into()
+    }
+
+    fn verify(&self, secret: &ClusterSecret, role: &[u8], proof: &Bytes32) -> bool {
+        // Constant time, so a forger learns nothing from timing.
+        self.mac(secret, role).verify_slice(proof).is_ok()
+    }
+}
+
+const DIALER: &[u8] = b"dialer";
+const ACCEPTOR: &[u8] = b"acceptor";
+
+/// Runs the dialer's side on a fresh connection. `nonce` must be fresh
+/// random bytes.
+pub async fn dial<R: ByteReader, W: ByteWriter>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    secret: &ClusterSecret,
+    me: &Identity,
+    nonce: Bytes32,
+) -> Result<Peer, WireError> {
+    writer
+        .send(&WireMessage::Hello {
+            node: me.node.clone(),
+            listen: me.listen,
+            incarnation: me.incarnation,
+            nonce,
+        })
+        .await?;
+    let (node, incarnation, their_nonce, proof) = match reader.read_frame().await? {
+        WireMessage::Challenge {
+            node,
+            incarnation,
+            nonce,
+            proof,
+        } => (node, incarnation, nonce, proof),
+        WireMessage::Refused { reason } => return Err(WireError::AuthFailed(reason)),
+        other => {
+            return Err(WireError::Unexpected {
+                expected: "Challenge",
+                got: other.kind(),
+            });
+        }
+    };
+    let transcript = Transcript {
+        dialer: (&me.node, me.incarnation, &nonce),
+        acceptor: (&node, incarnation, &their_nonce),
+    };
+    if !transcript.verify(secret, ACCEPTOR, &proof) {
+        // Tell the peer why before closing, so its log says it too.
+        let _ = writer
+            .send(&WireMessage::Refused {
+                reason: "the acceptor's proof is wrong (different cluster secret?)".into(),
+            })
+            .await;
+        return Err(WireError::AuthFailed(format!(
+            "node {node:?} could not prove the cluster secret"
+        )));
+    }
+    let proof = transcript.proof(secret, DIALER);
+    writer.send(&WireMessage::Proof { proof }).await?;
+    match reader.read_frame().await? {
+        WireMessage::Welcome => Ok(Peer {
+            node,
+            listen: None,
+            incarnation,
+        }),
+        WireMessage::Refused { reason } => Err(WireError::AuthFailed(reason)),
+        other => Err(WireError::Unexpected {
+            expected: "Welcome",
+            got: other.kind(),
+        }),
+    }
+}
+
+/// Runs the acceptor's side on a fresh connection. `nonce` must be fresh
+/// random bytes.
+pub async fn accept<R: ByteReader, W: ByteWriter>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    secret: &ClusterSecret,
+    me: &Identity,
+    nonce: Bytes32,
+) -> Result<Peer, WireError> {
+    let (node, listen, incarnation, their_nonce) = match reader.read_frame().await? {
+        WireMessage::Hello {
+            node,
+            listen,
+            incarnation,
+            nonce,
+        } => (node, listen, incarnation, nonce),
+        other => {
+            return Err(WireError::Unexpected {
+                expected: "Hello",
+                got: other.kind(),
+            });
+        }
+    };
+    let transcript = Transcript {
+        dialer: (&node, incarnation, &their_nonce),
+        acceptor: (&me.node, me.incarnation, &nonce),
+    };
+    writer
+        .send(&WireMessage::Challenge {
+            node: me.node.clone(),
+            incarnation: me.incarnation,
+            nonce,
+            proof: transcript.proof(secret, ACCEPTOR),
+        })
+        .await?;
+    let proof = match reader.read_frame().await? {
+        WireMessage::Proof { proof } => proof,
+        WireMessage::Refused { reason } => return Err(WireError::AuthFailed(reason)),
+        other => {
+            return Err(WireError::Unexpected {
+                expected: "Proof",
+                got: other.kind(),
+            });
+        }
+    };
+    if !transcript.verify(secret, DIALER, &proof) {
+        let _ = writer
+            .send(&WireMessage::Refused {
+                reason: "authentication failed".into(),
+            })
+            .await;
+        return Err(WireError::AuthFailed(format!(
+            "node {node:?} could not prove the cluster secret"
+        )));
+    }
+    writer.send(&WireMessage::Welcome).await?;
+    Ok(Peer {
+        node,
+        listen: Some(listen),
+        incarnation,
+    })
+}

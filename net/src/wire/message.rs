@@ -1,0 +1,156 @@
+//! The messages nodes exchange, one per frame.
+//!
+//! Actor messages travel as opaque `payload` bytes: the runtime encodes an
+//! actor's `Msg` and `Reply` types itself, so this crate knows nothing of
+//! them. Names are plain strings here; the runtime validates them.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// A nonce or an HMAC-SHA256 proof.
+pub type Bytes32 = [u8; 32];
+
+/// One frame's content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WireMessage {
+    /// Handshake, dialer → acceptor: who I am, where I listen, my nonce.
+    Hello {
+        /// The dialer's node name.
+        node: String,
+        /// Where the dialer accepts connections (for membership).
+        listen: SocketAddr,
+        /// Distinguishes this run of the node from earlier ones.
+        incarnation: u64,
+        /// Fresh random bytes the acceptor must prove the secret over.
+        nonce: Bytes32,
+    },
+    /// Handshake, acceptor → dialer: who I am, my nonce, my proof.
+    Challenge {
+        /// The acceptor's node name.
+        node: String,
+        /// The acceptor's run.
+        incarnation: u64,
+        /// Fresh random bytes the dialer must prove the secret over.
+        nonce: Bytes32,
+        /// HMAC over both nonces and names, keyed by the cluster secret.
+        proof: Bytes32,
+    },
+    /// Handshake, dialer → acceptor: the dialer's proof.
+    Proof {
+        /// HMAC over both nonces and names, keyed by the cluster secret.
+        proof: Bytes32,
+    },
+    /// Handshake, acceptor → dialer: accepted.
+    Welcome,
+    /// Either side: the handshake is refused, and why.
+    Refused {
+        /// A human-readable reason (never the secret or a proof).
+        reason: String,
+    },
+    /// Liveness plus gossip: the sender's view of the cluster.
+    Heartbeat {
+        /// Members the sender knows, itself included.
+        members: Vec<Member>,
+    },
+    /// A message for actor `to` on the receiving node; no reply.
+    Tell {
+        /// The actor's name on the receiving node.
+        to: String,
+        /// The encoded message.
+        payload: Vec<u8>,
+    },
+    /// A request for actor `to`; the receiver answers with a `Reply`
+    /// carrying the same `request` id on the same connection.
+    Ask {
+        /// The actor's name on the receiving node.
+        to: String,
+        /// The caller's id for this request, unique per connection.
+        request: u64,
+        /// The encoded message.
+        payload: Vec<u8>,
+    },
+    /// The answer to an `Ask`.
+    Reply {
+        /// The `Ask`'s request id.
+        request: u64,
+        /// What became of it.
+        outcome: ReplyOutcome,
+    },
+    /// Tell me (with `Exited`) when actor `target` exits.
+    Monitor {
+        /// The actor's name on the receiving node.
+        target: String,
+    },
+    /// Actor `target` (on the sender) has exited, or never existed.
+    Exited {
+        /// The actor's name on the sender.
+        target: String,
+        /// Why.
+        reason: ExitNotice,
+    },
+    /// Stop actor `target` (as `ActorRef::stop` does locally).
+    Stop {
+        /// The actor's name on the receiving node.
+        target: String,
+    },
+}
+
+impl WireMessage {
+    /// The variant's name, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WireMessage::Hello { .. } => "Hello",
+            WireMessage::Challenge { .. } => "Challenge",
+            WireMessage::Proof { .. } => "Proof",
+            WireMessage::Welcome => "Welcome",
+            WireMessage::Refused { .. } => "Refused",
+            WireMessage::Heartbeat { .. } => "Heartbeat",
+            WireMessage::Tell { .. } => "Tell",
+            WireMessage::Ask { .. } => "Ask",
+            WireMessage::Reply { .. } => "Reply",
+            WireMessage::Monitor { .. } => "Monitor",
+            WireMessage::Exited { .. } => "Exited",
+            WireMessage::Stop { .. } => "Stop",
+        }
+    }
+}
+
+/// A cluster member as gossiped in heartbeats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its node name.
+    pub node: String,
+    /// Where it accepts connections.
+    pub addr: SocketAddr,
+    /// Its run; a larger one replaces a smaller.
+    pub incarnation: u64,
+}
+
+/// What became of an `Ask`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ReplyOutcome {
+    /// The handler answered; the encoded reply.
+    Replied(Vec<u8>),
+    /// The handler returned an error (its text).
+    Failed(String),
+    /// No exported actor of that name runs on the receiver.
+    NoSuchActor,
+    /// The actor stopped before answering.
+    Stopped,
+    /// The receiver could not decode the payload as the actor's message
+    /// type (the two nodes disagree on the type).
+    Undecodable(String),
+}
+
+/// Why a monitored remote actor exited.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitNotice {
+    /// It finished or stopped itself.
+    Normal,
+    /// It was told to stop.
+    Shutdown,
+    /// It failed (panic, error, linked failure); the reason's text.
+    Failed(String),
+    /// No exported actor of that name ran when the monitor arrived.
+    NoSuchActor,
+}

@@ -1,0 +1,19 @@
+//! The wire protocol between nodes: length-prefixed, versioned postcard
+//! frames with a hard size limit, and an authenticating handshake.
+//! `net/PROTOCOL.md` documents the bytes.
+//!
+//! This module knows frames and messages, not actors: the runtime's
+//! distribution layer decides what the messages mean.
+
+mod error;
+mod frame;
+pub mod handshake;
+mod message;
+
+pub use error::WireError;
+pub use frame::{
+    FrameReader, FrameWriter, HEADER_LEN, MAX_FRAME_LEN_DEFAULT, PROTOCOL_VERSION, decode_frame,
+    encode_frame,
+};
+pub use handshake::{ClusterSecret, Identity, Peer};
+pub use message::{Bytes32, ExitNotice, Member, ReplyOutcome, WireMessage};
