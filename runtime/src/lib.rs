@@ -28,6 +28,7 @@
 pub mod actor;
 pub mod behavior;
 pub mod channels;
+pub mod distribution;
 pub mod durability;
 mod env;
 pub mod seams;

@@ -219,6 +219,11 @@ impl<W: ByteWriter> FrameWriter<W> {
         self.flush().await
     }
 
+    /// The underlying writer (anything queued and not flushed is dropped).
+    pub fn into_inner(self) -> W {
+        self.output
+    }
+
     /// Flushes and closes the stream's sending direction.
     pub async fn close(&mut self) -> Result<(), WireError> {
         self.flush().await?;

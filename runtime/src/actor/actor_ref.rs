@@ -9,16 +9,21 @@ use super::cell::{Cell, ControlOp, wait_exit};
 use super::deadline::{Deadlines, Expired};
 use super::facet::{Facet, FacetInfo};
 use super::mailbox::{self, TrySendError};
-use super::{Actor, ActorError, ActorId, ActorStatus, AskError, ExitReason, SendError};
+use super::{Actor, ActorId, ActorStatus, AskError, ExitReason, SendError};
 use futures::channel::oneshot;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where an `ask`'s answer goes. The error side is an [`AskError`] so a
+/// remote ref's proxy can report a lost connection; a local handler's
+/// error arrives as `AskError::Failed`.
+pub(crate) type ReplySender<A> = oneshot::Sender<Result<<A as Actor>::Reply, AskError>>;
+
 /// What travels through a mailbox.
 pub(crate) struct Envelope<A: Actor> {
     pub(crate) msg: A::Msg,
-    pub(crate) reply: Option<oneshot::Sender<Result<A::Reply, ActorError>>>,
+    pub(crate) reply: Option<ReplySender<A>>,
     pub(crate) correlation: u64,
 }
 
@@ -59,9 +64,12 @@ impl<A: Actor> ActorRef<A> {
         self.cell.status()
     }
 
-    /// Whether the actor lives on this node (always, until remote actors land).
+    /// Whether the actor lives on this node. A remote ref (see
+    /// [`crate::distribution`]) behaves the same for `tell`, `ask`, `stop`,
+    /// monitors and links; its mailbox is a local queue in front of the
+    /// connection, and facets cannot be attached through it.
     pub fn is_local(&self) -> bool {
-        true
+        self.cell.local
     }
 
     /// Messages waiting in the mailbox.
@@ -74,11 +82,7 @@ impl<A: Actor> ActorRef<A> {
         self.mailbox.capacity()
     }
 
-    fn envelope(
-        &self,
-        msg: A::Msg,
-        reply: Option<oneshot::Sender<Result<A::Reply, ActorError>>>,
-    ) -> Envelope<A> {
+    fn envelope(&self, msg: A::Msg, reply: Option<ReplySender<A>>) -> Envelope<A> {
         Envelope {
             msg,
             reply,
@@ -118,8 +122,7 @@ impl<A: Actor> ActorRef<A> {
                 .await
                 .map_err(|_| AskError::Stopped(self.cell.id.clone()))?;
             match rx.await {
-                Ok(Ok(reply)) => Ok(reply),
-                Ok(Err(e)) => Err(AskError::Failed(e)),
+                Ok(answer) => answer,
                 Err(oneshot::Canceled) => Err(AskError::Stopped(self.cell.id.clone())),
             }
         };
@@ -131,6 +134,20 @@ impl<A: Actor> ActorRef<A> {
                 after: timeout,
             }),
         }
+    }
+
+    /// Queues `msg` with an optional reply channel and no deadline (for
+    /// the distribution layer, which answers remote asks).
+    pub(crate) async fn send_envelope(
+        &self,
+        msg: A::Msg,
+        reply: Option<ReplySender<A>>,
+    ) -> Result<(), SendError> {
+        let envelope = self.envelope(msg, reply);
+        self.mailbox
+            .send(envelope)
+            .await
+            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
     }
 
     /// Asks the actor to stop after its current message; it exits with

@@ -39,6 +39,8 @@ pub(crate) enum Signal {
 pub(crate) struct Cell {
     pub(crate) id: ActorId,
     status: AtomicU8,
+    /// False for a proxy standing in for an actor on another node.
+    pub(crate) local: bool,
     /// Set whenever a signal is queued, so the loop's per-message check is
     /// one atomic load instead of a lock.
     signalled: std::sync::atomic::AtomicBool,
@@ -49,8 +51,13 @@ pub(crate) struct Cell {
 
 impl Cell {
     pub(crate) fn new(id: ActorId) -> Arc<Self> {
+        Self::with_locality(id, true)
+    }
+
+    pub(crate) fn with_locality(id: ActorId, local: bool) -> Arc<Self> {
         Arc::new(Cell {
             id,
+            local,
             status: AtomicU8::new(ActorStatus::Creating.to_u8()),
             signalled: std::sync::atomic::AtomicBool::new(false),
             signals: Mutex::new(Signals::default()),

@@ -44,6 +44,9 @@ pub enum ExitReason {
     Panic(String),
     /// `pre_start` failed, or the actor stopped itself with an error.
     Error(String),
+    /// The remote actor's node was declared down (or restarted); seen
+    /// through a remote ref.
+    NodeDown(crate::NodeName),
     /// A linked actor failed.
     LinkDied {
         /// The linked actor.
@@ -67,6 +70,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Shutdown => f.write_str("shutdown"),
             ExitReason::Panic(msg) => write!(f, "panic: {msg}"),
             ExitReason::Error(msg) => write!(f, "error: {msg}"),
+            ExitReason::NodeDown(node) => write!(f, "node {node} is down"),
             ExitReason::LinkDied { linked, reason } => {
                 write!(f, "linked actor {linked} died: {reason}")
             }
@@ -110,6 +114,9 @@ pub enum AskError {
     MailboxFull(ActorId),
     /// The handler returned an error.
     Failed(ActorError),
+    /// The connection to the actor's node was lost after the request was
+    /// sent and before the reply came: it may or may not have been handled.
+    ConnectionLost(ActorId),
 }
 
 impl From<SendError> for AskError {
@@ -130,6 +137,10 @@ impl fmt::Display for AskError {
             AskError::Stopped(id) => write!(f, "actor {id} stopped before replying"),
             AskError::MailboxFull(id) => write!(f, "mailbox of {id} is full"),
             AskError::Failed(e) => write!(f, "handler failed: {e}"),
+            AskError::ConnectionLost(id) => write!(
+                f,
+                "connection to {id}'s node lost before the reply (the request may have been handled)"
+            ),
         }
     }
 }

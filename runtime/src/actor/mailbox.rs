@@ -161,8 +161,16 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
+impl<T> Receiver<T> {
+    /// Waits for messages and moves all queued ones into `batch`; false once
+    /// closed and empty.
+    pub(crate) async fn recv_batch(&mut self, batch: &mut VecDeque<T>) -> bool {
+        std::future::poll_fn(|cx| self.poll_recv_batch(cx, batch)).await
+    }
+
+    /// Closes the mailbox: senders fail from now on, queued messages are
+    /// dropped (queued asks see their reply channel closed).
+    pub(crate) fn close(&mut self) {
         let mut state = self.0.state();
         state.closed = true;
         let queued = std::mem::take(&mut state.queue);
@@ -172,6 +180,12 @@ impl<T> Drop for Receiver<T> {
         for waker in blocked {
             waker.wake();
         }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -1,11 +1,13 @@
 //! `ActorSystem`: one node's actors: spawning, the name registry, and each
 //! actor's task (the loop that takes one message at a time).
 
-use super::actor_ref::Envelope;
+use super::actor_ref::{Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
 use super::facet::{Facet, FacetChain, FacetRegistry, MessageMeta, Outcome};
 use super::mailbox::{self, Receiver};
-use super::{Actor, ActorError, ActorId, ActorRef, ActorStatus, Context, ExitReason, SpawnError};
+use super::{
+    Actor, ActorError, ActorId, ActorRef, ActorStatus, AskError, Context, ExitReason, SpawnError,
+};
 use crate::env::{Env, NodeName};
 use crate::seams::{Clock, Spawn, panic_message};
 use futures::FutureExt;
@@ -45,6 +47,7 @@ struct SystemInner {
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
     facet_types: FacetRegistry,
+    distribution: std::sync::OnceLock<crate::distribution::Distribution>,
 }
 
 /// One node's actors. Cheap to clone; clones share them.
@@ -76,6 +79,7 @@ impl ActorSystem {
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
+                distribution: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -105,6 +109,49 @@ impl ActorSystem {
     /// The node's queues and topics.
     pub fn channels(&self) -> &crate::channels::ChannelService {
         &self.inner.channels
+    }
+
+    /// Joins a cluster: listens, dials the seeds, authenticates peers (see
+    /// [`crate::distribution`]). Once per actor system.
+    pub async fn start_distribution(
+        &self,
+        config: crate::distribution::DistributionConfig,
+    ) -> Result<crate::distribution::Distribution, crate::distribution::DistributionError> {
+        use crate::distribution::{Distribution, DistributionError};
+        if self.inner.distribution.get().is_some() {
+            return Err(DistributionError::AlreadyStarted);
+        }
+        let dist =
+            Distribution::start(self.inner.env.clone(), self.inner.deadlines.clone(), config)
+                .await?;
+        if self.inner.distribution.set(dist.clone()).is_err() {
+            dist.shutdown(); // lost a race with another start
+            return Err(DistributionError::AlreadyStarted);
+        }
+        Ok(dist)
+    }
+
+    /// This node's distribution, once started.
+    pub fn distribution(&self) -> Option<&crate::distribution::Distribution> {
+        self.inner.distribution.get()
+    }
+
+    /// A ref to actor `id`, wherever it runs: a local lookup on this node,
+    /// a remote ref (through distribution) on another.
+    pub fn resolve<A: crate::distribution::RemoteActor>(
+        &self,
+        id: &ActorId,
+    ) -> Result<ActorRef<A>, crate::distribution::ResolveError> {
+        use crate::distribution::ResolveError;
+        if id.node() == self.node() {
+            return self
+                .lookup(id.name())
+                .ok_or_else(|| ResolveError::NoSuchActor(id.clone()));
+        }
+        match self.distribution() {
+            Some(dist) => dist.remote_ref(id),
+            None => Err(ResolveError::NotDistributed(id.clone())),
+        }
     }
 
     /// The facet types that can be attached by name.
@@ -353,7 +400,7 @@ async fn handle_one<A: Actor>(
         {
             Ok(result) => {
                 if let Some(reply) = reply {
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map_err(AskError::Failed));
                 }
                 None
             }
@@ -378,7 +425,7 @@ async fn handle_with_facets<A: Actor>(
     ctx: &mut Context<A>,
     mailbox_len: usize,
     msg: A::Msg,
-    reply: Option<futures::channel::oneshot::Sender<Result<A::Reply, ActorError>>>,
+    reply: Option<ReplySender<A>>,
     correlation: u64,
 ) -> Option<String> {
     let id = ctx.myself.id().clone();
@@ -391,7 +438,10 @@ async fn handle_with_facets<A: Actor>(
     };
     if let Err(rejection) = ctx.facets.before(&meta) {
         if let Some(reply) = reply {
-            let _ = reply.send(Err(ActorError::new(format!("rejected by {}", rejection.0))));
+            let _ = reply.send(Err(AskError::Failed(ActorError::new(format!(
+                "rejected by {}",
+                rejection.0
+            )))));
         }
         return None;
     }
@@ -417,7 +467,7 @@ async fn handle_with_facets<A: Actor>(
             };
             ctx.facets.after(&meta, &outcome, elapsed);
             if let Some(reply) = reply {
-                let _ = reply.send(result);
+                let _ = reply.send(result.map_err(AskError::Failed));
             }
             None
         }

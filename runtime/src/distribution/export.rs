@@ -1,0 +1,99 @@
+//! Exported actors: the local actors other nodes may message, each behind a
+//! type-erased handle that decodes payloads into the actor's own `Msg`.
+
+use super::RemoteActor;
+use crate::Env;
+use crate::actor::{ActorRef, AskError, ExitReason};
+use crate::seams::Spawn;
+use futures::channel::oneshot;
+use futures::future::BoxFuture;
+use plexspaces_net::wire::{ExitNotice, ReplyOutcome};
+
+/// Where the answer to a remote `Ask` goes (the connection it came on).
+pub(crate) type ReplyTo = Box<dyn FnOnce(ReplyOutcome) -> BoxFuture<'static, ()> + Send>;
+
+/// A local actor reachable from other nodes.
+pub(crate) trait Exported: Send + Sync {
+    /// Delivers an encoded message; waits for mailbox room (backpressure
+    /// on the connection). With `reply`, the answer is sent there later.
+    fn deliver(&self, env: &Env, payload: Vec<u8>, reply: Option<ReplyTo>) -> BoxFuture<'_, ()>;
+    /// Stops the actor, as `ActorRef::stop` does.
+    fn stop(&self);
+    /// Resolves when the actor exits.
+    fn exited(&self) -> BoxFuture<'static, ExitReason>;
+}
+
+pub(crate) struct ExportedRef<A: RemoteActor>(pub(crate) ActorRef<A>);
+
+impl<A: RemoteActor> Exported for ExportedRef<A> {
+    fn deliver(&self, env: &Env, payload: Vec<u8>, reply: Option<ReplyTo>) -> BoxFuture<'_, ()> {
+        let env = env.clone();
+        Box::pin(async move {
+            let msg = match postcard::from_bytes::<A::Msg>(&payload) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    let why = format!("payload is not a {}: {e}", std::any::type_name::<A::Msg>());
+                    match reply {
+                        Some(reply) => reply(ReplyOutcome::Undecodable(why)).await,
+                        None => {
+                            tracing::warn!(actor = %self.0.id(), "dropped a remote tell: {why}")
+                        }
+                    }
+                    return;
+                }
+            };
+            let Some(reply) = reply else {
+                // A stopped actor drops the tell, as locally.
+                let _ = self.0.tell(msg).await;
+                return;
+            };
+            let (tx, rx) = oneshot::channel();
+            if self.0.send_envelope(msg, Some(tx)).await.is_err() {
+                reply(ReplyOutcome::Stopped).await;
+                return;
+            }
+            // The handler may take long; its answer goes out from its own
+            // task so the connection keeps reading.
+            env.spawn_task(Box::pin(async move {
+                let outcome = match rx.await {
+                    Ok(Ok(value)) => match postcard::to_allocvec(&value) {
+                        Ok(bytes) => ReplyOutcome::Replied(bytes),
+                        Err(e) => ReplyOutcome::Failed(format!("cannot encode the reply: {e}")),
+                    },
+                    Ok(Err(AskError::Failed(e))) => ReplyOutcome::Failed(e.message().to_string()),
+                    Ok(Err(other)) => ReplyOutcome::Failed(other.to_string()),
+                    Err(oneshot::Canceled) => ReplyOutcome::Stopped,
+                };
+                reply(outcome).await;
+            }));
+        })
+    }
+
+    fn stop(&self) {
+        self.0.stop();
+    }
+
+    fn exited(&self) -> BoxFuture<'static, ExitReason> {
+        let actor = self.0.clone();
+        Box::pin(async move { actor.wait_exit().await })
+    }
+}
+
+/// How an exit is told to a remote monitor.
+pub(crate) fn exit_notice(reason: &ExitReason) -> ExitNotice {
+    match reason {
+        ExitReason::Normal => ExitNotice::Normal,
+        ExitReason::Shutdown => ExitNotice::Shutdown,
+        failure => ExitNotice::Failed(failure.to_string()),
+    }
+}
+
+/// How a remote monitor's notice becomes the proxy's exit reason.
+pub(crate) fn exit_reason(notice: ExitNotice) -> ExitReason {
+    match notice {
+        ExitNotice::Normal => ExitReason::Normal,
+        ExitNotice::Shutdown => ExitReason::Shutdown,
+        ExitNotice::Failed(why) => ExitReason::Error(why),
+        ExitNotice::NoSuchActor => ExitReason::Error("no such actor on its node".into()),
+    }
+}

@@ -1,0 +1,287 @@
+//! A link: everything this node sends to one peer, over the connection it
+//! dials to that peer, re-dialed with backoff when it breaks.
+//!
+//! One queue per peer, written in order onto one connection at a time, is
+//! what gives per sender → receiver ordering. Asks written to a connection
+//! that then breaks fail with `ConnectionLost` (they may have been handled);
+//! what is still queued goes out on the next connection. Remote monitors
+//! are re-sent on every new connection.
+
+use super::Dist;
+use super::conn::{self, Side};
+use crate::NodeName;
+use crate::actor::mailbox::{self, Receiver, Sender};
+use crate::seams::{Clock, JoinHandle, Rng};
+use futures::channel::oneshot;
+use futures::future::Either;
+use plexspaces_net::ByteWriter;
+use plexspaces_net::wire::{ExitNotice, FrameWriter, Member, ReplyOutcome, WireError, WireMessage};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An ask's reply sink, type-erased.
+pub(crate) trait PendingReply: Send {
+    /// The caller gave up (timed out); the entry can be dropped.
+    fn abandoned(&self) -> bool;
+    /// Delivers the outcome, or `None` if the connection was lost first.
+    fn complete(self: Box<Self>, outcome: Option<ReplyOutcome>);
+}
+
+/// What a remote ref's proxy learns about its actor.
+pub(crate) enum Verdict {
+    /// The remote actor exited (or never existed).
+    Exited(ExitNotice),
+    /// Its node was declared down or restarted.
+    NodeDown,
+}
+
+/// Something to send on a connection.
+pub(crate) enum Outgoing {
+    /// A frame as is.
+    Frame(WireMessage),
+    /// An ask: the writer assigns the request id and files the sink.
+    Ask {
+        to: String,
+        payload: Vec<u8>,
+        pending: Box<dyn PendingReply>,
+    },
+    /// A heartbeat carrying the sender's member list.
+    Heartbeat(Vec<Member>),
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// Asks written to the current connection and not yet answered.
+    pending: BTreeMap<u64, Box<dyn PendingReply>>,
+    next_request: u64,
+    /// Size of `pending` after the last sweep of abandoned entries.
+    swept_len: usize,
+    /// Proxies waiting for a remote actor's exit, by actor name.
+    monitors: BTreeMap<String, Vec<oneshot::Sender<Verdict>>>,
+    /// A heartbeat waits in the queue (so they never pile up while the
+    /// peer is unreachable).
+    heartbeat_queued: bool,
+}
+
+pub(crate) struct Link {
+    pub(crate) peer: NodeName,
+    queue: Sender<Outgoing>,
+    state: Mutex<LinkState>,
+}
+
+impl Link {
+    pub(crate) fn new(peer: NodeName, capacity: usize) -> (Arc<Self>, Receiver<Outgoing>) {
+        let (queue, rx) = mailbox::mailbox(capacity);
+        let link = Link {
+            peer,
+            queue,
+            state: Mutex::new(LinkState::default()),
+        };
+        (Arc::new(link), rx)
+    }
+
+    fn state(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `out`, waiting for room. False if the link is gone.
+    pub(crate) async fn send(&self, out: Outgoing) -> bool {
+        self.queue.send(out).await.is_ok()
+    }
+
+    /// Queues a heartbeat unless one is already waiting.
+    pub(crate) fn heartbeat(&self, members: Vec<Member>) {
+        let mut state = self.state();
+        if state.heartbeat_queued {
+            return;
+        }
+        if self.queue.try_send(Outgoing::Heartbeat(members)).is_ok() {
+            state.heartbeat_queued = true;
+        }
+    }
+
+    /// Watches remote actor `target`: the receiver gets its verdict.
+    pub(crate) fn monitor(&self, target: &str) -> oneshot::Receiver<Verdict> {
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut state = self.state();
+            let watchers = state.monitors.entry(target.to_string()).or_default();
+            watchers.retain(|w| !w.is_canceled());
+            watchers.push(tx);
+            watchers.len() == 1
+        };
+        if first {
+            // A full queue is fine: the monitor is re-sent on connect.
+            let _ = self.queue.try_send(Outgoing::Frame(WireMessage::Monitor {
+                target: target.to_string(),
+            }));
+        }
+        rx
+    }
+
+    /// The peer says `target` exited.
+    pub(crate) fn exited(&self, target: &str, notice: ExitNotice) {
+        let watchers = self.state().monitors.remove(target).unwrap_or_default();
+        for watcher in watchers {
+            let _ = watcher.send(Verdict::Exited(notice.clone()));
+        }
+    }
+
+    /// The peer was declared down or restarted: every watched actor is gone.
+    pub(crate) fn node_down(&self) {
+        let monitors = std::mem::take(&mut self.state().monitors);
+        for watcher in monitors.into_values().flatten() {
+            let _ = watcher.send(Verdict::NodeDown);
+        }
+    }
+
+    /// The answer to request `request` arrived.
+    pub(crate) fn complete(&self, request: u64, outcome: ReplyOutcome) {
+        let pending = self.state().pending.remove(&request);
+        match pending {
+            Some(pending) => pending.complete(Some(outcome)),
+            None => {
+                tracing::debug!(peer = %self.peer, request, "reply to an unknown or abandoned request")
+            }
+        }
+    }
+
+    fn file_ask(&self, pending: Box<dyn PendingReply>) -> u64 {
+        let mut state = self.state();
+        // Callers that timed out leave entries behind until their reply
+        // comes; sweep them whenever the map has doubled since last time.
+        if state.pending.len() >= 64 && state.pending.len() >= 2 * state.swept_len {
+            state.pending.retain(|_, p| !p.abandoned());
+            state.swept_len = state.pending.len();
+        }
+        state.next_request += 1;
+        let request = state.next_request;
+        state.pending.insert(request, pending);
+        request
+    }
+
+    fn connection_lost(&self) {
+        let pending = std::mem::take(&mut self.state().pending);
+        self.state().swept_len = 0;
+        for (_, p) in pending {
+            p.complete(None);
+        }
+    }
+
+    fn monitored(&self) -> Vec<String> {
+        self.state().monitors.keys().cloned().collect()
+    }
+}
+
+/// The link's task: dial, handshake, write the queue in order, and start
+/// over with backoff when the connection breaks, until the distribution
+/// shuts down.
+pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Outgoing>) {
+    let config = dist.config.clone();
+    let mut backoff = config.reconnect_min;
+    let mut batch = VecDeque::new();
+    loop {
+        let Some(addr) = dist.addr_of(&link.peer) else {
+            return;
+        };
+        match dist.dial(addr).await {
+            Ok((reader, writer, peer)) if peer.node == link.peer.as_str() => {
+                backoff = config.reconnect_min;
+                dist.heard_from(&link.peer, None, peer.incarnation);
+                let mut reading = dist.spawn(conn::serve(
+                    dist.clone(),
+                    reader,
+                    link.peer.clone(),
+                    Side::Dialed(link.clone()),
+                ));
+                let ended =
+                    write_connection(&link, writer, &mut queue, &mut batch, &mut reading).await;
+                reading.abort();
+                link.connection_lost();
+                match ended {
+                    Ended::QueueClosed => return,
+                    Ended::Failed(e) => {
+                        tracing::info!(peer = %link.peer, "connection lost: {e}")
+                    }
+                }
+            }
+            Ok((_, _, peer)) => tracing::warn!(
+                expected = %link.peer, found = %peer.node, %addr,
+                "another node answers at this peer's address"
+            ),
+            Err(e) => tracing::debug!(peer = %link.peer, %addr, "dial failed: {e}"),
+        }
+        dist.env.sleep(dist.env.jitter(backoff, 0.2)).await;
+        backoff = (backoff * 2).min(config.reconnect_max);
+    }
+}
+
+enum Ended {
+    QueueClosed,
+    Failed(WireError),
+}
+
+async fn write_connection<W: ByteWriter>(
+    link: &Link,
+    writer: FrameWriter<W>,
+    queue: &mut Receiver<Outgoing>,
+    batch: &mut VecDeque<Outgoing>,
+    reading: &mut JoinHandle<Option<WireError>>,
+) -> Ended {
+    let mut writer = writer;
+    for target in link.monitored() {
+        if let Err(e) = writer.queue(&WireMessage::Monitor { target }) {
+            return Ended::Failed(e);
+        }
+    }
+    loop {
+        if let Err(e) = writer.flush().await {
+            return Ended::Failed(e);
+        }
+        let open = {
+            let next = std::pin::pin!(queue.recv_batch(batch));
+            match futures::future::select(&mut *reading, next).await {
+                Either::Left((read_end, _)) => {
+                    let why = read_end.ok().flatten().unwrap_or(WireError::Closed);
+                    return Ended::Failed(why);
+                }
+                Either::Right((open, _)) => open,
+            }
+        };
+        if !open {
+            return Ended::QueueClosed;
+        }
+        for out in batch.drain(..) {
+            let msg = match out {
+                Outgoing::Frame(msg) => msg,
+                Outgoing::Heartbeat(members) => {
+                    link.state().heartbeat_queued = false;
+                    WireMessage::Heartbeat { members }
+                }
+                Outgoing::Ask {
+                    to,
+                    payload,
+                    pending,
+                } => {
+                    if pending.abandoned() {
+                        continue;
+                    }
+                    let request = link.file_ask(pending);
+                    WireMessage::Ask {
+                        to,
+                        request,
+                        payload,
+                    }
+                }
+            };
+            if let Err(e) = writer.queue(&msg) {
+                // Only an oversized message fails here; it is dropped (an
+                // ask's caller hears of it) and the connection goes on.
+                tracing::warn!(peer = %link.peer, "not sent: {e}");
+                if let WireMessage::Ask { request, .. } = msg {
+                    link.complete(request, ReplyOutcome::Failed(e.to_string()));
+                }
+            }
+        }
+    }
+}
