@@ -30,6 +30,7 @@
 
 mod conn;
 mod export;
+mod incarnation;
 mod link;
 mod membership;
 mod remote_ref;
@@ -164,6 +165,8 @@ pub enum DistributionError {
     InvalidConfig(String),
     /// The listening address could not be bound.
     Listen(NetError),
+    /// The node's incarnation could not be read or stored on its disk.
+    Disk(plexspaces_storage::disk::DiskError),
 }
 
 impl fmt::Display for DistributionError {
@@ -172,6 +175,7 @@ impl fmt::Display for DistributionError {
             DistributionError::AlreadyStarted => f.write_str("distribution is already running"),
             DistributionError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             DistributionError::Listen(e) => write!(f, "cannot listen: {e}"),
+            DistributionError::Disk(e) => write!(f, "cannot store the node's incarnation: {e}"),
         }
     }
 }
@@ -453,13 +457,9 @@ impl Distribution {
             .map_err(DistributionError::Listen)?;
         let node = env.node().clone();
         let listen = config.advertise.unwrap_or_else(|| listener.local_addr());
-        // Wall-clock nanoseconds: a restarted node has a larger incarnation
-        // than its previous run (through the Clock seam, so the simulator
-        // decides it too).
-        let incarnation = env
-            .wall_clock()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
+        let incarnation = incarnation::next(&env)
+            .await
+            .map_err(DistributionError::Disk)?;
         let me = Identity {
             node: node.to_string(),
             listen,

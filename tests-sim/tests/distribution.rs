@@ -1,0 +1,269 @@
+//! Distribution in the simulator: three nodes ask each other's exported
+//! actors through remote refs while the nemesis crashes, pauses, partitions
+//! and isolates them, resets their connections and skews their clocks.
+//!
+//! Oracles:
+//! - per sender → receiver order holds and nothing is delivered twice: each
+//!   receiving actor sees every sender run's sequence numbers strictly
+//!   increasing (gaps are allowed: delivery is at most once);
+//! - every reply is the answer to its own request;
+//! - after the faults heal, membership converges (every node sees all three
+//!   Up) and every node reaches every other node's actor again;
+//! - the nemesis had an effect: some asks failed during the storm, and the
+//!   failure detector declared a node down in some seed.
+#![cfg(madsim)]
+
+use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
+use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::seams::{Clock, Rng};
+use plexspaces::{Env, NodeName};
+use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PORT: u16 = 7000;
+const NODES: usize = 3;
+const SECRET: &[u8] = b"simulated-cluster-secret";
+
+/// One request: who sends it (node and run) and its sequence number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Note {
+    from: String,
+    run: u64,
+    seq: u64,
+}
+
+/// Receives notes and checks their order per sender run.
+struct Sink {
+    last: BTreeMap<(String, u64), u64>,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actor for Sink {
+    type Msg = Note;
+    type Reply = u64;
+    async fn handle(&mut self, ctx: &mut Context<Self>, note: Note) -> Result<u64, ActorError> {
+        let key = (note.from.clone(), note.run);
+        if let Some(&last) = self.last.get(&key)
+            && note.seq <= last
+        {
+            self.violations.lock().unwrap().push(format!(
+                "{} got seq {} from {}/{} after seq {last}",
+                ctx.id(),
+                note.seq,
+                note.from,
+                note.run
+            ));
+        }
+        self.last.insert(key, note.seq);
+        Ok(note.seq)
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    violations: Arc<Mutex<Vec<String>>>,
+    acked: u64,
+    failed: u64,
+    wrong_replies: Vec<String>,
+    dists: BTreeMap<usize, Distribution>,
+    systems: BTreeMap<usize, ActorSystem>,
+    max_view: u64,
+}
+
+fn sink_id(node: usize) -> ActorId {
+    ActorId::new("sink", NodeName::new(&format!("n{node}")).unwrap()).unwrap()
+}
+
+async fn run_node(
+    env: Env,
+    index: usize,
+    addrs: Vec<std::net::SocketAddr>,
+    shared: Arc<Mutex<Shared>>,
+) {
+    let system = ActorSystem::new(env.clone());
+    let seeds: Vec<_> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(_, a)| *a)
+        .collect();
+    let config = DistributionConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        suspect_after: Duration::from_millis(400),
+        down_after: Duration::from_secs(1),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(300),
+        ..DistributionConfig::new(addrs[index], ClusterSecret::new(SECRET).unwrap())
+    }
+    .with_seeds(seeds);
+    let dist = system
+        .start_distribution(config)
+        .await
+        .expect("distribution starts");
+    let violations = shared.lock().unwrap().violations.clone();
+    let sink = system
+        .spawn(
+            "sink",
+            Sink {
+                last: BTreeMap::new(),
+                violations,
+            },
+        )
+        .unwrap();
+    dist.export(&sink).unwrap();
+    {
+        let mut shared = shared.lock().unwrap();
+        shared.dists.insert(index, dist.clone());
+        shared.systems.insert(index, system.clone());
+    }
+    // The client: a steady stream of asks to random other nodes.
+    let run = env.next_u64();
+    let from = format!("n{index}");
+    let mut seq = 0;
+    loop {
+        env.sleep(Duration::from_millis(env.gen_range(5..30))).await;
+        let target = (index + 1 + env.gen_range(0..(NODES as u64 - 1)) as usize) % NODES;
+        let Ok(remote) = system.resolve::<Sink>(&sink_id(target)) else {
+            continue;
+        };
+        seq += 1;
+        let note = Note {
+            from: from.clone(),
+            run,
+            seq,
+        };
+        let outcome = remote.ask(note, Duration::from_millis(300)).await;
+        let mut shared = shared.lock().unwrap();
+        shared.max_view = shared.max_view.max(dist.view());
+        match outcome {
+            Ok(echo) if echo == seq => shared.acked += 1,
+            Ok(echo) => shared
+                .wrong_replies
+                .push(format!("{from} seq {seq} answered with {echo}")),
+            Err(_) => shared.failed += 1,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    acked: u64,
+    failed: u64,
+    max_view: u64,
+    trace_hash: u64,
+}
+
+fn scenario(seed: u64) -> Outcome {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async move {
+        let mut cluster = Cluster::new(ClusterConfig::new(seed));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        // Node ips are known before they are added: 10.0.0.(i+1).
+        let addrs: Vec<std::net::SocketAddr> = (0..NODES)
+            .map(|i| std::net::SocketAddr::from(([10, 0, 0, i as u8 + 1], PORT)))
+            .collect();
+        for index in 0..NODES {
+            let (addrs, shared) = (addrs.clone(), shared.clone());
+            cluster.add_node(&format!("n{index}"), move |env| {
+                run_node(env, index, addrs.clone(), shared.clone())
+            });
+        }
+        for (i, addr) in addrs.iter().enumerate() {
+            assert_eq!(cluster.addr(i, PORT), *addr);
+        }
+        let schedule = Schedule::draw(
+            seed,
+            NODES,
+            &NemesisConfig {
+                active: Duration::from_secs(20),
+                quiet: Duration::from_secs(5),
+                mean_gap: Duration::from_millis(1500),
+                max_fault: Duration::from_secs(3),
+                kinds: FaultKinds {
+                    disk: false,
+                    ..FaultKinds::all()
+                },
+            },
+        );
+        let _report = ReportOnPanic::new(format!("distribution seed {seed}\n{schedule}"));
+        schedule.run(&cluster).await;
+
+        // Healed: membership converges on every node...
+        let dists: Vec<Distribution> = shared.lock().unwrap().dists.values().cloned().collect();
+        for dist in &dists {
+            dist.wait_for(Duration::from_secs(10), |m| {
+                m.len() == NODES && m.iter().all(|m| m.status == MemberStatus::Up)
+            })
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "seed {seed}: {} never saw all up: {:?}",
+                    dist.node(),
+                    dist.members()
+                )
+            });
+        }
+        // ...and every node reaches every other node's actor.
+        let systems: Vec<(usize, ActorSystem)> = shared
+            .lock()
+            .unwrap()
+            .systems
+            .iter()
+            .map(|(i, s)| (*i, s.clone()))
+            .collect();
+        for (from, system) in &systems {
+            for to in (0..NODES).filter(|to| to != from) {
+                let remote = system.resolve::<Sink>(&sink_id(to)).unwrap();
+                let note = Note {
+                    from: format!("check{from}"),
+                    run: 0,
+                    seq: 1,
+                };
+                let answer = remote.ask(note, Duration::from_secs(5)).await;
+                assert_eq!(
+                    answer,
+                    Ok(1),
+                    "seed {seed}: n{from} cannot reach n{to} after healing"
+                );
+            }
+        }
+        let shared = shared.lock().unwrap();
+        let violations = shared.violations.lock().unwrap();
+        assert!(
+            violations.is_empty(),
+            "seed {seed}: order broken: {violations:?}"
+        );
+        assert!(
+            shared.wrong_replies.is_empty(),
+            "seed {seed}: {:?}",
+            shared.wrong_replies
+        );
+        assert!(
+            shared.acked > 500,
+            "seed {seed}: only {} asks answered",
+            shared.acked
+        );
+        Outcome {
+            acked: shared.acked,
+            failed: shared.failed,
+            max_view: shared.max_view,
+            trace_hash: cluster.trace().hash(),
+        }
+    })
+}
+
+#[test]
+fn remote_asks_keep_order_and_membership_heals_under_the_nemesis() {
+    let outcomes = run_seeds("distribution", &SeedPlan::from_env(8), scenario);
+    let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+    assert!(failed > 0, "the nemesis never made an ask fail");
+    assert!(
+        outcomes.iter().any(|o| o.max_view > 4),
+        "no seed saw a node go down and come back: {outcomes:?}"
+    );
+    assert_deterministic(2, scenario);
+}
