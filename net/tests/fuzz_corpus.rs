@@ -1,0 +1,36 @@
+//! Replays the committed wire-frame fuzz corpus through the fuzz target's
+//! checks, so their properties hold on every `cargo test`, fuzzer or not.
+
+// The corpus is test data in the repository, read directly.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../../fuzz/checks/wire_frame.rs"]
+mod wire_frame;
+
+use plexspaces_net::wire::WireError;
+use std::path::PathBuf;
+
+#[test]
+fn the_wire_frame_corpus_keeps_its_properties() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/wire_frame");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "the seed corpus is committed");
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let (frames, end) = wire_frame::check(&bytes);
+        // The hand-made seeds also pin down what the decoder says of them.
+        match name.as_str() {
+            "session" => assert!(frames == 13 && end.is_none(), "{name}: {frames} {end:?}"),
+            "truncated" => assert!(frames == 12 && end.is_none(), "{name}: {frames} {end:?}"),
+            "huge_length" => assert!(matches!(end, Some(WireError::Oversized { .. }))),
+            "wrong_version" => assert!(matches!(end, Some(WireError::UnsupportedVersion(2)))),
+            "trailing_byte" => assert!(matches!(end, Some(WireError::Malformed(_)))),
+            _ => {} // inputs a fuzzer found: the properties suffice
+        }
+    }
+}
