@@ -168,15 +168,18 @@ proptest! {
     }
 
     #[test]
-    fn garbage_is_refused_with_a_typed_error_or_decodes_canonically(
+    fn garbage_is_refused_with_a_typed_error_or_decodes_to_one_meaning(
         bytes in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
         match decode_frame(&bytes, MAX) {
             Ok(Some((msg, used))) => {
-                // Whatever decodes re-encodes to exactly the bytes it used.
+                // Whatever decodes survives a round trip; its canonical
+                // spelling is never longer (postcard accepts over-long
+                // varints, so not always the same bytes).
                 let mut again = Vec::new();
                 encode_frame(&msg, MAX, &mut again).unwrap();
-                prop_assert_eq!(&again[..], &bytes[..used]);
+                prop_assert!(again.len() <= used);
+                prop_assert_eq!(decode_frame(&again, MAX).unwrap().unwrap().0, msg);
             }
             Ok(None) | Err(WireError::Malformed(_) | WireError::Oversized { .. } | WireError::UnsupportedVersion(_)) => {}
             Err(other) => prop_assert!(false, "unexpected error {other}"),

@@ -3,7 +3,8 @@
 //! `length` counts the body only. The reader checks it against its limit
 //! before allocating anything, so a peer announcing 4 GiB costs nothing.
 //! A body must decode to exactly one [`WireMessage`] with no bytes left
-//! over, so every accepted frame has one meaning.
+//! over, so every accepted frame has one meaning (postcard accepts
+//! over-long varints, so not always one spelling).
 
 use super::{WireError, WireMessage};
 use crate::{ByteReader, ByteWriter};
