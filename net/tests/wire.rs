@@ -314,14 +314,35 @@ async fn a_peer_with_another_secret_is_refused_by_both_sides() {
 async fn a_recorded_proof_does_not_open_a_new_handshake() {
     let secret = ClusterSecret::new(*b"sixteen-byte-key").unwrap();
     let (a, b) = (me("a", 1), me("b", 2));
-    // Record a genuine dialer proof from one handshake...
-    let ((mut dr, mut dw), (mut ar, mut aw)) = pair().await;
-    let (_, _) = futures::join!(
+    // Record a genuine dialer proof: a relay in the middle of one real
+    // handshake copies every frame across and keeps the dialer's Proof.
+    let ((mut dr, mut dw), (mut relay_in, mut relay_back)) = pair().await;
+    let ((mut relay_out, mut relay_fwd), (mut ar, mut aw)) = pair().await;
+    let relay = async {
+        let hello = relay_in.read_frame().await.unwrap();
+        relay_fwd.send(&hello).await.unwrap();
+        let challenge = relay_out.read_frame().await.unwrap();
+        relay_back.send(&challenge).await.unwrap();
+        let proof = relay_in.read_frame().await.unwrap();
+        relay_fwd.send(&proof).await.unwrap();
+        let welcome = relay_out.read_frame().await.unwrap();
+        relay_back.send(&welcome).await.unwrap();
+        match proof {
+            WireMessage::Proof { proof } => proof,
+            other => panic!("expected the dialer's Proof, got {other:?}"),
+        }
+    };
+    let (dialed, accepted, recorded) = futures::join!(
         wire::handshake::dial(&mut dr, &mut dw, &secret, &a, [1; 32]),
         wire::handshake::accept(&mut ar, &mut aw, &secret, &b, [2; 32]),
+        relay,
     );
-    // ...an attacker without the secret replays the same Hello and a proof
-    // against an acceptor that picks a fresh nonce.
+    assert!(
+        dialed.is_ok() && accepted.is_ok(),
+        "the recorded handshake succeeded"
+    );
+    // ...an attacker without the secret replays that Hello and the recorded
+    // proof against an acceptor that picks a fresh nonce.
     let ((mut xr, mut xw), (mut ar, mut aw)) = pair().await;
     let attacker = async {
         xw.send(&WireMessage::Hello {
@@ -333,7 +354,7 @@ async fn a_recorded_proof_does_not_open_a_new_handshake() {
         .await
         .unwrap();
         let _challenge = xr.read_frame().await.unwrap();
-        xw.send(&WireMessage::Proof { proof: [9; 32] })
+        xw.send(&WireMessage::Proof { proof: recorded })
             .await
             .unwrap();
         xr.read_frame().await

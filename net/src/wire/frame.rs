@@ -199,11 +199,6 @@ impl<W: ByteWriter> FrameWriter<W> {
         encode_frame(msg, self.max, &mut self.buf)
     }
 
-    /// Bytes queued and not yet written.
-    pub fn queued_bytes(&self) -> usize {
-        self.buf.len()
-    }
-
     /// Writes and flushes everything queued.
     pub async fn flush(&mut self) -> Result<(), WireError> {
         if !self.buf.is_empty() {

@@ -110,6 +110,17 @@ impl Transcript<'_> {
     }
 }
 
+/// Tells the peer why (so its log says it too), then returns the error for
+/// this side: `node` could not prove the secret.
+async fn refuse<W: ByteWriter>(writer: &mut FrameWriter<W>, reason: &str, node: &str) -> WireError {
+    let refused = WireMessage::Refused {
+        reason: reason.into(),
+    };
+    // Best effort: the connection is closed right after either way.
+    let _ = writer.send(&refused).await;
+    WireError::AuthFailed(format!("node {node:?} could not prove the cluster secret"))
+}
+
 const DIALER: &[u8] = b"dialer";
 const ACCEPTOR: &[u8] = b"acceptor";
 
@@ -150,15 +161,8 @@ pub async fn dial<R: ByteReader, W: ByteWriter>(
         acceptor: (&node, incarnation, &their_nonce),
     };
     if !transcript.verify(secret, ACCEPTOR, &proof) {
-        // Tell the peer why before closing, so its log says it too.
-        let _ = writer
-            .send(&WireMessage::Refused {
-                reason: "the acceptor's proof is wrong (different cluster secret?)".into(),
-            })
-            .await;
-        return Err(WireError::AuthFailed(format!(
-            "node {node:?} could not prove the cluster secret"
-        )));
+        let why = "the acceptor's proof is wrong (different cluster secret?)";
+        return Err(refuse(writer, why, &node).await);
     }
     let proof = transcript.proof(secret, DIALER);
     writer.send(&WireMessage::Proof { proof }).await?;
@@ -222,14 +226,7 @@ pub async fn accept<R: ByteReader, W: ByteWriter>(
         }
     };
     if !transcript.verify(secret, DIALER, &proof) {
-        let _ = writer
-            .send(&WireMessage::Refused {
-                reason: "authentication failed".into(),
-            })
-            .await;
-        return Err(WireError::AuthFailed(format!(
-            "node {node:?} could not prove the cluster secret"
-        )));
+        return Err(refuse(writer, "authentication failed", &node).await);
     }
     writer.send(&WireMessage::Welcome).await?;
     Ok(Peer {

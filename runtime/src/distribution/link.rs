@@ -161,8 +161,11 @@ impl Link {
     }
 
     fn connection_lost(&self) {
-        let pending = std::mem::take(&mut self.state().pending);
-        self.state().swept_len = 0;
+        let pending = {
+            let mut state = self.state();
+            state.swept_len = 0;
+            std::mem::take(&mut state.pending)
+        };
         for (_, p) in pending {
             p.complete(None);
         }

@@ -216,7 +216,7 @@ pub struct Distribution {
 impl fmt::Debug for Distribution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Distribution")
-            .field("node", &self.inner.node)
+            .field("node", self.inner.env.node())
             .field("addr", &self.inner.me.listen)
             .finish()
     }
@@ -242,7 +242,6 @@ struct State {
 
 pub(crate) struct Dist {
     env: Env,
-    node: NodeName,
     config: DistributionConfig,
     me: Identity,
     deadlines: Arc<Deadlines>,
@@ -349,7 +348,7 @@ impl Dist {
         };
         let node = NodeName::new(&peer.node)
             .map_err(|e| WireError::AuthFailed(format!("peer sent {e}")))?;
-        if node == self.node {
+        if &node == self.env.node() {
             return Err(WireError::AuthFailed(format!(
                 "peer claims this node's own name {node}"
             )));
@@ -403,13 +402,12 @@ impl Dist {
             return;
         }
         for change in &changes {
+            tracing::info!(?change, "membership");
             match change {
-                Change::Up(node) | Change::Learned(node) => {
-                    tracing::info!(%node, "member {}", if matches!(change, Change::Up(_)) { "up" } else { "learned" });
-                    self.ensure_link(node);
-                }
+                Change::Up(node) | Change::Learned(node) => self.ensure_link(node),
+                // A restarted node keeps its link (it re-dials the new run);
+                // what was watched on the old run is gone either way.
                 Change::Down(node) | Change::Restarted(node) => {
-                    tracing::warn!(%node, "member {}", if matches!(change, Change::Down(_)) { "down" } else { "restarted" });
                     let link = {
                         let mut state = self.state();
                         state.proxies.retain(|id, _| id.node() != node);
@@ -417,9 +415,6 @@ impl Dist {
                     };
                     if let Some(link) = link {
                         link.node_down();
-                    }
-                    if matches!(change, Change::Restarted(_)) {
-                        self.ensure_link(node);
                     }
                 }
             }
@@ -474,7 +469,6 @@ impl Distribution {
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let dist = Arc::new(Dist {
             env,
-            node,
             config,
             me,
             deadlines,
@@ -517,7 +511,7 @@ impl Distribution {
 
     /// This node's name.
     pub fn node(&self) -> &NodeName {
-        &self.inner.node
+        self.inner.env.node()
     }
 
     /// The address peers dial to reach this node.
@@ -570,7 +564,7 @@ impl Distribution {
     /// Makes `actor` (a local actor) reachable from other nodes by its name,
     /// until it exits. Exporting again replaces the earlier export.
     pub fn export<A: RemoteActor>(&self, actor: &ActorRef<A>) -> Result<(), ResolveError> {
-        if !actor.is_local() || actor.id().node() != &self.inner.node {
+        if !actor.is_local() || actor.id().node() != self.inner.env.node() {
             return Err(ResolveError::NoSuchActor(actor.id().clone()));
         }
         let name = actor.id().name().to_string();
@@ -609,7 +603,7 @@ impl Distribution {
     /// one proxy, so they keep one order.
     pub fn remote_ref<A: RemoteActor>(&self, id: &ActorId) -> Result<ActorRef<A>, ResolveError> {
         let dist = &self.inner;
-        if id.node() == &dist.node {
+        if id.node() == dist.env.node() {
             return Err(ResolveError::NoSuchActor(id.clone()));
         }
         let state = dist.state();
@@ -707,7 +701,7 @@ async fn join_through(dist: Arc<Dist>, seed: SocketAddr) {
             Ok((_, mut writer, peer)) => {
                 let _ = writer.close().await;
                 match NodeName::new(&peer.node) {
-                    Ok(node) if node != dist.node => {
+                    Ok(node) if &node != dist.env.node() => {
                         dist.heard_from(&node, Some(seed), peer.incarnation);
                         return;
                     }
