@@ -2,8 +2,9 @@
 //! this node does with it.
 
 use plexspaces_net::wire::{
-    self, ClusterSecret, ExitNotice, FrameReader, FrameWriter, HEADER_LEN, Identity, Member,
-    PROTOCOL_VERSION, ReplyOutcome, WireError, WireMessage, decode_frame, encode_frame,
+    self, ClusterSecret, ExitNotice, FrameReader, FrameWriter, HEADER_LEN, Identity, JournalOp,
+    JournalOutcome, Member, PROTOCOL_VERSION, ReplyOutcome, WireError, WireMessage, decode_frame,
+    encode_frame,
 };
 use plexspaces_net::{ByteReader, Connection, Listener, Net, NetError, TcpNet};
 use proptest::prelude::*;
@@ -106,6 +107,30 @@ fn message() -> impl Strategy<Value = WireMessage> {
             },
         }),
         name.prop_map(|target| WireMessage::Stop { target }),
+        (
+            name,
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(bytes.clone(), 0..3)
+        )
+            .prop_map(
+                |(stream, epoch, first_seq, entries)| WireMessage::JournalCall {
+                    request: epoch ^ first_seq,
+                    op: JournalOp::Append {
+                        stream,
+                        epoch,
+                        first_seq,
+                        entries
+                    },
+                }
+            ),
+        (any::<u64>(), bytes.clone()).prop_map(|(request, data)| WireMessage::JournalResult {
+            request,
+            outcome: JournalOutcome::Entries {
+                entries: vec![(request, data)],
+                more: request % 2 == 0
+            },
+        }),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! actor's `Msg` and `Reply` types itself, so this crate knows nothing of
 //! them. Names are plain strings here; the runtime validates them.
 
+use super::journal::{JournalOp, JournalOutcome};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -93,6 +94,21 @@ pub enum WireMessage {
         /// The actor's name on the receiving node.
         target: String,
     },
+    /// A request to a journal server; answered by a `JournalResult` with
+    /// the same `request` id on the same connection.
+    JournalCall {
+        /// The caller's id for this request, unique per connection.
+        request: u64,
+        /// What to do.
+        op: JournalOp,
+    },
+    /// A journal server's answer.
+    JournalResult {
+        /// The `JournalCall`'s request id.
+        request: u64,
+        /// What became of it.
+        outcome: JournalOutcome,
+    },
 }
 
 impl WireMessage {
@@ -111,6 +127,8 @@ impl WireMessage {
             WireMessage::Monitor { .. } => "Monitor",
             WireMessage::Exited { .. } => "Exited",
             WireMessage::Stop { .. } => "Stop",
+            WireMessage::JournalCall { .. } => "JournalCall",
+            WireMessage::JournalResult { .. } => "JournalResult",
         }
     }
 }

@@ -8,6 +8,7 @@
 mod error;
 mod frame;
 pub mod handshake;
+mod journal;
 mod message;
 
 pub use error::WireError;
@@ -16,4 +17,5 @@ pub use frame::{
     encode_frame,
 };
 pub use handshake::{ClusterSecret, Identity, Peer};
+pub use journal::{JournalOp, JournalOutcome};
 pub use message::{Bytes32, ExitNotice, Member, ReplyOutcome, WireMessage};

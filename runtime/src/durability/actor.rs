@@ -90,6 +90,13 @@ impl<A: DurableActor> Durable<A> {
         }
     }
 
+    /// Journals under `stream` instead of the actor's id. A virtual actor
+    /// uses its node-independent identity, so any node finds its history.
+    pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = stream.into();
+        self
+    }
+
     /// The current state (for inspection; handlers change it).
     pub fn state(&self) -> &A {
         &self.state
@@ -358,7 +365,15 @@ impl<A: DurableActor> Actor for Durable<A> {
     type Reply = A::Reply;
 
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
-        self.stream = ctx.id().to_string();
+        if self.stream.is_empty() {
+            self.stream = ctx.id().to_string();
+        }
+        // Fencing first: on a shared journal, any earlier activation of this
+        // stream can no longer write once this returns.
+        self.journal
+            .claim(&self.stream)
+            .await
+            .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
         let report = self
             .recover(ctx.env(), ctx.id())
             .await

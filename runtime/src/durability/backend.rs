@@ -1,6 +1,7 @@
 //! The journal a durable actor writes to: in memory, or the embedded file
 //! journal (the default for real deployments).
 
+use super::shared::SharedJournal;
 use crate::env::Env;
 use crate::seams::Rng;
 use plexspaces_storage::disk::{Disk, DynDisk};
@@ -16,6 +17,8 @@ pub enum JournalBackend {
     Memory(Arc<MemoryJournal>),
     /// The embedded file journal on the node's disk.
     File(FileJournal<DynDisk>),
+    /// A journal server every node shares (actors can move between nodes).
+    Shared(SharedJournal),
 }
 
 impl JournalBackend {
@@ -39,6 +42,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.append(stream, data).await,
             JournalBackend::File(j) => j.append(stream, data).await,
+            JournalBackend::Shared(j) => j.append(stream, data).await,
         }
     }
 
@@ -46,6 +50,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.append_all(stream, entries).await,
             JournalBackend::File(j) => j.append_all(stream, entries).await,
+            JournalBackend::Shared(j) => j.append_all(stream, entries).await,
         }
     }
 
@@ -61,6 +66,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.replay_each(stream, from_seq, visit).await,
             JournalBackend::File(j) => j.replay_each(stream, from_seq, visit).await,
+            JournalBackend::Shared(j) => j.replay_each(stream, from_seq, visit).await,
         }
     }
 
@@ -72,6 +78,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.replay_from(stream, from_seq).await,
             JournalBackend::File(j) => j.replay_from(stream, from_seq).await,
+            JournalBackend::Shared(j) => j.replay_from(stream, from_seq).await,
         }
     }
 
@@ -79,6 +86,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.last_seq(stream),
             JournalBackend::File(j) => j.last_seq(stream),
+            JournalBackend::Shared(j) => j.last_seq(stream),
         }
     }
 
@@ -91,6 +99,15 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.save_checkpoint(stream, seq, state).await,
             JournalBackend::File(j) => j.save_checkpoint(stream, seq, state).await,
+            JournalBackend::Shared(j) => j.save_checkpoint(stream, seq, state).await,
+        }
+    }
+
+    async fn claim(&self, stream: &str) -> Result<(), JournalError> {
+        match self {
+            JournalBackend::Memory(j) => j.claim(stream).await,
+            JournalBackend::File(j) => j.claim(stream).await,
+            JournalBackend::Shared(j) => j.claim(stream).await,
         }
     }
 
@@ -98,6 +115,7 @@ impl Journal for JournalBackend {
         match self {
             JournalBackend::Memory(j) => j.latest_checkpoint(stream).await,
             JournalBackend::File(j) => j.latest_checkpoint(stream).await,
+            JournalBackend::Shared(j) => j.latest_checkpoint(stream).await,
         }
     }
 }

@@ -32,6 +32,7 @@ mod actor;
 mod backend;
 mod context;
 mod entry;
+pub mod shared;
 
 pub use actor::{Durable, DurableActor, RecoveryReport, Request, state_at};
 pub use backend::JournalBackend;

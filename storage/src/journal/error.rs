@@ -85,6 +85,22 @@ pub enum JournalError {
         /// The current checkpoint's sequence number.
         current: u64,
     },
+    /// A shared journal refused a write: another writer claimed the stream
+    /// since this one did, or the write's expected sequence number is not
+    /// the stream's next one. Nothing was written; claim and recover again.
+    Fenced {
+        /// The stream.
+        stream: String,
+        /// Why (the epochs or sequence numbers that disagree).
+        detail: String,
+    },
+    /// A shared journal could not be reached or did not answer in time. For
+    /// an append, the entries may or may not have been written; they were
+    /// not acknowledged.
+    Unavailable {
+        /// What failed.
+        reason: String,
+    },
 }
 
 impl JournalError {
@@ -150,6 +166,12 @@ impl fmt::Display for JournalError {
                 f,
                 "stream {stream:?}: checkpoint at {seq} is older than the current one at {current}"
             ),
+            JournalError::Fenced { stream, detail } => {
+                write!(f, "stream {stream:?} is fenced: {detail}")
+            }
+            JournalError::Unavailable { reason } => {
+                write!(f, "shared journal unavailable: {reason}")
+            }
         }
     }
 }

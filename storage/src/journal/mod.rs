@@ -154,7 +154,18 @@ pub trait Journal: Send + Sync + 'static {
     }
 
     /// The last durable sequence number of `stream` (0 if it has none).
+    /// On a shared journal, as of this writer's claim and own appends.
     fn last_seq(&self, stream: &str) -> u64;
+
+    /// Makes this journal handle `stream`'s only writer before it recovers
+    /// and appends. A journal one process owns (file, memory) has nothing
+    /// to fence and returns at once; a journal several nodes share grants a
+    /// new epoch, after which any earlier claimant's writes to `stream` fail
+    /// with [`JournalError::Fenced`].
+    fn claim(&self, stream: &str) -> impl Future<Output = Result<(), JournalError>> + Send {
+        let checked = validate_stream(stream);
+        async move { checked }
+    }
 
     /// Saves `state` as `stream`'s checkpoint at `seq` (the state after
     /// entries `1..=seq`), durably, replacing the previous one; entries no

@@ -1,0 +1,319 @@
+//! The journal server: serves a journal to authenticated nodes, one
+//! request at a time per connection, with conditional (fenced) writes.
+
+use super::FENCE_PREFIX;
+use crate::env::Env;
+use crate::seams::{Clock, JoinHandle};
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared};
+use futures::lock::Mutex as AsyncMutex;
+use plexspaces_net::wire::{
+    self, ClusterSecret, FrameReader, FrameWriter, Identity, JournalOp, JournalOutcome,
+    MAX_FRAME_LEN_DEFAULT, WireError, WireMessage,
+};
+use plexspaces_net::{Connection, DynConnection, Listener, Net, NetError};
+use plexspaces_storage::journal::{Journal, JournalError};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where and how a journal server listens.
+#[derive(Clone, Debug)]
+pub struct JournalServerConfig {
+    /// Where to accept connections (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The cluster secret clients must prove.
+    pub secret: ClusterSecret,
+    /// Largest frame body sent or accepted (default 8 MiB).
+    pub max_frame_len: u32,
+    /// The longest a client handshake may take (default 2 s).
+    pub handshake_timeout: Duration,
+}
+
+impl JournalServerConfig {
+    /// The defaults, listening on `listen`, with `secret`.
+    pub fn new(listen: SocketAddr, secret: ClusterSecret) -> Self {
+        JournalServerConfig {
+            listen,
+            secret,
+            max_frame_len: MAX_FRAME_LEN_DEFAULT,
+            handshake_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A running journal server. Dropping it does not stop it; call
+/// [`JournalServer::shutdown`].
+pub struct JournalServer {
+    addr: SocketAddr,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    accepting: JoinHandle<()>,
+}
+
+struct Service<J> {
+    env: Env,
+    journal: J,
+    config: JournalServerConfig,
+    me: Identity,
+    /// One lock per stream, held from the fence check to the write's end,
+    /// so a check and the write it guards are one step.
+    locks: Mutex<BTreeMap<String, Arc<AsyncMutex<()>>>>,
+    stopped: Shared<oneshot::Receiver<()>>,
+}
+
+impl JournalServer {
+    /// Serves `journal` on `config.listen` until shut down.
+    pub async fn start<J: Journal>(
+        env: Env,
+        config: JournalServerConfig,
+        journal: J,
+    ) -> Result<JournalServer, NetError> {
+        let mut listener = env.net().listen(config.listen).await?;
+        let addr = listener.local_addr();
+        let (stop, stopped) = oneshot::channel();
+        let me = Identity {
+            node: env.node().to_string(),
+            listen: addr,
+            incarnation: 0,
+        };
+        let service = Arc::new(Service {
+            env: env.clone(),
+            journal,
+            config,
+            me,
+            locks: Mutex::new(BTreeMap::new()),
+            stopped: stopped.shared(),
+        });
+        let accepting = service.clone();
+        let accepting = env.spawn(until_stopped(service.stopped.clone(), async move {
+            loop {
+                match listener.accept().await {
+                    Ok((connection, _)) => {
+                        let service = accepting.clone();
+                        let stopped = service.stopped.clone();
+                        drop(
+                            accepting
+                                .env
+                                .spawn(until_stopped(stopped, service.serve(connection))),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!("journal server: accept failed: {e}");
+                        accepting.env.sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+        Ok(JournalServer {
+            addr,
+            stop: Mutex::new(Some(stop)),
+            accepting,
+        })
+    }
+
+    /// The address clients dial.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn shutdown(&self) {
+        drop(self.stop.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.accepting.abort();
+    }
+}
+
+async fn until_stopped<F: Future<Output = ()>>(stopped: Shared<oneshot::Receiver<()>>, work: F) {
+    let work = std::pin::pin!(work);
+    let _ = futures::future::select(work, stopped).await;
+}
+
+impl<J: Journal> Service<J> {
+    async fn serve(self: Arc<Self>, connection: DynConnection) {
+        let from = connection.peer_addr();
+        let (reader, writer) = connection.split();
+        let max = self.config.max_frame_len;
+        let mut reader = FrameReader::new(reader, max);
+        let mut writer = FrameWriter::new(writer, max);
+        let mut nonce = [0; 32];
+        crate::seams::Rng::fill_bytes(&self.env, &mut nonce);
+        let handshake = wire::handshake::accept(
+            &mut reader,
+            &mut writer,
+            &self.config.secret,
+            &self.me,
+            nonce,
+        );
+        match self
+            .env
+            .timeout(self.config.handshake_timeout, handshake)
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(%from, "journal server refused a connection: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%from, "journal server: handshake timed out");
+                return;
+            }
+        }
+        loop {
+            let (request, op) = match reader.read_frame().await {
+                Ok(WireMessage::JournalCall { request, op }) => (request, op),
+                Ok(other) => {
+                    let e = WireError::Unexpected {
+                        expected: "JournalCall",
+                        got: other.kind(),
+                    };
+                    tracing::warn!(%from, "journal server closed a connection: {e}");
+                    return;
+                }
+                Err(WireError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(%from, "journal server closed a connection: {e}");
+                    return;
+                }
+            };
+            let outcome = self.execute(op).await;
+            let answer = WireMessage::JournalResult { request, outcome };
+            if let Err(e) = writer.send(&answer).await {
+                tracing::debug!(%from, "journal server: answer not sent: {e}");
+                return;
+            }
+        }
+    }
+
+    fn lock_of(&self, stream: &str) -> Arc<AsyncMutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(stream.to_string()).or_default().clone()
+    }
+
+    /// The stream's current epoch (0 before any claim).
+    fn epoch(&self, stream: &str) -> u64 {
+        self.journal.last_seq(&fence_stream(stream))
+    }
+
+    async fn execute(&self, op: JournalOp) -> JournalOutcome {
+        match op {
+            JournalOp::Claim { stream } => {
+                let lock = self.lock_of(&stream);
+                let _held = lock.lock().await;
+                // The fence stream's sequence number *is* the epoch: durable
+                // and strictly increasing by construction.
+                match self.journal.append(&fence_stream(&stream), b"").await {
+                    Ok(epoch) => JournalOutcome::Claimed {
+                        epoch,
+                        last_seq: self.journal.last_seq(&stream),
+                    },
+                    Err(e) => failed(&e),
+                }
+            }
+            JournalOp::Append {
+                stream,
+                epoch,
+                first_seq,
+                entries,
+            } => {
+                let lock = self.lock_of(&stream);
+                let _held = lock.lock().await;
+                if let Some(refusal) = self.fence_check(&stream, epoch, Some(first_seq)) {
+                    return refusal;
+                }
+                let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+                match self.journal.append_all(&stream, &refs).await {
+                    Ok(last_seq) => JournalOutcome::Appended { last_seq },
+                    Err(e) => failed(&e),
+                }
+            }
+            JournalOp::Read {
+                stream,
+                from_seq,
+                max_bytes,
+            } => self.read(&stream, from_seq, max_bytes as usize).await,
+            JournalOp::SaveCheckpoint {
+                stream,
+                epoch,
+                seq,
+                state,
+            } => {
+                let lock = self.lock_of(&stream);
+                let _held = lock.lock().await;
+                if let Some(refusal) = self.fence_check(&stream, epoch, None) {
+                    return refusal;
+                }
+                match self.journal.save_checkpoint(&stream, seq, &state).await {
+                    Ok(()) => JournalOutcome::Saved,
+                    Err(e) => failed(&e),
+                }
+            }
+            JournalOp::LatestCheckpoint { stream } => {
+                match self.journal.latest_checkpoint(&stream).await {
+                    Ok(found) => JournalOutcome::Checkpoint(found.map(|c| (c.seq, c.state))),
+                    Err(e) => failed(&e),
+                }
+            }
+        }
+    }
+
+    /// Why a write by `epoch` (expecting to write `first_seq` next) must be
+    /// refused, if it must.
+    fn fence_check(
+        &self,
+        stream: &str,
+        epoch: u64,
+        first_seq: Option<u64>,
+    ) -> Option<JournalOutcome> {
+        let current = self.epoch(stream);
+        if epoch != current {
+            return Some(JournalOutcome::Fenced(format!(
+                "writer epoch {epoch}, current epoch {current}"
+            )));
+        }
+        let next = self.journal.last_seq(stream) + 1;
+        match first_seq {
+            Some(first) if first != next => Some(JournalOutcome::Fenced(format!(
+                "write expected sequence number {first}, the stream's next is {next}"
+            ))),
+            _ => None,
+        }
+    }
+
+    async fn read(&self, stream: &str, from_seq: u64, max_bytes: usize) -> JournalOutcome {
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        // A bounded page: entries past the budget are visited but not kept.
+        let visited = self
+            .journal
+            .replay_each(stream, from_seq, |seq, data| {
+                if more || (!entries.is_empty() && bytes + data.len() > max_bytes) {
+                    more = true;
+                    return;
+                }
+                bytes += data.len();
+                entries.push((seq, data.to_vec()));
+            })
+            .await;
+        match visited {
+            Ok(_) => JournalOutcome::Entries { entries, more },
+            Err(JournalError::Truncated {
+                first_available, ..
+            }) => JournalOutcome::Truncated { first_available },
+            Err(e) => failed(&e),
+        }
+    }
+}
+
+fn fence_stream(stream: &str) -> String {
+    format!("{FENCE_PREFIX}{stream}")
+}
+
+fn failed(e: &JournalError) -> JournalOutcome {
+    match e {
+        JournalError::Fenced { detail, .. } => JournalOutcome::Fenced(detail.clone()),
+        other => JournalOutcome::Failed(other.to_string()),
+    }
+}
