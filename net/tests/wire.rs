@@ -86,7 +86,7 @@ fn message() -> impl Strategy<Value = WireMessage> {
             request,
             payload
         }),
-        (any::<u64>(), bytes, name, 0..5u8).prop_map(|(request, b, text, which)| {
+        (any::<u64>(), bytes.clone(), name, 0..5u8).prop_map(|(request, b, text, which)| {
             let outcome = match which {
                 0 => ReplyOutcome::Replied(b),
                 1 => ReplyOutcome::Failed(text),
