@@ -86,12 +86,13 @@ fn message() -> impl Strategy<Value = WireMessage> {
             request,
             payload
         }),
-        (any::<u64>(), bytes.clone(), name, 0..5u8).prop_map(|(request, b, text, which)| {
+        (any::<u64>(), bytes.clone(), name, 0..6u8).prop_map(|(request, b, text, which)| {
             let outcome = match which {
                 0 => ReplyOutcome::Replied(b),
                 1 => ReplyOutcome::Failed(text),
                 2 => ReplyOutcome::NoSuchActor,
                 3 => ReplyOutcome::Stopped,
+                4 => ReplyOutcome::Unavailable(text),
                 _ => ReplyOutcome::Undecodable(text),
             };
             WireMessage::Reply { request, outcome }

@@ -36,6 +36,7 @@ pub mod supervision;
 #[cfg(feature = "tokio")]
 pub mod tokio_backend;
 pub mod tuplespace;
+pub mod virtual_actor;
 
 pub use env::{Env, InvalidNodeName, NodeName};
 

@@ -158,6 +158,9 @@ pub enum ReplyOutcome {
     /// The receiver could not decode the payload as the actor's message
     /// type (the two nodes disagree on the type).
     Undecodable(String),
+    /// The actor did not apply the request and is stopping (its journal
+    /// failed or was fenced): resending it elsewhere is safe.
+    Unavailable(String),
 }
 
 /// Why a monitored remote actor exited.

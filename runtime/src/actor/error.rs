@@ -8,6 +8,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActorError {
     message: String,
+    unavailable: bool,
 }
 
 impl ActorError {
@@ -15,7 +16,24 @@ impl ActorError {
     pub fn new(message: impl Into<String>) -> Self {
         ActorError {
             message: message.into(),
+            unavailable: false,
         }
+    }
+
+    /// An error saying the request was *not* applied and the actor cannot
+    /// take requests now (a durable actor whose journal failed or was
+    /// fenced, and which stops): resending the request, with the same
+    /// idempotency key, to the actor's next activation is safe.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ActorError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    /// Whether this is an [`ActorError::unavailable`] error.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 
     /// What went wrong.

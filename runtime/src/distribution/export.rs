@@ -8,6 +8,7 @@ use crate::seams::Spawn;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use plexspaces_net::wire::{ExitNotice, ReplyOutcome};
+use std::sync::Arc;
 
 /// Where the answer to a remote `Ask` goes (the connection it came on).
 pub(crate) type ReplyTo = Box<dyn FnOnce(ReplyOutcome) -> BoxFuture<'static, ()> + Send>;
@@ -21,6 +22,15 @@ pub(crate) trait Exported: Send + Sync {
     fn stop(&self);
     /// Resolves when the actor exits.
     fn exited(&self) -> BoxFuture<'static, ExitReason>;
+}
+
+/// Makes actors exist on demand: virtual actors of one kind, reachable as
+/// `kind:id` though nothing is exported under that name until a message
+/// (or a monitor) arrives.
+pub(crate) trait Activator: Send + Sync {
+    /// The activation of `id` on this node, made now if needed; `None` if
+    /// this node does not host `id` (placement chose another node).
+    fn activate(&self, id: &str) -> Option<Arc<dyn Exported>>;
 }
 
 pub(crate) struct ExportedRef<A: RemoteActor>(pub(crate) ActorRef<A>);
@@ -60,6 +70,9 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                         Ok(bytes) => ReplyOutcome::Replied(bytes),
                         Err(e) => ReplyOutcome::Failed(format!("cannot encode the reply: {e}")),
                     },
+                    Ok(Err(AskError::Failed(e))) if e.is_unavailable() => {
+                        ReplyOutcome::Unavailable(e.message().to_string())
+                    }
                     Ok(Err(AskError::Failed(e))) => ReplyOutcome::Failed(e.message().to_string()),
                     Ok(Err(other)) => ReplyOutcome::Failed(other.to_string()),
                     Err(oneshot::Canceled) => ReplyOutcome::Stopped,

@@ -42,7 +42,7 @@ use crate::actor::deadline::Deadlines;
 use crate::actor::{Actor, ActorId, ActorRef};
 use crate::env::{Env, NodeName};
 use crate::seams::{Clock, Elapsed, JoinHandle, Rng};
-use export::{Exported, ExportedRef};
+pub(crate) use export::{Activator, Exported, ExportedRef, ReplyTo};
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 use link::Link;
@@ -237,8 +237,15 @@ struct State {
     proxies: BTreeMap<ActorId, Box<dyn Any + Send + Sync>>,
     /// Tasks waiting for a membership change.
     watchers: Vec<Waker>,
+    /// Virtual actor kinds hosted here, by kind.
+    activators: BTreeMap<String, Arc<dyn Activator>>,
+    /// Called after every membership change (virtual actor hosts hand off
+    /// the activations they no longer own).
+    view_listeners: Vec<ViewListener>,
     closed: bool,
 }
+
+pub(crate) type ViewListener = Arc<dyn Fn() + Send + Sync>;
 
 pub(crate) struct Dist {
     env: Env,
@@ -289,8 +296,19 @@ impl Dist {
         self.state().links.get(node).cloned()
     }
 
+    /// The exported actor `name`, or else the activation of a virtual
+    /// actor named `kind:id` (made now if this node hosts it).
     pub(crate) fn exported(&self, name: &str) -> Option<Arc<dyn Exported>> {
-        self.state().exports.get(name).map(|e| e.actor.clone())
+        let activator = {
+            let state = self.state();
+            if let Some(entry) = state.exports.get(name) {
+                return Some(entry.actor.clone());
+            }
+            let (kind, _) = name.split_once(':')?;
+            state.activators.get(kind)?.clone()
+        };
+        let (_, id) = name.split_once(':')?;
+        activator.activate(id)
     }
 
     fn nonce(&self) -> wire::Bytes32 {
@@ -419,9 +437,18 @@ impl Dist {
                 }
             }
         }
-        let watchers = std::mem::take(&mut self.state().watchers);
+        let (watchers, listeners) = {
+            let mut state = self.state();
+            (
+                std::mem::take(&mut state.watchers),
+                state.view_listeners.clone(),
+            )
+        };
         for waker in watchers {
             waker.wake();
+        }
+        for listener in listeners {
+            listener();
         }
     }
 
@@ -479,6 +506,8 @@ impl Distribution {
                 next_export: 0,
                 proxies: BTreeMap::new(),
                 watchers: Vec::new(),
+                activators: BTreeMap::new(),
+                view_listeners: Vec::new(),
                 closed: false,
             }),
             shutdown: shutdown_rx.shared(),
@@ -594,6 +623,20 @@ impl Distribution {
         Ok(())
     }
 
+    /// Hosts virtual actors of `kind` here: messages for `kind:id` reach
+    /// `activator`, which activates `id` if placement chose this node.
+    pub(crate) fn register_activator(&self, kind: &str, activator: Arc<dyn Activator>) {
+        self.inner
+            .state()
+            .activators
+            .insert(kind.to_string(), activator);
+    }
+
+    /// Calls `listener` after every membership change.
+    pub(crate) fn on_view_change(&self, listener: ViewListener) {
+        self.inner.state().view_listeners.push(listener);
+    }
+
     /// Stops exporting the actor named `name`; false if it was not exported.
     pub fn unexport(&self, name: &str) -> bool {
         self.inner.state().exports.remove(name).is_some()
@@ -649,6 +692,8 @@ impl Distribution {
         state.links.clear();
         state.proxies.clear();
         state.exports.clear();
+        state.activators.clear();
+        state.view_listeners.clear();
         drop(state);
         drop(
             self.inner

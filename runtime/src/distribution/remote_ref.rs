@@ -35,6 +35,9 @@ impl<A: RemoteActor> PendingReply for TypedPending<A> {
                 })
             }
             Some(ReplyOutcome::Failed(why)) => Err(AskError::Failed(ActorError::new(why))),
+            Some(ReplyOutcome::Unavailable(why)) => {
+                Err(AskError::Failed(ActorError::unavailable(why)))
+            }
             Some(ReplyOutcome::Undecodable(why)) => Err(AskError::Failed(ActorError::new(
                 format!("the remote node could not decode the message: {why}"),
             ))),

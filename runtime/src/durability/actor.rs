@@ -33,7 +33,7 @@ pub trait DurableActor: Serialize + DeserializeOwned + Send + 'static {
 
 /// A request to a durable actor: the message and its idempotency key. A key
 /// seen before gets the original reply and is not handled again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request<M> {
     /// The idempotency key (unique per distinct request).
     pub key: String,
@@ -174,7 +174,7 @@ impl<A: DurableActor> Durable<A> {
         let (state, mut ctx) = self.split(env, id, Mode::Live, VecDeque::new(), vec![message]);
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
-            return (Err(ActorError::new(failure.clone())), Some(failure));
+            return (Err(ActorError::unavailable(failure.clone())), Some(failure));
         }
         let reply = encode_reply::<A>(&result);
         let mut entries = std::mem::take(&mut ctx.pending);
@@ -188,7 +188,7 @@ impl<A: DurableActor> Durable<A> {
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
         if let Err(e) = self.journal.append_all(&self.stream, &refs).await {
             let failure = format!("journaling the reply failed: {e}");
-            return (Err(ActorError::new(failure.clone())), Some(failure));
+            return (Err(ActorError::unavailable(failure.clone())), Some(failure));
         }
         self.remember(key, reply);
         self.since_checkpoint += 1;

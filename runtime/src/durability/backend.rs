@@ -21,6 +21,16 @@ pub enum JournalBackend {
     Shared(SharedJournal),
 }
 
+impl std::fmt::Debug for JournalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JournalBackend::Memory(_) => "JournalBackend::Memory",
+            JournalBackend::File(_) => "JournalBackend::File",
+            JournalBackend::Shared(_) => "JournalBackend::Shared",
+        })
+    }
+}
+
 impl JournalBackend {
     /// A fresh in-memory journal.
     pub fn memory() -> Self {

@@ -53,7 +53,7 @@ impl DurableContext<'_> {
     }
 
     fn fail(&mut self, detail: String) -> ActorError {
-        let error = ActorError::new(detail.clone());
+        let error = ActorError::unavailable(detail.clone());
         self.failure.get_or_insert(detail);
         error
     }
@@ -67,7 +67,7 @@ impl DurableContext<'_> {
         Fut: Future<Output = T>,
     {
         if let Some(failure) = &self.failure {
-            return Err(ActorError::new(failure.clone()));
+            return Err(ActorError::unavailable(failure.clone()));
         }
         if self.cache_side_effects && matches!(self.mode, Mode::Replay { .. }) {
             match self.recorded.pop_front() {

@@ -1,0 +1,275 @@
+//! A node's host for one kind of virtual actor: its activations, idle
+//! deactivation, and hand-off when placement moves ids elsewhere.
+
+use super::{ActivationStrategy, VirtualConfig, placement};
+use crate::actor::{ActorId, ActorRef, ActorStatus, ActorSystem, SpawnError, SpawnOptions};
+use crate::distribution::{Activator, Exported, ExportedRef, MemberStatus};
+use crate::durability::{Durable, DurableActor};
+use crate::env::{Env, NodeName};
+use crate::seams::{Clock, Instant};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// Builds a virtual actor's initial state from its id (used when its
+/// journal is empty).
+pub(crate) type Factory<A> = Box<dyn Fn(&str) -> A + Send + Sync>;
+
+struct Activation<A: DurableActor> {
+    actor: ActorRef<Durable<A>>,
+    last_used: Instant,
+}
+
+pub(crate) struct Host<A: DurableActor> {
+    pub(crate) system: ActorSystem,
+    pub(crate) config: VirtualConfig,
+    factory: Factory<A>,
+    activations: Mutex<BTreeMap<String, Activation<A>>>,
+}
+
+/// Why an id could not be activated here, now.
+pub(crate) enum NotHere {
+    /// Placement names another node.
+    Elsewhere(NodeName),
+    /// The previous activation is still stopping, or no node is eligible.
+    NotYet,
+}
+
+fn alive(status: ActorStatus) -> bool {
+    !matches!(status, ActorStatus::Terminated | ActorStatus::Failed)
+}
+
+impl<A: DurableActor> Host<A> {
+    pub(crate) fn new(
+        system: ActorSystem,
+        config: VirtualConfig,
+        factory: Factory<A>,
+    ) -> Arc<Self> {
+        Arc::new(Host {
+            system,
+            config,
+            factory,
+            activations: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn activations(&self) -> MutexGuard<'_, BTreeMap<String, Activation<A>>> {
+        self.activations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn env(&self) -> &Env {
+        self.system.env()
+    }
+
+    fn me(&self) -> &NodeName {
+        self.system.node()
+    }
+
+    /// The nodes eligible to host: Up or Suspect members (a suspect node
+    /// keeps its actors until it is declared down, so a slow heartbeat does
+    /// not move them), sorted. Just this node without distribution.
+    pub(crate) fn eligible_nodes(&self) -> Vec<NodeName> {
+        match self.system.distribution() {
+            None => vec![self.me().clone()],
+            Some(dist) => {
+                let mut nodes: Vec<NodeName> = dist
+                    .members()
+                    .into_iter()
+                    .filter(|m| matches!(m.status, MemberStatus::Up | MemberStatus::Suspect))
+                    .map(|m| m.node)
+                    .collect();
+                nodes.sort();
+                nodes
+            }
+        }
+    }
+
+    /// The node placement chooses for `id`, as this node sees the cluster.
+    pub(crate) fn owner(&self, id: &str) -> Option<NodeName> {
+        placement::owner(&self.config.kind, id, &self.eligible_nodes()).cloned()
+    }
+
+    /// The name activations of `id` run under on their node.
+    pub(crate) fn actor_name(&self, id: &str) -> String {
+        format!("{}:{id}", self.config.kind)
+    }
+
+    /// The live activation of `id` here, made now if this node owns `id`.
+    pub(crate) fn activate(&self, id: &str) -> Result<ActorRef<Durable<A>>, NotHere> {
+        match self.owner(id) {
+            Some(owner) if &owner == self.me() => {}
+            Some(owner) => return Err(NotHere::Elsewhere(owner)),
+            None => return Err(NotHere::NotYet),
+        }
+        let now = self.env().now();
+        let mut activations = self.activations();
+        if let Some(active) = activations.get_mut(id)
+            && alive(active.actor.status())
+        {
+            active.last_used = now;
+            return Ok(active.actor.clone());
+        }
+        let name = self.actor_name(id);
+        let durable = Durable::new(
+            (self.factory)(id),
+            self.config.journal.clone(),
+            self.config.durability.clone(),
+        )
+        .with_stream(name.clone());
+        let options = SpawnOptions {
+            mailbox_capacity: self.config.mailbox_capacity,
+            facets: Vec::new(),
+        };
+        match self.system.spawn_with(&name, durable, options) {
+            Ok(actor) => {
+                tracing::debug!(actor = %actor.id(), "virtual actor activated");
+                activations.insert(
+                    id.to_string(),
+                    Activation {
+                        actor: actor.clone(),
+                        last_used: now,
+                    },
+                );
+                Ok(actor)
+            }
+            // The previous activation is still on its way out.
+            Err(SpawnError::NameTaken(_)) => Err(NotHere::NotYet),
+            Err(e) => {
+                tracing::warn!("cannot activate {name}: {e}");
+                Err(NotHere::NotYet)
+            }
+        }
+    }
+
+    /// Marks `id` as used now (its idle time starts again).
+    pub(crate) fn touch(&self, id: &str) {
+        let now = self.env().now();
+        if let Some(active) = self.activations().get_mut(id) {
+            active.last_used = now;
+        }
+    }
+
+    /// The ids active here, sorted.
+    pub(crate) fn active_ids(&self) -> Vec<String> {
+        self.activations()
+            .iter()
+            .filter(|(_, a)| alive(a.actor.status()))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Stops the activations that match `retire`, removing them first so
+    /// no new message reaches them through this host.
+    fn retire(&self, retire: impl Fn(&str, &Activation<A>) -> bool, why: &str) {
+        let retired: Vec<(String, ActorRef<Durable<A>>)> = {
+            let mut activations = self.activations();
+            let ids: Vec<String> = activations
+                .iter()
+                .filter(|(id, a)| !alive(a.actor.status()) || retire(id, a))
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| activations.remove(&id).map(|a| (id, a.actor)))
+                .collect()
+        };
+        for (id, actor) in retired {
+            tracing::debug!(kind = %self.config.kind, id, "virtual actor deactivated: {why}");
+            actor.stop();
+        }
+    }
+
+    /// Deactivates what has been idle for the deactivation timeout.
+    fn sweep_idle(&self) {
+        let now = self.env().now();
+        let timeout = self.config.deactivation_timeout;
+        self.retire(
+            |_, a| now.saturating_duration_since(a.last_used) >= timeout,
+            "idle",
+        );
+    }
+
+    /// Deactivates what placement now gives to another node.
+    pub(crate) fn hand_off(&self) {
+        let nodes = self.eligible_nodes();
+        let me = self.me().clone();
+        let kind = self.config.kind.clone();
+        self.retire(
+            |id, _| placement::owner(&kind, id, &nodes) != Some(&me),
+            "placement moved it",
+        );
+    }
+
+    /// Deactivates everything (the host is closing).
+    pub(crate) fn deactivate_all(&self) {
+        self.retire(|_, _| true, "shutdown");
+    }
+}
+
+/// Runs the idle sweep until the host is gone.
+pub(crate) async fn sweep_idle<A: DurableActor>(host: Weak<Host<A>>, every: Duration, env: Env) {
+    loop {
+        env.sleep(every).await;
+        match host.upgrade() {
+            Some(host) => host.sweep_idle(),
+            None => return,
+        }
+    }
+}
+
+/// Whether virtual actors of this strategy are activated when their ref is
+/// made rather than at the first message.
+pub(crate) fn eager(strategy: ActivationStrategy) -> bool {
+    matches!(strategy, ActivationStrategy::Eager)
+}
+
+/// What other nodes reach: the activation, touched on every delivery.
+struct Touching<A: DurableActor> {
+    host: Arc<Host<A>>,
+    id: String,
+    actor: ExportedRef<Durable<A>>,
+}
+
+impl<A: DurableActor> Exported for Touching<A> {
+    fn deliver(
+        &self,
+        env: &Env,
+        payload: Vec<u8>,
+        reply: Option<crate::distribution::ReplyTo>,
+    ) -> BoxFuture<'_, ()> {
+        self.host.touch(&self.id);
+        self.actor.deliver(env, payload, reply)
+    }
+
+    fn stop(&self) {
+        self.actor.stop();
+    }
+
+    fn exited(&self) -> BoxFuture<'static, crate::actor::ExitReason> {
+        self.actor.exited()
+    }
+}
+
+/// The host as other nodes see it: `kind:id` activates `id` if this node
+/// owns it.
+pub(crate) struct HostActivator<A: DurableActor>(pub(crate) Arc<Host<A>>);
+
+impl<A: DurableActor> Activator for HostActivator<A> {
+    fn activate(&self, id: &str) -> Option<Arc<dyn Exported>> {
+        let actor = self.0.activate(id).ok()?;
+        Some(Arc::new(Touching {
+            host: self.0.clone(),
+            id: id.to_string(),
+            actor: ExportedRef(actor),
+        }))
+    }
+}
+
+/// The id of `id`'s activation on `node`.
+pub(crate) fn activation_id<A: DurableActor>(
+    host: &Host<A>,
+    id: &str,
+    node: NodeName,
+) -> Option<ActorId> {
+    ActorId::new(&host.actor_name(id), node).ok()
+}

@@ -1,0 +1,383 @@
+//! Virtual actors (the design's VirtualActorFacet, Orleans-inspired): an
+//! actor id that is always addressable. The first message activates it on
+//! the node placement chooses; it deactivates after an idle timeout; its
+//! state lives in its journal, so the next activation (here or on another
+//! node) carries on where the last one stopped.
+//!
+//! A virtual actor is a [`DurableActor`]; every node registers the kind
+//! with [`VirtualActors::register`] (the same kind name, journal backend and
+//! factory), then talks to ids through [`VirtualRef::call`].
+//!
+//! - **Placement**: rendezvous hashing of `kind:id` over the members this
+//!   node sees Up or Suspect. Every node with the same view picks the same
+//!   owner; a node that leaves moves only its own ids.
+//! - **Activation**: lazy (default: on the first message) or eager (when a
+//!   ref is made with [`VirtualActors::get`]). Recovery replays the actor's
+//!   journal before the first message; with a [`JournalBackend::Shared`]
+//!   journal that works on any node.
+//! - **Deactivation**: after `deactivation_timeout` without messages, and
+//!   at once when placement moves the id elsewhere (a node joined or came
+//!   back), so in a healthy cluster an id is active on at most one node.
+//! - **Failover**: when a node is declared down, the next call for its ids
+//!   is placed on a surviving node and recovers from the shared journal.
+//! - **Retries**: [`VirtualRef::call`] carries an idempotency key and
+//!   retries, within its timeout, whatever did not apply the request
+//!   (activation moving, node down, connection lost, activation fenced):
+//!   the key makes a retry of an already applied request return the
+//!   original reply instead of applying it twice.
+//!
+//! **Partitions.** Each side of a partition declares the other down and
+//! places the ids on its own side, so an id may be *active* on both sides.
+//! The shared journal keeps that safe: an activation claims the actor's
+//! stream before it recovers, which fences every earlier activation out;
+//! a fenced activation cannot append, so it answers nothing it has not made
+//! durable, fails and stops (its callers retry). Writes are never lost or
+//! forked, but the two sides take turns: requests on the side that does not
+//! hold the latest claim fail over again, and a side that cannot reach the
+//! journal server cannot make progress at all. After the partition heals,
+//! placement agrees again and the extra activation is handed off.
+
+mod host;
+mod placement;
+
+use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
+use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
+use crate::env::NodeName;
+use crate::seams::{Clock, Rng};
+use host::{Factory, Host, HostActivator, NotHere};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When an id is activated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActivationStrategy {
+    /// On its first message (the default).
+    #[default]
+    Lazy,
+    /// As soon as a ref to it is made with [`VirtualActors::get`], so the
+    /// first message finds it recovered.
+    Eager,
+}
+
+/// How one kind of virtual actor is hosted.
+#[derive(Clone, Debug)]
+pub struct VirtualConfig {
+    /// The kind's name, the same on every node (1 or more of
+    /// `[A-Za-z0-9._-]`).
+    pub kind: String,
+    /// Where the actors' journals live. Use [`JournalBackend::Shared`] in
+    /// a cluster, so an id that moves finds its history.
+    pub journal: JournalBackend,
+    /// Lazy (default) or eager activation.
+    pub activation_strategy: ActivationStrategy,
+    /// Idle time after which an activation is deactivated (default 5 min).
+    pub deactivation_timeout: Duration,
+    /// Journaling and recovery of each activation.
+    pub durability: DurabilityConfig,
+    /// Each activation's mailbox capacity (default 1024).
+    pub mailbox_capacity: usize,
+    /// The longest one attempt of a call waits before it is retried
+    /// (default 1 s): a node that died without being declared down yet
+    /// costs this much per attempt.
+    pub attempt_timeout: Duration,
+    /// First pause between attempts (default 10 ms), doubling up to
+    /// `retry_max` (default 500 ms), with jitter.
+    pub retry_min: Duration,
+    /// Longest pause between attempts.
+    pub retry_max: Duration,
+}
+
+impl VirtualConfig {
+    /// The defaults for `kind`, journaling to `journal`.
+    pub fn new(kind: impl Into<String>, journal: JournalBackend) -> Self {
+        VirtualConfig {
+            kind: kind.into(),
+            journal,
+            activation_strategy: ActivationStrategy::Lazy,
+            deactivation_timeout: Duration::from_secs(300),
+            durability: DurabilityConfig::default(),
+            mailbox_capacity: ActorSystem::MAILBOX_CAPACITY_DEFAULT,
+            attempt_timeout: Duration::from_secs(1),
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(500),
+        }
+    }
+
+    fn validate(&self) -> Result<(), VirtualError> {
+        let kind_ok = !self.kind.is_empty()
+            && self
+                .kind
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !kind_ok {
+            return Err(VirtualError::InvalidConfig(format!(
+                "kind {:?}: 1 or more of [A-Za-z0-9._-]",
+                self.kind
+            )));
+        }
+        if self.deactivation_timeout.is_zero() || self.attempt_timeout.is_zero() {
+            return Err(VirtualError::InvalidConfig(
+                "deactivation_timeout and attempt_timeout must be positive".into(),
+            ));
+        }
+        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
+            return Err(VirtualError::InvalidConfig(
+                "need 0 < retry_min <= retry_max".into(),
+            ));
+        }
+        if self.mailbox_capacity == 0 {
+            return Err(VirtualError::InvalidConfig(
+                "mailbox_capacity must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A virtual actor kind or id was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VirtualError {
+    /// A setting is out of range.
+    InvalidConfig(String),
+    /// The id is empty, holds `@` or a control character, or `kind:id` is
+    /// longer than an actor name may be.
+    InvalidId(String),
+}
+
+impl fmt::Display for VirtualError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VirtualError::InvalidConfig(why) => write!(f, "invalid virtual actor config: {why}"),
+            VirtualError::InvalidId(why) => write!(f, "invalid virtual actor id: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for VirtualError {}
+
+/// One kind of virtual actor, hosted on this node. Cheap to clone.
+pub struct VirtualActors<A: DurableActor> {
+    host: Arc<Host<A>>,
+}
+
+impl<A: DurableActor> Clone for VirtualActors<A> {
+    fn clone(&self) -> Self {
+        VirtualActors {
+            host: self.host.clone(),
+        }
+    }
+}
+
+impl<A: DurableActor> fmt::Debug for VirtualActors<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualActors")
+            .field("kind", &self.host.config.kind)
+            .field("node", self.host.system.node())
+            .finish()
+    }
+}
+
+impl<A: DurableActor> VirtualActors<A> {
+    /// Hosts virtual actors of `config.kind` on `system`'s node. `factory`
+    /// gives an id's initial state (used when its journal is empty). In a
+    /// cluster, start distribution first, and register the kind on every
+    /// node that may host it.
+    pub fn register(
+        system: &ActorSystem,
+        config: VirtualConfig,
+        factory: impl Fn(&str) -> A + Send + Sync + 'static,
+    ) -> Result<Self, VirtualError> {
+        config.validate()?;
+        let factory: Factory<A> = Box::new(factory);
+        let host = Host::new(system.clone(), config, factory);
+        if let Some(dist) = system.distribution() {
+            dist.register_activator(&host.config.kind, Arc::new(HostActivator(host.clone())));
+            let listener = Arc::downgrade(&host);
+            dist.on_view_change(Arc::new(move || {
+                if let Some(host) = listener.upgrade() {
+                    host.hand_off();
+                }
+            }));
+        }
+        let every = (host.config.deactivation_timeout / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(10));
+        let env = system.env().clone();
+        drop(env.spawn(host::sweep_idle(Arc::downgrade(&host), every, env.clone())));
+        Ok(VirtualActors { host })
+    }
+
+    /// A ref to virtual actor `id` (always valid; nothing runs until it is
+    /// used, unless activation is eager).
+    pub fn get(&self, id: &str) -> Result<VirtualRef<A>, VirtualError> {
+        let valid = !id.is_empty()
+            && !id.contains('@')
+            && !id.chars().any(char::is_control)
+            && self.host.actor_name(id).len() <= ActorId::NAME_LEN_MAX;
+        if !valid {
+            return Err(VirtualError::InvalidId(format!(
+                "{id:?}: non-empty, no '@' or control characters, and \"{}:{id}\" at most {} bytes",
+                self.host.config.kind,
+                ActorId::NAME_LEN_MAX
+            )));
+        }
+        let target = VirtualRef {
+            host: self.host.clone(),
+            id: id.to_string(),
+        };
+        if host::eager(self.host.config.activation_strategy) {
+            // Best effort: a failure here is retried by the first call.
+            let _ = target.route();
+        }
+        Ok(target)
+    }
+
+    /// The ids active on this node, sorted.
+    pub fn active_ids(&self) -> Vec<String> {
+        self.host.active_ids()
+    }
+
+    /// The node placement chooses for `id`, as this node sees the cluster
+    /// (`None` while no node is eligible).
+    pub fn owner_of(&self, id: &str) -> Option<NodeName> {
+        self.host.owner(id)
+    }
+
+    /// The nodes eligible to host, as this node sees the cluster (sorted).
+    pub fn eligible_nodes(&self) -> Vec<NodeName> {
+        self.host.eligible_nodes()
+    }
+
+    /// Deactivates every activation on this node (before leaving the
+    /// cluster, say); later calls activate again.
+    pub fn deactivate_all(&self) {
+        self.host.deactivate_all();
+    }
+}
+
+/// A ref to one virtual actor. Cheap to clone.
+pub struct VirtualRef<A: DurableActor> {
+    host: Arc<Host<A>>,
+    id: String,
+}
+
+impl<A: DurableActor> Clone for VirtualRef<A> {
+    fn clone(&self) -> Self {
+        VirtualRef {
+            host: self.host.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl<A: DurableActor> fmt::Debug for VirtualRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VirtualRef({}:{})", self.host.config.kind, self.id)
+    }
+}
+
+/// Where one attempt goes.
+enum Route<A: DurableActor> {
+    /// This node's activation (local or a remote ref to the owner's).
+    Actor(ActorRef<Durable<A>>),
+    /// Nowhere yet; why.
+    Wait(String),
+}
+
+impl<A: DurableActor> VirtualRef<A> {
+    /// The virtual actor's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn route(&self) -> Route<A> {
+        let host = &self.host;
+        match host.activate(&self.id) {
+            Ok(actor) => Route::Actor(actor),
+            Err(NotHere::NotYet) => Route::Wait("no activation can start yet".into()),
+            Err(NotHere::Elsewhere(owner)) => {
+                let Some(dist) = host.system.distribution() else {
+                    return Route::Wait("no distribution".into());
+                };
+                let Some(id) = host::activation_id(host, &self.id, owner) else {
+                    return Route::Wait("invalid activation name".into());
+                };
+                match dist.remote_ref::<Durable<A>>(&id) {
+                    Ok(actor) => Route::Actor(actor),
+                    Err(e) => Route::Wait(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Sends `msg` under idempotency key `key` to wherever the actor is
+    /// active (activating it if need be) and waits for the reply, retrying
+    /// what did not apply it, for at most `timeout` in all. A request is
+    /// applied at most once per key (within the dedupe window), however
+    /// often it is retried.
+    pub async fn call(
+        &self,
+        key: impl Into<String>,
+        msg: A::Msg,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError>
+    where
+        A::Msg: Clone,
+    {
+        let key = key.into();
+        let env = self.host.env().clone();
+        let config = &self.host.config;
+        let deadline = env.now() + timeout;
+        let mut pause = config.retry_min;
+        loop {
+            let remaining = deadline.saturating_duration_since(env.now());
+            if remaining.is_zero() {
+                let actor = ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
+                    .expect("checked by VirtualActors::get");
+                return Err(AskError::Timeout {
+                    actor,
+                    after: timeout,
+                });
+            }
+            let outcome = match self.route() {
+                Route::Actor(actor) => {
+                    let attempt = remaining.min(config.attempt_timeout);
+                    let outcome = actor.call(key.clone(), msg.clone(), attempt).await;
+                    if actor.is_local() {
+                        self.host.touch(&self.id);
+                    }
+                    outcome
+                }
+                Route::Wait(why) => {
+                    tracing::debug!(id = self.id, "virtual actor not reachable yet: {why}");
+                    Err(AskError::Stopped(
+                        ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
+                            .expect("checked by VirtualActors::get"),
+                    ))
+                }
+            };
+            match outcome {
+                Ok(reply) => return Ok(reply),
+                Err(e) if retryable(&e) => {
+                    tracing::debug!(id = self.id, "retrying a virtual actor call: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+            let remaining = deadline.saturating_duration_since(env.now());
+            env.sleep(env.jitter(pause, 0.2).min(remaining)).await;
+            pause = (pause * 2).min(config.retry_max);
+        }
+    }
+}
+
+/// Whether an attempt's failure left the request unapplied (or applied
+/// under a key a retry finds in the dedupe table), so retrying is safe.
+fn retryable(e: &AskError) -> bool {
+    match e {
+        AskError::Timeout { .. }
+        | AskError::Stopped(_)
+        | AskError::MailboxFull(_)
+        | AskError::ConnectionLost(_) => true,
+        AskError::Failed(e) => e.is_unavailable(),
+    }
+}
