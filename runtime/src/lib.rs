@@ -38,6 +38,18 @@ pub mod tokio_backend;
 pub mod tuplespace;
 pub mod virtual_actor;
 
+/// Deliberate bugs the simulator's tests plant, to show the simulator
+/// finds them (feature `planted-bugs`, for tests only).
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The journal server applies writes without checking the writer's
+    /// epoch or expected sequence number.
+    SkipFencing,
+    /// Virtual actor hosts keep activations placement moved elsewhere.
+    SkipHandOff,
+}
+
 pub use env::{Env, InvalidNodeName, NodeName};
 
 /// The storage crate: the `Disk` seam and the journal.

@@ -97,13 +97,16 @@ impl<A: DurableActor> Host<A> {
 
     /// The live activation of `id` here, made now if this node owns `id`.
     pub(crate) fn activate(&self, id: &str) -> Result<ActorRef<Durable<A>>, NotHere> {
+        // Placement is read under the activations' lock, as `hand_off`
+        // reads it, so an activation can never slip in after a hand-off
+        // that should have retired it.
+        let mut activations = self.activations();
         match self.owner(id) {
             Some(owner) if &owner == self.me() => {}
             Some(owner) => return Err(NotHere::Elsewhere(owner)),
             None => return Err(NotHere::NotYet),
         }
         let now = self.env().now();
-        let mut activations = self.activations();
         if let Some(active) = activations.get_mut(id)
             && alive(active.actor.status())
         {
@@ -162,8 +165,21 @@ impl<A: DurableActor> Host<A> {
     /// Stops the activations that match `retire`, removing them first so
     /// no new message reaches them through this host.
     fn retire(&self, retire: impl Fn(&str, &Activation<A>) -> bool, why: &str) {
+        self.retire_with(|| (), |_, id, a| retire(id, a), why);
+    }
+
+    /// As `retire`, with `setup` run under the activations' lock first and
+    /// its result handed to the predicate.
+    fn retire_with<T>(
+        &self,
+        setup: impl FnOnce() -> T,
+        retire: impl Fn(&T, &str, &Activation<A>) -> bool,
+        why: &str,
+    ) {
         let retired: Vec<(String, ActorRef<Durable<A>>)> = {
             let mut activations = self.activations();
+            let context = setup();
+            let retire = |id: &str, a: &Activation<A>| retire(&context, id, a);
             let ids: Vec<String> = activations
                 .iter()
                 .filter(|(id, a)| !alive(a.actor.status()) || retire(id, a))
@@ -191,11 +207,15 @@ impl<A: DurableActor> Host<A> {
 
     /// Deactivates what placement now gives to another node.
     pub(crate) fn hand_off(&self) {
-        let nodes = self.eligible_nodes();
-        let me = self.me().clone();
-        let kind = self.config.kind.clone();
-        self.retire(
-            |id, _| placement::owner(&kind, id, &nodes) != Some(&me),
+        #[cfg(feature = "planted-bugs")]
+        if self.config.planted_bug == Some(crate::PlantedBug::SkipHandOff) {
+            return;
+        }
+        let me = self.me();
+        let kind = &self.config.kind;
+        self.retire_with(
+            || self.eligible_nodes(),
+            |nodes, id, _| placement::owner(kind, id, nodes) != Some(me),
             "placement moved it",
         );
     }

@@ -86,6 +86,9 @@ pub struct VirtualConfig {
     pub retry_min: Duration,
     /// Longest pause between attempts.
     pub retry_max: Duration,
+    /// A deliberately broken variant (feature `planted-bugs`, tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl VirtualConfig {
@@ -101,6 +104,8 @@ impl VirtualConfig {
             attempt_timeout: Duration::from_secs(1),
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(500),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 

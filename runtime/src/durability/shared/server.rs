@@ -29,6 +29,9 @@ pub struct JournalServerConfig {
     pub max_frame_len: u32,
     /// The longest a client handshake may take (default 2 s).
     pub handshake_timeout: Duration,
+    /// A deliberately broken variant (feature `planted-bugs`, tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl JournalServerConfig {
@@ -39,6 +42,8 @@ impl JournalServerConfig {
             secret,
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             handshake_timeout: Duration::from_secs(2),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -266,6 +271,10 @@ impl<J: Journal> Service<J> {
         epoch: u64,
         first_seq: Option<u64>,
     ) -> Option<JournalOutcome> {
+        #[cfg(feature = "planted-bugs")]
+        if self.config.planted_bug == Some(crate::PlantedBug::SkipFencing) {
+            return None;
+        }
         let current = self.epoch(stream);
         if epoch != current {
             return Some(JournalOutcome::Fenced(format!(

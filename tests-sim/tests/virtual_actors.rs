@@ -1,0 +1,398 @@
+//! Virtual actors in the simulator: three nodes host counters whose
+//! journals live on a fourth, storage node (a journal server reached over
+//! the simulated network), while clients on every node add to random
+//! counters and the nemesis crashes, pauses, partitions and isolates the
+//! three nodes, resets their connections, skews their clocks, and cuts the
+//! storage node off from one of them at a time.
+//!
+//! Oracles:
+//! - no acknowledged update is lost and none is applied twice: after
+//!   healing, every counter's applied keys include every key a client saw
+//!   acknowledged, each once;
+//! - no id is active on two nodes that see the same membership (sampled
+//!   every 50 ms of simulated time: nodes whose eligible sets are equal
+//!   host disjoint ids);
+//! - every id is reachable again from every node after healing, and is
+//!   then active on exactly one node;
+//! - the nemesis had an effect: some calls failed over (were retried).
+#![cfg(madsim)]
+
+use plexspaces::actor::{ActorError, ActorSystem};
+use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::durability::shared::{
+    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
+};
+use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
+use plexspaces::seams::{Clock, Rng, SeededRng};
+use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
+use plexspaces::{Env, NodeName, PlantedBug};
+use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PORT: u16 = 7000;
+const JOURNAL_PORT: u16 = 7100;
+const NODES: usize = 3;
+const STORAGE: usize = NODES;
+const IDS: u64 = 8;
+const SECRET: &[u8] = b"simulated-cluster-secret";
+
+/// Remembers the key of every addition it applied.
+#[derive(Default, Serialize, Deserialize)]
+struct Tally {
+    keys: Vec<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+enum TallyMsg {
+    Add(String),
+    Keys,
+}
+
+impl DurableActor for Tally {
+    type Msg = TallyMsg;
+    type Reply = Vec<String>;
+
+    async fn handle(
+        &mut self,
+        _ctx: &mut DurableContext<'_>,
+        msg: TallyMsg,
+    ) -> Result<Vec<String>, ActorError> {
+        match msg {
+            TallyMsg::Add(key) => {
+                self.keys.push(key);
+                Ok(Vec::new())
+            }
+            TallyMsg::Keys => Ok(self.keys.clone()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Each node's current run: its distribution and its counters.
+    nodes: BTreeMap<usize, (Distribution, VirtualActors<Tally>)>,
+    /// Keys acknowledged to a client, per id.
+    acked: BTreeMap<String, Vec<String>>,
+    failed: u64,
+    /// Distinct oracle violations.
+    violations: BTreeSet<String>,
+    max_view: u64,
+}
+
+fn id_name(i: u64) -> String {
+    format!("c{i}")
+}
+
+async fn run_node(
+    env: Env,
+    index: usize,
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Mutex<Shared>>,
+    bug: Option<PlantedBug>,
+) {
+    let system = ActorSystem::new(env.clone());
+    let secret = ClusterSecret::new(SECRET).unwrap();
+    let seeds: Vec<_> = (0..NODES)
+        .filter(|i| *i != index)
+        .map(|i| addrs[i])
+        .collect();
+    let config = DistributionConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        suspect_after: Duration::from_millis(400),
+        down_after: Duration::from_secs(1),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(300),
+        ..DistributionConfig::new(addrs[index], secret.clone())
+    }
+    .with_seeds(seeds);
+    let dist = system
+        .start_distribution(config)
+        .await
+        .expect("distribution starts");
+    let mut journal = SharedJournalConfig::new(addrs[STORAGE], secret);
+    journal.request_timeout = Duration::from_millis(500);
+    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let mut config = VirtualConfig::new("tally", journal);
+    // Short enough that ids deactivate and reactivate during the run.
+    config.deactivation_timeout = Duration::from_secs(2);
+    config.attempt_timeout = Duration::from_millis(500);
+    config.planted_bug = bug;
+    let tallies = VirtualActors::register(&system, config, |_| Tally::default()).unwrap();
+    shared
+        .lock()
+        .unwrap()
+        .nodes
+        .insert(index, (dist.clone(), tallies.clone()));
+
+    // The client: additions to random counters, each under a fresh key.
+    let run = env.next_u64();
+    let mut seq = 0;
+    loop {
+        env.sleep(Duration::from_millis(env.gen_range(10..60)))
+            .await;
+        let id = id_name(env.gen_range(0..IDS));
+        seq += 1;
+        let key = format!("n{index}-{run:x}-{seq}");
+        let tally = tallies.get(&id).unwrap();
+        let outcome = tally
+            .call(
+                key.clone(),
+                TallyMsg::Add(key.clone()),
+                Duration::from_secs(2),
+            )
+            .await;
+        let mut shared = shared.lock().unwrap();
+        shared.max_view = shared.max_view.max(dist.view());
+        match outcome {
+            Ok(_) => shared.acked.entry(id).or_default().push(key),
+            Err(_) => shared.failed += 1,
+        }
+    }
+}
+
+async fn run_storage(env: Env, listen: SocketAddr, bug: Option<PlantedBug>) {
+    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0x5707)
+        .await
+        .expect("the storage node's journal opens");
+    let mut config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
+    config.planted_bug = bug;
+    let _server = JournalServer::start(env.clone(), config, journal)
+        .await
+        .expect("the journal server starts");
+    std::future::pending::<()>().await;
+}
+
+/// Nodes that see the same eligible members must host disjoint ids.
+fn check_single_activation(cluster: &Cluster, shared: &Mutex<Shared>) {
+    let mut shared = shared.lock().unwrap();
+    let views: Vec<(usize, Vec<NodeName>, BTreeSet<String>)> = shared
+        .nodes
+        .iter()
+        .filter(|(i, _)| cluster.is_up(**i))
+        .map(|(i, (_, t))| (*i, t.eligible_nodes(), t.active_ids().into_iter().collect()))
+        .collect();
+    for (x, (i, view_i, ids_i)) in views.iter().enumerate() {
+        for (j, view_j, ids_j) in &views[x + 1..] {
+            if view_i == view_j
+                && let Some(both) = ids_i.intersection(ids_j).next()
+            {
+                shared.violations.insert(format!(
+                    "{both} active on n{i} and n{j}, both seeing {view_i:?}"
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    acked: usize,
+    failed: u64,
+    max_view: u64,
+    trace_hash: u64,
+}
+
+fn scenario(seed: u64) -> Outcome {
+    planted(seed, None)
+}
+
+fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async move {
+        let mut cluster = Cluster::new(ClusterConfig::new(seed));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mut addrs: Vec<SocketAddr> = (0..NODES)
+            .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], PORT)))
+            .collect();
+        addrs.push(SocketAddr::from((
+            [10, 0, 0, STORAGE as u8 + 1],
+            JOURNAL_PORT,
+        )));
+        for index in 0..NODES {
+            let (addrs, shared) = (addrs.clone(), shared.clone());
+            cluster.add_node(&format!("n{index}"), move |env| {
+                run_node(env, index, addrs.clone(), shared.clone(), bug)
+            });
+        }
+        let storage_addr = addrs[STORAGE];
+        cluster.add_node("storage", move |env| run_storage(env, storage_addr, bug));
+        assert_eq!(cluster.addr(STORAGE, JOURNAL_PORT), storage_addr);
+
+        let active = Duration::from_secs(20);
+        let schedule = Schedule::draw(
+            seed,
+            NODES,
+            &NemesisConfig {
+                active,
+                quiet: Duration::from_secs(5),
+                mean_gap: Duration::from_millis(1500),
+                max_fault: Duration::from_secs(3),
+                kinds: FaultKinds {
+                    disk: false,
+                    ..FaultKinds::all()
+                },
+            },
+        );
+        let _report = ReportOnPanic::new(format!("virtual actors seed {seed}\n{schedule}"));
+        let cluster = Arc::new(cluster);
+        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
+
+        // The oracle's sampler, and cuts between the storage node and one
+        // node at a time (drawn from the seed; healed by the next cut).
+        let sampler = {
+            let (cluster, shared, clock) = (cluster.clone(), shared.clone(), clock.clone());
+            madsim::task::spawn(async move {
+                loop {
+                    clock.sleep(Duration::from_millis(50)).await;
+                    check_single_activation(&cluster, &shared);
+                }
+            })
+        };
+        let cutter = {
+            let (cluster, clock) = (cluster.clone(), clock.clone());
+            let rng = SeededRng::new(seed ^ 0x5707_a6e5);
+            madsim::task::spawn(async move {
+                let end = clock.now() + active;
+                while clock.now() < end {
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
+                        .await;
+                    let node = rng.gen_range(0..NODES as u64) as usize;
+                    cluster.partition(STORAGE, node);
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
+                        .await;
+                    cluster.heal_network();
+                }
+            })
+        };
+        schedule.run(&cluster).await;
+        cutter.await.unwrap();
+        cluster.heal_network();
+
+        // Healed: membership converges on every node...
+        let nodes: Vec<(usize, Distribution, VirtualActors<Tally>)> = shared
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|(i, (d, t))| (*i, d.clone(), t.clone()))
+            .collect();
+        for (_, dist, _) in &nodes {
+            dist.wait_for(Duration::from_secs(10), |m| {
+                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
+            })
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "seed {seed}: {} never saw all up: {:?}",
+                    dist.node(),
+                    dist.members()
+                )
+            });
+        }
+        // ...every id is reachable from every node, and has kept every
+        // acknowledged key exactly once.
+        let acked = shared.lock().unwrap().acked.clone();
+        for i in 0..IDS {
+            let id = id_name(i);
+            for (index, _, tallies) in &nodes {
+                let keys = tallies
+                    .get(&id)
+                    .unwrap()
+                    .call(
+                        format!("check-{index}-{id}"),
+                        TallyMsg::Keys,
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {seed}: {id} unreachable from n{index}: {e}"));
+                let applied: BTreeSet<&String> = keys.iter().collect();
+                assert_eq!(
+                    applied.len(),
+                    keys.len(),
+                    "seed {seed}: {id} applied a key twice"
+                );
+                for key in acked.get(&id).into_iter().flatten() {
+                    assert!(
+                        applied.contains(key),
+                        "seed {seed}: {id} lost acknowledged {key}"
+                    );
+                }
+            }
+            let hosts: Vec<usize> = nodes
+                .iter()
+                .filter(|(_, _, t)| t.active_ids().contains(&id))
+                .map(|(i, _, _)| *i)
+                .collect();
+            assert_eq!(
+                hosts.len(),
+                1,
+                "seed {seed}: {id} active on {hosts:?} after healing"
+            );
+        }
+        sampler.abort();
+        let shared = shared.lock().unwrap();
+        assert!(
+            shared.violations.is_empty(),
+            "seed {seed}: {:?}",
+            shared.violations
+        );
+        let acked: usize = shared.acked.values().map(Vec::len).sum();
+        assert!(
+            acked > 200,
+            "seed {seed}: only {acked} additions acknowledged"
+        );
+        Outcome {
+            acked,
+            failed: shared.failed,
+            max_view: shared.max_view,
+            trace_hash: cluster.trace().hash(),
+        }
+    })
+}
+
+#[test]
+fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_nemesis() {
+    let outcomes = run_seeds("virtual_actors", &SeedPlan::from_env(6), scenario);
+    let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
+    assert!(
+        failed > 0,
+        "the nemesis never made a call fail: {outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.max_view > 4),
+        "no seed saw a node go down and come back: {outcomes:?}"
+    );
+    assert_deterministic(2, scenario);
+}
+
+/// Each planted bug must fail some seed within this budget.
+const PLANTED_BUG_SEEDS: u64 = 6;
+
+fn caught_within(bug: PlantedBug) {
+    for seed in 0..PLANTED_BUG_SEEDS {
+        let caught = std::panic::catch_unwind(|| planted(seed, Some(bug))).is_err();
+        if caught {
+            eprintln!("{bug:?} caught at seed {seed}");
+            return;
+        }
+    }
+    panic!("{bug:?} survived {PLANTED_BUG_SEEDS} seeds: the simulator does not see it");
+}
+
+#[test]
+fn a_journal_server_without_fencing_is_caught() {
+    caught_within(PlantedBug::SkipFencing);
+}
+
+#[test]
+fn hosts_that_never_hand_off_are_caught() {
+    caught_within(PlantedBug::SkipHandOff);
+}
