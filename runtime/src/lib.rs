@@ -31,6 +31,7 @@ pub mod channels;
 pub mod distribution;
 pub mod durability;
 mod env;
+pub mod registry;
 pub mod seams;
 pub mod supervision;
 #[cfg(feature = "tokio")]

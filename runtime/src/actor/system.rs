@@ -43,6 +43,7 @@ struct Registered {
 struct SystemInner {
     env: Env,
     channels: crate::channels::ChannelService,
+    objects: crate::registry::ObjectRegistry,
     spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
@@ -76,6 +77,7 @@ impl ActorSystem {
                 deadlines: super::deadline::Deadlines::new(env.clone()),
                 spaces: Mutex::new(BTreeMap::new()),
                 channels: crate::channels::ChannelService::new(env.clone(), Default::default()),
+                objects: Default::default(),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
@@ -109,6 +111,15 @@ impl ActorSystem {
     /// The node's queues and topics.
     pub fn channels(&self) -> &crate::channels::ChannelService {
         &self.inner.channels
+    }
+
+    /// The ObjectRegistry as tenant `tenant` sees it: only that tenant's
+    /// objects (see [`crate::registry`]).
+    pub fn registry(
+        &self,
+        tenant: &str,
+    ) -> Result<crate::registry::TenantRegistry, crate::registry::RegistryError> {
+        crate::registry::TenantRegistry::new(tenant, self.inner.objects.clone(), self.clone())
     }
 
     /// Joins a cluster: listens, dials the seeds, authenticates peers (see
@@ -159,7 +170,7 @@ impl ActorSystem {
         &self.inner.facet_types
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Registered>> {
+    fn names(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Registered>> {
         self.inner
             .registry
             .lock()
@@ -191,7 +202,7 @@ impl ActorSystem {
             deadlines: self.inner.deadlines.clone(),
         };
         {
-            let mut registry = self.registry();
+            let mut registry = self.names();
             if let Some(existing) = registry.get(name)
                 && matches!(
                     existing.cell.status(),
@@ -232,22 +243,19 @@ impl ActorSystem {
 
     /// The running actor named `name`, if it is of type `A`.
     pub fn lookup<A: Actor>(&self, name: &str) -> Option<ActorRef<A>> {
-        let registry = self.registry();
+        let registry = self.names();
         let entry = registry.get(name)?;
         entry.actor_ref.downcast_ref::<ActorRef<A>>().cloned()
     }
 
     /// The ids of the actors registered now, sorted.
     pub fn actor_ids(&self) -> Vec<ActorId> {
-        self.registry()
-            .values()
-            .map(|r| r.cell.id.clone())
-            .collect()
+        self.names().values().map(|r| r.cell.id.clone()).collect()
     }
 
     /// Stops every actor and waits until all have exited.
     pub async fn shutdown(&self) {
-        let cells: Vec<Arc<Cell>> = self.registry().values().map(|r| r.cell.clone()).collect();
+        let cells: Vec<Arc<Cell>> = self.names().values().map(|r| r.cell.clone()).collect();
         for cell in &cells {
             cell.request_stop(ExitReason::Shutdown);
         }
@@ -257,7 +265,7 @@ impl ActorSystem {
     }
 
     fn unregister(&self, cell: &Arc<Cell>) {
-        let mut registry = self.registry();
+        let mut registry = self.names();
         if registry
             .get(cell.id.name())
             .is_some_and(|r| Arc::ptr_eq(&r.cell, cell))
