@@ -3,10 +3,23 @@
 # tokio, then the simulation tests under `--cfg madsim` in their own target
 # directory (so the two builds never evict each other).
 #
+# The PostgreSQL journal's tests need a server: unless PLEXSPACES_PG is
+# already set, a throwaway one is started on loopback (scripts/postgres.sh,
+# which installs Debian's `postgresql` package first if it is missing and
+# this runs as root) and stopped at the end.
+#
 #   PLEXSPACES_SEEDS=N   run every simulation scenario over seeds 0..N
 #   PLEXSPACES_SEED=S    run every simulation scenario with seed S only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ -z "${PLEXSPACES_PG:-}" ]; then
+    pg_dir=$(mktemp -d)/postgres
+    trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
+    echo "== starting a throwaway PostgreSQL in $pg_dir"
+    pg_env=$(scripts/postgres.sh start "$pg_dir")
+    eval "$pg_env"
+fi
 
 echo "== tests on tokio"
 cargo test --locked

@@ -4,6 +4,7 @@
 use super::shared::SharedJournal;
 use crate::env::Env;
 use crate::seams::Rng;
+use futures::future::BoxFuture;
 use plexspaces_storage::disk::{Disk, DynDisk};
 use plexspaces_storage::journal::{
     Checkpoint, FileJournal, Journal, JournalConfig, JournalEntry, JournalError, MemoryJournal,
@@ -19,6 +20,86 @@ pub enum JournalBackend {
     File(FileJournal<DynDisk>),
     /// A journal server every node shares (actors can move between nodes).
     Shared(SharedJournal),
+    /// Any other [`Journal`] (PostgreSQL from `plexspaces-postgres`, say),
+    /// behind [`JournalBackend::custom`].
+    Custom(Arc<dyn ErasedJournal>),
+}
+
+/// A [`Journal`] behind a pointer: the object-safe form every journal has,
+/// so backends defined in other crates fit in a [`JournalBackend`].
+pub trait ErasedJournal: Send + Sync + 'static {
+    /// [`Journal::append_all`].
+    fn dyn_append_all<'a>(
+        &'a self,
+        stream: &'a str,
+        entries: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Result<u64, JournalError>>;
+    /// [`Journal::replay_each`].
+    fn dyn_replay_each<'a>(
+        &'a self,
+        stream: &'a str,
+        from_seq: u64,
+        visit: &'a mut (dyn FnMut(u64, &[u8]) + Send),
+    ) -> BoxFuture<'a, Result<u64, JournalError>>;
+    /// [`Journal::last_seq`].
+    fn dyn_last_seq(&self, stream: &str) -> u64;
+    /// [`Journal::claim`].
+    fn dyn_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// [`Journal::save_checkpoint`].
+    fn dyn_save_checkpoint<'a>(
+        &'a self,
+        stream: &'a str,
+        seq: u64,
+        state: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// [`Journal::latest_checkpoint`].
+    fn dyn_latest_checkpoint<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Checkpoint>, JournalError>>;
+}
+
+impl<J: Journal> ErasedJournal for J {
+    fn dyn_append_all<'a>(
+        &'a self,
+        stream: &'a str,
+        entries: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Result<u64, JournalError>> {
+        Box::pin(Journal::append_all(self, stream, entries))
+    }
+
+    fn dyn_replay_each<'a>(
+        &'a self,
+        stream: &'a str,
+        from_seq: u64,
+        visit: &'a mut (dyn FnMut(u64, &[u8]) + Send),
+    ) -> BoxFuture<'a, Result<u64, JournalError>> {
+        Box::pin(Journal::replay_each(self, stream, from_seq, visit))
+    }
+
+    fn dyn_last_seq(&self, stream: &str) -> u64 {
+        Journal::last_seq(self, stream)
+    }
+
+    fn dyn_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(Journal::claim(self, stream))
+    }
+
+    fn dyn_save_checkpoint<'a>(
+        &'a self,
+        stream: &'a str,
+        seq: u64,
+        state: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(Journal::save_checkpoint(self, stream, seq, state))
+    }
+
+    fn dyn_latest_checkpoint<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Checkpoint>, JournalError>> {
+        Box::pin(Journal::latest_checkpoint(self, stream))
+    }
 }
 
 impl std::fmt::Debug for JournalBackend {
@@ -27,11 +108,17 @@ impl std::fmt::Debug for JournalBackend {
             JournalBackend::Memory(_) => "JournalBackend::Memory",
             JournalBackend::File(_) => "JournalBackend::File",
             JournalBackend::Shared(_) => "JournalBackend::Shared",
+            JournalBackend::Custom(_) => "JournalBackend::Custom",
         })
     }
 }
 
 impl JournalBackend {
+    /// Any journal, type-erased.
+    pub fn custom(journal: impl Journal) -> Self {
+        JournalBackend::Custom(Arc::new(journal))
+    }
+
     /// A fresh in-memory journal.
     pub fn memory() -> Self {
         JournalBackend::Memory(Arc::new(MemoryJournal::new()))
@@ -53,6 +140,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.append(stream, data).await,
             JournalBackend::File(j) => j.append(stream, data).await,
             JournalBackend::Shared(j) => j.append(stream, data).await,
+            JournalBackend::Custom(j) => j.dyn_append_all(stream, &[data]).await,
         }
     }
 
@@ -61,6 +149,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.append_all(stream, entries).await,
             JournalBackend::File(j) => j.append_all(stream, entries).await,
             JournalBackend::Shared(j) => j.append_all(stream, entries).await,
+            JournalBackend::Custom(j) => j.dyn_append_all(stream, entries).await,
         }
     }
 
@@ -77,6 +166,10 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.replay_each(stream, from_seq, visit).await,
             JournalBackend::File(j) => j.replay_each(stream, from_seq, visit).await,
             JournalBackend::Shared(j) => j.replay_each(stream, from_seq, visit).await,
+            JournalBackend::Custom(j) => {
+                let mut visit = visit;
+                j.dyn_replay_each(stream, from_seq, &mut visit).await
+            }
         }
     }
 
@@ -89,6 +182,17 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.replay_from(stream, from_seq).await,
             JournalBackend::File(j) => j.replay_from(stream, from_seq).await,
             JournalBackend::Shared(j) => j.replay_from(stream, from_seq).await,
+            JournalBackend::Custom(j) => {
+                let mut entries = Vec::new();
+                let mut visit = |seq, data: &[u8]| {
+                    entries.push(JournalEntry {
+                        seq,
+                        data: data.to_vec(),
+                    })
+                };
+                j.dyn_replay_each(stream, from_seq, &mut visit).await?;
+                Ok(entries)
+            }
         }
     }
 
@@ -97,6 +201,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.last_seq(stream),
             JournalBackend::File(j) => j.last_seq(stream),
             JournalBackend::Shared(j) => j.last_seq(stream),
+            JournalBackend::Custom(j) => j.dyn_last_seq(stream),
         }
     }
 
@@ -110,6 +215,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.save_checkpoint(stream, seq, state).await,
             JournalBackend::File(j) => j.save_checkpoint(stream, seq, state).await,
             JournalBackend::Shared(j) => j.save_checkpoint(stream, seq, state).await,
+            JournalBackend::Custom(j) => j.dyn_save_checkpoint(stream, seq, state).await,
         }
     }
 
@@ -118,6 +224,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.claim(stream).await,
             JournalBackend::File(j) => j.claim(stream).await,
             JournalBackend::Shared(j) => j.claim(stream).await,
+            JournalBackend::Custom(j) => j.dyn_claim(stream).await,
         }
     }
 
@@ -126,6 +233,7 @@ impl Journal for JournalBackend {
             JournalBackend::Memory(j) => j.latest_checkpoint(stream).await,
             JournalBackend::File(j) => j.latest_checkpoint(stream).await,
             JournalBackend::Shared(j) => j.latest_checkpoint(stream).await,
+            JournalBackend::Custom(j) => j.dyn_latest_checkpoint(stream).await,
         }
     }
 }

@@ -1,0 +1,231 @@
+//! The PostgreSQL journal against a real server (`PLEXSPACES_PG`, started
+//! by `scripts/test.sh` through `scripts/postgres.sh`): streams shared by
+//! two nodes, fencing between two claimants, racing writers keeping one
+//! gap-free history, checkpoints with truncation, and virtual actors
+//! moving between nodes with their state.
+
+use plexspaces::actor::{ActorError, ActorSystem};
+use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
+use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
+use plexspaces::{Env, NodeName};
+use plexspaces_postgres::{PgJournal, PgJournalConfig};
+use plexspaces_storage::journal::{Journal, JournalError};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+fn connection() -> String {
+    std::env::var("PLEXSPACES_PG").unwrap_or_else(|_| {
+        panic!(
+            "PLEXSPACES_PG is not set: run ./scripts/test.sh (it starts a throwaway \
+             PostgreSQL), or point PLEXSPACES_PG at a server"
+        )
+    })
+}
+
+/// A stream name unique to this test run.
+fn stream(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+async fn env(name: &str) -> Env {
+    let dir = std::env::temp_dir().join(format!("plexspaces-pg-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap()
+}
+
+async fn journal(node: &str) -> PgJournal {
+    PgJournal::connect(env(node).await, PgJournalConfig::new(connection()))
+        .await
+        .expect("PostgreSQL reachable at PLEXSPACES_PG")
+}
+
+#[tokio::test]
+async fn a_stream_is_shared_by_every_node_and_checkpoints_truncate_it() {
+    let s = stream("shared");
+    let a = journal("a").await;
+    a.claim(&s).await.unwrap();
+    assert_eq!(a.append(&s, b"+5").await.unwrap(), 1);
+    assert_eq!(a.append_all(&s, &[b"+2", b"-1"]).await.unwrap(), 3);
+
+    let b = journal("b").await;
+    let seen = b.replay_from(&s, 1).await.unwrap();
+    let data: Vec<&[u8]> = seen.iter().map(|e| e.data.as_slice()).collect();
+    assert_eq!(data, [&b"+5"[..], b"+2", b"-1"]);
+
+    a.save_checkpoint(&s, 2, b"state@2").await.unwrap();
+    let checkpoint = b.latest_checkpoint(&s).await.unwrap().unwrap();
+    assert_eq!(
+        (checkpoint.seq, checkpoint.state.as_slice()),
+        (2, &b"state@2"[..])
+    );
+    // Entries the checkpoint covers are gone; what follows is kept.
+    assert!(matches!(
+        b.replay_from(&s, 1).await,
+        Err(JournalError::Truncated {
+            first_available: 3,
+            ..
+        })
+    ));
+    assert_eq!(b.replay_from(&s, 3).await.unwrap()[0].data, b"-1");
+    // A checkpoint past the last entry is refused.
+    assert!(matches!(
+        a.save_checkpoint(&s, 9, b"x").await,
+        Err(JournalError::CheckpointAhead { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_newer_claim_fences_the_older_writer_out() {
+    let s = stream("fence");
+    let old = journal("old").await;
+    let new = journal("new").await;
+    old.claim(&s).await.unwrap();
+    old.append(&s, b"one").await.unwrap();
+    new.claim(&s).await.unwrap();
+    assert_eq!(new.last_seq(&s), 1);
+    let refused = old.append(&s, b"lost").await.unwrap_err();
+    assert!(matches!(refused, JournalError::Fenced { .. }), "{refused}");
+    let refused = old.save_checkpoint(&s, 1, b"x").await.unwrap_err();
+    assert!(matches!(refused, JournalError::Fenced { .. }), "{refused}");
+    assert_eq!(new.append(&s, b"two").await.unwrap(), 2);
+    let all = new.replay_from(&s, 1).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        [b"one".to_vec(), b"two".to_vec()]
+    );
+    // Appending without any claim is refused too.
+    let stranger = journal("stranger").await;
+    assert!(matches!(
+        stranger.append(&s, b"x").await,
+        Err(JournalError::Fenced { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_claimants_leave_one_gap_free_history() {
+    let s = stream("race");
+    let spawner = env("race").await;
+    let mut writers = Vec::new();
+    for w in 0..4u8 {
+        let s = s.clone();
+        let j = journal(&format!("w{w}")).await;
+        writers.push(spawner.spawn(async move {
+            let mut acked = Vec::new();
+            for round in 0..10u8 {
+                // Each round: take over the stream, then append until fenced.
+                j.claim(&s).await.unwrap();
+                for n in 0..5u8 {
+                    match j.append(&s, &[w, round, n]).await {
+                        Ok(seq) => acked.push((seq, vec![w, round, n])),
+                        Err(JournalError::Fenced { .. }) => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let history = journal("reader").await.replay_from(&s, 1).await.unwrap();
+    // Sequence numbers are 1..=n without gaps, and the history is exactly
+    // the acknowledged appends, each at the number it was acknowledged with.
+    assert_eq!(history.len(), acked.len());
+    acked.sort();
+    for (entry, (seq, data)) in history.iter().zip(&acked) {
+        assert_eq!((entry.seq, &entry.data), (*seq, data));
+    }
+    assert!(
+        history
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1)
+    );
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Counter {
+    total: i64,
+}
+
+impl DurableActor for Counter {
+    type Msg = i64;
+    type Reply = i64;
+    async fn handle(&mut self, _ctx: &mut DurableContext<'_>, n: i64) -> Result<i64, ActorError> {
+        self.total += n;
+        Ok(self.total)
+    }
+}
+
+async fn node(
+    name: &str,
+    seeds: &[std::net::SocketAddr],
+    kind: &str,
+) -> (ActorSystem, Distribution, VirtualActors<Counter>) {
+    let env = env(name).await;
+    let system = ActorSystem::new(env.clone());
+    let config = DistributionConfig {
+        heartbeat_interval: Duration::from_millis(20),
+        suspect_after: Duration::from_millis(300),
+        down_after: Duration::from_millis(800),
+        ..DistributionConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            ClusterSecret::new(b"a-cluster-secret-of-some-length").unwrap(),
+        )
+        .with_seeds(seeds.iter().copied())
+    };
+    let dist = system.start_distribution(config).await.unwrap();
+    let journal = PgJournal::connect(env, PgJournalConfig::new(connection()))
+        .await
+        .unwrap();
+    let counters = VirtualActors::register(
+        &system,
+        VirtualConfig::new(kind, JournalBackend::custom(journal)),
+        |_| Counter::default(),
+    )
+    .unwrap();
+    (system, dist, counters)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_actors_move_between_nodes_with_their_state_in_postgres() {
+    const WAIT: Duration = Duration::from_secs(15);
+    // A kind unique to this run, so streams from earlier runs never mix in.
+    let kind = format!("pg{}", std::process::id() % 100_000);
+    let (_sa, a, va) = node("pa", &[], &kind).await;
+    let (sb, b, vb) = node("pb", &[a.local_addr()], &kind).await;
+    for d in [&a, &b] {
+        d.wait_for(WAIT, |m| {
+            m.iter().filter(|m| m.status == MemberStatus::Up).count() == 2
+        })
+        .await
+        .unwrap();
+    }
+    // Ids placed on b, called from a.
+    let on_b: Vec<String> = (0..40)
+        .map(|i| format!("c{i}"))
+        .filter(|id| va.owner_of(id).as_ref() == Some(b.node()))
+        .take(5)
+        .collect();
+    assert!(!on_b.is_empty());
+    for id in &on_b {
+        let counter = va.get(id).unwrap();
+        assert_eq!(counter.call(format!("{id}-1"), 5, WAIT).await.unwrap(), 5);
+        assert_eq!(counter.call(format!("{id}-2"), 7, WAIT).await.unwrap(), 12);
+    }
+    assert_eq!(vb.active_ids().len(), on_b.len());
+    // b dies; a takes its ids over from PostgreSQL.
+    b.shutdown();
+    sb.shutdown().await;
+    for id in &on_b {
+        let counter = va.get(id).unwrap();
+        assert_eq!(counter.call(format!("{id}-3"), 1, WAIT).await.unwrap(), 13);
+        // A retried key is answered from the journal, not applied again.
+        assert_eq!(counter.call(format!("{id}-2"), 7, WAIT).await.unwrap(), 12);
+    }
+    assert_eq!(va.active_ids().len(), on_b.len());
+    a.shutdown();
+}
