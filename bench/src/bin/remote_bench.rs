@@ -8,8 +8,9 @@
 //! cargo run --release -p plexspaces-bench --bin remote_bench [-- --quick]
 //! ```
 //!
-//! Not run: ractor_cluster and kameo's remote actors (their cluster crates
-//! pull in large dependency trees; see BENCHMARKS.md).
+//! With `--features cluster-peers`, ractor_cluster runs the same asks and
+//! tells in the same run (left out by default: its TLS stack is slow to
+//! build). kameo's remote actors (libp2p) are not run; see BENCHMARKS.md.
 
 // A benchmark measures real time and opens sockets directly for its floor.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, missing_docs)]
@@ -19,6 +20,10 @@ use plexspaces::distribution::{ClusterSecret, DistributionConfig};
 use plexspaces::{Env, NodeName};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[cfg(feature = "cluster-peers")]
+#[path = "../ractor_cluster_peer.rs"]
+mod ractor_cluster_peer;
 
 struct Sink(u64);
 
@@ -151,6 +156,18 @@ fn main() {
                 floor,
                 ours / floor
             );
+            #[cfg(feature = "cluster-peers")]
+            {
+                let peer = ractor_cluster_peer::Peer::start().await;
+                let theirs = peer.ask_us(size, asks).await;
+                println!(
+                    "{:<28} {:>11.1} µs   (plexspaces/ractor_cluster {:.2}x)",
+                    "  ractor_cluster",
+                    theirs,
+                    ours / theirs
+                );
+                peer.stop();
+            }
 
             let start = Instant::now();
             for _ in 0..tells {
@@ -170,6 +187,18 @@ fn main() {
                 floor / 1e3,
                 ours / floor
             );
+            #[cfg(feature = "cluster-peers")]
+            {
+                let peer = ractor_cluster_peer::Peer::start().await;
+                let theirs = peer.tells_per_s(size, tells).await;
+                println!(
+                    "{:<28} {:>9.0} k/s     (plexspaces/ractor_cluster {:.2}x)",
+                    "  ractor_cluster",
+                    theirs / 1e3,
+                    ours / theirs
+                );
+                peer.stop();
+            }
         }
         dist_b.shutdown();
         dist_a.shutdown();
