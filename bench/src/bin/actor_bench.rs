@@ -152,6 +152,12 @@ mod ractor_peer {
         Get(RpcReplyPort<u64>),
     }
 
+    // With ractor's `cluster` feature (turned on by `cluster-peers` for
+    // remote_bench), messages implement `Message` themselves; local-only
+    // ones keep its defaults.
+    #[cfg(feature = "cluster-peers")]
+    impl ractor::Message for Msg {}
+
     impl Actor for Counter {
         type Msg = Msg;
         type State = u64;
