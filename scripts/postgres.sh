@@ -35,9 +35,17 @@ start)
         chmod o+x "$(dirname "$dir")"
     fi
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
-    echo "export PLEXSPACES_PG='host=127.0.0.1 port=$port user=postgres dbname=postgres'"
+    # The first free port from $port on (another server may hold one).
+    for attempt in $(seq 0 19); do
+        try=$((port + attempt))
+        if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+            -o "-p $try -k $dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null 2>&1; then
+            echo "export PLEXSPACES_PG='host=127.0.0.1 port=$try user=postgres dbname=postgres'"
+            exit 0
+        fi
+    done
+    echo "PostgreSQL did not start; see $dir/server.log" >&2
+    exit 1
     ;;
 stop)
     bin=$(pg_bin)

@@ -13,6 +13,7 @@ use super::{Actor, ActorId, ActorStatus, AskError, ExitReason, SendError};
 use futures::channel::oneshot;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Where an `ask`'s answer goes. The error side is an [`AskError`] so a
@@ -25,6 +26,9 @@ pub(crate) struct Envelope<A: Actor> {
     pub(crate) msg: A::Msg,
     pub(crate) reply: Option<ReplySender<A>>,
     pub(crate) correlation: u64,
+    /// A periodic timer's tick: cleared when the actor takes the message,
+    /// so the timer sends no other tick while this one waits (no burst).
+    pub(crate) tick: Option<Arc<AtomicBool>>,
 }
 
 /// A cheap, cloneable handle to an actor of type `A`.
@@ -87,6 +91,7 @@ impl<A: Actor> ActorRef<A> {
             msg,
             reply,
             correlation: self.cell.next_correlation(),
+            tick: None,
         }
     }
 
@@ -108,6 +113,23 @@ impl<A: Actor> ActorRef<A> {
             TrySendError::Full(_) => SendError::MailboxFull(self.cell.id.clone()),
             TrySendError::Closed(_) => SendError::Stopped(self.cell.id.clone()),
         })
+    }
+
+    /// Delivers a timer's message: at once if the mailbox has room,
+    /// otherwise from a task of its own that waits for room (never from the
+    /// timer driver, which must not block). Dropped if the actor stopped.
+    pub(crate) fn deliver_timer(&self, msg: A::Msg, tick: Option<Arc<AtomicBool>>) {
+        let mut envelope = self.envelope(msg, None);
+        envelope.tick = tick;
+        if let Err(TrySendError::Full(envelope)) = self.mailbox.try_send(envelope) {
+            let mailbox = self.mailbox.clone();
+            crate::seams::Spawn::spawn_task(
+                self.deadlines.env(),
+                Box::pin(async move {
+                    let _ = mailbox.send(envelope).await;
+                }),
+            );
+        }
     }
 
     /// Sends `msg` and waits up to `timeout` for the reply (a call). The

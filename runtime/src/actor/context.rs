@@ -16,9 +16,61 @@ pub struct Context<A: Actor> {
     pub(crate) stop: Option<ExitReason>,
     pub(crate) watchers: Vec<JoinHandle<()>>,
     pub(crate) correlation: u64,
+    /// This run's timers (made on first use, cancelled when the run ends).
+    pub(crate) timers: Option<Box<super::timers::ActorTimers>>,
 }
 
 impl<A: Actor> Context<A> {
+    fn timers(&mut self) -> &mut super::timers::ActorTimers {
+        let deadlines = &self.myself.deadlines;
+        self.timers
+            .get_or_insert_with(|| Box::new(super::timers::ActorTimers::new(deadlines.clone())))
+    }
+
+    /// Sends `msg` to this actor after `delay` (a one-shot timer). Timers
+    /// end with this run of the actor; see [`super::timers`] for lateness.
+    pub fn send_after(
+        &mut self,
+        delay: std::time::Duration,
+        msg: A::Msg,
+    ) -> Result<super::TimerId, super::TimerError> {
+        let myself = self.myself.clone();
+        self.timers().send_after(&myself, delay, msg)
+    }
+
+    /// Sends a copy of `msg` to this actor every `period`, first after one
+    /// period, until cancelled or the actor stops. Missed ticks are
+    /// coalesced, never replayed in a burst.
+    pub fn send_interval(
+        &mut self,
+        period: std::time::Duration,
+        msg: A::Msg,
+    ) -> Result<super::TimerId, super::TimerError>
+    where
+        A::Msg: Clone,
+    {
+        let myself = self.myself.clone();
+        self.timers().send_interval(&myself, period, msg)
+    }
+
+    /// Cancels a timer; false if it already fired (one-shot), was
+    /// cancelled, or is not this actor's. A cancelled timer never delivers
+    /// again, though a message it delivered may still be in the mailbox.
+    pub fn cancel_timer(&mut self, id: super::TimerId) -> bool {
+        self.timers.as_mut().is_some_and(|t| t.cancel(id))
+    }
+
+    /// Timers live now (one-shots not yet fired, periodic not cancelled).
+    pub fn live_timers(&mut self) -> usize {
+        self.timers.as_mut().map_or(0, |t| t.live())
+    }
+
+    /// Bounds this actor's live timers (default
+    /// [`super::timers::MAX_TIMERS_DEFAULT`]); timers already live stay.
+    pub fn set_max_timers(&mut self, max: usize) {
+        self.timers().set_max(max);
+    }
+
     /// This actor's id.
     pub fn id(&self) -> &ActorId {
         self.myself.id()

@@ -1,5 +1,7 @@
-//! Ask deadlines for one node: a sorted set of (deadline, waker) and one
-//! driver task that wakes the askers whose time is up.
+//! The node's timer service: a sorted set of (deadline, action) and one
+//! driver task that runs the actions whose time is up. Ask deadlines wake
+//! their asker; actor timers (`Context::send_after`, `send_interval`,
+//! GenFSM state timeouts) run a callback that delivers a message.
 //!
 //! A timer from the clock seam per `ask` (register, then cancel on reply)
 //! costs about a microsecond, more than the ask itself. Here an ask inserts
@@ -24,9 +26,20 @@ pub(crate) struct Deadlines {
     rearm: AtomicBool,
 }
 
+/// Identifies one scheduled entry (its deadline and a tie-breaker).
+pub(crate) type TimerKey = (Instant, u64);
+
+/// What happens when an entry's deadline passes.
+enum Action {
+    /// An ask's deadline: wake the asker, who sees the entry gone.
+    Wake(Waker),
+    /// A timer: run the callback on the driver task (it must be quick).
+    Fire(Box<dyn FnOnce() + Send>),
+}
+
 #[derive(Default)]
 struct State {
-    waiting: BTreeMap<(Instant, u64), Waker>,
+    waiting: BTreeMap<TimerKey, Action>,
     next_id: u64,
     driver_running: bool,
     /// What the driver sleeps towards.
@@ -73,11 +86,40 @@ impl Deadlines {
         }
     }
 
-    fn register(self: &Arc<Self>, deadline: Instant, waker: &Waker) -> (Instant, u64) {
+    /// The node's seams.
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The node's clock, as the timers read it.
+    pub(crate) fn now(&self) -> Instant {
+        self.env.now()
+    }
+
+    /// Runs `fire` on the driver task once `at` has passed, unless
+    /// [`Deadlines::cancel`] removes it first.
+    pub(crate) fn schedule(
+        self: &Arc<Self>,
+        at: Instant,
+        fire: Box<dyn FnOnce() + Send>,
+    ) -> TimerKey {
+        self.insert(at, Action::Fire(fire))
+    }
+
+    /// Removes a scheduled entry; false if it already ran (or never was).
+    pub(crate) fn cancel(&self, key: TimerKey) -> bool {
+        self.state().waiting.remove(&key).is_some()
+    }
+
+    fn register(self: &Arc<Self>, deadline: Instant, waker: &Waker) -> TimerKey {
+        self.insert(deadline, Action::Wake(waker.clone()))
+    }
+
+    fn insert(self: &Arc<Self>, deadline: Instant, action: Action) -> TimerKey {
         let mut state = self.state();
         let key = (deadline, state.next_id);
         state.next_id += 1;
-        state.waiting.insert(key, waker.clone());
+        state.waiting.insert(key, action);
         let start_driver = !state.driver_running;
         state.driver_running = true;
         let earlier = state.armed.is_none_or(|armed| deadline < armed);
@@ -98,13 +140,13 @@ impl Deadlines {
     /// (the deadline passed).
     fn update(&self, key: (Instant, u64), waker: &Waker) -> bool {
         match self.state().waiting.get_mut(&key) {
-            Some(stored) => {
+            Some(Action::Wake(stored)) => {
                 if !stored.will_wake(waker) {
                     *stored = waker.clone();
                 }
                 true
             }
-            None => false,
+            Some(Action::Fire(_)) | None => false,
         }
     }
 
@@ -112,8 +154,9 @@ impl Deadlines {
         self.state().waiting.remove(&key);
     }
 
-    /// Takes the wakers whose deadline has passed; returns the next deadline.
-    fn take_expired(&self, now: Instant) -> (Vec<Waker>, Option<Instant>) {
+    /// Takes the actions whose deadline has passed, in deadline order;
+    /// returns the next deadline.
+    fn take_expired(&self, now: Instant) -> (Vec<Action>, Option<Instant>) {
         let mut state = self.state();
         let mut expired = Vec::new();
         while let Some(entry) = state.waiting.first_entry() {
@@ -143,8 +186,11 @@ async fn drive(deadlines: Weak<Deadlines>) {
                 return;
             };
             let (expired, next) = this.take_expired(this.env.now());
-            for waker in expired {
-                waker.wake();
+            for action in expired {
+                match action {
+                    Action::Wake(waker) => waker.wake(),
+                    Action::Fire(fire) => fire(),
+                }
             }
             (this.env.clone(), next)
         };

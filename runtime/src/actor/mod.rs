@@ -38,6 +38,7 @@ mod id;
 pub(crate) mod mailbox;
 pub(crate) mod proxy;
 mod system;
+pub mod timers;
 
 pub use actor::{Actor, ActorStatus};
 pub use actor_ref::ActorRef;
@@ -47,3 +48,4 @@ pub use context::Context;
 pub use error::{ActorError, AskError, ExitReason, SendError, SpawnError};
 pub use id::{ActorId, InvalidActorName};
 pub use system::{ActorSystem, SpawnOptions};
+pub use timers::{TimerError, TimerId};

@@ -233,6 +233,7 @@ impl ActorSystem {
             stop: None,
             watchers: Vec::new(),
             correlation: 0,
+            timers: None,
         };
         // No JoinHandle: the loop catches its own panics and publishes its
         // exit through the cell, so the lighter `spawn_task` suffices (it
@@ -398,7 +399,11 @@ async fn handle_one<A: Actor>(
         msg,
         reply,
         correlation,
+        tick,
     } = envelope;
+    if let Some(tick) = tick {
+        tick.store(false, std::sync::atomic::Ordering::Release);
+    }
     ctx.correlation = correlation;
     if ctx.facets.is_empty() {
         // The fast path: no facet to consult, nothing to time.

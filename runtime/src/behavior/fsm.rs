@@ -1,7 +1,6 @@
 //! GenFSM: a state machine run as an actor, with state timeouts.
 
-use crate::actor::{Actor, ActorError, ActorRef, AskError, Context, ExitReason};
-use crate::seams::{Clock, JoinHandle};
+use crate::actor::{Actor, ActorError, ActorRef, AskError, Context, ExitReason, TimerId};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -72,7 +71,9 @@ pub struct Fsm<M: GenFsm> {
     machine: M,
     state: M::State,
     generation: u64,
-    timer: Option<JoinHandle<()>>,
+    /// The current state's timeout, on the actor's timers (so the node's
+    /// one timer service, as ask deadlines).
+    timer: Option<TimerId>,
 }
 
 impl<M: GenFsm> Fsm<M> {
@@ -91,15 +92,12 @@ impl<M: GenFsm> Fsm<M> {
     fn enter(&mut self, ctx: &mut Context<Self>) {
         self.generation += 1;
         if let Some(timer) = self.timer.take() {
-            timer.abort();
+            ctx.cancel_timer(timer);
         }
         if let Some(after) = self.machine.state_timeout(&self.state) {
-            let (me, token) = (ctx.myself().clone(), self.generation);
-            let sleep = ctx.env().sleep(after);
-            self.timer = Some(ctx.env().spawn(async move {
-                sleep.await;
-                let _ = me.tell(FsmMsg::Timeout(TimerToken(token))).await;
-            }));
+            let token = TimerToken(self.generation);
+            // One timer at a time, so the actor's bound cannot be reached.
+            self.timer = ctx.send_after(after, FsmMsg::Timeout(token)).ok();
         }
     }
 }
@@ -137,9 +135,10 @@ impl<M: GenFsm> Actor for Fsm<M> {
         Ok(self.state.clone())
     }
 
-    async fn post_stop(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
+    async fn post_stop(&mut self, ctx: &mut Context<Self>, _reason: &ExitReason) {
+        // The run's timers end with it anyway; this only says so early.
         if let Some(timer) = self.timer.take() {
-            timer.abort();
+            ctx.cancel_timer(timer);
         }
     }
 }

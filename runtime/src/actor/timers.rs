@@ -1,0 +1,236 @@
+//! Actor timers (the design's TimerFacet): one-shot and periodic messages
+//! an actor sends itself, on the node's timer service and so on the
+//! `Clock` seam.
+//!
+//! - A timer delivers its message through the mailbox like any other
+//!   (`try_tell`; when the mailbox is full it waits for room on its own
+//!   task, so a timer message is never dropped while the actor lives).
+//! - Timers belong to one run of the actor: when it stops (or a virtual
+//!   actor deactivates, or a supervisor restarts it) every timer it had is
+//!   cancelled, as in Orleans and Dapr. Durable schedules are reminders.
+//! - At most `max_timers` live at once per actor (default
+//!   [`MAX_TIMERS_DEFAULT`]); one more is refused with [`TimerError::TooMany`].
+//! - **Lateness**: a timer fires at or after its time, never before. A
+//!   periodic timer that falls behind does not catch up: while one of its
+//!   ticks waits in the mailbox (the actor is busy), later ticks are folded
+//!   into it; after a pause of the node, the ticks it missed are one tick;
+//!   and the next tick keeps the original phase (the first multiple of the
+//!   period after now). So neither a busy actor nor a pause causes a burst.
+
+use super::deadline::{Deadlines, TimerKey};
+use super::{Actor, ActorRef};
+use crate::seams::Instant;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// Live timers an actor may have by default.
+pub const MAX_TIMERS_DEFAULT: usize = 1024;
+
+/// Identifies one timer of one actor (for [`super::Context::cancel_timer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(u64);
+
+/// A timer could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerError {
+    /// The actor already has `max` live timers.
+    TooMany {
+        /// The actor's bound.
+        max: usize,
+    },
+    /// A periodic timer needs a positive period.
+    ZeroPeriod,
+}
+
+impl fmt::Display for TimerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimerError::TooMany { max } => write!(f, "the actor already has {max} live timers"),
+            TimerError::ZeroPeriod => f.write_str("a periodic timer needs a positive period"),
+        }
+    }
+}
+
+impl std::error::Error for TimerError {}
+
+/// One timer's shared state: the driver's callback and the actor's table
+/// both see it.
+struct Slot {
+    cancelled: AtomicBool,
+    /// A one-shot timer that fired.
+    done: AtomicBool,
+    /// The entry currently scheduled on the timer service.
+    key: Mutex<Option<TimerKey>>,
+    /// A periodic timer's tick is in the mailbox, not yet taken.
+    in_flight: Arc<AtomicBool>,
+}
+
+impl Slot {
+    fn set_key(&self, key: TimerKey) {
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+    }
+
+    fn cancel(&self, service: &Deadlines) {
+        self.cancelled.store(true, Ordering::Release);
+        if let Some(key) = self.key.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            service.cancel(key);
+        }
+    }
+
+    fn live(&self) -> bool {
+        !self.done.load(Ordering::Acquire) && !self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+/// One actor run's timers.
+pub(crate) struct ActorTimers {
+    service: Arc<Deadlines>,
+    slots: BTreeMap<u64, Arc<Slot>>,
+    next_id: u64,
+    max: usize,
+}
+
+impl ActorTimers {
+    pub(crate) fn new(service: Arc<Deadlines>) -> Self {
+        ActorTimers {
+            service,
+            slots: BTreeMap::new(),
+            next_id: 0,
+            max: MAX_TIMERS_DEFAULT,
+        }
+    }
+
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    pub(crate) fn live(&mut self) -> usize {
+        self.slots.retain(|_, slot| slot.live());
+        self.slots.len()
+    }
+
+    fn admit(&mut self) -> Result<(TimerId, Arc<Slot>), TimerError> {
+        if self.live() >= self.max {
+            return Err(TimerError::TooMany { max: self.max });
+        }
+        self.next_id += 1;
+        let slot = Arc::new(Slot {
+            cancelled: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            key: Mutex::new(None),
+            in_flight: Arc::new(AtomicBool::new(false)),
+        });
+        self.slots.insert(self.next_id, slot.clone());
+        Ok((TimerId(self.next_id), slot))
+    }
+
+    pub(crate) fn send_after<A: Actor>(
+        &mut self,
+        actor: &ActorRef<A>,
+        delay: Duration,
+        msg: A::Msg,
+    ) -> Result<TimerId, TimerError> {
+        let (id, slot) = self.admit()?;
+        let at = self.service.now() + delay;
+        let (actor, fired) = (actor.clone(), slot.clone());
+        let key = self.service.schedule(
+            at,
+            Box::new(move || {
+                fired.done.store(true, Ordering::Release);
+                if !fired.cancelled.load(Ordering::Acquire) {
+                    actor.deliver_timer(msg, None);
+                }
+            }),
+        );
+        slot.set_key(key);
+        Ok(id)
+    }
+
+    pub(crate) fn send_interval<A: Actor>(
+        &mut self,
+        actor: &ActorRef<A>,
+        period: Duration,
+        msg: A::Msg,
+    ) -> Result<TimerId, TimerError>
+    where
+        A::Msg: Clone,
+    {
+        if period.is_zero() {
+            return Err(TimerError::ZeroPeriod);
+        }
+        let (id, slot) = self.admit()?;
+        let first = self.service.now() + period;
+        arm_periodic(
+            Arc::downgrade(&self.service),
+            slot,
+            first,
+            period,
+            actor.clone(),
+            msg,
+        );
+        Ok(id)
+    }
+
+    pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
+        match self.slots.remove(&id.0) {
+            Some(slot) => {
+                let was_live = slot.live();
+                slot.cancel(&self.service);
+                was_live
+            }
+            None => false,
+        }
+    }
+}
+
+/// Schedules the periodic timer's tick at `at`; each tick schedules the
+/// next one, skipping ticks already missed (no catch-up burst).
+fn arm_periodic<A: Actor>(
+    service: Weak<Deadlines>,
+    slot: Arc<Slot>,
+    at: Instant,
+    period: Duration,
+    actor: ActorRef<A>,
+    msg: A::Msg,
+) where
+    A::Msg: Clone,
+{
+    let Some(strong) = service.upgrade() else {
+        return;
+    };
+    if slot.cancelled.load(Ordering::Acquire) {
+        return;
+    }
+    let ticking = slot.clone();
+    let key = strong.schedule(
+        at,
+        Box::new(move || {
+            if ticking.cancelled.load(Ordering::Acquire) {
+                return;
+            }
+            // A tick still waiting in the mailbox stands for this one too.
+            if !ticking.in_flight.swap(true, Ordering::AcqRel) {
+                actor.deliver_timer(msg.clone(), Some(ticking.in_flight.clone()));
+            }
+            let Some(now) = service.upgrade().map(|s| s.now()) else {
+                return;
+            };
+            let behind = now.saturating_duration_since(at);
+            let periods = (behind.as_nanos() / period.as_nanos()) as u32 + 1;
+            let next = at + period * periods;
+            arm_periodic(service, ticking, next, period, actor, msg);
+        }),
+    );
+    slot.set_key(key);
+}
+
+impl Drop for ActorTimers {
+    fn drop(&mut self) {
+        for slot in self.slots.values() {
+            slot.cancel(&self.service);
+        }
+    }
+}
