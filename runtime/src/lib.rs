@@ -32,6 +32,7 @@ pub mod distribution;
 pub mod durability;
 mod env;
 pub mod registry;
+pub mod reminders;
 pub mod seams;
 pub mod supervision;
 #[cfg(feature = "tokio")]

@@ -66,23 +66,9 @@ impl<A: DurableActor> Host<A> {
         self.system.node()
     }
 
-    /// The nodes eligible to host: Up or Suspect members (a suspect node
-    /// keeps its actors until it is declared down, so a slow heartbeat does
-    /// not move them), sorted. Just this node without distribution.
+    /// The nodes eligible to host (see [`eligible_nodes`]).
     pub(crate) fn eligible_nodes(&self) -> Vec<NodeName> {
-        match self.system.distribution() {
-            None => vec![self.me().clone()],
-            Some(dist) => {
-                let mut nodes: Vec<NodeName> = dist
-                    .members()
-                    .into_iter()
-                    .filter(|m| matches!(m.status, MemberStatus::Up | MemberStatus::Suspect))
-                    .map(|m| m.node)
-                    .collect();
-                nodes.sort();
-                nodes
-            }
-        }
+        eligible_nodes(&self.system)
     }
 
     /// The node placement chooses for `id`, as this node sees the cluster.
@@ -223,6 +209,26 @@ impl<A: DurableActor> Host<A> {
     /// Deactivates everything (the host is closing).
     pub(crate) fn deactivate_all(&self) {
         self.retire(|_, _| true, "shutdown");
+    }
+}
+
+/// The nodes eligible to host placed work: Up or Suspect members (a
+/// suspect node keeps its work until it is declared down, so a slow
+/// heartbeat does not move it), sorted. Just this node without
+/// distribution.
+pub(crate) fn eligible_nodes(system: &ActorSystem) -> Vec<NodeName> {
+    match system.distribution() {
+        None => vec![system.node().clone()],
+        Some(dist) => {
+            let mut nodes: Vec<NodeName> = dist
+                .members()
+                .into_iter()
+                .filter(|m| matches!(m.status, MemberStatus::Up | MemberStatus::Suspect))
+                .map(|m| m.node)
+                .collect();
+            nodes.sort();
+            nodes
+        }
     }
 }
 

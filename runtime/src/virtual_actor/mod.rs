@@ -38,7 +38,9 @@
 //! placement agrees again and the extra activation is handed off.
 
 mod host;
-mod placement;
+pub(crate) mod placement;
+
+pub(crate) use host::eligible_nodes;
 
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
@@ -235,6 +237,11 @@ impl<A: DurableActor> VirtualActors<A> {
             let _ = target.route();
         }
         Ok(target)
+    }
+
+    /// The kind's name.
+    pub fn kind(&self) -> &str {
+        &self.host.config.kind
     }
 
     /// The ids active on this node, sorted.

@@ -19,15 +19,16 @@ pub(crate) fn owner<'a>(kind: &str, id: &str, nodes: &'a [NodeName]) -> Option<&
 /// than taken from `std::hash`, whose output may change between Rust
 /// releases: nodes built by different compilers must agree.
 fn weight(kind: &str, id: &str, node: &NodeName) -> u64 {
+    stable_hash(&[kind.as_bytes(), id.as_bytes(), node.as_str().as_bytes()])
+}
+
+/// FNV-1a over `parts`, a zero byte between them, finished with splitmix64:
+/// the same on every node and every build.
+pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
-        kind.as_bytes(),
-        b"\0",
-        id.as_bytes(),
-        b"\0",
-        node.as_str().as_bytes(),
-    ] {
-        for &byte in part {
+    for (i, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if i == 0 { b"" } else { b"\0" };
+        for &byte in separator.iter().chain(part.iter()) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
