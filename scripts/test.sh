@@ -26,4 +26,4 @@ cargo test --locked
 
 echo "== simulation tests (--cfg madsim)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim \
-    cargo test --locked -p plexspaces-sim -p plexspaces-tests-sim
+    cargo test --locked --profile sim -p plexspaces-sim -p plexspaces-tests-sim

@@ -21,7 +21,7 @@
 //! evict each other:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test -p plexspaces-sim
+//! RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim cargo test --profile sim -p plexspaces-sim
 //! ```
 
 #[cfg(madsim)]

@@ -90,7 +90,7 @@ impl SeedPlan {
 pub fn replay_command(test: &str, seed: u64) -> String {
     format!(
         "PLEXSPACES_SEED={seed} RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim \
-         cargo test -p plexspaces-tests-sim --test {test}"
+         cargo test --profile sim -p plexspaces-tests-sim --test {test}"
     )
 }
 
