@@ -62,7 +62,7 @@ impl<A: Actor> Context<A> {
 
     /// Timers live now (one-shots not yet fired, periodic not cancelled).
     pub fn live_timers(&mut self) -> usize {
-        self.timers.as_mut().map_or(0, |t| t.live())
+        self.timers.as_ref().map_or(0, |t| t.live())
     }
 
     /// Bounds this actor's live timers (default

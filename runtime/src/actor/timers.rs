@@ -22,7 +22,7 @@ use super::{Actor, ActorRef};
 use crate::seams::Instant;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -59,36 +59,62 @@ impl std::error::Error for TimerError {}
 /// One timer's shared state: the driver's callback and the actor's table
 /// both see it.
 struct Slot {
-    cancelled: AtomicBool,
-    /// A one-shot timer that fired.
-    done: AtomicBool,
+    /// [`ARMED`], [`FIRED`] (a one-shot delivered) or [`CANCELLED`]; the
+    /// one transition out of `ARMED` releases the timer's place.
+    state: AtomicU8,
+    /// The actor's count of live timers.
+    live: Arc<AtomicUsize>,
     /// The entry currently scheduled on the timer service.
     key: Mutex<Option<TimerKey>>,
     /// A periodic timer's tick is in the mailbox, not yet taken.
     in_flight: Arc<AtomicBool>,
 }
 
+const ARMED: u8 = 0;
+const FIRED: u8 = 1;
+const CANCELLED: u8 = 2;
+
 impl Slot {
     fn set_key(&self, key: TimerKey) {
         *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
     }
 
-    fn cancel(&self, service: &Deadlines) {
-        self.cancelled.store(true, Ordering::Release);
+    /// Leaves `ARMED` for `to`; true for the one caller that did.
+    fn finish(&self, to: u8) -> bool {
+        let done = self
+            .state
+            .compare_exchange(ARMED, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if done {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+        }
+        done
+    }
+
+    fn cancel(&self, service: &Deadlines) -> bool {
+        let was_live = self.finish(CANCELLED);
         if let Some(key) = self.key.lock().unwrap_or_else(|p| p.into_inner()).take() {
             service.cancel(key);
         }
+        was_live
+    }
+
+    fn cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CANCELLED
     }
 
     fn live(&self) -> bool {
-        !self.done.load(Ordering::Acquire) && !self.cancelled.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == ARMED
     }
 }
 
 /// One actor run's timers.
 pub(crate) struct ActorTimers {
     service: Arc<Deadlines>,
+    /// Every timer not yet pruned (fired and cancelled ones leave lazily).
     slots: BTreeMap<u64, Arc<Slot>>,
+    /// Timers live now (kept by the slots themselves, so counting is O(1)).
+    live: Arc<AtomicUsize>,
     next_id: u64,
     max: usize,
 }
@@ -98,6 +124,7 @@ impl ActorTimers {
         ActorTimers {
             service,
             slots: BTreeMap::new(),
+            live: Arc::new(AtomicUsize::new(0)),
             next_id: 0,
             max: MAX_TIMERS_DEFAULT,
         }
@@ -107,19 +134,25 @@ impl ActorTimers {
         self.max = max;
     }
 
-    pub(crate) fn live(&mut self) -> usize {
-        self.slots.retain(|_, slot| slot.live());
-        self.slots.len()
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
     }
 
     fn admit(&mut self) -> Result<(TimerId, Arc<Slot>), TimerError> {
-        if self.live() >= self.max {
+        let live = self.live();
+        if live >= self.max {
             return Err(TimerError::TooMany { max: self.max });
         }
+        // Forget finished timers once they outnumber live ones: amortized
+        // O(1) per timer, and the table stays within twice the live count.
+        if self.slots.len() > 2 * live + 64 {
+            self.slots.retain(|_, slot| slot.live());
+        }
+        self.live.fetch_add(1, Ordering::AcqRel);
         self.next_id += 1;
         let slot = Arc::new(Slot {
-            cancelled: AtomicBool::new(false),
-            done: AtomicBool::new(false),
+            state: AtomicU8::new(ARMED),
+            live: self.live.clone(),
             key: Mutex::new(None),
             in_flight: Arc::new(AtomicBool::new(false)),
         });
@@ -139,8 +172,7 @@ impl ActorTimers {
         let key = self.service.schedule(
             at,
             Box::new(move || {
-                fired.done.store(true, Ordering::Release);
-                if !fired.cancelled.load(Ordering::Acquire) {
+                if fired.finish(FIRED) {
                     actor.deliver_timer(msg, None);
                 }
             }),
@@ -176,11 +208,7 @@ impl ActorTimers {
 
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         match self.slots.remove(&id.0) {
-            Some(slot) => {
-                let was_live = slot.live();
-                slot.cancel(&self.service);
-                was_live
-            }
+            Some(slot) => slot.cancel(&self.service),
             None => false,
         }
     }
@@ -201,14 +229,14 @@ fn arm_periodic<A: Actor>(
     let Some(strong) = service.upgrade() else {
         return;
     };
-    if slot.cancelled.load(Ordering::Acquire) {
+    if slot.cancelled() {
         return;
     }
     let ticking = slot.clone();
     let key = strong.schedule(
         at,
         Box::new(move || {
-            if ticking.cancelled.load(Ordering::Acquire) {
+            if ticking.cancelled() {
                 return;
             }
             // A tick still waiting in the mailbox stands for this one too.
