@@ -21,9 +21,9 @@
 
 use plexspaces::Env;
 use plexspaces::seams::Spawn;
+use plexspaces_storage::journal::claims::{Claim, Claims};
 use plexspaces_storage::journal::{Checkpoint, Journal, JournalError};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio_postgres::{Client, NoTls};
 
 /// The tables, created if missing.
@@ -107,12 +107,6 @@ impl PgJournalConfig {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Claim {
-    epoch: i64,
-    last_seq: i64,
-}
-
 /// A journal in PostgreSQL tables, shared by every node that connects.
 /// Cheap to clone; clones share the connection and this node's claims.
 #[derive(Clone)]
@@ -124,7 +118,7 @@ struct Inner {
     env: Env,
     config: PgJournalConfig,
     client: futures::lock::Mutex<Option<Arc<Client>>>,
-    claims: Mutex<BTreeMap<String, Claim>>,
+    claims: Claims,
 }
 
 fn unavailable(e: tokio_postgres::Error) -> JournalError {
@@ -145,7 +139,7 @@ impl PgJournal {
                 env,
                 config,
                 client: futures::lock::Mutex::new(None),
-                claims: Mutex::new(BTreeMap::new()),
+                claims: Claims::default(),
             }),
         };
         journal
@@ -175,24 +169,16 @@ impl PgJournal {
         *slot = Some(client.clone());
         Ok(client)
     }
-
-    fn claims(&self) -> MutexGuard<'_, BTreeMap<String, Claim>> {
-        self.inner.claims.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn claim_of(&self, stream: &str) -> Result<Claim, JournalError> {
-        self.claims()
-            .get(stream)
-            .copied()
-            .ok_or_else(|| JournalError::Fenced {
-                stream: stream.to_string(),
-                detail: "this node has not claimed the stream".into(),
-            })
-    }
 }
 
+/// PostgreSQL's BIGINT is signed; sequence numbers and epochs never come
+/// near 2^63.
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Journal for PgJournal {
@@ -201,7 +187,7 @@ impl Journal for PgJournal {
     }
 
     async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
-        let claim = self.claim_of(stream)?;
+        let claim = self.inner.claims.of(stream)?;
         let max = self.inner.config.entry_bytes_max;
         if let Some(big) = entries.iter().find(|e| e.len() > max) {
             return Err(JournalError::TooLarge {
@@ -210,11 +196,12 @@ impl Journal for PgJournal {
             });
         }
         if entries.is_empty() {
-            return Ok(to_u64(claim.last_seq));
+            return Ok(claim.last_seq);
         }
+        let (epoch, expected) = (to_i64(claim.epoch), to_i64(claim.last_seq));
         let client = self.client().await?;
         let rows = client
-            .query(APPEND, &[&stream, &claim.epoch, &claim.last_seq, &entries])
+            .query(APPEND, &[&stream, &epoch, &expected, &entries])
             .await
             .map_err(unavailable)?;
         if rows.len() != entries.len() {
@@ -227,15 +214,9 @@ impl Journal for PgJournal {
                 ),
             });
         }
-        let last_seq = claim.last_seq + entries.len() as i64;
-        if let Some(c) = self
-            .claims()
-            .get_mut(stream)
-            .filter(|c| c.epoch == claim.epoch)
-        {
-            c.last_seq = last_seq;
-        }
-        Ok(to_u64(last_seq))
+        let last_seq = claim.last_seq + entries.len() as u64;
+        self.inner.claims.appended(stream, claim.epoch, last_seq);
+        Ok(last_seq)
     }
 
     async fn replay_each<F>(
@@ -278,7 +259,7 @@ impl Journal for PgJournal {
     }
 
     fn last_seq(&self, stream: &str) -> u64 {
-        self.claims().get(stream).map_or(0, |c| to_u64(c.last_seq))
+        self.inner.claims.last_seq(stream)
     }
 
     async fn claim(&self, stream: &str) -> Result<(), JournalError> {
@@ -288,10 +269,10 @@ impl Journal for PgJournal {
             .await
             .map_err(unavailable)?;
         let claim = Claim {
-            epoch: row.get(0),
-            last_seq: row.get(1),
+            epoch: to_u64(row.get(0)),
+            last_seq: to_u64(row.get(1)),
         };
-        self.claims().insert(stream.to_string(), claim);
+        self.inner.claims.granted(stream, claim);
         Ok(())
     }
 
@@ -301,18 +282,18 @@ impl Journal for PgJournal {
         seq: u64,
         state: &[u8],
     ) -> Result<(), JournalError> {
-        let claim = self.claim_of(stream)?;
-        let at = i64::try_from(seq).unwrap_or(i64::MAX);
-        if at > claim.last_seq {
+        let claim = self.inner.claims.of(stream)?;
+        if seq > claim.last_seq {
             return Err(JournalError::CheckpointAhead {
                 stream: stream.to_string(),
                 seq,
-                last: to_u64(claim.last_seq),
+                last: claim.last_seq,
             });
         }
+        let (epoch, at) = (to_i64(claim.epoch), to_i64(seq));
         let client = self.client().await?;
         let row = client
-            .query_one(CHECKPOINT, &[&stream, &claim.epoch, &at, &state])
+            .query_one(CHECKPOINT, &[&stream, &epoch, &at, &state])
             .await
             .map_err(unavailable)?;
         if row.get::<_, i64>(0) == 1 {

@@ -18,30 +18,11 @@
 // and drives peers on their own executors.
 #![allow(unsafe_code, clippy::disallowed_methods, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-struct Counting;
-
-static HEAP_BYTES: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every call forwards to `System` with the caller's arguments; the
-// counter only observes sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HEAP_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HEAP_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HEAP_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, heap};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -53,10 +34,6 @@ fn on_worker<T: Send + 'static>(
     future: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
     rt.block_on(async { tokio::spawn(future).await.expect("the benchmark task") })
-}
-
-fn heap() -> i64 {
-    HEAP_BYTES.load(Ordering::Relaxed)
 }
 
 fn tokio_runtime() -> tokio::runtime::Runtime {

@@ -22,37 +22,14 @@ use plexspaces::reminders::{Recurrence, ReminderConfig, ReminderSpec, ReminderTa
 use plexspaces::storage::journal::{FileJournal, Journal, JournalConfig};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-struct Counting;
-
-static HEAP_BYTES: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: every call forwards to `System` with the caller's arguments; the
-// counter only observes sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HEAP_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HEAP_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HEAP_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, heap};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn heap() -> i64 {
-    HEAP_BYTES.load(Ordering::Relaxed)
-}
 
 /// Delays spread over 10 ms – 1 s (a fixed sequence, the same for all).
 fn delays(n: usize) -> Vec<Duration> {

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod claims;
 mod error;
 mod file;
 pub mod frame;

@@ -8,11 +8,11 @@ use plexspaces_net::wire::{
     MAX_FRAME_LEN_DEFAULT, WireMessage,
 };
 use plexspaces_net::{Connection, DynReader, DynWriter, Net};
+use plexspaces_storage::journal::claims::{Claim, Claims};
 use plexspaces_storage::journal::{Checkpoint, Journal, JournalError};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where the journal server is and how long to wait for it.
@@ -60,14 +60,8 @@ struct Inner {
     config: SharedJournalConfig,
     idle: Mutex<Vec<Conn>>,
     /// Streams this handle claimed: their epoch and last sequence number.
-    claims: Mutex<BTreeMap<String, Claim>>,
+    claims: Claims,
     next_request: AtomicU64,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Claim {
-    epoch: u64,
-    last_seq: u64,
 }
 
 struct Conn {
@@ -83,24 +77,10 @@ impl SharedJournal {
                 env,
                 config,
                 idle: Mutex::new(Vec::new()),
-                claims: Mutex::new(BTreeMap::new()),
+                claims: Claims::default(),
                 next_request: AtomicU64::new(1),
             }),
         }
-    }
-
-    fn claims(&self) -> MutexGuard<'_, BTreeMap<String, Claim>> {
-        self.inner.claims.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn claim_of(&self, stream: &str) -> Result<Claim, JournalError> {
-        self.claims()
-            .get(stream)
-            .copied()
-            .ok_or_else(|| JournalError::Fenced {
-                stream: stream.to_string(),
-                detail: "this node has not claimed the stream".into(),
-            })
     }
 
     async fn dial(&self) -> Result<Conn, JournalError> {
@@ -219,7 +199,7 @@ impl Journal for SharedJournal {
     }
 
     async fn append_all(&self, stream: &str, entries: &[&[u8]]) -> Result<u64, JournalError> {
-        let claim = self.claim_of(stream)?;
+        let claim = self.inner.claims.of(stream)?;
         if entries.is_empty() {
             return Ok(claim.last_seq);
         }
@@ -231,13 +211,7 @@ impl Journal for SharedJournal {
         };
         match self.call(op).await? {
             JournalOutcome::Appended { last_seq } => {
-                if let Some(c) = self
-                    .claims()
-                    .get_mut(stream)
-                    .filter(|c| c.epoch == claim.epoch)
-                {
-                    c.last_seq = last_seq;
-                }
+                self.inner.claims.appended(stream, claim.epoch, last_seq);
                 Ok(last_seq)
             }
             other => Err(refused(stream, other)),
@@ -286,7 +260,7 @@ impl Journal for SharedJournal {
     }
 
     fn last_seq(&self, stream: &str) -> u64 {
-        self.claims().get(stream).map_or(0, |c| c.last_seq)
+        self.inner.claims.last_seq(stream)
     }
 
     async fn claim(&self, stream: &str) -> Result<(), JournalError> {
@@ -295,8 +269,7 @@ impl Journal for SharedJournal {
         };
         match self.call(op).await? {
             JournalOutcome::Claimed { epoch, last_seq } => {
-                self.claims()
-                    .insert(stream.to_string(), Claim { epoch, last_seq });
+                self.inner.claims.granted(stream, Claim { epoch, last_seq });
                 Ok(())
             }
             other => Err(refused(stream, other)),
@@ -309,7 +282,7 @@ impl Journal for SharedJournal {
         seq: u64,
         state: &[u8],
     ) -> Result<(), JournalError> {
-        let claim = self.claim_of(stream)?;
+        let claim = self.inner.claims.of(stream)?;
         let op = JournalOp::SaveCheckpoint {
             stream: stream.to_string(),
             epoch: claim.epoch,
