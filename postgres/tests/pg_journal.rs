@@ -229,3 +229,71 @@ async fn virtual_actors_move_between_nodes_with_their_state_in_postgres() {
     assert_eq!(va.active_ids().len(), on_b.len());
     a.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_keep_their_table_in_postgres() {
+    use plexspaces::reminders::{
+        Recurrence, ReminderConfig, ReminderSpec, ReminderTarget, Reminders,
+    };
+    use plexspaces::seams::Clock;
+    const WAIT: Duration = Duration::from_secs(15);
+    let env = env("rem").await;
+    let system = ActorSystem::new(env.clone());
+    let journal = JournalBackend::custom(
+        PgJournal::connect(env.clone(), PgJournalConfig::new(connection()))
+            .await
+            .unwrap(),
+    );
+    let kind = format!("r{}", std::process::id() % 100_000);
+    let counters =
+        VirtualActors::register(&system, VirtualConfig::new(&kind, journal.clone()), |_| {
+            Counter::default()
+        })
+        .unwrap();
+    let mut config = ReminderConfig::new(journal);
+    // One shard: a single stream to claim and load. (A server reused across
+    // runs keeps earlier runs' reminders; their kinds, unique per run, are
+    // not registered here, so they only wait.)
+    config.shards = 1;
+    let reminders = Reminders::start(&system, config).await.unwrap();
+    reminders.deliver_to(&counters, |_| 1);
+    let target = ReminderTarget::new(&kind, "c1");
+    let now = env.wall_clock();
+    // Due now (fires at once), and one far away that stays registered.
+    for (name, due) in [("now", now), ("later", now + Duration::from_secs(3600))] {
+        let spec = ReminderSpec {
+            name: name.into(),
+            first_due: due,
+            recurrence: Recurrence::Once,
+        };
+        reminders.register(&target, spec, WAIT).await.unwrap();
+    }
+    // The due one is delivered (the counter reaches 1) and, once
+    // acknowledged, leaves the table.
+    let fired = async {
+        loop {
+            let names: Vec<String> = reminders
+                .list(&target, WAIT)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            if names == ["later"] {
+                return;
+            }
+            env.sleep(Duration::from_millis(10)).await;
+        }
+    };
+    env.timeout(WAIT, fired)
+        .await
+        .expect("the due reminder never fired");
+    let total = counters
+        .get("c1")
+        .unwrap()
+        .call("check", 0, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    system.shutdown().await;
+}
