@@ -31,6 +31,7 @@ pub mod channels;
 pub mod distribution;
 pub mod durability;
 mod env;
+pub mod groups;
 pub mod registry;
 pub mod reminders;
 pub mod seams;

@@ -44,6 +44,9 @@ struct SystemInner {
     env: Env,
     channels: crate::channels::ChannelService,
     objects: crate::registry::ObjectRegistry,
+    /// The node's group actor, once started (not a `ProcessGroups`, which
+    /// holds the system and would make a cycle).
+    groups: Mutex<Option<ActorRef<crate::groups::GroupsActor>>>,
     spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
@@ -78,6 +81,7 @@ impl ActorSystem {
                 spaces: Mutex::new(BTreeMap::new()),
                 channels: crate::channels::ChannelService::new(env.clone(), Default::default()),
                 objects: Default::default(),
+                groups: Mutex::new(None),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 facet_types: FacetRegistry::with_builtins(),
@@ -111,6 +115,23 @@ impl ActorSystem {
     /// The node's queues and topics.
     pub fn channels(&self) -> &crate::channels::ChannelService {
         &self.inner.channels
+    }
+
+    /// The node's process groups (started on first use; start distribution
+    /// first so they span the cluster).
+    pub fn process_groups(
+        &self,
+    ) -> Result<crate::groups::ProcessGroups, crate::groups::GroupError> {
+        let mut groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let actor = match groups.as_ref() {
+            Some(actor) => actor.clone(),
+            None => {
+                let actor = crate::groups::ProcessGroups::start(self)?;
+                *groups = Some(actor.clone());
+                actor
+            }
+        };
+        Ok(crate::groups::ProcessGroups::new(self.clone(), actor))
     }
 
     /// The ObjectRegistry as tenant `tenant` sees it: only that tenant's

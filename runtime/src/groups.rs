@@ -1,0 +1,430 @@
+//! Process groups (Erlang `pg`-style, the design's Process Group Service):
+//! named groups of actors, scoped by tenant and namespace, across nodes.
+//!
+//! - `join` / `leave` / `members` / `send_to_group` through
+//!   [`ActorSystem::process_groups`](crate::actor::ActorSystem::process_groups).
+//! - Each node keeps its own members and tells every other node of each
+//!   change; on every membership change it sends each Up peer its whole
+//!   local table (so a node that joins or restarts catches up), and it
+//!   forgets the members of nodes that are neither Up nor Suspect: the
+//!   members of a node declared down leave their groups.
+//! - A member leaves its groups when it exits.
+//! - Views are eventually consistent, as in Erlang: right after a join on
+//!   one node, another node may not list the new member yet.
+//!
+//! Members must be [`RemoteActor`]s (serde messages) so any node can
+//! message them; with distribution running, `join` exports the actor.
+
+use crate::actor::{Actor, ActorError, ActorId, ActorRef, ActorSystem, Context, SendError};
+use crate::distribution::{MemberStatus, RemoteActor};
+use crate::env::NodeName;
+use crate::seams::Spawn;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+/// The name of each node's group actor.
+const GROUPS_ACTOR: &str = "pg";
+/// Longest tenant, namespace or group name, in bytes.
+pub const GROUP_NAME_BYTES_MAX: usize = 128;
+
+/// A group's full name: tenant, namespace, group.
+type GroupKey = (String, String, String);
+
+/// A process group operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupError {
+    /// A tenant, namespace or group name is empty, too long or holds a
+    /// control character.
+    InvalidName(String),
+    /// Only actors on this node can be joined (or left) here.
+    NotLocal(ActorId),
+    /// The node's group service did not answer.
+    Unavailable(String),
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupError::InvalidName(why) => write!(f, "invalid group name: {why}"),
+            GroupError::NotLocal(id) => write!(f, "{id} is not on this node"),
+            GroupError::Unavailable(why) => write!(f, "process groups unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
+
+fn check(what: &str, name: &str) -> Result<(), GroupError> {
+    if name.is_empty() || name.len() > GROUP_NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        return Err(GroupError::InvalidName(format!(
+            "{what} {name:?}: 1 to {GROUP_NAME_BYTES_MAX} bytes, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn key(tenant: &str, namespace: &str, group: &str) -> Result<GroupKey, GroupError> {
+    check("tenant", tenant)?;
+    check("namespace", namespace)?;
+    check("group", group)?;
+    Ok((tenant.to_string(), namespace.to_string(), group.to_string()))
+}
+
+/// A node's process groups. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProcessGroups {
+    system: ActorSystem,
+    actor: ActorRef<GroupsActor>,
+}
+
+/// How long a call to the node's own group actor may take.
+const LOCAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ProcessGroups {
+    pub(crate) fn new(system: ActorSystem, actor: ActorRef<GroupsActor>) -> Self {
+        ProcessGroups { system, actor }
+    }
+
+    /// Starts the node's group actor (called once, by the actor system).
+    pub(crate) fn start(system: &ActorSystem) -> Result<ActorRef<GroupsActor>, GroupError> {
+        let actor = system
+            .spawn(GROUPS_ACTOR, GroupsActor::default())
+            .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+        if let Some(dist) = system.distribution() {
+            dist.export(&actor)
+                .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+            let listener = actor.clone();
+            dist.on_view_change(std::sync::Arc::new(move || {
+                let _ = listener.try_tell(GroupMsg::ViewChanged);
+            }));
+        }
+        Ok(actor)
+    }
+
+    async fn call(&self, msg: GroupMsg) -> Result<GroupReply, GroupError> {
+        self.actor
+            .ask(msg, LOCAL_TIMEOUT)
+            .await
+            .map_err(|e| GroupError::Unavailable(e.to_string()))
+    }
+
+    /// Adds `actor` (on this node) to the group; it stays until it leaves
+    /// or exits. Joining twice is one membership.
+    pub async fn join<A: RemoteActor>(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        group: &str,
+        actor: &ActorRef<A>,
+    ) -> Result<(), GroupError> {
+        let key = key(tenant, namespace, group)?;
+        if !actor.is_local() || actor.id().node() != self.system.node() {
+            return Err(GroupError::NotLocal(actor.id().clone()));
+        }
+        if let Some(dist) = self.system.distribution() {
+            dist.export(actor)
+                .map_err(|e| GroupError::Unavailable(e.to_string()))?;
+        }
+        let name = actor.id().name().to_string();
+        let joined = self
+            .call(GroupMsg::Join {
+                key: key.clone(),
+                name: name.clone(),
+            })
+            .await?;
+        if joined == GroupReply::Joined(true) {
+            // Leaves every group it is in when it exits.
+            let (watched, groups) = (actor.clone(), self.actor.clone());
+            self.system.env().spawn_task(Box::pin(async move {
+                watched.wait_exit().await;
+                let _ = groups.tell(GroupMsg::Exited { name }).await;
+            }));
+        }
+        Ok(())
+    }
+
+    /// Removes `actor` from the group; false if it was not a member.
+    pub async fn leave<A: Actor>(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        group: &str,
+        actor: &ActorRef<A>,
+    ) -> Result<bool, GroupError> {
+        let key = key(tenant, namespace, group)?;
+        if actor.id().node() != self.system.node() {
+            return Err(GroupError::NotLocal(actor.id().clone()));
+        }
+        let name = actor.id().name().to_string();
+        match self.call(GroupMsg::Leave { key, name }).await? {
+            GroupReply::Left(was) => Ok(was),
+            other => Err(GroupError::Unavailable(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// The group's members on every node this node knows of, sorted.
+    pub async fn members(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        group: &str,
+    ) -> Result<Vec<ActorId>, GroupError> {
+        let key = key(tenant, namespace, group)?;
+        match self.call(GroupMsg::Members { key }).await? {
+            GroupReply::Members(members) => Ok(members
+                .into_iter()
+                .filter_map(|(name, node)| {
+                    NodeName::new(&node)
+                        .ok()
+                        .and_then(|node| ActorId::new(&name, node).ok())
+                })
+                .collect()),
+            other => Err(GroupError::Unavailable(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// Tells `msg` to every member of the group that is an `A` (local or
+    /// remote) and returns how many were sent it. Delivery is at most once
+    /// per member, as any tell.
+    pub async fn send_to_group<A: RemoteActor>(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        group: &str,
+        msg: A::Msg,
+    ) -> Result<usize, GroupError>
+    where
+        A::Msg: Clone,
+    {
+        let mut sent = 0;
+        for member in self.members(tenant, namespace, group).await? {
+            let Ok(actor) = self.system.resolve::<A>(&member) else {
+                continue; // another type, or gone
+            };
+            match actor.tell(msg.clone()).await {
+                Ok(()) => sent += 1,
+                Err(SendError::Stopped(_) | SendError::MailboxFull(_)) => {}
+            }
+        }
+        Ok(sent)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum GroupMsg {
+    Join {
+        key: GroupKey,
+        name: String,
+    },
+    Leave {
+        key: GroupKey,
+        name: String,
+    },
+    Members {
+        key: GroupKey,
+    },
+    /// A local member exited: it leaves every group.
+    Exited {
+        name: String,
+    },
+    /// Membership changed: resync peers, forget the members of gone nodes.
+    ViewChanged,
+    /// From a peer: its whole local table (replaces what we had of it).
+    Sync {
+        from: String,
+        members: Vec<(GroupKey, String)>,
+    },
+    /// From a peer: one of its actors joined (`true`) or left a group.
+    Changed {
+        from: String,
+        key: GroupKey,
+        name: String,
+        joined: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum GroupReply {
+    /// Joined; true if it was not a member before.
+    Joined(bool),
+    Left(bool),
+    Members(Vec<(String, String)>),
+    Done,
+}
+
+/// One node's group table: its own members, and what peers told it.
+#[derive(Default)]
+pub(crate) struct GroupsActor {
+    local: BTreeMap<GroupKey, BTreeSet<String>>,
+    remote: BTreeMap<String, BTreeMap<GroupKey, BTreeSet<String>>>,
+}
+
+impl GroupsActor {
+    /// The peers to tell: members this node sees Up, itself excluded.
+    fn peers(ctx: &Context<Self>) -> Vec<NodeName> {
+        let Some(dist) = ctx.system().distribution() else {
+            return Vec::new();
+        };
+        let me = ctx.system().node();
+        dist.members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Up && &m.node != me)
+            .map(|m| m.node)
+            .collect()
+    }
+
+    fn tell_peer(ctx: &Context<Self>, peer: NodeName, msg: GroupMsg) {
+        let Some(dist) = ctx.system().distribution() else {
+            return;
+        };
+        let Ok(id) = ActorId::new(GROUPS_ACTOR, peer) else {
+            return;
+        };
+        match dist.remote_ref::<GroupsActor>(&id) {
+            Ok(peer) => {
+                // A full link queue makes this wait; never block the table.
+                if let Err(SendError::MailboxFull(_)) = peer.try_tell(msg.clone()) {
+                    ctx.env().spawn_task(Box::pin(async move {
+                        let _ = peer.tell(msg).await;
+                    }));
+                }
+            }
+            Err(e) => tracing::debug!("process groups: cannot reach {id}: {e}"),
+        }
+    }
+
+    fn broadcast(&self, ctx: &Context<Self>, key: &GroupKey, name: &str, joined: bool) {
+        let from = ctx.system().node().to_string();
+        for peer in Self::peers(ctx) {
+            let msg = GroupMsg::Changed {
+                from: from.clone(),
+                key: key.clone(),
+                name: name.to_string(),
+                joined,
+            };
+            Self::tell_peer(ctx, peer, msg);
+        }
+    }
+
+    fn view_changed(&mut self, ctx: &Context<Self>) {
+        let alive: BTreeSet<String> = match ctx.system().distribution() {
+            None => BTreeSet::new(),
+            Some(dist) => dist
+                .members()
+                .into_iter()
+                .filter(|m| matches!(m.status, MemberStatus::Up | MemberStatus::Suspect))
+                .map(|m| m.node.to_string())
+                .collect(),
+        };
+        self.remote.retain(|node, _| alive.contains(node));
+        let members: Vec<(GroupKey, String)> = self
+            .local
+            .iter()
+            .flat_map(|(key, names)| names.iter().map(move |n| (key.clone(), n.clone())))
+            .collect();
+        let from = ctx.system().node().to_string();
+        for peer in Self::peers(ctx) {
+            let msg = GroupMsg::Sync {
+                from: from.clone(),
+                members: members.clone(),
+            };
+            Self::tell_peer(ctx, peer, msg);
+        }
+    }
+}
+
+impl Actor for GroupsActor {
+    type Msg = GroupMsg;
+    type Reply = GroupReply;
+
+    async fn handle(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msg: GroupMsg,
+    ) -> Result<GroupReply, ActorError> {
+        Ok(match msg {
+            GroupMsg::Join { key, name } => {
+                let new = self
+                    .local
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(name.clone());
+                if new {
+                    self.broadcast(ctx, &key, &name, true);
+                }
+                GroupReply::Joined(new)
+            }
+            GroupMsg::Leave { key, name } => {
+                let was = self
+                    .local
+                    .get_mut(&key)
+                    .is_some_and(|names| names.remove(&name));
+                self.local.retain(|_, names| !names.is_empty());
+                if was {
+                    self.broadcast(ctx, &key, &name, false);
+                }
+                GroupReply::Left(was)
+            }
+            GroupMsg::Members { key } => {
+                let me = ctx.system().node().to_string();
+                let mut members: Vec<(String, String)> = self
+                    .local
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .map(|n| (n.clone(), me.clone()))
+                    .collect();
+                for (node, table) in &self.remote {
+                    for name in table.get(&key).into_iter().flatten() {
+                        members.push((name.clone(), node.clone()));
+                    }
+                }
+                members.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+                GroupReply::Members(members)
+            }
+            GroupMsg::Exited { name } => {
+                let groups: Vec<GroupKey> = self
+                    .local
+                    .iter_mut()
+                    .filter_map(|(key, names)| names.remove(&name).then(|| key.clone()))
+                    .collect();
+                self.local.retain(|_, names| !names.is_empty());
+                for key in groups {
+                    self.broadcast(ctx, &key, &name, false);
+                }
+                GroupReply::Done
+            }
+            GroupMsg::ViewChanged => {
+                self.view_changed(ctx);
+                GroupReply::Done
+            }
+            GroupMsg::Sync { from, members } => {
+                let mut table: BTreeMap<GroupKey, BTreeSet<String>> = BTreeMap::new();
+                for (key, name) in members {
+                    table.entry(key).or_default().insert(name);
+                }
+                self.remote.insert(from, table);
+                GroupReply::Done
+            }
+            GroupMsg::Changed {
+                from,
+                key,
+                name,
+                joined,
+            } => {
+                let table = self.remote.entry(from).or_default();
+                if joined {
+                    table.entry(key).or_default().insert(name);
+                } else if let Some(names) = table.get_mut(&key) {
+                    names.remove(&name);
+                    if names.is_empty() {
+                        table.remove(&key);
+                    }
+                }
+                GroupReply::Done
+            }
+        })
+    }
+}
