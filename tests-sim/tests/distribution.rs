@@ -258,7 +258,7 @@ fn scenario(seed: u64) -> Outcome {
 
 #[test]
 fn remote_asks_keep_order_and_membership_heals_under_the_nemesis() {
-    let outcomes = run_seeds("distribution", &SeedPlan::from_env(8), scenario);
+    let outcomes = run_seeds("distribution", &SeedPlan::from_env(24), scenario);
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
     assert!(failed > 0, "the nemesis never made an ask fail");
     assert!(

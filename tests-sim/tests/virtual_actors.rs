@@ -360,7 +360,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
 
 #[test]
 fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_nemesis() {
-    let outcomes = run_seeds("virtual_actors", &SeedPlan::from_env(6), scenario);
+    let outcomes = run_seeds("virtual_actors", &SeedPlan::from_env(24), scenario);
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
     assert!(
         failed > 0,
