@@ -12,12 +12,16 @@
 //!   carry a lease and vanish when it runs out (on the node's clock).
 //! - Listeners subscribe to write and take events of matching tuples.
 //!
-//! This is the in-memory backend. A durable backend on the embedded log and
-//! a shared multi-node backend are not built yet.
+//! [`TupleSpace`] is the in-memory backend; [`DurableTupleSpace`] journals
+//! every write and take (embedded log or a shared backend) and survives
+//! restarts. A space shared by several nodes with atomic takes across them
+//! is not built yet.
 
+mod durable;
 mod space;
 mod value;
 
+pub use durable::{DurableSpaceError, DurableTupleSpace};
 pub use space::{
     Action, QoS, Subscription, SubscriptionId, TupleEvent, TupleSpace, TupleSpaceConfig,
     TupleSpaceError, TupleSpaceListener,

@@ -342,6 +342,15 @@ impl TupleSpace {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The space's bounds.
+    pub fn config(&self) -> &TupleSpaceConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn check_size(&self, tuple: &Tuple) -> Result<(), TupleSpaceError> {
+        self.check(tuple)
+    }
+
     fn check(&self, tuple: &Tuple) -> Result<(), TupleSpaceError> {
         let bytes = tuple.size();
         if bytes > self.inner.config.tuple_bytes_max {
@@ -393,6 +402,21 @@ impl TupleSpace {
     }
 
     fn write_inner(&self, tuple: Tuple, expires: Option<Instant>) -> Result<(), TupleSpaceError> {
+        self.put(tuple, expires, true)
+    }
+
+    /// Puts back a tuple a durable take could not journal: it was in the
+    /// space a moment ago, so the bound does not apply.
+    pub(crate) fn restore(&self, tuple: Tuple) {
+        let _ = self.put(tuple, None, false);
+    }
+
+    fn put(
+        &self,
+        tuple: Tuple,
+        expires: Option<Instant>,
+        bounded: bool,
+    ) -> Result<(), TupleSpaceError> {
         self.check(&tuple)?;
         let mut wake = Vec::new();
         let mut sync = Vec::new();
@@ -403,7 +427,7 @@ impl TupleSpace {
                 .waiters
                 .iter()
                 .any(|w| w.take && w.pattern.matches(&tuple));
-            if state.count >= self.inner.config.tuples_max && !taker_waits {
+            if bounded && state.count >= self.inner.config.tuples_max && !taker_waits {
                 return Err(self.full());
             }
             state.events(Action::Write, &tuple, &mut sync);

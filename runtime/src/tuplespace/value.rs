@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// A field of a tuple.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// Text.
     Str(String),
@@ -126,7 +126,7 @@ impl From<Vec<u8>> for Value {
 }
 
 /// A tuple: an ordered list of fields.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Tuple(pub Vec<Value>);
 
 impl Tuple {
