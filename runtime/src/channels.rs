@@ -85,6 +85,9 @@ struct Queued {
 struct Queue {
     ready: VecDeque<Queued>,
     unacked: BTreeMap<u64, (Queued, Instant)>,
+    /// The unacknowledged deliveries by redelivery deadline, so finding the
+    /// expired ones does not scan every outstanding delivery.
+    deadlines: std::collections::BTreeSet<(Instant, u64)>,
     consumers: Vec<Waker>,
     senders: Vec<Waker>,
 }
@@ -124,6 +127,15 @@ impl fmt::Debug for ChannelService {
     }
 }
 
+/// The queue named `name`, made if new (without allocating its name on
+/// every call).
+fn queue_mut<'a>(queues: &'a mut BTreeMap<String, Queue>, name: &str) -> &'a mut Queue {
+    if !queues.contains_key(name) {
+        queues.insert(name.to_string(), Queue::default());
+    }
+    queues.get_mut(name).expect("inserted above")
+}
+
 fn wake_all(wakers: &mut Vec<Waker>) -> Vec<Waker> {
     std::mem::take(wakers)
 }
@@ -144,12 +156,15 @@ impl ChannelService {
 
     /// Puts expired unacknowledged messages of `queue` back at its front.
     fn redeliver_expired(queue: &mut Queue, now: Instant) {
-        let expired: Vec<u64> = queue
-            .unacked
-            .iter()
-            .filter(|(_, (_, at))| *at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut expired = Vec::new();
+        while let Some(&(at, id)) = queue.deadlines.first()
+            && at <= now
+        {
+            queue.deadlines.pop_first();
+            expired.push(id);
+        }
+        // Oldest message first at the front of the queue.
+        expired.sort_unstable();
         for id in expired.into_iter().rev() {
             let (mut message, _) = queue.unacked.remove(&id).expect("listed");
             message.redeliveries += 1;
@@ -160,7 +175,7 @@ impl ChannelService {
     fn try_send(&self, queue_name: &str, payload: Vec<u8>) -> Result<u64, Vec<u8>> {
         let mut state = self.state();
         let id = state.next_id;
-        let queue = state.queues.entry(queue_name.to_string()).or_default();
+        let queue = queue_mut(&mut state.queues, queue_name);
         if queue.ready.len() + queue.unacked.len() >= self.config.queue_capacity {
             return Err(payload);
         }
@@ -191,10 +206,7 @@ impl ChannelService {
                 Err(payload) => {
                     slot = Some(payload);
                     let mut state = self.state();
-                    state
-                        .queues
-                        .entry(queue.to_string())
-                        .or_default()
+                    queue_mut(&mut state.queues, queue)
                         .senders
                         .push(cx.waker().clone());
                     Poll::Pending
@@ -207,7 +219,7 @@ impl ChannelService {
     fn try_receive(&self, queue_name: &str, cx: Option<&mut Context<'_>>) -> Option<QueueDelivery> {
         let now = self.env.now();
         let mut state = self.state();
-        let queue = state.queues.entry(queue_name.to_string()).or_default();
+        let queue = queue_mut(&mut state.queues, queue_name);
         Self::redeliver_expired(queue, now);
         match queue.ready.pop_front() {
             Some(message) => {
@@ -216,9 +228,9 @@ impl ChannelService {
                     payload: message.payload.clone(),
                     redeliveries: message.redeliveries,
                 };
-                queue
-                    .unacked
-                    .insert(message.id, (message, now + self.config.ack_timeout));
+                let deadline = now + self.config.ack_timeout;
+                queue.deadlines.insert((deadline, message.id));
+                queue.unacked.insert(message.id, (message, deadline));
                 Some(delivery)
             }
             None => {
@@ -239,6 +251,10 @@ impl ChannelService {
         queue: &str,
         timeout: Option<Duration>,
     ) -> Option<QueueDelivery> {
+        // A message ready now needs no timer.
+        if let Some(delivery) = self.try_receive(queue, None) {
+            return Some(delivery);
+        }
         // Re-check at least every ack timeout, so redeliveries are noticed
         // by a receiver that is already waiting.
         let recheck = self.config.ack_timeout;
@@ -265,9 +281,10 @@ impl ChannelService {
         let Some(q) = state.queues.get_mut(queue) else {
             return Err(ChannelError::UnknownDelivery(id));
         };
-        if q.unacked.remove(&id).is_none() {
+        let Some((_, deadline)) = q.unacked.remove(&id) else {
             return Err(ChannelError::UnknownDelivery(id));
-        }
+        };
+        q.deadlines.remove(&(deadline, id));
         let wake = wake_all(&mut q.senders);
         drop(state);
         wake.into_iter().for_each(Waker::wake);
