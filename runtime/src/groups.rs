@@ -5,9 +5,11 @@
 //!   [`ActorSystem::process_groups`](crate::actor::ActorSystem::process_groups).
 //! - Each node keeps its own members and tells every other node of each
 //!   change; on every membership change it sends each Up peer its whole
-//!   local table (so a node that joins or restarts catches up), and it
-//!   forgets the members of nodes that are neither Up nor Suspect: the
-//!   members of a node declared down leave their groups.
+//!   local table and asks for theirs (so a node that joins, restarts or
+//!   comes back from a partition catches up), resends it every 2 s (which
+//!   repairs a change lost with a broken connection), and it forgets the
+//!   members of nodes that are neither Up nor Suspect: the members of a
+//!   node declared down leave their groups.
 //! - A member leaves its groups when it exits.
 //! - Views are eventually consistent, as in Erlang: right after a join on
 //!   one node, another node may not list the new member yet.
@@ -24,6 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+/// How often each node resends its whole table to every peer (repairs a
+/// change lost with a broken connection while membership did not change).
+const RESYNC_EVERY: Duration = Duration::from_secs(2);
 /// The name of each node's group actor.
 const GROUPS_ACTOR: &str = "pg";
 /// Longest tenant, namespace or group name, in bytes.
@@ -231,11 +236,16 @@ pub(crate) enum GroupMsg {
     },
     /// Membership changed: resync peers, forget the members of gone nodes.
     ViewChanged,
-    /// From a peer: its whole local table (replaces what we had of it).
+    /// From a peer: its whole local table (replaces what we had of it);
+    /// with `reply`, the receiver sends its own table back.
     Sync {
         from: String,
         members: Vec<(GroupKey, String)>,
+        reply: bool,
     },
+    /// Every `RESYNC_EVERY`: send every peer the whole table again, which
+    /// repairs changes lost with a broken connection.
+    Resync,
     /// From a peer: one of its actors joined (`true`) or left a group.
     Changed {
         from: String,
@@ -308,6 +318,29 @@ impl GroupsActor {
         }
     }
 
+    fn local_members(&self) -> Vec<(GroupKey, String)> {
+        self.local
+            .iter()
+            .flat_map(|(key, names)| names.iter().map(move |n| (key.clone(), n.clone())))
+            .collect()
+    }
+
+    /// Sends every Up peer the whole local table, asking for theirs back
+    /// if `reply` (a peer that never saw this node leave would otherwise
+    /// not resend what this node forgot).
+    fn sync_all(&self, ctx: &Context<Self>, reply: bool) {
+        let members = self.local_members();
+        let from = ctx.system().node().to_string();
+        for peer in Self::peers(ctx) {
+            let msg = GroupMsg::Sync {
+                from: from.clone(),
+                members: members.clone(),
+                reply,
+            };
+            Self::tell_peer(ctx, peer, msg);
+        }
+    }
+
     fn view_changed(&mut self, ctx: &Context<Self>) {
         let alive: BTreeSet<String> = match ctx.system().distribution() {
             None => BTreeSet::new(),
@@ -319,25 +352,19 @@ impl GroupsActor {
                 .collect(),
         };
         self.remote.retain(|node, _| alive.contains(node));
-        let members: Vec<(GroupKey, String)> = self
-            .local
-            .iter()
-            .flat_map(|(key, names)| names.iter().map(move |n| (key.clone(), n.clone())))
-            .collect();
-        let from = ctx.system().node().to_string();
-        for peer in Self::peers(ctx) {
-            let msg = GroupMsg::Sync {
-                from: from.clone(),
-                members: members.clone(),
-            };
-            Self::tell_peer(ctx, peer, msg);
-        }
+        self.sync_all(ctx, true);
     }
 }
 
 impl Actor for GroupsActor {
     type Msg = GroupMsg;
     type Reply = GroupReply;
+
+    async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
+        ctx.send_interval(RESYNC_EVERY, GroupMsg::Resync)
+            .map_err(|e| ActorError::new(e.to_string()))?;
+        Ok(())
+    }
 
     async fn handle(
         &mut self,
@@ -400,12 +427,28 @@ impl Actor for GroupsActor {
                 self.view_changed(ctx);
                 GroupReply::Done
             }
-            GroupMsg::Sync { from, members } => {
+            GroupMsg::Sync {
+                from,
+                members,
+                reply,
+            } => {
                 let mut table: BTreeMap<GroupKey, BTreeSet<String>> = BTreeMap::new();
                 for (key, name) in members {
                     table.entry(key).or_default().insert(name);
                 }
+                if reply && let Ok(peer) = NodeName::new(&from) {
+                    let answer = GroupMsg::Sync {
+                        from: ctx.system().node().to_string(),
+                        members: self.local_members(),
+                        reply: false,
+                    };
+                    Self::tell_peer(ctx, peer, answer);
+                }
                 self.remote.insert(from, table);
+                GroupReply::Done
+            }
+            GroupMsg::Resync => {
+                self.sync_all(ctx, false);
                 GroupReply::Done
             }
             GroupMsg::Changed {
