@@ -10,6 +10,8 @@
 //! - `PLEXSPACES_SEED=S`: seed `S` alone (a reproduction).
 
 #[cfg(madsim)]
+pub mod cluster_setup;
+#[cfg(madsim)]
 pub mod journal_workload;
 #[cfg(madsim)]
 pub mod storm;

@@ -14,10 +14,11 @@
 #![cfg(madsim)]
 
 use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
-use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::distribution::{Distribution, MemberStatus};
 use plexspaces::seams::{Clock, Rng};
 use plexspaces::{Env, NodeName};
-use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_tests_sim::cluster_setup::{fast_distribution, network_nemesis, node_addr};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,7 +27,6 @@ use std::time::Duration;
 
 const PORT: u16 = 7000;
 const NODES: usize = 3;
-const SECRET: &[u8] = b"simulated-cluster-secret";
 
 /// One request: who sends it (node and run) and its sequence number.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,21 +85,7 @@ async fn run_node(
     shared: Arc<Mutex<Shared>>,
 ) {
     let system = ActorSystem::new(env.clone());
-    let seeds: Vec<_> = addrs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != index)
-        .map(|(_, a)| *a)
-        .collect();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        suspect_after: Duration::from_millis(400),
-        down_after: Duration::from_secs(1),
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(300),
-        ..DistributionConfig::new(addrs[index], ClusterSecret::new(SECRET).unwrap())
-    }
-    .with_seeds(seeds);
+    let config = fast_distribution(&addrs, index, NODES);
     let dist = system
         .start_distribution(config)
         .await
@@ -163,9 +149,7 @@ fn scenario(seed: u64) -> Outcome {
         let mut cluster = Cluster::new(ClusterConfig::new(seed));
         let shared = Arc::new(Mutex::new(Shared::default()));
         // Node ips are known before they are added: 10.0.0.(i+1).
-        let addrs: Vec<std::net::SocketAddr> = (0..NODES)
-            .map(|i| std::net::SocketAddr::from(([10, 0, 0, i as u8 + 1], PORT)))
-            .collect();
+        let addrs: Vec<std::net::SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
         for index in 0..NODES {
             let (addrs, shared) = (addrs.clone(), shared.clone());
             cluster.add_node(&format!("n{index}"), move |env| {
@@ -175,20 +159,7 @@ fn scenario(seed: u64) -> Outcome {
         for (i, addr) in addrs.iter().enumerate() {
             assert_eq!(cluster.addr(i, PORT), *addr);
         }
-        let schedule = Schedule::draw(
-            seed,
-            NODES,
-            &NemesisConfig {
-                active: Duration::from_secs(20),
-                quiet: Duration::from_secs(5),
-                mean_gap: Duration::from_millis(1500),
-                max_fault: Duration::from_secs(3),
-                kinds: FaultKinds {
-                    disk: false,
-                    ..FaultKinds::all()
-                },
-            },
-        );
+        let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("distribution seed {seed}\n{schedule}"));
         schedule.run(&cluster).await;
 

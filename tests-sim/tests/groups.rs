@@ -11,10 +11,10 @@
 
 use plexspaces::Env;
 use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
-use plexspaces::distribution::{ClusterSecret, DistributionConfig};
 use plexspaces::groups::ProcessGroups;
 use plexspaces::seams::{Clock, Rng};
-use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_tests_sim::cluster_setup::{fast_distribution, network_nemesis, node_addr};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -23,7 +23,6 @@ use std::time::Duration;
 
 const PORT: u16 = 7000;
 const NODES: usize = 3;
-const SECRET: &[u8] = b"simulated-cluster-secret";
 const ACTORS_PER_NODE: usize = 4;
 
 struct Member;
@@ -47,19 +46,7 @@ struct Shared {
 
 async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mutex<Shared>>) {
     let system = ActorSystem::new(env.clone());
-    let seeds: Vec<_> = (0..NODES)
-        .filter(|i| *i != index)
-        .map(|i| addrs[i])
-        .collect();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        suspect_after: Duration::from_millis(400),
-        down_after: Duration::from_secs(1),
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(300),
-        ..DistributionConfig::new(addrs[index], ClusterSecret::new(SECRET).unwrap())
-    }
-    .with_seeds(seeds);
+    let config = fast_distribution(&addrs, index, NODES);
     system
         .start_distribution(config)
         .await
@@ -114,29 +101,14 @@ fn scenario(seed: u64) -> Outcome {
     runtime.block_on(async move {
         let mut cluster = Cluster::new(ClusterConfig::new(seed));
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let addrs: Vec<SocketAddr> = (0..NODES)
-            .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], PORT)))
-            .collect();
+        let addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
         for index in 0..NODES {
             let (addrs, shared) = (addrs.clone(), shared.clone());
             cluster.add_node(&format!("n{index}"), move |env| {
                 run_node(env, index, addrs.clone(), shared.clone())
             });
         }
-        let schedule = Schedule::draw(
-            seed,
-            NODES,
-            &NemesisConfig {
-                active: Duration::from_secs(20),
-                quiet: Duration::from_secs(5),
-                mean_gap: Duration::from_millis(1500),
-                max_fault: Duration::from_secs(3),
-                kinds: FaultKinds {
-                    disk: false,
-                    ..FaultKinds::all()
-                },
-            },
-        );
+        let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("groups seed {seed}\n{schedule}"));
         // The groups stop changing when the faults stop: from then on only
         // the resync on membership changes can repair what a fault lost.

@@ -18,7 +18,7 @@
 #![cfg(madsim)]
 
 use plexspaces::actor::{ActorError, ActorSystem};
-use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::distribution::{ClusterSecret, Distribution, MemberStatus};
 use plexspaces::durability::shared::{
     JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
 };
@@ -27,7 +27,8 @@ use plexspaces::seams::{Clock, Rng, SeededRng};
 use plexspaces::storage::journal::{FileJournal, JournalConfig};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName, PlantedBug};
-use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,7 +41,6 @@ const JOURNAL_PORT: u16 = 7100;
 const NODES: usize = 3;
 const STORAGE: usize = NODES;
 const IDS: u64 = 8;
-const SECRET: &[u8] = b"simulated-cluster-secret";
 
 /// Remembers the key of every addition it applied.
 #[derive(Default, Serialize, Deserialize)]
@@ -98,19 +98,7 @@ async fn run_node(
 ) {
     let system = ActorSystem::new(env.clone());
     let secret = ClusterSecret::new(SECRET).unwrap();
-    let seeds: Vec<_> = (0..NODES)
-        .filter(|i| *i != index)
-        .map(|i| addrs[i])
-        .collect();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        suspect_after: Duration::from_millis(400),
-        down_after: Duration::from_secs(1),
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(300),
-        ..DistributionConfig::new(addrs[index], secret.clone())
-    }
-    .with_seeds(seeds);
+    let config = fast_distribution(&addrs, index, NODES);
     let dist = system
         .start_distribution(config)
         .await
@@ -207,9 +195,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
     runtime.block_on(async move {
         let mut cluster = Cluster::new(ClusterConfig::new(seed));
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let mut addrs: Vec<SocketAddr> = (0..NODES)
-            .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], PORT)))
-            .collect();
+        let mut addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
         addrs.push(SocketAddr::from((
             [10, 0, 0, STORAGE as u8 + 1],
             JOURNAL_PORT,
@@ -224,21 +210,9 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
         cluster.add_node("storage", move |env| run_storage(env, storage_addr, bug));
         assert_eq!(cluster.addr(STORAGE, JOURNAL_PORT), storage_addr);
 
+        // The nemesis's active part: twenty seconds.
         let active = Duration::from_secs(20);
-        let schedule = Schedule::draw(
-            seed,
-            NODES,
-            &NemesisConfig {
-                active,
-                quiet: Duration::from_secs(5),
-                mean_gap: Duration::from_millis(1500),
-                max_fault: Duration::from_secs(3),
-                kinds: FaultKinds {
-                    disk: false,
-                    ..FaultKinds::all()
-                },
-            },
-        );
+        let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("virtual actors seed {seed}\n{schedule}"));
         let cluster = Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
