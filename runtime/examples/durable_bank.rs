@@ -11,7 +11,7 @@
 //! cargo run --example durable_bank
 //! ```
 
-use plexspaces::actor::{ActorError, ActorSystem};
+use plexspaces::actor::{ActorError, ActorSystem, AskError};
 use plexspaces::durability::{
     DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend,
 };
@@ -133,10 +133,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => format!("no reply ({e})"),
         }
     );
-    let (balance, _) = account()
-        .await
-        .call(charge, Op::ChargeFeeAndCrash, timeout)
-        .await?;
+    // Retried under the same key until the restarted actor answers: the
+    // name may still point at the crashed run for a moment (a retry is
+    // safe, the key makes it apply once).
+    let (balance, _) = loop {
+        match account()
+            .await
+            .call(charge.clone(), Op::ChargeFeeAndCrash, timeout)
+            .await
+        {
+            Err(AskError::Stopped(_)) => env.sleep(Duration::from_millis(1)).await,
+            answer => break answer?,
+        }
+    };
     println!(
         "after the supervisor's restart, the retried charge answers balance {balance}; \
          fee service called {} time(s) this run",
