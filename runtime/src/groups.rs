@@ -32,7 +32,7 @@ const RESYNC_EVERY: Duration = Duration::from_secs(2);
 /// The name of each node's group actor.
 const GROUPS_ACTOR: &str = "pg";
 /// Longest tenant, namespace or group name, in bytes.
-pub const GROUP_NAME_BYTES_MAX: usize = 128;
+pub const GROUP_NAME_BYTES_MAX: usize = crate::names::NAME_BYTES_MAX;
 
 /// A group's full name: tenant, namespace, group.
 type GroupKey = (String, String, String);
@@ -62,12 +62,7 @@ impl fmt::Display for GroupError {
 impl std::error::Error for GroupError {}
 
 fn check(what: &str, name: &str) -> Result<(), GroupError> {
-    if name.is_empty() || name.len() > GROUP_NAME_BYTES_MAX || name.chars().any(char::is_control) {
-        return Err(GroupError::InvalidName(format!(
-            "{what} {name:?}: 1 to {GROUP_NAME_BYTES_MAX} bytes, no control characters"
-        )));
-    }
-    Ok(())
+    crate::names::check(what, name).map_err(GroupError::InvalidName)
 }
 
 fn key(tenant: &str, namespace: &str, group: &str) -> Result<GroupKey, GroupError> {

@@ -32,8 +32,10 @@ pub mod distribution;
 pub mod durability;
 mod env;
 pub mod groups;
+pub mod names;
 pub mod registry;
 pub mod reminders;
+pub(crate) mod retry;
 pub mod seams;
 pub mod supervision;
 #[cfg(feature = "tokio")]

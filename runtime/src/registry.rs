@@ -24,7 +24,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Longest tenant id, namespace or object id, in bytes.
-pub const REGISTRY_NAME_BYTES_MAX: usize = 128;
+pub const REGISTRY_NAME_BYTES_MAX: usize = crate::names::NAME_BYTES_MAX;
 
 /// What a registered object is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -203,13 +203,7 @@ impl fmt::Debug for TenantRegistry {
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), RegistryError> {
-    if name.is_empty() || name.len() > REGISTRY_NAME_BYTES_MAX || name.chars().any(char::is_control)
-    {
-        return Err(RegistryError::InvalidName(format!(
-            "{what} {name:?}: 1 to {REGISTRY_NAME_BYTES_MAX} bytes, no control characters"
-        )));
-    }
-    Ok(())
+    crate::names::check(what, name).map_err(RegistryError::InvalidName)
 }
 
 impl TenantRegistry {

@@ -81,6 +81,12 @@ pub enum ActorStatus {
 }
 
 impl ActorStatus {
+    /// Whether the actor has stopped (cleanly or by failure) and takes no
+    /// more messages.
+    pub fn is_finished(self) -> bool {
+        matches!(self, ActorStatus::Terminated | ActorStatus::Failed)
+    }
+
     pub(crate) fn to_u8(self) -> u8 {
         match self {
             ActorStatus::Creating => 0,

@@ -655,10 +655,7 @@ impl Distribution {
         }
         if let Some(existing) = state.proxies.get(id)
             && let Some(actor) = existing.downcast_ref::<ActorRef<A>>()
-            && !matches!(
-                actor.status(),
-                crate::actor::ActorStatus::Terminated | crate::actor::ActorStatus::Failed
-            )
+            && !actor.status().is_finished()
         {
             return Ok(actor.clone());
         }

@@ -5,7 +5,7 @@
 use super::schedule::{millis, time_of};
 use super::shard::{Event, Key, Shard};
 use super::{Common, Firing, Recurrence, ReminderConfig, ReminderInfo, ReminderTarget, owner_of};
-use crate::actor::{Actor, ActorError, ActorRef, ActorStatus, Context, SpawnError};
+use crate::actor::{Actor, ActorError, ActorRef, Context, SpawnError};
 use crate::seams::{Clock, Rng, Spawn};
 use plexspaces_storage::journal::JournalError;
 use serde::{Deserialize, Serialize};
@@ -398,8 +398,6 @@ impl Actor for ShardActor {
 pub(super) enum CoordinatorMsg {
     /// Re-check which shards this node owns.
     Rebalance,
-    /// The shards served here now.
-    Owned,
 }
 
 /// Starts a shard actor for every shard this node owns and stops the rest,
@@ -409,19 +407,16 @@ pub(super) struct Coordinator {
     pub(super) shards: BTreeMap<u32, ActorRef<ShardActor>>,
 }
 
-fn alive(actor: &ActorRef<ShardActor>) -> bool {
-    !matches!(
-        actor.status(),
-        ActorStatus::Terminated | ActorStatus::Failed
-    )
-}
-
 impl Coordinator {
     fn rebalance(&mut self, ctx: &mut Context<Self>) {
         let me = ctx.system().node().clone();
         for shard_no in 0..self.common.config.shards {
             let mine = owner_of(ctx.system(), shard_no).as_ref() == Some(&me);
-            let running = self.shards.get(&shard_no).filter(|a| alive(a)).cloned();
+            let running = self
+                .shards
+                .get(&shard_no)
+                .filter(|a| !a.status().is_finished())
+                .cloned();
             match (mine, running) {
                 (true, Some(_)) | (false, None) => {}
                 (true, None) => {
@@ -457,7 +452,7 @@ impl Coordinator {
 
 impl Actor for Coordinator {
     type Msg = CoordinatorMsg;
-    type Reply = Vec<u32>;
+    type Reply = ();
 
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         ctx.send_interval(
@@ -473,17 +468,11 @@ impl Actor for Coordinator {
         &mut self,
         ctx: &mut Context<Self>,
         msg: CoordinatorMsg,
-    ) -> Result<Vec<u32>, ActorError> {
+    ) -> Result<(), ActorError> {
         match msg {
             CoordinatorMsg::Rebalance => self.rebalance(ctx),
-            CoordinatorMsg::Owned => {}
         }
-        Ok(self
-            .shards
-            .iter()
-            .filter(|(_, a)| alive(a))
-            .map(|(n, _)| *n)
-            .collect())
+        Ok(())
     }
 
     async fn post_stop(&mut self, _: &mut Context<Self>, _: &crate::actor::ExitReason) {

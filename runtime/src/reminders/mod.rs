@@ -37,9 +37,9 @@ mod shard;
 
 pub use schedule::Recurrence;
 
-use crate::actor::{ActorId, ActorRef, ActorSystem, AskError, SpawnError};
+use crate::actor::{ActorId, ActorSystem, AskError, SpawnError};
 use crate::durability::{DurableActor, JournalBackend};
-use crate::seams::{Clock, Rng};
+use crate::retry::Backoff;
 use crate::virtual_actor::{VirtualActors, eligible_nodes, placement};
 use futures::future::BoxFuture;
 use host::{Coordinator, CoordinatorMsg, ShardActor, ShardMsg, ShardReply, shard_actor_name};
@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime};
 /// the shards).
 const HOST_NAME: &str = "reminders";
 /// Longest reminder name, in bytes.
-pub const REMINDER_NAME_BYTES_MAX: usize = 128;
+pub const REMINDER_NAME_BYTES_MAX: usize = crate::names::NAME_BYTES_MAX;
 
 /// The virtual actor a reminder belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -207,7 +207,6 @@ impl Common {
 pub struct Reminders {
     system: ActorSystem,
     common: Arc<Common>,
-    coordinator: ActorRef<Coordinator>,
 }
 
 impl fmt::Debug for Reminders {
@@ -220,13 +219,7 @@ impl fmt::Debug for Reminders {
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), ReminderError> {
-    if name.is_empty() || name.len() > REMINDER_NAME_BYTES_MAX || name.chars().any(char::is_control)
-    {
-        return Err(ReminderError::InvalidName(format!(
-            "{what} {name:?}: 1 to {REMINDER_NAME_BYTES_MAX} bytes, no control characters"
-        )));
-    }
-    Ok(())
+    crate::names::check(what, name).map_err(ReminderError::InvalidName)
 }
 
 fn check_target(target: &ReminderTarget) -> Result<(), ReminderError> {
@@ -269,7 +262,6 @@ impl Reminders {
         Ok(Reminders {
             system: system.clone(),
             common,
-            coordinator,
         })
     }
 
@@ -373,13 +365,17 @@ impl Reminders {
         timeout: Duration,
     ) -> Result<ShardReply, ReminderError> {
         let env = self.system.env().clone();
-        let deadline = env.now() + timeout;
+        let mut backoff = Backoff::new(
+            &env,
+            timeout,
+            Duration::from_millis(10),
+            Duration::from_millis(500),
+        );
         let shard = shard_of(target, self.common.config.shards);
         let name = shard_actor_name(shard);
-        let mut pause = Duration::from_millis(10);
         let mut last = String::from("no attempt finished");
         loop {
-            let remaining = deadline.saturating_duration_since(env.now());
+            let remaining = backoff.remaining();
             if remaining.is_zero() {
                 return Err(ReminderError::Unavailable(format!(
                     "shard {shard} of {target}: {last}"
@@ -413,17 +409,8 @@ impl Reminders {
                 },
                 Err(e) => last = e,
             }
-            env.sleep(env.jitter(pause, 0.2).min(remaining)).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            backoff.pause().await;
         }
-    }
-
-    /// The shards this node serves now (for tests and operators).
-    pub async fn owned_shards(&self) -> Vec<u32> {
-        self.coordinator
-            .ask(CoordinatorMsg::Owned, Duration::from_secs(5))
-            .await
-            .unwrap_or_default()
     }
 }
 

@@ -2,7 +2,7 @@
 //! deactivation, and hand-off when placement moves ids elsewhere.
 
 use super::{ActivationStrategy, VirtualConfig, placement};
-use crate::actor::{ActorId, ActorRef, ActorStatus, ActorSystem, SpawnError, SpawnOptions};
+use crate::actor::{ActorId, ActorRef, ActorSystem, SpawnError, SpawnOptions};
 use crate::distribution::{Activator, Exported, ExportedRef, MemberStatus};
 use crate::durability::{Durable, DurableActor};
 use crate::env::{Env, NodeName};
@@ -34,10 +34,6 @@ pub(crate) enum NotHere {
     Elsewhere(NodeName),
     /// The previous activation is still stopping, or no node is eligible.
     NotYet,
-}
-
-fn alive(status: ActorStatus) -> bool {
-    !matches!(status, ActorStatus::Terminated | ActorStatus::Failed)
 }
 
 impl<A: DurableActor> Host<A> {
@@ -94,7 +90,7 @@ impl<A: DurableActor> Host<A> {
         }
         let now = self.env().now();
         if let Some(active) = activations.get_mut(id)
-            && alive(active.actor.status())
+            && !active.actor.status().is_finished()
         {
             active.last_used = now;
             return Ok(active.actor.clone());
@@ -143,7 +139,7 @@ impl<A: DurableActor> Host<A> {
     pub(crate) fn active_ids(&self) -> Vec<String> {
         self.activations()
             .iter()
-            .filter(|(_, a)| alive(a.actor.status()))
+            .filter(|(_, a)| !a.actor.status().is_finished())
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -168,7 +164,7 @@ impl<A: DurableActor> Host<A> {
             let retire = |id: &str, a: &Activation<A>| retire(&context, id, a);
             let ids: Vec<String> = activations
                 .iter()
-                .filter(|(id, a)| !alive(a.actor.status()) || retire(id, a))
+                .filter(|(id, a)| a.actor.status().is_finished() || retire(id, a))
                 .map(|(id, _)| id.clone())
                 .collect();
             ids.into_iter()

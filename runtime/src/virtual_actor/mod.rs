@@ -45,7 +45,7 @@ pub(crate) use host::eligible_nodes;
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
 use crate::env::NodeName;
-use crate::seams::{Clock, Rng};
+use crate::retry::Backoff;
 use host::{Factory, Host, HostActivator, NotHere};
 use std::fmt;
 use std::sync::Arc;
@@ -339,15 +339,16 @@ impl<A: DurableActor> VirtualRef<A> {
         let key = key.into();
         let env = self.host.env().clone();
         let config = &self.host.config;
-        let deadline = env.now() + timeout;
-        let mut pause = config.retry_min;
+        // How the actor is named in errors (on this node: its placement
+        // may change between attempts).
+        let named = ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
+            .expect("checked by VirtualActors::get");
+        let mut backoff = Backoff::new(&env, timeout, config.retry_min, config.retry_max);
         loop {
-            let remaining = deadline.saturating_duration_since(env.now());
+            let remaining = backoff.remaining();
             if remaining.is_zero() {
-                let actor = ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
-                    .expect("checked by VirtualActors::get");
                 return Err(AskError::Timeout {
-                    actor,
+                    actor: named,
                     after: timeout,
                 });
             }
@@ -362,10 +363,7 @@ impl<A: DurableActor> VirtualRef<A> {
                 }
                 Route::Wait(why) => {
                     tracing::debug!(id = self.id, "virtual actor not reachable yet: {why}");
-                    Err(AskError::Stopped(
-                        ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
-                            .expect("checked by VirtualActors::get"),
-                    ))
+                    Err(AskError::Stopped(named.clone()))
                 }
             };
             match outcome {
@@ -375,9 +373,7 @@ impl<A: DurableActor> VirtualRef<A> {
                 }
                 Err(e) => return Err(e),
             }
-            let remaining = deadline.saturating_duration_since(env.now());
-            env.sleep(env.jitter(pause, 0.2).min(remaining)).await;
-            pause = (pause * 2).min(config.retry_max);
+            backoff.pause().await;
         }
     }
 }
