@@ -9,37 +9,16 @@ use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
 use plexspaces::reminders::{
     Firing, Recurrence, ReminderConfig, ReminderError, ReminderSpec, ReminderTarget, Reminders,
 };
-use plexspaces::seams::{Clock, Instant};
+use plexspaces::seams::Clock;
 use plexspaces::storage::disk::FsDisk;
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 const MINUTE: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Tokio's (pausable) clock, with a wall clock that moves with it from a
-/// fixed epoch, so paused-time tests can wait for wall-clock due times.
-#[derive(Clone, Copy)]
-struct PausedWall {
-    clock: TokioClock,
-    epoch: SystemTime,
-}
-
-impl Clock for PausedWall {
-    fn now(&self) -> Instant {
-        self.clock.now()
-    }
-    fn wall_clock(&self) -> SystemTime {
-        self.epoch + self.clock.now().since_origin()
-    }
-    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
-        self.clock.sleep_until(deadline)
-    }
-}
 
 /// 2025-01-06 09:00:00 UTC, a Monday.
 fn epoch() -> SystemTime {
@@ -56,10 +35,7 @@ async fn env(test: &str, fresh: bool) -> Env {
     }
     Env::new(
         NodeName::new("n1").unwrap(),
-        PausedWall {
-            clock: TokioClock::new(),
-            epoch: epoch(),
-        },
+        TokioClock::with_wall_from(epoch()),
         TokioSpawner::current(),
         OsRng::new(),
         FsDisk::open_dir(dir).await.unwrap(),

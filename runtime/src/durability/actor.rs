@@ -29,6 +29,18 @@ pub trait DurableActor: Serialize + DeserializeOwned + Send + 'static {
         ctx: &mut DurableContext<'_>,
         msg: Self::Msg,
     ) -> impl Future<Output = Result<Self::Reply, ActorError>> + Send;
+
+    /// Answers `msg` from the state without changing it, if it can: such
+    /// an answer is neither journaled nor remembered under its key, so a
+    /// read costs no journal write. `None` (the default) handles `msg` with
+    /// [`DurableActor::handle`], journaled. A request whose key already has
+    /// a journaled reply gets that reply, never a query's answer.
+    ///
+    /// It may read the clock (`env`): a query is never replayed.
+    fn query(&self, env: &Env, msg: &Self::Msg) -> Option<Self::Reply> {
+        let _ = (env, msg);
+        None
+    }
 }
 
 /// A request to a durable actor: the message and its idempotency key. A key
@@ -390,6 +402,11 @@ impl<A: DurableActor> Actor for Durable<A> {
         request: Request<A::Msg>,
     ) -> Result<A::Reply, ActorError> {
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
+        if !self.dedupe.contains_key(&request.key)
+            && let Some(reply) = self.state.query(&env, &request.msg)
+        {
+            return Ok(reply);
+        }
         let (result, failure) = self.process(&env, &id, request.key, request.msg).await;
         if let Some(failure) = failure {
             // Fail-stop: the in-memory state may be ahead of the journal.

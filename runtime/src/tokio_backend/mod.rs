@@ -16,6 +16,9 @@ use std::time::SystemTime;
 #[derive(Clone, Copy, Debug)]
 pub struct TokioClock {
     origin: tokio::time::Instant,
+    /// For tests: a wall clock that starts here and moves with the
+    /// monotonic clock, so it pauses and advances with it.
+    wall_epoch: Option<SystemTime>,
 }
 
 impl TokioClock {
@@ -23,6 +26,17 @@ impl TokioClock {
     pub fn new() -> Self {
         TokioClock {
             origin: tokio::time::Instant::now(),
+            wall_epoch: None,
+        }
+    }
+
+    /// For tests on paused time: a clock whose wall clock reads `epoch` now
+    /// and then moves exactly as the monotonic clock does, so waiting for a
+    /// wall-clock deadline (a reminder, a lease) takes paused time.
+    pub fn with_wall_from(epoch: SystemTime) -> Self {
+        TokioClock {
+            wall_epoch: Some(epoch),
+            ..Self::new()
         }
     }
 }
@@ -39,7 +53,10 @@ impl Clock for TokioClock {
     }
 
     fn wall_clock(&self) -> SystemTime {
-        SystemTime::now()
+        match self.wall_epoch {
+            Some(epoch) => epoch + self.origin.elapsed(),
+            None => SystemTime::now(),
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {

@@ -14,14 +14,20 @@
 //!
 //! [`TupleSpace`] is the in-memory backend; [`DurableTupleSpace`] journals
 //! every write and take (embedded log or a shared backend) and survives
-//! restarts. A space shared by several nodes with atomic takes across them
-//! is not built yet.
+//! restarts; [`SharedSpaces`] hosts spaces that every node of a cluster
+//! reaches, with `take` atomic across nodes and leased takes for
+//! exactly-once task completion.
 
 mod durable;
+mod hosted;
+mod shared;
 mod space;
 mod value;
 
 pub use durable::{DurableSpaceError, DurableTupleSpace};
+pub use shared::{
+    LeaseToken, Leased, SharedSpaceError, SharedSpaces, SharedSpacesConfig, SharedTupleSpace,
+};
 pub use space::{
     Action, QoS, Subscription, SubscriptionId, TupleEvent, TupleSpace, TupleSpaceConfig,
     TupleSpaceError, TupleSpaceListener,

@@ -32,7 +32,7 @@ impl Default for TupleSpaceConfig {
 }
 
 /// Why a tuple space refused an operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TupleSpaceError {
     /// The space holds its maximum number of tuples.
     Full {

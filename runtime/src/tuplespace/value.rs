@@ -21,7 +21,9 @@ pub enum Value {
 }
 
 /// The type of a field, for typed wildcards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     /// [`Value::Str`].
     Str,
@@ -174,7 +176,7 @@ macro_rules! tuple {
 }
 
 /// One field of a pattern.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Field {
     /// Matches this exact value.
     Exact(Value),
@@ -187,7 +189,7 @@ pub enum Field {
 }
 
 /// A template that tuples of the same arity match field by field.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pattern(pub Vec<Field>);
 
 impl Pattern {

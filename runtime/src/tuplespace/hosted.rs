@@ -1,0 +1,473 @@
+//! The state of a shared tuple space and its operations: a durable actor,
+//! so it is journaled, checkpointed and replayed like any other, and hosted
+//! as a virtual actor on whichever node placement picks.
+//!
+//! Every operation is non-blocking here; a blocked `take` is the client
+//! asking again (see `shared.rs`). Operations that find nothing to change
+//! are answered as queries, so an empty poll costs no journal write.
+
+use super::space::{TupleSpaceConfig, TupleSpaceError};
+use super::value::{Pattern, Tuple, Value};
+use crate::actor::ActorError;
+use crate::durability::{DurableActor, DurableContext};
+use crate::env::Env;
+use crate::seams::Clock;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// One operation on a shared space.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum SpaceOp {
+    /// Writes all the tuples or, if one is refused, none.
+    Write(Vec<Tuple>),
+    /// Removes the oldest matching tuple; with a lease, holds it until the
+    /// lease is completed, released or runs out.
+    Take {
+        pattern: Pattern,
+        lease_ms: Option<u64>,
+    },
+    /// Removes every matching tuple.
+    TakeAll(Pattern),
+    /// A copy of the oldest matching tuple.
+    Read(Pattern),
+    /// Copies of every matching tuple.
+    ReadAll(Pattern),
+    /// How many tuples match.
+    Count(Pattern),
+    /// Ends a lease: its tuple is gone for good and `write` is written, in
+    /// one step.
+    Complete { token: u64, write: Vec<Tuple> },
+    /// Ends a lease by putting its tuple back.
+    Release { token: u64 },
+    /// Removes every tuple (and every lease).
+    Clear,
+}
+
+/// The answer to a [`SpaceOp`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum SpaceReply {
+    Done,
+    Refused(TupleSpaceError),
+    Tuple(Option<Tuple>),
+    Leased(Option<(Tuple, u64)>),
+    Tuples(Vec<Tuple>),
+    Count(usize),
+    /// The lease ran out (its tuple is back in the space) or never was.
+    LeaseLost,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Lease {
+    tuple: Tuple,
+    /// Wall-clock milliseconds since the Unix epoch on the hosting node.
+    expires_ms: u64,
+}
+
+type BucketKey = (usize, Option<Value>);
+
+/// A shared space's contents. Leased tuples count toward the bound.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HostedSpace {
+    name: String,
+    tuples_max: usize,
+    tuple_bytes_max: usize,
+    /// (arity, first field) → insertion order → tuple, as in memory.
+    buckets: BTreeMap<BucketKey, BTreeMap<u64, Tuple>>,
+    stored: usize,
+    next_seq: u64,
+    leases: BTreeMap<u64, Lease>,
+    next_token: u64,
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    let ms = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+impl HostedSpace {
+    pub(crate) fn new(name: &str, config: &TupleSpaceConfig) -> Self {
+        HostedSpace {
+            name: name.to_string(),
+            tuples_max: config.tuples_max,
+            tuple_bytes_max: config.tuple_bytes_max,
+            buckets: BTreeMap::new(),
+            stored: 0,
+            next_seq: 0,
+            leases: BTreeMap::new(),
+            next_token: 1,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.stored + self.leases.len()
+    }
+
+    fn keys_for(&self, pattern: &Pattern) -> Vec<BucketKey> {
+        let arity = pattern.arity();
+        match pattern.exact_head() {
+            Some(head) => vec![(arity, Some(head.clone()))],
+            None => self
+                .buckets
+                .range((arity, None)..)
+                .take_while(|(k, _)| k.0 == arity)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    /// The oldest matching tuple: (bucket, seq).
+    fn find(&self, pattern: &Pattern) -> Option<(BucketKey, u64)> {
+        let mut best: Option<(BucketKey, u64)> = None;
+        for key in self.keys_for(pattern) {
+            let Some(bucket) = self.buckets.get(&key) else {
+                continue;
+            };
+            if let Some((&seq, _)) = bucket.iter().find(|(_, t)| pattern.matches(t))
+                && best.as_ref().is_none_or(|(_, b)| seq < *b)
+            {
+                best = Some((key, seq));
+            }
+        }
+        best
+    }
+
+    /// Every matching tuple, oldest first: (seq, bucket).
+    fn find_all(&self, pattern: &Pattern) -> Vec<(u64, BucketKey)> {
+        let mut found: Vec<(u64, BucketKey)> = self
+            .keys_for(pattern)
+            .into_iter()
+            .filter_map(|key| self.buckets.get(&key).map(|b| (key, b)))
+            .flat_map(|(key, bucket)| {
+                bucket
+                    .iter()
+                    .filter(|(_, t)| pattern.matches(t))
+                    .map(move |(&seq, _)| (seq, key.clone()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn store(&mut self, tuple: Tuple) {
+        let key = (tuple.0.len(), tuple.0.first().cloned());
+        self.buckets
+            .entry(key)
+            .or_default()
+            .insert(self.next_seq, tuple);
+        self.next_seq += 1;
+        self.stored += 1;
+    }
+
+    fn remove(&mut self, key: &BucketKey, seq: u64) -> Tuple {
+        let bucket = self.buckets.get_mut(key).expect("found bucket");
+        let tuple = bucket.remove(&seq).expect("found tuple");
+        if bucket.is_empty() {
+            self.buckets.remove(key);
+        }
+        self.stored -= 1;
+        tuple
+    }
+
+    fn any_expired(&self, now_ms: u64) -> bool {
+        self.leases.values().any(|l| l.expires_ms <= now_ms)
+    }
+
+    /// Puts the tuples of run-out leases back (as the newest tuples).
+    fn expire(&mut self, now_ms: u64) {
+        let expired: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.expires_ms <= now_ms)
+            .map(|(&token, _)| token)
+            .collect();
+        for token in expired {
+            let lease = self.leases.remove(&token).expect("listed");
+            self.store(lease.tuple);
+        }
+    }
+
+    /// Checks `tuples` against the bounds, with `freed` tuples about to go.
+    fn admit(&self, tuples: &[Tuple], freed: usize) -> Result<(), TupleSpaceError> {
+        for tuple in tuples {
+            let bytes = tuple.size();
+            if bytes > self.tuple_bytes_max {
+                return Err(TupleSpaceError::TupleTooLarge {
+                    bytes,
+                    max: self.tuple_bytes_max,
+                });
+            }
+        }
+        if self.held() - freed + tuples.len() > self.tuples_max {
+            return Err(TupleSpaceError::Full {
+                space: self.name.clone(),
+                tuples_max: self.tuples_max,
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, tuples: Vec<Tuple>, freed: usize) -> SpaceReply {
+        match self.admit(&tuples, freed) {
+            Ok(()) => {
+                tuples.into_iter().for_each(|t| self.store(t));
+                SpaceReply::Done
+            }
+            Err(e) => SpaceReply::Refused(e),
+        }
+    }
+
+    /// Applies `op` at wall-clock time `now_ms` (run-out leases already
+    /// returned).
+    fn apply(&mut self, op: SpaceOp, now_ms: u64) -> SpaceReply {
+        match op {
+            SpaceOp::Write(tuples) => self.write(tuples, 0),
+            SpaceOp::Take { pattern, lease_ms } => {
+                let found = self.find(&pattern).map(|(key, seq)| self.remove(&key, seq));
+                match (found, lease_ms) {
+                    (None, None) => SpaceReply::Tuple(None),
+                    (None, Some(_)) => SpaceReply::Leased(None),
+                    (Some(tuple), None) => SpaceReply::Tuple(Some(tuple)),
+                    (Some(tuple), Some(ms)) => {
+                        let token = self.next_token;
+                        self.next_token += 1;
+                        let expires_ms = now_ms.saturating_add(ms);
+                        self.leases.insert(
+                            token,
+                            Lease {
+                                tuple: tuple.clone(),
+                                expires_ms,
+                            },
+                        );
+                        SpaceReply::Leased(Some((tuple, token)))
+                    }
+                }
+            }
+            SpaceOp::TakeAll(pattern) => {
+                let found = self.find_all(&pattern);
+                SpaceReply::Tuples(
+                    found
+                        .into_iter()
+                        .map(|(seq, key)| self.remove(&key, seq))
+                        .collect(),
+                )
+            }
+            SpaceOp::Complete { token, write } => {
+                if !self.leases.contains_key(&token) {
+                    return SpaceReply::LeaseLost;
+                }
+                // The leased tuple makes room for what replaces it.
+                let reply = self.write(write, 1);
+                if reply == SpaceReply::Done {
+                    self.leases.remove(&token);
+                }
+                reply
+            }
+            SpaceOp::Release { token } => match self.leases.remove(&token) {
+                Some(lease) => {
+                    self.store(lease.tuple);
+                    SpaceReply::Done
+                }
+                None => SpaceReply::LeaseLost,
+            },
+            SpaceOp::Clear => {
+                self.buckets.clear();
+                self.leases.clear();
+                self.stored = 0;
+                SpaceReply::Done
+            }
+            // Reads change nothing: normally answered by `query`.
+            read => self.read(&read).expect("a read"),
+        }
+    }
+
+    fn read(&self, op: &SpaceOp) -> Option<SpaceReply> {
+        let tuple = |(key, seq): (BucketKey, u64)| self.buckets[&key][&seq].clone();
+        Some(match op {
+            SpaceOp::Read(pattern) => SpaceReply::Tuple(self.find(pattern).map(tuple)),
+            SpaceOp::ReadAll(pattern) => SpaceReply::Tuples(
+                self.find_all(pattern)
+                    .into_iter()
+                    .map(|(seq, key)| tuple((key, seq)))
+                    .collect(),
+            ),
+            SpaceOp::Count(pattern) => SpaceReply::Count(self.find_all(pattern).len()),
+            _ => return None,
+        })
+    }
+
+    /// Whether `op` needs the time: it takes a lease, or a lease might run
+    /// out before it looks.
+    fn needs_time(&self, op: &SpaceOp) -> bool {
+        !self.leases.is_empty()
+            || matches!(
+                op,
+                SpaceOp::Take {
+                    lease_ms: Some(_),
+                    ..
+                }
+            )
+    }
+}
+
+impl DurableActor for HostedSpace {
+    type Msg = SpaceOp;
+    type Reply = SpaceReply;
+
+    async fn handle(
+        &mut self,
+        ctx: &mut DurableContext<'_>,
+        op: SpaceOp,
+    ) -> Result<SpaceReply, ActorError> {
+        // The time is journaled (replay sees the same instant), and only
+        // read when a lease is involved.
+        let now_ms = if self.needs_time(&op) {
+            let now_ms = unix_ms(ctx.now().await?);
+            self.expire(now_ms);
+            now_ms
+        } else {
+            0
+        };
+        Ok(self.apply(op, now_ms))
+    }
+
+    fn query(&self, env: &Env, op: &SpaceOp) -> Option<SpaceReply> {
+        if !self.leases.is_empty() && self.any_expired(unix_ms(env.wall_clock())) {
+            return None; // returning the tuples is a change: journaled
+        }
+        if let Some(reply) = self.read(op) {
+            return Some(reply);
+        }
+        // Operations that would find nothing to change.
+        match op {
+            SpaceOp::Take { pattern, lease_ms } if self.find(pattern).is_none() => {
+                Some(match lease_ms {
+                    None => SpaceReply::Tuple(None),
+                    Some(_) => SpaceReply::Leased(None),
+                })
+            }
+            SpaceOp::TakeAll(pattern) if self.find(pattern).is_none() => {
+                Some(SpaceReply::Tuples(Vec::new()))
+            }
+            SpaceOp::Complete { token, .. } | SpaceOp::Release { token }
+                if !self.leases.contains_key(token) =>
+            {
+                Some(SpaceReply::LeaseLost)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A lease's length in whole milliseconds (at least 1).
+pub(crate) fn lease_ms(lease: Duration) -> u64 {
+    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuple;
+    use crate::tuplespace::{Field, Kind};
+
+    fn space(max: usize) -> HostedSpace {
+        HostedSpace::new(
+            "t",
+            &TupleSpaceConfig {
+                tuples_max: max,
+                tuple_bytes_max: 64,
+            },
+        )
+    }
+
+    fn tasks() -> Pattern {
+        Pattern(vec![Field::Exact("task".into()), Field::Typed(Kind::Int)])
+    }
+
+    #[test]
+    fn takes_are_oldest_first_and_leases_return_when_they_run_out() {
+        let mut s = space(10);
+        s.apply(
+            SpaceOp::Write(vec![tuple!("task", 1), tuple!("task", 2)]),
+            0,
+        );
+        let taken = s.apply(
+            SpaceOp::Take {
+                pattern: tasks(),
+                lease_ms: Some(100),
+            },
+            1_000,
+        );
+        assert_eq!(taken, SpaceReply::Leased(Some((tuple!("task", 1), 1))));
+        assert_eq!(s.read(&SpaceOp::Count(tasks())), Some(SpaceReply::Count(1)));
+        s.expire(1_099);
+        assert_eq!(s.leases.len(), 1, "not run out yet");
+        s.expire(1_100);
+        assert!(s.leases.is_empty());
+        // Back, as the newest tuple.
+        let all = s.read(&SpaceOp::ReadAll(tasks())).unwrap();
+        assert_eq!(
+            all,
+            SpaceReply::Tuples(vec![tuple!("task", 2), tuple!("task", 1)])
+        );
+        let late = s.apply(
+            SpaceOp::Complete {
+                token: 1,
+                write: vec![tuple!("done", 1)],
+            },
+            1_200,
+        );
+        assert_eq!(
+            late,
+            SpaceReply::LeaseLost,
+            "a run-out lease cannot complete"
+        );
+    }
+
+    #[test]
+    fn completing_swaps_the_leased_tuple_for_its_results_within_the_bound() {
+        let mut s = space(2);
+        s.apply(
+            SpaceOp::Write(vec![tuple!("task", 1), tuple!("task", 2)]),
+            0,
+        );
+        assert!(matches!(
+            s.apply(SpaceOp::Write(vec![tuple!("x")]), 0),
+            SpaceReply::Refused(TupleSpaceError::Full { .. })
+        ));
+        let SpaceReply::Leased(Some((_, token))) = s.apply(
+            SpaceOp::Take {
+                pattern: tasks(),
+                lease_ms: Some(10),
+            },
+            0,
+        ) else {
+            panic!("a task was there");
+        };
+        let done = SpaceOp::Complete {
+            token,
+            write: vec![tuple!("done", 1)],
+        };
+        assert_eq!(s.apply(done, 5), SpaceReply::Done);
+        assert_eq!(s.held(), 2);
+        assert_eq!(
+            s.apply(SpaceOp::Release { token }, 6),
+            SpaceReply::LeaseLost
+        );
+    }
+
+    #[test]
+    fn a_refused_write_writes_nothing() {
+        let mut s = space(10);
+        let big = tuple!("x".repeat(100));
+        let reply = s.apply(SpaceOp::Write(vec![tuple!("a"), big]), 0);
+        assert!(matches!(
+            reply,
+            SpaceReply::Refused(TupleSpaceError::TupleTooLarge { .. })
+        ));
+        assert_eq!(s.held(), 0);
+    }
+}

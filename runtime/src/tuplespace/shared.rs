@@ -1,0 +1,419 @@
+//! Tuple spaces shared by every node of a cluster, with `take` atomic
+//! across them.
+//!
+//! Each named space is a virtual actor (kind [`SharedSpaces::KIND`]): one
+//! node hosts it at a time, chosen by placement, and its contents are a
+//! durable actor's state, journaled on the configured backend (the journal
+//! server, PostgreSQL, or the embedded log on a single node). So:
+//!
+//! - Two takers never get the same tuple: one activation applies takes one
+//!   at a time, and on a shared backend fencing stops an older activation
+//!   (the other side of a partition) from writing once a newer one claims
+//!   the space.
+//! - Every operation carries an idempotency key, and a retry after a lost
+//!   reply gets the original answer: a tuple whose take was applied but
+//!   whose reply was lost is handed to the retry, not lost.
+//! - A node that hosts a space can die: the next call activates the space
+//!   elsewhere from its journal.
+//! - `take_leased` takes a tuple for a while: `complete` removes it for
+//!   good and writes its results in one step, `release` puts it back, and a
+//!   lease that runs out (on the hosting node's wall clock) puts it back by
+//!   itself, where another taker can get it. Since a completion after the
+//!   lease ran out is refused, each leased tuple is completed at most once
+//!   — the bag-of-tasks pattern with workers that crash mid-task.
+//!
+//! A blocked `take` or `read` asks again until a tuple matches (first
+//! pause [`SharedSpacesConfig::poll_min`], doubling up to `poll_max`), so
+//! a waiter sees a write up to `poll_max` late, and waiters on different
+//! nodes are not served first come first served. A query that finds
+//! nothing to change (an empty take, a read, a count) costs the host no
+//! journal write.
+
+use super::hosted::{HostedSpace, SpaceOp, SpaceReply, lease_ms};
+use super::space::{TupleSpaceConfig, TupleSpaceError};
+use super::value::{Pattern, Tuple};
+use crate::actor::{ActorSystem, AskError};
+use crate::durability::JournalBackend;
+use crate::env::Env;
+use crate::seams::{Clock, Rng};
+use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How this node serves and reaches shared spaces. Use the same journal
+/// backend and bounds on every node.
+#[derive(Clone, Debug)]
+pub struct SharedSpacesConfig {
+    /// The hosting virtual actors (journal, activation, call retries).
+    pub hosting: VirtualConfig,
+    /// Bounds of each space (fixed when a space is first used).
+    pub space: TupleSpaceConfig,
+    /// The longest one operation waits for its answer, retries included.
+    pub call_timeout: Duration,
+    /// First pause of a blocked take or read before it asks again.
+    pub poll_min: Duration,
+    /// Longest pause between its attempts.
+    pub poll_max: Duration,
+}
+
+impl SharedSpacesConfig {
+    /// Defaults, journaling to `journal`: call timeout 10 s, polls from
+    /// 1 ms to 50 ms.
+    pub fn new(journal: JournalBackend) -> Self {
+        SharedSpacesConfig {
+            hosting: VirtualConfig::new(SharedSpaces::KIND, journal),
+            space: TupleSpaceConfig::default(),
+            call_timeout: Duration::from_secs(10),
+            poll_min: Duration::from_millis(1),
+            poll_max: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Why a shared space operation failed.
+#[derive(Clone, Debug)]
+pub enum SharedSpaceError {
+    /// The space refused it (full, tuple too large); nothing was written.
+    Space(TupleSpaceError),
+    /// The lease ran out before it was completed or released (its tuple
+    /// went back to the space), or it never existed.
+    LeaseLost,
+    /// The space did not answer within the call timeout. The operation may
+    /// or may not have been applied.
+    Call(AskError),
+    /// The host answered something this version does not expect.
+    Protocol(String),
+}
+
+impl fmt::Display for SharedSpaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedSpaceError::Space(e) => e.fmt(f),
+            SharedSpaceError::LeaseLost => write!(f, "the lease ran out or does not exist"),
+            SharedSpaceError::Call(e) => write!(f, "shared tuple space unreachable: {e}"),
+            SharedSpaceError::Protocol(detail) => write!(f, "shared tuple space: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for SharedSpaceError {}
+
+/// A tuple taken under a lease.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leased {
+    /// The tuple.
+    pub tuple: Tuple,
+    /// What [`SharedTupleSpace::complete`] and `release` name it by.
+    pub token: LeaseToken,
+}
+
+/// Names one lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeaseToken(u64);
+
+struct Shared {
+    actors: VirtualActors<HostedSpace>,
+    env: Env,
+    config: SharedSpacesConfig,
+    /// Keys are `<nonce>:<n>`: the 128-bit nonce keeps this node's keys
+    /// apart from every other node's and from its own earlier runs'.
+    nonce: String,
+    next_key: AtomicU64,
+}
+
+/// This node's door to the cluster's shared spaces. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedSpaces {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SharedSpaces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSpaces")
+            .field("node", self.shared.env.node())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedSpaces {
+    /// The virtual actor kind hosting spaces.
+    pub const KIND: &'static str = "plexspaces.tuplespace";
+
+    /// Hosts and reaches shared spaces on `system`'s node. In a cluster,
+    /// start distribution first and register on every node.
+    pub fn register(
+        system: &ActorSystem,
+        config: SharedSpacesConfig,
+    ) -> Result<Self, VirtualError> {
+        let bounds = config.space.clone();
+        let actors = VirtualActors::register(system, config.hosting.clone(), move |name| {
+            HostedSpace::new(name, &bounds)
+        })?;
+        let env = system.env().clone();
+        let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        Ok(SharedSpaces {
+            shared: Arc::new(Shared {
+                actors,
+                env,
+                config,
+                nonce,
+                next_key: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The space `name` (created on first use).
+    pub fn space(&self, name: &str) -> Result<SharedTupleSpace, VirtualError> {
+        Ok(SharedTupleSpace {
+            target: self.shared.actors.get(name)?,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The node hosting space `name`, as this node sees the cluster.
+    pub fn host_of(&self, name: &str) -> Option<crate::env::NodeName> {
+        self.shared.actors.owner_of(name)
+    }
+}
+
+/// One shared space. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedTupleSpace {
+    target: VirtualRef<HostedSpace>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SharedTupleSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SharedTupleSpace({})", self.target.id())
+    }
+}
+
+fn unexpected(reply: SpaceReply) -> SharedSpaceError {
+    SharedSpaceError::Protocol(format!("unexpected reply {reply:?}"))
+}
+
+impl SharedTupleSpace {
+    /// The space's name.
+    pub fn name(&self) -> &str {
+        self.target.id()
+    }
+
+    /// Sends one operation under a fresh key (retried under that key).
+    async fn call(&self, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
+        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
+        let key = format!("{}:{n}", self.shared.nonce);
+        match self
+            .target
+            .call(key, op, self.shared.config.call_timeout)
+            .await
+        {
+            Ok(SpaceReply::Refused(e)) => Err(SharedSpaceError::Space(e)),
+            Ok(SpaceReply::LeaseLost) => Err(SharedSpaceError::LeaseLost),
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(SharedSpaceError::Call(e)),
+        }
+    }
+
+    /// Asks `op` until its answer holds a tuple, or `timeout` passes.
+    async fn poll(
+        &self,
+        op: SpaceOp,
+        timeout: Option<Duration>,
+    ) -> Result<Option<SpaceReply>, SharedSpaceError> {
+        let env = &self.shared.env;
+        let config = &self.shared.config;
+        let deadline = timeout.map(|t| env.now() + t);
+        let mut pause = config.poll_min;
+        loop {
+            let reply = self.call(op.clone()).await?;
+            if !matches!(reply, SpaceReply::Tuple(None) | SpaceReply::Leased(None)) {
+                return Ok(Some(reply));
+            }
+            let wait = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(env.now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    pause.min(left)
+                }
+                None => pause,
+            };
+            env.sleep(wait).await;
+            pause = (pause * 2).min(config.poll_max);
+        }
+    }
+
+    fn tuple(reply: Option<SpaceReply>) -> Result<Option<Tuple>, SharedSpaceError> {
+        match reply {
+            None => Ok(None),
+            Some(SpaceReply::Tuple(found)) => Ok(found),
+            Some(other) => Err(unexpected(other)),
+        }
+    }
+
+    fn done(reply: SpaceReply) -> Result<(), SharedSpaceError> {
+        match reply {
+            SpaceReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn tuples(reply: SpaceReply) -> Result<Vec<Tuple>, SharedSpaceError> {
+        match reply {
+            SpaceReply::Tuples(found) => Ok(found),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Writes a tuple, durably.
+    pub async fn write(&self, tuple: Tuple) -> Result<(), SharedSpaceError> {
+        self.write_all(vec![tuple]).await
+    }
+
+    /// Writes all the tuples in one step, or none if one is refused.
+    pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), SharedSpaceError> {
+        Self::done(self.call(SpaceOp::Write(tuples)).await?)
+    }
+
+    /// Waits for a matching tuple and removes it.
+    pub async fn take(&self, pattern: Pattern) -> Result<Tuple, SharedSpaceError> {
+        let reply = self.poll(
+            SpaceOp::Take {
+                pattern,
+                lease_ms: None,
+            },
+            None,
+        );
+        Self::tuple(reply.await?)?.ok_or_else(|| unexpected(SpaceReply::Tuple(None)))
+    }
+
+    /// [`SharedTupleSpace::take`], giving up after `timeout` (`Ok(None)`).
+    pub async fn take_with_timeout(
+        &self,
+        pattern: Pattern,
+        timeout: Duration,
+    ) -> Result<Option<Tuple>, SharedSpaceError> {
+        let op = SpaceOp::Take {
+            pattern,
+            lease_ms: None,
+        };
+        Self::tuple(self.poll(op, Some(timeout)).await?)
+    }
+
+    /// A matching tuple, removed, if there is one now.
+    pub async fn take_if_exists(
+        &self,
+        pattern: &Pattern,
+    ) -> Result<Option<Tuple>, SharedSpaceError> {
+        let op = SpaceOp::Take {
+            pattern: pattern.clone(),
+            lease_ms: None,
+        };
+        Self::tuple(Some(self.call(op).await?))
+    }
+
+    /// Every matching tuple, removed.
+    pub async fn take_all_if_exists(
+        &self,
+        pattern: &Pattern,
+    ) -> Result<Vec<Tuple>, SharedSpaceError> {
+        Self::tuples(self.call(SpaceOp::TakeAll(pattern.clone())).await?)
+    }
+
+    /// Waits up to `timeout` for a matching tuple and takes it under a
+    /// lease of `lease`: finish with [`SharedTupleSpace::complete`] or
+    /// [`SharedTupleSpace::release`] before it runs out, or the tuple goes
+    /// back to the space.
+    pub async fn take_leased(
+        &self,
+        pattern: Pattern,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Option<Leased>, SharedSpaceError> {
+        let op = SpaceOp::Take {
+            pattern,
+            lease_ms: Some(lease_ms(lease)),
+        };
+        match self.poll(op, Some(timeout)).await? {
+            None => Ok(None),
+            Some(SpaceReply::Leased(Some((tuple, token)))) => Ok(Some(Leased {
+                tuple,
+                token: LeaseToken(token),
+            })),
+            Some(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// Ends a lease: its tuple is gone for good and `results` are written,
+    /// in one step. `LeaseLost` if the lease ran out first (nothing
+    /// written; the tuple is back in the space for another taker).
+    pub async fn complete(
+        &self,
+        token: LeaseToken,
+        results: Vec<Tuple>,
+    ) -> Result<(), SharedSpaceError> {
+        let op = SpaceOp::Complete {
+            token: token.0,
+            write: results,
+        };
+        Self::done(self.call(op).await?)
+    }
+
+    /// Ends a lease by putting its tuple back.
+    pub async fn release(&self, token: LeaseToken) -> Result<(), SharedSpaceError> {
+        Self::done(self.call(SpaceOp::Release { token: token.0 }).await?)
+    }
+
+    /// Waits for a matching tuple and returns a copy (it stays).
+    pub async fn read(&self, pattern: Pattern) -> Result<Tuple, SharedSpaceError> {
+        Self::tuple(self.poll(SpaceOp::Read(pattern), None).await?)?
+            .ok_or_else(|| unexpected(SpaceReply::Tuple(None)))
+    }
+
+    /// [`SharedTupleSpace::read`], giving up after `timeout` (`Ok(None)`).
+    pub async fn read_with_timeout(
+        &self,
+        pattern: Pattern,
+        timeout: Duration,
+    ) -> Result<Option<Tuple>, SharedSpaceError> {
+        Self::tuple(self.poll(SpaceOp::Read(pattern), Some(timeout)).await?)
+    }
+
+    /// A copy of a matching tuple, if there is one now.
+    pub async fn read_if_exists(
+        &self,
+        pattern: &Pattern,
+    ) -> Result<Option<Tuple>, SharedSpaceError> {
+        Self::tuple(Some(self.call(SpaceOp::Read(pattern.clone())).await?))
+    }
+
+    /// Copies of every matching tuple (leased tuples are not visible).
+    pub async fn read_all_if_exists(
+        &self,
+        pattern: &Pattern,
+    ) -> Result<Vec<Tuple>, SharedSpaceError> {
+        Self::tuples(self.call(SpaceOp::ReadAll(pattern.clone())).await?)
+    }
+
+    /// How many tuples match (leased tuples are not counted).
+    pub async fn count(&self, pattern: &Pattern) -> Result<usize, SharedSpaceError> {
+        match self.call(SpaceOp::Count(pattern.clone())).await? {
+            SpaceReply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether a tuple matches now.
+    pub async fn exists(&self, pattern: &Pattern) -> Result<bool, SharedSpaceError> {
+        Ok(self.read_if_exists(pattern).await?.is_some())
+    }
+
+    /// Removes every tuple and ends every lease.
+    pub async fn clear(&self) -> Result<(), SharedSpaceError> {
+        Self::done(self.call(SpaceOp::Clear).await?)
+    }
+}
