@@ -297,3 +297,82 @@ async fn reminders_keep_their_table_in_postgres() {
     assert_eq!(total, 1);
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_tuple_space_in_postgres_hands_each_tuple_to_one_taker() {
+    use plexspaces::tuplespace::{Field, Kind, Pattern, SharedSpaces, SharedSpacesConfig, Value};
+    const WAIT: Duration = Duration::from_secs(15);
+    let kind = format!("ts{}", std::process::id() % 100_000);
+    let (sa, a, _) = node("ta", &[], &kind).await;
+    let (sb, b, _) = node("tb", &[a.local_addr()], &kind).await;
+    for d in [&a, &b] {
+        d.wait_for(WAIT, |m| {
+            m.iter().filter(|m| m.status == MemberStatus::Up).count() == 2
+        })
+        .await
+        .unwrap();
+    }
+    let spaces = |system: ActorSystem| async move {
+        let journal = PgJournal::connect(system.env().clone(), PgJournalConfig::new(connection()))
+            .await
+            .unwrap();
+        SharedSpaces::register(
+            &system,
+            SharedSpacesConfig::new(JournalBackend::custom(journal)),
+        )
+        .unwrap()
+    };
+    let on_a = spaces(sa.clone()).await;
+    let on_b = spaces(sb.clone()).await;
+    // A space unique to this run, hosted on b.
+    let name = (0..)
+        .map(|i| format!("bag{}-{i}", std::process::id() % 100_000))
+        .find(|name| on_a.host_of(name).as_ref() == Some(b.node()))
+        .unwrap();
+    let tasks = Pattern::new(vec![Field::Exact("task".into()), Field::Typed(Kind::Int)]);
+    on_a.space(&name)
+        .unwrap()
+        .write_all((0..60).map(|i| plexspaces::tuple!("task", i)).collect())
+        .await
+        .unwrap();
+
+    // Takers on both nodes at once; then b dies with tasks left, and a
+    // takes the rest from the space it reactivates from PostgreSQL.
+    let take_some = |spaces: SharedSpaces, env: Env, limit: usize| {
+        let space = spaces.space(&name).unwrap();
+        let tasks = tasks.clone();
+        env.spawn(async move {
+            let mut got = Vec::new();
+            while got.len() < limit {
+                match space.take_if_exists(&tasks).await.unwrap() {
+                    Some(t) => match t.fields()[1] {
+                        Value::Int(n) => got.push(n),
+                        _ => panic!("{t:?}"),
+                    },
+                    None => break,
+                }
+            }
+            got
+        })
+    };
+    let mut taken = Vec::new();
+    let first = [
+        take_some(on_a.clone(), sa.env().clone(), 15),
+        take_some(on_b.clone(), sb.env().clone(), 15),
+        take_some(on_a.clone(), sa.env().clone(), 15),
+    ];
+    for taker in first {
+        taken.extend(taker.await.unwrap());
+    }
+    assert_eq!(taken.len(), 45);
+    b.shutdown();
+    sb.shutdown().await;
+    taken.extend(
+        take_some(on_a.clone(), sa.env().clone(), 100)
+            .await
+            .unwrap(),
+    );
+    taken.sort();
+    assert_eq!(taken, (0..60).collect::<Vec<i64>>(), "each task taken once");
+    a.shutdown();
+}

@@ -53,6 +53,9 @@ pub enum PlantedBug {
     SkipFencing,
     /// Virtual actor hosts keep activations placement moved elsewhere.
     SkipHandOff,
+    /// A shared tuple space puts a run-out lease's tuple back but lets the
+    /// lease still complete (so a task can be completed twice).
+    LeaseOutlivesExpiry,
 }
 
 pub use env::{Env, InvalidNodeName, NodeName};

@@ -336,3 +336,60 @@ proptest! {
         });
     }
 }
+
+/// Posts each job it is told as a tuple, a queue message, and joins a group,
+/// all through its context.
+struct Poster;
+
+impl plexspaces::actor::Actor for Poster {
+    type Msg = i64;
+    type Reply = ();
+
+    async fn handle(
+        &mut self,
+        ctx: &mut plexspaces::actor::Context<Self>,
+        job: i64,
+    ) -> Result<(), plexspaces::actor::ActorError> {
+        ctx.tuplespace("jobs")
+            .write(tuple!["job", job])
+            .await
+            .map_err(|e| plexspaces::actor::ActorError::new(e.to_string()))?;
+        ctx.channels()
+            .send_to_queue("jobs", job.to_le_bytes().to_vec())
+            .await;
+        let groups = ctx
+            .process_groups()
+            .map_err(|e| plexspaces::actor::ActorError::new(e.to_string()))?;
+        groups
+            .join("acme", "billing", "posters", ctx.myself())
+            .await
+            .map_err(|e| plexspaces::actor::ActorError::new(e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_actor_reaches_the_space_channels_and_groups_through_its_context() {
+    let system = ActorSystem::new(env("context").await);
+    let poster = system.spawn("poster", Poster).unwrap();
+    poster.ask(7, Duration::from_secs(5)).await.unwrap();
+
+    let jobs = Pattern::new(vec![Field::Exact("job".into()), Field::Typed(Kind::Int)]);
+    assert_eq!(
+        system.tuplespace("jobs").take_if_exists(&jobs).await,
+        Some(tuple!["job", 7])
+    );
+    let delivery = system
+        .channels()
+        .receive_from_queue("jobs", Some(Duration::from_secs(5)))
+        .await
+        .expect("the queued job");
+    assert_eq!(delivery.payload, 7i64.to_le_bytes().to_vec());
+    let members = system
+        .process_groups()
+        .unwrap()
+        .members("acme", "billing", "posters")
+        .await
+        .unwrap();
+    assert_eq!(members, vec![poster.id().clone()]);
+}

@@ -78,6 +78,11 @@ pub(crate) struct HostedSpace {
     next_seq: u64,
     leases: BTreeMap<u64, Lease>,
     next_token: u64,
+    /// Not checkpointed: a planted bug lasts until the first checkpoint
+    /// (1,000 operations by default), which covers the simulator's runs.
+    #[cfg(feature = "planted-bugs")]
+    #[serde(skip)]
+    pub(crate) planted_bug: Option<crate::PlantedBug>,
 }
 
 fn unix_ms(at: SystemTime) -> u64 {
@@ -99,6 +104,8 @@ impl HostedSpace {
             next_seq: 0,
             leases: BTreeMap::new(),
             next_token: 1,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 
@@ -185,6 +192,14 @@ impl HostedSpace {
             .map(|(&token, _)| token)
             .collect();
         for token in expired {
+            #[cfg(feature = "planted-bugs")]
+            if self.planted_bug == Some(crate::PlantedBug::LeaseOutlivesExpiry) {
+                let lease = self.leases.get_mut(&token).expect("listed");
+                lease.expires_ms = u64::MAX;
+                let tuple = lease.tuple.clone();
+                self.store(tuple);
+                continue;
+            }
             let lease = self.leases.remove(&token).expect("listed");
             self.store(lease.tuple);
         }

@@ -139,7 +139,7 @@ impl fmt::Debug for SharedSpaces {
 
 impl SharedSpaces {
     /// The virtual actor kind hosting spaces.
-    pub const KIND: &'static str = "plexspaces.tuplespace";
+    pub const KIND: &'static str = "space";
 
     /// Hosts and reaches shared spaces on `system`'s node. In a cluster,
     /// start distribution first and register on every node.
@@ -148,8 +148,16 @@ impl SharedSpaces {
         config: SharedSpacesConfig,
     ) -> Result<Self, VirtualError> {
         let bounds = config.space.clone();
+        #[cfg(feature = "planted-bugs")]
+        let planted_bug = config.hosting.planted_bug;
         let actors = VirtualActors::register(system, config.hosting.clone(), move |name| {
-            HostedSpace::new(name, &bounds)
+            #[allow(unused_mut)]
+            let mut space = HostedSpace::new(name, &bounds);
+            #[cfg(feature = "planted-bugs")]
+            {
+                space.planted_bug = planted_bug;
+            }
+            space
         })?;
         let env = system.env().clone();
         let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
@@ -164,7 +172,7 @@ impl SharedSpaces {
         })
     }
 
-    /// The space `name` (created on first use).
+    /// The space `name` (created on first use; 1 to 26 bytes, no `@`).
     pub fn space(&self, name: &str) -> Result<SharedTupleSpace, VirtualError> {
         Ok(SharedTupleSpace {
             target: self.shared.actors.get(name)?,
@@ -205,6 +213,10 @@ impl SharedTupleSpace {
     async fn call(&self, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
         let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
         let key = format!("{}:{n}", self.shared.nonce);
+        self.call_keyed(key, op).await
+    }
+
+    async fn call_keyed(&self, key: String, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
         match self
             .target
             .call(key, op, self.shared.config.call_timeout)
@@ -277,6 +289,21 @@ impl SharedTupleSpace {
     /// Writes all the tuples in one step, or none if one is refused.
     pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), SharedSpaceError> {
         Self::done(self.call(SpaceOp::Write(tuples)).await?)
+    }
+
+    /// [`SharedTupleSpace::write_all`] under the caller's idempotency key
+    /// `key`: after a failure whose outcome is unknown (a call timeout, a
+    /// crash), calling again with the same key and tuples writes them at
+    /// most once (within the space's dedupe window, 10,000 keys by
+    /// default), even from another run of the caller.
+    pub async fn write_all_once(
+        &self,
+        key: &str,
+        tuples: Vec<Tuple>,
+    ) -> Result<(), SharedSpaceError> {
+        // Generated keys are `<hex nonce>:<n>`; a caller's never collide.
+        let key = format!("caller/{key}");
+        Self::done(self.call_keyed(key, SpaceOp::Write(tuples)).await?)
     }
 
     /// Waits for a matching tuple and removes it.

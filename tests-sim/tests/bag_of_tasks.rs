@@ -1,0 +1,352 @@
+//! The design's bag-of-tasks in the simulator: a master on node 0 writes
+//! tasks into a shared tuple space, workers on three nodes take them under
+//! leases, "work" for a while and complete each by swapping the task for a
+//! result tuple, while the nemesis crashes, pauses, partitions and isolates
+//! the nodes, resets their connections and skews their clocks. The space's
+//! journal lives on a fourth, storage node (a journal server), cut off from
+//! one node at a time.
+//!
+//! Oracles, once the faults stop:
+//! - every task is completed exactly once: one result per task, none left;
+//! - no task lost: the master's writes (retried under their keys after a
+//!   crash or an unknown outcome) put each task in the space once;
+//! - a completion a worker saw acknowledged is the one in the space;
+//! - the nemesis had an effect: some leases ran out and were re-taken.
+#![cfg(madsim)]
+
+use plexspaces::actor::ActorSystem;
+use plexspaces::distribution::{Distribution, MemberStatus};
+use plexspaces::durability::JournalBackend;
+use plexspaces::durability::shared::{
+    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
+};
+use plexspaces::seams::{Clock, Rng, SeededRng};
+use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::tuplespace::{
+    Field, Kind, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, Tuple, Value,
+};
+use plexspaces::{Env, PlantedBug, tuple};
+use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PORT: u16 = 7000;
+const JOURNAL_PORT: u16 = 7100;
+const NODES: usize = 3;
+const STORAGE: usize = NODES;
+const WORKERS_PER_NODE: usize = 3;
+const TASKS: i64 = 120;
+const BATCH: i64 = 10;
+const SPACE: &str = "bag";
+
+fn tasks() -> Pattern {
+    Pattern::new(vec![Field::Exact("task".into()), Field::Typed(Kind::Int)])
+}
+
+fn results() -> Pattern {
+    Pattern::new(vec![
+        Field::Exact("done".into()),
+        Field::Typed(Kind::Int),
+        Field::Typed(Kind::Str),
+    ])
+}
+
+fn int(tuple: &Tuple, at: usize) -> i64 {
+    match &tuple.fields()[at] {
+        Value::Int(n) => *n,
+        other => panic!("not an int: {other:?}"),
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    nodes: BTreeMap<usize, (Distribution, SharedSpaces)>,
+    /// Completions acknowledged to a worker: task → the worker's tag.
+    acked: BTreeMap<i64, Vec<String>>,
+    /// Completions refused because the lease had run out.
+    lease_lost: u64,
+    /// Batches the master saw acknowledged.
+    batches_acked: BTreeMap<i64, u32>,
+}
+
+fn space_config(env: &Env, storage: SocketAddr, bug: Option<PlantedBug>) -> SharedSpacesConfig {
+    let mut journal = SharedJournalConfig::new(
+        storage,
+        plexspaces::distribution::ClusterSecret::new(SECRET).unwrap(),
+    );
+    journal.request_timeout = Duration::from_millis(500);
+    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let mut config = SharedSpacesConfig::new(journal);
+    config.hosting.attempt_timeout = Duration::from_millis(500);
+    config.hosting.planted_bug = bug;
+    config.call_timeout = Duration::from_secs(2);
+    config.poll_max = Duration::from_millis(100);
+    config
+}
+
+/// The master: writes the tasks in batches, each under its own key, so a
+/// batch retried (after a failure, or by the master's next run after a
+/// crash) is written once.
+async fn master(
+    space: plexspaces::tuplespace::SharedTupleSpace,
+    env: Env,
+    shared: Arc<Mutex<Shared>>,
+) {
+    for batch in 0..TASKS / BATCH {
+        let tuples: Vec<Tuple> = (batch * BATCH..(batch + 1) * BATCH)
+            .map(|i| tuple!("task", i))
+            .collect();
+        while space
+            .write_all_once(&format!("batch-{batch}"), tuples.clone())
+            .await
+            .is_err()
+        {
+            env.sleep(Duration::from_millis(100)).await;
+        }
+        *shared
+            .lock()
+            .unwrap()
+            .batches_acked
+            .entry(batch)
+            .or_default() += 1;
+        env.sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A worker: takes a task under a 1 s lease, works 20–400 ms, completes
+/// it with a result naming itself.
+async fn worker(
+    space: plexspaces::tuplespace::SharedTupleSpace,
+    env: Env,
+    tag: String,
+    shared: Arc<Mutex<Shared>>,
+) {
+    loop {
+        let leased = match space
+            .take_leased(tasks(), Duration::from_secs(1), Duration::from_secs(1))
+            .await
+        {
+            Ok(Some(leased)) => leased,
+            Ok(None) => continue,
+            Err(_) => {
+                env.sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let task = int(&leased.tuple, 1);
+        env.sleep(Duration::from_millis(env.gen_range(20..400)))
+            .await;
+        let outcome = space
+            .complete(leased.token, vec![tuple!("done", task, tag.as_str())])
+            .await;
+        let mut shared = shared.lock().unwrap();
+        match outcome {
+            Ok(()) => shared.acked.entry(task).or_default().push(tag.clone()),
+            Err(SharedSpaceError::LeaseLost) => shared.lease_lost += 1,
+            Err(_) => {} // outcome unknown: the space is the judge
+        }
+    }
+}
+
+async fn run_node(
+    env: Env,
+    index: usize,
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Mutex<Shared>>,
+    bug: Option<PlantedBug>,
+) {
+    let system = ActorSystem::new(env.clone());
+    let dist = system
+        .start_distribution(fast_distribution(&addrs, index, NODES))
+        .await
+        .expect("distribution starts");
+    let spaces = SharedSpaces::register(&system, space_config(&env, addrs[STORAGE], bug)).unwrap();
+    shared
+        .lock()
+        .unwrap()
+        .nodes
+        .insert(index, (dist.clone(), spaces.clone()));
+    let run = env.next_u64();
+    for w in 0..WORKERS_PER_NODE {
+        let space = spaces.space(SPACE).unwrap();
+        let tag = format!("n{index}w{w}-{:x}", run & 0xffff);
+        drop(env.spawn(worker(space, env.clone(), tag, shared.clone())));
+    }
+    if index == 0 {
+        master(spaces.space(SPACE).unwrap(), env.clone(), shared.clone()).await;
+    }
+    std::future::pending::<()>().await;
+}
+
+async fn run_storage(env: Env, listen: SocketAddr) {
+    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0xba6)
+        .await
+        .expect("the storage node's journal opens");
+    let config = JournalServerConfig::new(
+        listen,
+        plexspaces::distribution::ClusterSecret::new(SECRET).unwrap(),
+    );
+    let _server = JournalServer::start(env.clone(), config, journal)
+        .await
+        .expect("the journal server starts");
+    std::future::pending::<()>().await;
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    completed_acked: usize,
+    lease_lost: u64,
+    trace_hash: u64,
+}
+
+fn scenario(seed: u64) -> Outcome {
+    planted(seed, None)
+}
+
+fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async move {
+        let mut cluster = Cluster::new(ClusterConfig::new(seed));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mut addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
+        addrs.push(SocketAddr::from((
+            [10, 0, 0, STORAGE as u8 + 1],
+            JOURNAL_PORT,
+        )));
+        for index in 0..NODES {
+            let (addrs, shared) = (addrs.clone(), shared.clone());
+            cluster.add_node(&format!("n{index}"), move |env| {
+                run_node(env, index, addrs.clone(), shared.clone(), bug)
+            });
+        }
+        let storage_addr = addrs[STORAGE];
+        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+
+        let active = Duration::from_secs(20);
+        let schedule = network_nemesis(seed, NODES);
+        let _report = ReportOnPanic::new(format!("bag of tasks seed {seed}\n{schedule}"));
+        let cluster = Arc::new(cluster);
+        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
+        let cutter = {
+            let (cluster, clock) = (cluster.clone(), clock.clone());
+            let rng = SeededRng::new(seed ^ 0xba6_0f_7a5c);
+            madsim::task::spawn(async move {
+                let end = clock.now() + active;
+                while clock.now() < end {
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
+                        .await;
+                    cluster.partition(STORAGE, rng.gen_range(0..NODES as u64) as usize);
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
+                        .await;
+                    cluster.heal_network();
+                }
+            })
+        };
+        schedule.run(&cluster).await;
+        cutter.await.unwrap();
+        cluster.heal_network();
+
+        let nodes: Vec<(usize, Distribution, SharedSpaces)> = shared
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|(i, (d, s))| (*i, d.clone(), s.clone()))
+            .collect();
+        for (_, dist, _) in &nodes {
+            dist.wait_for(Duration::from_secs(10), |m| {
+                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
+            })
+            .await
+            .unwrap_or_else(|_| panic!("seed {seed}: {} never saw all up", dist.node()));
+        }
+        // Healed: the workers finish the bag (the master's last batches may
+        // still be going in).
+        let space = nodes[0].2.space(SPACE).unwrap();
+        let finished = clock
+            .timeout(Duration::from_secs(60), async {
+                loop {
+                    let done = space.count(&results()).await.unwrap_or(0);
+                    let left = space.count(&tasks()).await.unwrap_or(1);
+                    if done >= TASKS as usize && left == 0 {
+                        return;
+                    }
+                    clock.sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await;
+        let found = space
+            .read_all_if_exists(&results())
+            .await
+            .expect("the space answers after healing");
+        let mut per_task: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for result in &found {
+            let Value::Str(tag) = &result.fields()[2] else {
+                unreachable!("the pattern types it")
+            };
+            per_task
+                .entry(int(result, 1))
+                .or_default()
+                .push(tag.clone());
+        }
+        for (task, tags) in &per_task {
+            assert_eq!(
+                tags.len(),
+                1,
+                "seed {seed}: task {task} completed by {tags:?}"
+            );
+        }
+        assert!(
+            finished.is_ok(),
+            "seed {seed}: not finished 60 s after healing: {} of {TASKS} done, tasks left {:?}",
+            per_task.len(),
+            space.read_all_if_exists(&tasks()).await
+        );
+        assert_eq!(
+            per_task.keys().copied().collect::<Vec<_>>(),
+            (0..TASKS).collect::<Vec<_>>(),
+            "seed {seed}: tasks lost"
+        );
+        let shared = shared.lock().unwrap();
+        for (task, acked) in &shared.acked {
+            assert_eq!(
+                acked, &per_task[task],
+                "seed {seed}: task {task}: acknowledged completions differ from the space's"
+            );
+        }
+        Outcome {
+            completed_acked: shared.acked.len(),
+            lease_lost: shared.lease_lost,
+            trace_hash: cluster.trace().hash(),
+        }
+    })
+}
+
+#[test]
+fn every_task_is_completed_exactly_once_under_the_nemesis() {
+    let outcomes = run_seeds("bag_of_tasks", &SeedPlan::from_env(24), scenario);
+    assert!(
+        outcomes.iter().any(|o| o.lease_lost > 0),
+        "no lease ever ran out: the faults never hit a worker mid-task: {outcomes:?}"
+    );
+    assert_deterministic(1, scenario);
+}
+
+#[test]
+fn leases_that_still_complete_after_running_out_are_caught() {
+    for seed in 0..6 {
+        if std::panic::catch_unwind(|| planted(seed, Some(PlantedBug::LeaseOutlivesExpiry)))
+            .is_err()
+        {
+            eprintln!("LeaseOutlivesExpiry caught at seed {seed}");
+            return;
+        }
+    }
+    panic!("LeaseOutlivesExpiry survived 6 seeds: the simulator does not see it");
+}
