@@ -10,8 +10,14 @@
 // A benchmark measures real time and spawns on tokio directly.
 #![allow(clippy::disallowed_methods, missing_docs)]
 
+use plexspaces::actor::ActorSystem;
+use plexspaces::durability::JournalBackend;
+use plexspaces::storage::journal::JournalConfig;
 use plexspaces::tuple;
-use plexspaces::tuplespace::{Field, Kind, Pattern, Tuple, TupleSpace, TupleSpaceConfig};
+use plexspaces::tuplespace::{
+    DurableTupleSpace, Field, Kind, Pattern, SharedSpaces, SharedSpacesConfig, Tuple, TupleSpace,
+    TupleSpaceConfig,
+};
 use plexspaces::{Env, NodeName};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,7 +83,7 @@ fn main() {
             let dir = std::env::temp_dir().join(format!("plexspaces-tsbench-{}", std::process::id()));
             let env = Env::tokio(NodeName::new("bench").unwrap(), dir).await.unwrap();
             let config = TupleSpaceConfig { tuples_max: 1_000_000, ..TupleSpaceConfig::default() };
-            let space = TupleSpace::new("bench", env, config);
+            let space = TupleSpace::new("bench", env.clone(), config);
             let baseline = Baseline::default();
             for n in 0..resident {
                 space.write(tuple![format!("h{}", n % 100), n]).await.unwrap();
@@ -144,8 +150,127 @@ fn main() {
             println!("|---|---:|---:|");
             println!("| plexspaces | {:.1} | {:.1} |", pct(&mut ours, 0.5), pct(&mut ours, 0.99));
             println!("| baseline (mutex + Notify) | {:.1} | {:.1} |", pct(&mut theirs, 0.5), pct(&mut theirs, 0.99));
+
+            shared_spaces(&env, quick).await;
         })
         .await
         .unwrap();
     });
+}
+
+/// A shared space (a durable virtual actor) on one node, against the
+/// in-memory space (memory journal: the price of the actor, the journal
+/// entry and the dedupe table) and against the durable space on the same
+/// file journal (both pay an fsync per change).
+async fn shared_spaces(env: &Env, quick: bool) {
+    let ops: i64 = if quick { 1_000 } else { 10_000 };
+    let resident: i64 = 1_000;
+    let system = ActorSystem::new(env.clone());
+    let memory = SharedSpaces::register(&system, SharedSpacesConfig::new(JournalBackend::memory()))
+        .unwrap()
+        .space("mem")
+        .unwrap();
+    let local = TupleSpace::new("local", env.clone(), TupleSpaceConfig::default());
+    let file_journal = JournalBackend::file(env, JournalConfig::default())
+        .await
+        .unwrap();
+    let mut on_file = SharedSpacesConfig::new(file_journal.clone());
+    on_file.hosting.kind = "fspace".into();
+    let file = SharedSpaces::register(&system, on_file)
+        .unwrap()
+        .space("file")
+        .unwrap();
+    let durable = DurableTupleSpace::open(
+        "dur",
+        env.clone(),
+        TupleSpaceConfig::default(),
+        file_journal,
+    )
+    .await
+    .unwrap();
+    let batch: Vec<Tuple> = (0..resident)
+        .map(|n| tuple![format!("h{}", n % 100), n])
+        .collect();
+    memory.write_all(batch.clone()).await.unwrap();
+    file.write_all(batch.clone()).await.unwrap();
+    for t in batch {
+        local.write(t.clone()).await.unwrap();
+        durable.write(t).await.unwrap();
+    }
+    let rate = |t: Instant, n: i64| 2.0 * n as f64 / t.elapsed().as_secs_f64();
+
+    println!();
+    println!("Shared space on one node: {resident} resident tuples, {ops} take + write pairs");
+    println!();
+    println!("| take + write | shared ops/s | peer ops/s | ratio |");
+    println!("|---|---:|---:|---:|");
+    let t = Instant::now();
+    for n in 0..ops {
+        let taken = memory
+            .take_if_exists(&head(n % 100))
+            .await
+            .unwrap()
+            .unwrap();
+        memory.write(taken).await.unwrap();
+    }
+    let ours = rate(t, ops);
+    let t = Instant::now();
+    for n in 0..ops {
+        let taken = local.take_if_exists(&head(n % 100)).await.unwrap();
+        local.write(taken).await.unwrap();
+    }
+    let theirs = rate(t, ops);
+    println!(
+        "| memory journal vs in-memory `TupleSpace` | {ours:.0} | {theirs:.0} | {:.3}x |",
+        ours / theirs
+    );
+    let file_ops = ops / 10;
+    let t = Instant::now();
+    for n in 0..file_ops {
+        let taken = file.take_if_exists(&head(n % 100)).await.unwrap().unwrap();
+        file.write(taken).await.unwrap();
+    }
+    let ours = rate(t, file_ops);
+    let t = Instant::now();
+    for n in 0..file_ops {
+        let taken = durable
+            .take_if_exists(&head(n % 100))
+            .await
+            .unwrap()
+            .unwrap();
+        durable.write(taken).await.unwrap();
+    }
+    let theirs = rate(t, file_ops);
+    println!(
+        "| file journal vs `DurableTupleSpace` (same journal) | {ours:.0} | {theirs:.0} | {:.2}x |",
+        ours / theirs
+    );
+
+    // Wake-up: a blocked take polls (1 ms doubling to 50 ms).
+    let rounds = if quick { 50 } else { 300 };
+    let wake = Pattern::new(vec![Field::Exact("wake".into()), Field::Typed(Kind::Int)]);
+    let mut woke = Vec::with_capacity(rounds);
+    for i in 0..rounds as i64 {
+        let (space, pattern) = (memory.clone(), wake.clone());
+        let taker = tokio::spawn(async move {
+            space.take(pattern).await.unwrap();
+            Instant::now()
+        });
+        // Let the taker settle into its backoff first (a varying wait).
+        tokio::time::sleep(Duration::from_millis(1 + (i % 40) as u64)).await;
+        let sent = Instant::now();
+        memory.write(tuple!["wake", i]).await.unwrap();
+        woke.push(taker.await.unwrap() - sent);
+    }
+    woke.sort_unstable();
+    let pct = |p: f64| woke[((woke.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    println!();
+    println!("| shared space blocked take wake-up (polling) | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| memory journal, writer and taker on one node | {:.2} | {:.2} | {:.2} |",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
 }
