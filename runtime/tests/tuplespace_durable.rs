@@ -171,3 +171,69 @@ async fn a_take_the_journal_refuses_puts_the_tuple_back() {
     assert_eq!(space.read_all_if_exists(&any_task()).await, [task(1)]);
     assert_eq!(space.take(any_task()).await.unwrap(), task(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_bound_the_replay_and_keep_exactly_the_journaled_tuples() {
+    let env1 = env("checkpoints", true).await;
+    let journal = JournalBackend::file(&env1, Default::default())
+        .await
+        .unwrap();
+    let space = DurableTupleSpace::open("bag", env1.clone(), Default::default(), journal.clone())
+        .await
+        .unwrap()
+        .with_checkpoint_every(7);
+    // Writers and takers at once, so checkpoints fall while takes are in
+    // flight; what stays is every write minus every acknowledged take.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let space = space.clone();
+            env1.spawn(async move {
+                for n in 0..100 {
+                    space.write(task(w * 1000 + n)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let takers: Vec<_> = (0..2)
+        .map(|_| {
+            let space = space.clone();
+            env1.spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..60 {
+                    got.push(space.take(any_task()).await.unwrap());
+                }
+                got
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut taken = Vec::new();
+    for t in takers {
+        taken.extend(t.await.unwrap());
+    }
+    let mut expected: Vec<Tuple> = (0..2)
+        .flat_map(|w| (0..100).map(move |n| task(w * 1000 + n)))
+        .filter(|t| !taken.contains(t))
+        .collect();
+    expected.sort();
+    let checkpoint = journal
+        .latest_checkpoint("@space bag")
+        .await
+        .unwrap()
+        .expect("320 changes made checkpoints");
+    assert!(checkpoint.seq > 300, "checkpointed at {}", checkpoint.seq);
+    drop(space);
+
+    let env2 = env("checkpoints", false).await;
+    let journal = JournalBackend::file(&env2, Default::default())
+        .await
+        .unwrap();
+    let reopened = DurableTupleSpace::open("bag", env2, Default::default(), journal)
+        .await
+        .unwrap();
+    let mut left = reopened.read_all_if_exists(&any_task()).await;
+    left.sort();
+    assert_eq!(left, expected);
+}

@@ -11,17 +11,22 @@
 //! - Takes are journaled by value: equal tuples are interchangeable.
 //! - Opening claims the space's stream, so on a shared backend an older
 //!   opener of the same space can no longer write.
+//! - Every `checkpoint_every` journaled changes (default 1,000), the
+//!   space's journaled contents are checkpointed and the journal below is
+//!   compacted, so opening replays at most that many changes. Tuples come
+//!   back from a checkpoint in the order of their values, not of their
+//!   writes.
 //! - Leases are not offered here (their expiry would need the wall clock
-//!   across restarts). The journal is replayed whole on open: there are no
-//!   checkpoints yet, so a long-lived space replays its whole history.
+//!   across restarts); [`super::SharedSpaces`] has leased takes.
 
 use super::space::{TupleSpace, TupleSpaceConfig, TupleSpaceError};
-use super::value::{Field, Pattern, Tuple};
+use super::value::{Pattern, Tuple};
 use crate::durability::JournalBackend;
 use crate::env::Env;
 use futures::lock::Mutex as AsyncMutex;
 use plexspaces_storage::journal::{Journal, JournalError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -41,6 +46,9 @@ pub enum DurableSpaceError {
     /// The journal failed; the operation was not acknowledged (a take's
     /// tuple is back in the space).
     Journal(JournalError),
+    /// Opening found a checkpoint or event it cannot decode; the space is
+    /// not opened (skipping it would lose or resurrect tuples).
+    Unreadable(String),
 }
 
 impl fmt::Display for DurableSpaceError {
@@ -48,6 +56,7 @@ impl fmt::Display for DurableSpaceError {
         match self {
             DurableSpaceError::Space(e) => e.fmt(f),
             DurableSpaceError::Journal(e) => write!(f, "tuple space journal: {e}"),
+            DurableSpaceError::Unreadable(detail) => write!(f, "tuple space journal: {detail}"),
         }
     }
 }
@@ -66,9 +75,37 @@ impl From<JournalError> for DurableSpaceError {
     }
 }
 
-/// A pattern matching exactly `tuple`.
-fn exactly(tuple: &Tuple) -> Pattern {
-    Pattern(tuple.0.iter().cloned().map(Field::Exact).collect())
+/// What the journal says the space holds: each tuple and how many times.
+/// Kept under the append lock, so it always matches the journal's last
+/// entry, which the in-memory space (ahead by takes in flight) does not.
+#[derive(Default)]
+struct Journaled {
+    tuples: BTreeMap<Tuple, usize>,
+    since_checkpoint: u64,
+}
+
+impl Journaled {
+    fn apply(&mut self, event: &SpaceEvent) {
+        match event {
+            SpaceEvent::Write(tuple) => *self.tuples.entry(tuple.clone()).or_default() += 1,
+            SpaceEvent::Take(tuple) => {
+                if let Some(n) = self.tuples.get_mut(tuple) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.tuples.remove(tuple);
+                    }
+                }
+            }
+            SpaceEvent::Clear => self.tuples.clear(),
+        }
+    }
+
+    fn all(&self) -> Vec<Tuple> {
+        self.tuples
+            .iter()
+            .flat_map(|(t, n)| std::iter::repeat_n(t.clone(), *n))
+            .collect()
+    }
 }
 
 /// A tuple space on a journal. Cheap to clone; clones share it.
@@ -77,9 +114,11 @@ pub struct DurableTupleSpace {
     space: TupleSpace,
     journal: JournalBackend,
     stream: String,
-    /// Journal appends one at a time: a shared journal's writer expects
-    /// the sequence numbers it hands out to follow each other.
-    appending: std::sync::Arc<AsyncMutex<()>>,
+    checkpoint_every: u64,
+    /// Journal appends one at a time (a shared journal's writer expects
+    /// the sequence numbers it hands out to follow each other), with the
+    /// journaled contents they produce.
+    appending: std::sync::Arc<AsyncMutex<Journaled>>,
 }
 
 impl fmt::Debug for DurableTupleSpace {
@@ -91,7 +130,11 @@ impl fmt::Debug for DurableTupleSpace {
 }
 
 impl DurableTupleSpace {
-    /// Opens the space `name` on `journal`, rebuilding its tuples.
+    /// Journaled changes between checkpoints, unless set otherwise.
+    pub const CHECKPOINT_EVERY_DEFAULT: u64 = 1_000;
+
+    /// Opens the space `name` on `journal`, rebuilding its tuples from the
+    /// latest checkpoint and the changes after it.
     pub async fn open(
         name: &str,
         env: Env,
@@ -100,42 +143,86 @@ impl DurableTupleSpace {
     ) -> Result<Self, DurableSpaceError> {
         let stream = format!("@space {name}");
         journal.claim(&stream).await?;
-        let space = TupleSpace::new(name, env, config);
-        let mut events = Vec::new();
+        let mut journaled = Journaled::default();
+        let from = match journal.latest_checkpoint(&stream).await? {
+            Some(checkpoint) => {
+                let tuples: Vec<Tuple> = postcard::from_bytes(&checkpoint.state).map_err(|e| {
+                    DurableSpaceError::Unreadable(format!("checkpoint of {name:?}: {e}"))
+                })?;
+                for tuple in tuples {
+                    journaled.apply(&SpaceEvent::Write(tuple));
+                }
+                checkpoint.seq + 1
+            }
+            None => 1,
+        };
+        let mut unreadable = None;
         journal
-            .replay_each(&stream, 1, |_, data| match postcard::from_bytes(data) {
-                Ok(event) => events.push(event),
-                Err(e) => tracing::error!("unreadable tuple space event skipped: {e}"),
+            .replay_each(&stream, from, |seq, data| {
+                match postcard::from_bytes::<SpaceEvent>(data) {
+                    Ok(event) => {
+                        journaled.apply(&event);
+                        journaled.since_checkpoint += 1;
+                    }
+                    Err(e) => {
+                        unreadable.get_or_insert(format!("tuple space event {seq}: {e}"));
+                    }
+                }
             })
             .await?;
-        for event in events {
-            match event {
-                // Replayed without the bound: every write in the journal
-                // was within it when it was made.
-                SpaceEvent::Write(tuple) => space.restore(tuple),
-                SpaceEvent::Take(tuple) => {
-                    space.take_if_exists(&exactly(&tuple)).await;
-                }
-                SpaceEvent::Clear => space.clear().await,
-            }
+        if let Some(detail) = unreadable {
+            // A skipped event would resurrect or lose tuples: refuse.
+            return Err(DurableSpaceError::Unreadable(detail));
         }
+        let space = TupleSpace::new(name, env, config);
+        // Restored without the bound: every write in the journal was
+        // within it when it was made.
+        journaled.all().into_iter().for_each(|t| space.restore(t));
         Ok(DurableTupleSpace {
             space,
             journal,
             stream,
-            appending: std::sync::Arc::new(AsyncMutex::new(())),
+            checkpoint_every: Self::CHECKPOINT_EVERY_DEFAULT,
+            appending: std::sync::Arc::new(AsyncMutex::new(journaled)),
         })
     }
 
-    /// Journals `event`; the caller holds `appending`.
-    async fn append(&self, event: &SpaceEvent) -> Result<(), JournalError> {
+    /// Checkpoints every `every` journaled changes instead (at least 1).
+    pub fn with_checkpoint_every(mut self, every: u64) -> Self {
+        self.checkpoint_every = every.max(1);
+        self
+    }
+
+    /// Journals `event` and applies it to the journaled contents; the
+    /// caller holds `appending` (as `journaled`). Checkpoints when due.
+    async fn append(
+        &self,
+        journaled: &mut Journaled,
+        event: &SpaceEvent,
+    ) -> Result<(), JournalError> {
         let bytes = postcard::to_allocvec(event).expect("tuple space events always encode");
-        self.journal.append(&self.stream, &bytes).await.map(drop)
+        let seq = self.journal.append(&self.stream, &bytes).await?;
+        journaled.apply(event);
+        journaled.since_checkpoint += 1;
+        if journaled.since_checkpoint >= self.checkpoint_every {
+            let state = postcard::to_allocvec(&journaled.all()).expect("tuples always encode");
+            // A failed checkpoint loses nothing (the changes are in the
+            // journal); the next change tries again.
+            match self
+                .journal
+                .save_checkpoint(&self.stream, seq, &state)
+                .await
+            {
+                Ok(()) => journaled.since_checkpoint = 0,
+                Err(e) => tracing::warn!("tuple space checkpoint failed: {e}"),
+            }
+        }
+        Ok(())
     }
 
     async fn record(&self, event: &SpaceEvent) -> Result<(), JournalError> {
-        let _one_at_a_time = self.appending.lock().await;
-        self.append(event).await
+        let mut journaled = self.appending.lock().await;
+        self.append(&mut journaled, event).await
     }
 
     /// The in-memory space (for reads, counts and subscriptions).
@@ -148,7 +235,7 @@ impl DurableTupleSpace {
         // Checked and journaled under the append lock, so two writes never
         // both pass the bound, and a refused tuple is never journaled.
         self.space.check_size(&tuple)?;
-        let _one_at_a_time = self.appending.lock().await;
+        let mut journaled = self.appending.lock().await;
         if self.space.len() >= self.space.config().tuples_max {
             return Err(TupleSpaceError::Full {
                 space: self.space.name().to_string(),
@@ -156,7 +243,8 @@ impl DurableTupleSpace {
             }
             .into());
         }
-        self.append(&SpaceEvent::Write(tuple.clone())).await?;
+        self.append(&mut journaled, &SpaceEvent::Write(tuple.clone()))
+            .await?;
         // Cannot be refused: the bound was checked under the same lock and
         // takes only make room.
         self.space.restore(tuple);
@@ -220,8 +308,8 @@ impl DurableTupleSpace {
 
     /// Removes every tuple, durably.
     pub async fn clear(&self) -> Result<(), DurableSpaceError> {
-        let _one_at_a_time = self.appending.lock().await;
-        self.append(&SpaceEvent::Clear).await?;
+        let mut journaled = self.appending.lock().await;
+        self.append(&mut journaled, &SpaceEvent::Clear).await?;
         self.space.clear().await;
         Ok(())
     }
