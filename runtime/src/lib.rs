@@ -42,6 +42,7 @@ pub mod supervision;
 pub mod tokio_backend;
 pub mod tuplespace;
 pub mod virtual_actor;
+pub mod workflow;
 
 /// Deliberate bugs the simulator's tests plant, to show the simulator
 /// finds them (feature `planted-bugs`, for tests only).

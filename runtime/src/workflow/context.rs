@@ -1,0 +1,639 @@
+//! `WorkflowContext`: the one door through which a workflow's code does
+//! anything that must happen once or read anything that must not change
+//! on replay.
+//!
+//! Every operation takes the next *position* of its context (`#0`, `#1`,
+//! ... on the root; `<branch>#0`, ... in a branch). A position already in
+//! the run's record returns its recorded outcome without running; the
+//! first position not recorded runs live and is recorded before the code
+//! sees its outcome. A recorded position whose step name differs from the
+//! name the code asks for is a divergence: the run fails with both names.
+
+use super::record::{Outcome, RunOp, RunRecord, RunReply, StepEntry};
+use super::{RetryPolicy, StepError, WorkflowError};
+use crate::env::Env;
+use crate::seams::{Clock, Rng};
+use crate::virtual_actor::{VirtualActors, VirtualRef};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The idempotency key of one step of one run (`<tenant>/<id>/<position>`):
+/// the same on every attempt and every replay of that step. Pass it to
+/// what the step calls (a durable actor's `call`, a payment API), and the
+/// effect applies once even when the step runs again after a crash.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepKey(pub(crate) String);
+
+impl StepKey {
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<StepKey> for String {
+    fn from(key: StepKey) -> String {
+        key.0
+    }
+}
+
+type Undo = Box<dyn FnMut(StepKey) -> BoxFuture<'static, Result<(), StepError>> + Send>;
+
+/// A compensation registered by the code, run if the run fails.
+pub(crate) struct Compensation {
+    pub name: String,
+    pub undo: Undo,
+}
+
+/// How a driver reaches its run, and what it learned while driving.
+pub(crate) struct RunShared {
+    pub env: Env,
+    pub run: VirtualRef<RunRecord>,
+    pub runs: VirtualActors<RunRecord>,
+    /// `tenant/id`.
+    pub run_name: String,
+    pub token: u64,
+    pub lease_ms: u64,
+    pub call_timeout: Duration,
+    pub poll_max: Duration,
+    pub cancel_check_every: Duration,
+    /// Recorded steps by position (replayed from here).
+    pub history: Mutex<BTreeMap<String, StepEntry>>,
+    /// Positions the code reached (to find recorded steps it skipped).
+    pub visited: Mutex<BTreeSet<String>>,
+    pub cancel_requested: AtomicBool,
+    /// Compensating: cancellation no longer stops steps.
+    pub compensating: AtomicBool,
+    /// Asleep without the lease (see `park`).
+    pub parked: AtomicBool,
+    pub lost: AtomicBool,
+    pub compensations: Mutex<Vec<Compensation>>,
+    /// Per signal name, how many waits received one.
+    pub signals_taken: Mutex<BTreeMap<String, usize>>,
+    pub next_call: AtomicU64,
+}
+
+impl RunShared {
+    pub(crate) fn now_ms(&self) -> u64 {
+        let ms = self
+            .env
+            .wall_clock()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    /// Sends `op` to the run's record under `key`.
+    pub(crate) async fn call(&self, key: String, op: RunOp) -> Result<RunReply, WorkflowError> {
+        match self.run.call(key, op, self.call_timeout).await {
+            Ok(RunReply::LostLease) => {
+                self.lost.store(true, Ordering::SeqCst);
+                Err(WorkflowError::LostLease)
+            }
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(WorkflowError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// A key for a call that is never retried by the code (a query, a
+    /// renewal): unique per driver.
+    pub(crate) fn fresh_key(&self) -> String {
+        let n = self.next_call.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}:c{n}", self.token)
+    }
+
+    fn note_cancel(&self, requested: bool) {
+        if requested {
+            self.cancel_requested.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Err if the code must stop making progress: cancelled or fenced out.
+    fn check_live(&self) -> Result<(), WorkflowError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(WorkflowError::LostLease);
+        }
+        if self.cancel_requested.load(Ordering::SeqCst) && !self.compensating.load(Ordering::SeqCst)
+        {
+            return Err(WorkflowError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Before a wait longer than the lease: gives the lease up, so a long
+    /// sleep costs no renewals (each a journal write). Another driver may
+    /// take the run meanwhile; `unpark` then fences this one out.
+    async fn park(&self) -> Result<(), WorkflowError> {
+        self.parked.store(true, Ordering::SeqCst);
+        let op = RunOp::Release { token: self.token };
+        self.call(self.fresh_key(), op).await.map(drop)
+    }
+
+    /// After a parked wait: takes the lease back, unless another driver
+    /// holds it.
+    async fn unpark(&self) -> Result<(), WorkflowError> {
+        let op = RunOp::Acquire {
+            token: self.token,
+            now_ms: self.now_ms(),
+            lease_ms: self.lease_ms,
+        };
+        match self.call(self.fresh_key(), op).await? {
+            RunReply::Acquired(history) => {
+                self.note_cancel(history.cancel_requested);
+                self.parked.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            _ => {
+                self.lost.store(true, Ordering::SeqCst);
+                Err(WorkflowError::LostLease)
+            }
+        }
+    }
+
+    /// Whether a wait until `deadline_ms` outlasts the lease.
+    fn worth_parking(&self, deadline_ms: u64) -> bool {
+        deadline_ms.saturating_sub(self.now_ms()) > self.lease_ms
+    }
+
+    /// Asks for the `index`-th signal `name` until it comes or the wall
+    /// clock reaches `deadline_ms`: the journaled outcome (`None` at the
+    /// deadline).
+    async fn poll_signal(
+        &self,
+        name: &str,
+        index: usize,
+        deadline_ms: u64,
+    ) -> Result<Outcome, WorkflowError> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let op = RunOp::SignalAt {
+                name: name.to_string(),
+                index,
+            };
+            if let RunReply::Signal {
+                data,
+                cancel_requested,
+            } = self.call(self.fresh_key(), op).await?
+            {
+                if data.is_some() {
+                    return Ok(Ok(encode(&data)));
+                }
+                self.note_cancel(cancel_requested);
+                self.check_live()?;
+            }
+            let now_ms = self.now_ms();
+            if now_ms >= deadline_ms {
+                return Ok(Ok(encode(&None::<Vec<u8>>)));
+            }
+            let left = Duration::from_millis(deadline_ms - now_ms);
+            self.env.sleep(pause.min(left)).await;
+            pause = (pause * 2).min(self.poll_max);
+        }
+    }
+
+    /// Asks the record whether the run was cancelled.
+    async fn refresh_cancel(&self) -> Result<(), WorkflowError> {
+        if let RunReply::View(view) = self.call(self.fresh_key(), RunOp::View).await? {
+            self.note_cancel(view.cancel_requested);
+        }
+        self.check_live()
+    }
+
+    /// Records `step` at `position` and returns what the record keeps
+    /// there (another driver's outcome if it recorded first).
+    async fn record(&self, position: &str, step: StepEntry) -> Result<StepEntry, WorkflowError> {
+        let op = RunOp::Record {
+            token: self.token,
+            now_ms: self.now_ms(),
+            lease_ms: self.lease_ms,
+            position: position.to_string(),
+            step,
+        };
+        let key = format!("{:x}:{position}", self.token);
+        match self.call(key, op).await? {
+            RunReply::Recorded {
+                step,
+                cancel_requested,
+            } => {
+                self.note_cancel(cancel_requested);
+                self.history
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(position.to_string(), step.clone());
+                Ok(step)
+            }
+            other => Err(WorkflowError::Unavailable(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("workflow values encode (postcard)")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, WorkflowError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| WorkflowError::Decode(format!("{what}: {e} (changed its type?)")))
+}
+
+/// What a workflow's code runs against. Cheap to clone; a clone shares the
+/// same positions, a [`WorkflowContext::branch`] has its own.
+#[derive(Clone)]
+pub struct WorkflowContext {
+    shared: Arc<RunShared>,
+    path: String,
+    counter: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for WorkflowContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowContext")
+            .field("run", &self.shared.run_name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkflowContext {
+    pub(crate) fn root(shared: Arc<RunShared>) -> Self {
+        Self::at(shared, String::new())
+    }
+
+    pub(crate) fn at(shared: Arc<RunShared>, path: String) -> Self {
+        WorkflowContext {
+            shared,
+            path,
+            counter: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The run: `tenant/id`.
+    pub fn run_id(&self) -> &str {
+        &self.shared.run_name
+    }
+
+    /// The node's seams. Reading time or randomness here directly makes
+    /// replay diverge: use [`WorkflowContext::now`],
+    /// [`WorkflowContext::random_u64`] or a step.
+    pub fn env(&self) -> &Env {
+        &self.shared.env
+    }
+
+    /// A context for one parallel branch: its positions are its own, so
+    /// branches may run concurrently (join them with
+    /// `futures::future::try_join_all` or `join!`) and replay the same
+    /// whichever finished first. Give each branch a distinct name.
+    pub fn branch(&self, name: &str) -> WorkflowContext {
+        Self::at(self.shared.clone(), format!("{}{name}/", self.path))
+    }
+
+    fn next_position(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let position = format!("{}#{n}", self.path);
+        self.shared
+            .visited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(position.clone());
+        position
+    }
+
+    /// The core of every operation: the recorded outcome at the next
+    /// position, or `live`'s, recorded first.
+    async fn journaled<F, Fut>(&self, name: &str, live: F) -> Result<Outcome, WorkflowError>
+    where
+        F: FnOnce(StepKey) -> Fut,
+        Fut: Future<Output = Result<Outcome, WorkflowError>>,
+    {
+        let position = self.next_position();
+        let recorded = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&position)
+            .cloned();
+        if let Some(step) = recorded {
+            if step.name != name {
+                return Err(WorkflowError::Diverged {
+                    position,
+                    journaled: step.name,
+                    requested: name.to_string(),
+                });
+            }
+            return Ok(step.outcome);
+        }
+        self.shared.check_live()?;
+        let key = StepKey(format!("{}/{position}", self.shared.run_name));
+        let outcome = live(key).await?;
+        let step = StepEntry {
+            name: name.to_string(),
+            outcome,
+        };
+        let kept = self.shared.record(&position, step).await?;
+        Ok(kept.outcome)
+    }
+
+    fn value<T: DeserializeOwned>(name: &str, outcome: Outcome) -> Result<T, WorkflowError> {
+        match outcome {
+            Ok(bytes) => decode(&bytes, &format!("the result of step {name:?}")),
+            Err(error) => Err(WorkflowError::StepFailed {
+                step: name.to_string(),
+                error,
+            }),
+        }
+    }
+
+    /// Runs step `name` once (no retries) and journals its result; on
+    /// replay, returns the journaled result without running it. `f` gets
+    /// the step's idempotency key. A failed step's error is journaled too:
+    /// replay fails it the same way.
+    ///
+    /// A step cut short by a crash (run, but not yet recorded) runs again
+    /// on the next driver, under the same key.
+    pub async fn step<T, F, Fut>(&self, name: &str, f: F) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(StepKey) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        self.step_with(name, &RetryPolicy::none(), f).await
+    }
+
+    /// [`WorkflowContext::step`] with retries: a retryable error is tried
+    /// again after a jittered, doubling pause (drawn from the `Rng` seam)
+    /// until `policy.max_attempts`; a terminal error, or the last attempt's,
+    /// is journaled as the step's outcome.
+    pub async fn step_with<T, F, Fut>(
+        &self,
+        name: &str,
+        policy: &RetryPolicy,
+        mut f: F,
+    ) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(StepKey) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let env = self.shared.env.clone();
+        let outcome = self
+            .journaled(name, |key| async move {
+                let mut attempt = 1;
+                loop {
+                    match f(key.clone()).await {
+                        Ok(value) => return Ok(Ok(encode(&value))),
+                        Err(e) if e.retryable && attempt < policy.max_attempts => {
+                            env.sleep(policy.pause(&env, attempt)).await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Ok(Err(e.message)),
+                    }
+                }
+            })
+            .await?;
+        Self::value(name, outcome)
+    }
+
+    /// Registers `undo` to compensate step `name` if the run fails or is
+    /// cancelled later: compensations run in reverse order of registration,
+    /// each journaled and run once (retried under its own key by
+    /// [`super::WorkflowConfig::compensation_retry`]). Register right after
+    /// the step succeeds; replay registers it again the same way.
+    pub fn on_failure<F, Fut>(&self, name: &str, mut undo: F)
+    where
+        F: FnMut(StepKey) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), StepError>> + Send + 'static,
+    {
+        self.shared
+            .compensations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Compensation {
+                name: name.to_string(),
+                undo: Box::new(move |key| Box::pin(undo(key))),
+            });
+    }
+
+    /// The wall-clock time, journaled (replay sees the same instant).
+    pub async fn now(&self) -> Result<SystemTime, WorkflowError> {
+        let now_ms = self.shared.now_ms();
+        let ms: u64 = self.step("now", |_| async move { Ok(now_ms) }).await?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// A random number, journaled (replay sees the same number).
+    pub async fn random_u64(&self) -> Result<u64, WorkflowError> {
+        let env = self.shared.env.clone();
+        self.step("random", |_| {
+            let n = env.next_u64();
+            async move { Ok(n) }
+        })
+        .await
+    }
+
+    /// A durable timer: waits until `duration` after the first time this
+    /// position ran. The deadline is journaled (wall clock), so a run that
+    /// restarts mid-wait resumes it and wakes on time; cancellation is
+    /// noticed within `cancel_check_every`.
+    pub async fn sleep(&self, name: &str, duration: Duration) -> Result<(), WorkflowError> {
+        let now_ms = self.shared.now_ms();
+        let wait_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let deadline_ms: u64 = self
+            .step(&format!("sleep:{name}"), |_| async move {
+                Ok(now_ms.saturating_add(wait_ms))
+            })
+            .await?;
+        self.until(deadline_ms).await
+    }
+
+    /// Sleeps until the wall clock reaches `deadline_ms`, checking for
+    /// cancellation now and then.
+    async fn until(&self, deadline_ms: u64) -> Result<(), WorkflowError> {
+        let shared = &self.shared;
+        let parked = shared.worth_parking(deadline_ms);
+        if parked {
+            shared.park().await?;
+        }
+        loop {
+            let now_ms = shared.now_ms();
+            if now_ms >= deadline_ms {
+                if parked {
+                    shared.unpark().await?;
+                }
+                return Ok(());
+            }
+            let left = Duration::from_millis(deadline_ms - now_ms);
+            shared.env.sleep(left.min(shared.cancel_check_every)).await;
+            if shared.now_ms() < deadline_ms {
+                shared.refresh_cancel().await?;
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next signal called `name` and returns
+    /// its data (`None` at the timeout). Signals are durable: one sent
+    /// before the run waits for it is kept and returned by the next wait.
+    /// The timeout is a durable deadline, as [`WorkflowContext::sleep`].
+    pub async fn wait_for_signal<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Option<T>, WorkflowError> {
+        let now_ms = self.shared.now_ms();
+        let wait_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let deadline_ms: u64 = self
+            .step(&format!("signal-deadline:{name}"), |_| async move {
+                Ok(now_ms.saturating_add(wait_ms))
+            })
+            .await?;
+        let index = *self
+            .shared
+            .signals_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .unwrap_or(&0);
+        let shared = self.shared.clone();
+        let signal = name.to_string();
+        let outcome = self
+            .journaled(&format!("signal:{name}"), |_| async move {
+                let parked = shared.worth_parking(deadline_ms);
+                if parked {
+                    shared.park().await?;
+                }
+                let outcome = shared.poll_signal(&signal, index, deadline_ms).await;
+                if parked {
+                    shared.unpark().await?;
+                }
+                outcome
+            })
+            .await?;
+        let data: Option<Vec<u8>> = Self::value(name, outcome)?;
+        match data {
+            Some(bytes) => {
+                *self
+                    .shared
+                    .signals_taken
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(name.to_string())
+                    .or_default() += 1;
+                decode(&bytes, &format!("signal {name:?}")).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Sends signal `name` with `data` to run `run_id` (`tenant/id`) of this
+    /// workflow kind, once (a journaled step, keyed).
+    pub async fn send_signal<T: Serialize>(
+        &self,
+        run_id: &str,
+        name: &str,
+        data: &T,
+    ) -> Result<(), WorkflowError> {
+        let target = self
+            .shared
+            .runs
+            .get(run_id)
+            .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
+        let op = RunOp::Signal {
+            name: name.to_string(),
+            data: encode(data),
+        };
+        let timeout = self.shared.call_timeout;
+        self.step(&format!("send-signal:{name}"), move |key| {
+            let (target, op) = (target.clone(), op.clone());
+            async move {
+                match target.call(key, op, timeout).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(StepError::terminal(format!("signal not delivered: {e}"))),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Publishes `value` under `name` for [`super::Workflows::query`]
+    /// (read-only, answered from the run's record without running code).
+    pub async fn publish<T: Serialize>(&self, name: &str, value: &T) -> Result<(), WorkflowError> {
+        let shared = self.shared.clone();
+        let op = RunOp::Publish {
+            token: shared.token,
+            name: name.to_string(),
+            value: encode(value),
+        };
+        let outcome = self
+            .journaled(&format!("publish:{name}"), |key| async move {
+                shared.call(format!("{:x}:{key}", shared.token), op).await?;
+                Ok(Ok(Vec::new()))
+            })
+            .await?;
+        outcome
+            .map(drop)
+            .map_err(|error| WorkflowError::StepFailed {
+                step: name.to_string(),
+                error,
+            })
+    }
+
+    /// Runs the registered compensations, newest first, each journaled in
+    /// the `undo/` branch. Returns how many ran, or the first that failed
+    /// for good.
+    pub(crate) async fn compensate(
+        &self,
+        policy: &RetryPolicy,
+    ) -> Result<u32, (String, WorkflowError)> {
+        self.shared.compensating.store(true, Ordering::SeqCst);
+        let undo = self.branch("undo");
+        let mut compensations: Vec<Compensation> = std::mem::take(
+            &mut *self
+                .shared
+                .compensations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let mut done = 0;
+        while let Some(mut compensation) = compensations.pop() {
+            let name = format!("undo:{}", compensation.name);
+            undo.step_with(&name, policy, |key| (compensation.undo)(key))
+                .await
+                .map_err(|e| (compensation.name.clone(), e))?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Recorded positions the code never reached (it changed), if any.
+    pub(crate) fn unvisited(&self) -> Option<String> {
+        let visited = self
+            .shared
+            .visited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.shared
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .find(|p| !visited.contains(*p))
+            .cloned()
+    }
+}

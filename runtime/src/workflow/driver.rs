@@ -1,0 +1,238 @@
+//! Driving runs: a driver takes a run's lease, replays its recorded steps
+//! through the workflow's code and runs the rest live, compensates on
+//! failure, and records the end. The resumer starts a driver for every
+//! unfinished run placed on this node, so runs survive crashes and moves.
+
+use super::context::{RunShared, WorkflowContext, decode, encode};
+use super::index::{IndexOp, IndexReply};
+use super::record::{RunOp, RunReply};
+use super::{Engine, RunStatus, Workflow, WorkflowError};
+use crate::seams::{Clock, Rng};
+use futures::FutureExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Removes the run from the engine's driven set when the driver ends,
+/// however it ends.
+struct Driving<W: Workflow> {
+    engine: Arc<Engine<W>>,
+    run: String,
+}
+
+impl<W: Workflow> Drop for Driving<W> {
+    fn drop(&mut self) {
+        self.engine.driving().remove(&self.run);
+    }
+}
+
+/// Starts a driver for `run` on this node unless one is running.
+pub(crate) fn ensure_driver<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) {
+    if !engine.driving().insert(run.to_string()) {
+        return;
+    }
+    let guard = Driving {
+        engine: engine.clone(),
+        run: run.to_string(),
+    };
+    let env = engine.env.clone();
+    drop(env.spawn(async move {
+        let engine = guard.engine.clone();
+        drive(&engine, &guard.run).await;
+        drop(guard);
+    }));
+}
+
+async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
+    let Ok(run) = engine.runs.get(run_name) else {
+        return;
+    };
+    let config = &engine.config;
+    let token = engine.env.next_u64() | 1;
+    let lease_ms = u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX);
+    let shared = Arc::new(RunShared {
+        env: engine.env.clone(),
+        run,
+        runs: engine.runs.clone(),
+        run_name: run_name.to_string(),
+        token,
+        lease_ms,
+        call_timeout: config.call_timeout,
+        poll_max: config.poll_max,
+        cancel_check_every: config.cancel_check_every,
+        history: Mutex::new(BTreeMap::new()),
+        visited: Mutex::new(BTreeSet::new()),
+        cancel_requested: AtomicBool::new(false),
+        compensating: AtomicBool::new(false),
+        parked: AtomicBool::new(false),
+        lost: AtomicBool::new(false),
+        compensations: Mutex::new(Vec::new()),
+        signals_taken: Mutex::new(BTreeMap::new()),
+        next_call: AtomicU64::new(0),
+    });
+    let acquire = RunOp::Acquire {
+        token,
+        now_ms: shared.now_ms(),
+        lease_ms,
+    };
+    let history = match shared.call(shared.fresh_key(), acquire).await {
+        Ok(RunReply::Acquired(history)) => history,
+        Ok(RunReply::Finished(status)) => {
+            // Finished, but maybe not yet in the index (a crash between).
+            mark_finished(engine, run_name, status).await;
+            return;
+        }
+        // Held by another driver, not started, or unreachable: the
+        // resumer tries again later.
+        _ => return,
+    };
+    *shared.history.lock().unwrap_or_else(|p| p.into_inner()) = history.steps;
+    shared
+        .cancel_requested
+        .store(history.cancel_requested, Ordering::SeqCst);
+
+    let done = Arc::new(AtomicBool::new(false));
+    drop(engine.env.spawn(renew(shared.clone(), done.clone())));
+    let ctx = WorkflowContext::root(shared.clone());
+    let outcome = match decode::<W::Input>(&history.input, "the run's input") {
+        Ok(input) => AssertUnwindSafe(engine.workflow.run(ctx.clone(), input))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(WorkflowError::Failed("the workflow's code panicked".into()))),
+        Err(e) => Err(e),
+    };
+    let (status, output) = match outcome {
+        Ok(output) => match ctx.unvisited() {
+            Some(position) => (
+                RunStatus::Failed {
+                    error: format!(
+                        "replay diverged: the journal has a step at {position} the code no longer reaches"
+                    ),
+                    compensated: 0,
+                },
+                None,
+            ),
+            None => (RunStatus::Completed, Some(encode(&output))),
+        },
+        // Another driver continues (or will): this one just stops.
+        Err(WorkflowError::LostLease | WorkflowError::Unavailable(_)) => {
+            done.store(true, Ordering::SeqCst);
+            return;
+        }
+        // The code no longer matches its journal: compensating with it
+        // could do more harm. Fail loudly, as it is.
+        Err(diverged @ WorkflowError::Diverged { .. }) => (
+            RunStatus::Failed {
+                error: diverged.to_string(),
+                compensated: 0,
+            },
+            None,
+        ),
+        Err(error) => {
+            let cancelled = matches!(error, WorkflowError::Cancelled);
+            match ctx.compensate(&config.compensation_retry).await {
+                Ok(compensated) if cancelled => (RunStatus::Cancelled { compensated }, None),
+                Ok(compensated) => (
+                    RunStatus::Failed {
+                        error: error.to_string(),
+                        compensated,
+                    },
+                    None,
+                ),
+                Err((_, WorkflowError::LostLease | WorkflowError::Unavailable(_))) => {
+                    done.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err((compensation, e)) => (
+                    RunStatus::CompensationFailed {
+                        error: error.to_string(),
+                        compensation: format!("{compensation}: {e}"),
+                    },
+                    None,
+                ),
+            }
+        }
+    };
+    let finish = RunOp::Finish {
+        token,
+        status: status.clone(),
+        output,
+    };
+    let finished = shared.call(format!("{token:x}:finish"), finish).await;
+    done.store(true, Ordering::SeqCst);
+    match finished {
+        Ok(RunReply::Done) => mark_finished(engine, run_name, status).await,
+        Ok(RunReply::Finished(status)) => mark_finished(engine, run_name, status).await,
+        _ => {} // fenced or unreachable: the next driver finishes it
+    }
+}
+
+/// Keeps the lease while the driver runs (a third of the lease apart).
+async fn renew(shared: Arc<RunShared>, done: Arc<AtomicBool>) {
+    let every = std::time::Duration::from_millis(shared.lease_ms / 3)
+        .max(std::time::Duration::from_millis(1));
+    loop {
+        shared.env.sleep(every).await;
+        if done.load(Ordering::SeqCst) || shared.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        if shared.parked.load(Ordering::SeqCst) {
+            continue;
+        }
+        let op = RunOp::Renew {
+            token: shared.token,
+            now_ms: shared.now_ms(),
+            lease_ms: shared.lease_ms,
+        };
+        // A failed renewal is retried next time; a lost lease stops the
+        // driver at its next step (`lost` is set by the call).
+        let _ = shared.call(shared.fresh_key(), op).await;
+    }
+}
+
+async fn mark_finished<W: Workflow>(engine: &Arc<Engine<W>>, run: &str, status: RunStatus) {
+    if let Ok(index) = engine.index() {
+        let key = format!("finished:{run}");
+        let _ = index
+            .call(
+                key,
+                IndexOp::Finished(run.to_string(), status),
+                engine.config.call_timeout,
+            )
+            .await;
+    }
+}
+
+/// Every `resume_every`: drives the unfinished runs placed on this node.
+pub(crate) async fn resume_loop<W: Workflow>(engine: Weak<Engine<W>>) {
+    loop {
+        let Some(strong) = engine.upgrade() else {
+            return;
+        };
+        let env = strong.env.clone();
+        let every = strong.config.resume_every;
+        resume_once(&strong).await;
+        drop(strong);
+        env.sleep(every).await;
+    }
+}
+
+pub(crate) async fn resume_once<W: Workflow>(engine: &Arc<Engine<W>>) {
+    let Ok(index) = engine.index() else {
+        return;
+    };
+    let key = format!("{}:resume:{}", engine.nonce, engine.next_key());
+    let Ok(IndexReply::Runs(runs)) = index
+        .call(key, IndexOp::Unfinished, engine.config.call_timeout)
+        .await
+    else {
+        return;
+    };
+    let here = engine.system.node().clone();
+    for (run, _) in runs {
+        if engine.runs.owner_of(&run).as_ref() == Some(&here) {
+            ensure_driver(engine, &run);
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! Durable workflows: long-running processes written as async functions
+//! that survive crashes and run each step once.
+//!
+//! A workflow is a [`Workflow`]: `run(ctx, input)`. Its code does anything
+//! that must happen once, or that must not change when it runs again,
+//! through the [`WorkflowContext`]: [`step`](WorkflowContext::step) (with a
+//! [`RetryPolicy`] in `step_with`), `now`, `random_u64`, `sleep` (a durable
+//! timer), `wait_for_signal`, `send_signal`, `publish` (for queries) and
+//! `on_failure` (a compensation). Everything else in the code must be
+//! deterministic: a run is resumed by running its code again from the
+//! start, returning journaled outcomes for the steps already recorded,
+//! then running the rest live. A recorded step whose name differs from the
+//! one the code asks for at that position fails the run loudly
+//! ([`WorkflowError::Diverged`], naming both).
+//!
+//! # Built on durable actors
+//!
+//! Each run's record (input, step outcomes, signals, status) is a durable
+//! actor hosted as a virtual actor of kind [`WorkflowConfig::hosting`]
+//! (`kind:tenant/id`), journaled on the configured backend; a per-kind
+//! index (`<kind>-runs`) lists the runs. A *driver* task runs the code and
+//! writes to the record under a lease, so one driver makes progress at a
+//! time; a driver fenced out (its lease taken by another after it
+//! stalled) stops at its next step. Every node resumes, every
+//! `resume_every`, the unfinished runs whose record placement puts on it:
+//! after a crash, a restart or a move, the run continues where its journal
+//! ends.
+//!
+//! # What "once" means
+//!
+//! A step's *outcome* is recorded once and every replay sees it. A step
+//! cut short by a crash (run, not yet recorded) runs again under the same
+//! [`StepKey`]: pass the key to what the step changes (a durable actor's
+//! `call`, an API's idempotency key) and its effect applies once. The same
+//! holds for compensations, which run newest first in the `undo/` branch
+//! when the code fails or the run is cancelled.
+//!
+//! # Ids
+//!
+//! A run is named by tenant and id ([`RunId`]); ids are unique per tenant
+//! and starting an existing run returns it. `kind:tenant/id` must fit an
+//! actor name (32 bytes).
+
+mod context;
+mod declarative;
+mod driver;
+mod index;
+mod record;
+
+pub use context::{StepKey, WorkflowContext};
+pub use declarative::{
+    ChoiceCondition, Declarative, DeclarativeInput, Json, TaskHandler, TaskRegistry, WorkflowStep,
+};
+
+use crate::actor::{ActorSystem, AskError};
+use crate::durability::JournalBackend;
+use crate::env::Env;
+use crate::seams::{Clock, Rng};
+use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
+use context::{decode, encode};
+use index::{IndexOp, IndexReply, RunIndex};
+use record::{RunOp, RunRecord, RunReply};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A workflow: its code, run once per run and again (replayed) whenever
+/// the run resumes. Register it with [`Workflows::register`].
+pub trait Workflow: Send + Sync + 'static {
+    /// What a run starts with.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// What a completed run returns.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The workflow's code. Anything non-deterministic goes through `ctx`.
+    fn run(
+        &self,
+        ctx: WorkflowContext,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, WorkflowError>> + Send;
+}
+
+/// Why a step failed: retryable (tried again under its policy) or terminal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    /// What went wrong.
+    pub message: String,
+    /// Whether trying again may succeed.
+    pub retryable: bool,
+}
+
+impl StepError {
+    /// A failure worth trying again (a timeout, a busy service).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A failure that will not go away (a refusal, bad input).
+    pub fn terminal(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// How a step retries retryable errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (1: no retries).
+    pub max_attempts: u32,
+    /// First pause; doubles each attempt up to `max_backoff`, ±50% jitter.
+    pub initial_backoff: Duration,
+    /// Longest pause.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// One attempt.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// `max_attempts` attempts, pausing from 100 ms up to 10 s.
+    pub fn attempts(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            ..Self::none()
+        }
+    }
+
+    /// The pause after failed attempt `attempt` (1-based), jittered.
+    pub(crate) fn pause(&self, env: &Env, attempt: u32) -> Duration {
+        let doubled = self
+            .initial_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20));
+        env.jitter(doubled.min(self.max_backoff), 0.5)
+    }
+}
+
+/// Where a run stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Started, not finished.
+    Running,
+    /// The code returned its output.
+    Completed,
+    /// The code failed; `compensated` compensations ran (newest first).
+    Failed {
+        /// Why.
+        error: String,
+        /// How many compensations ran.
+        compensated: u32,
+    },
+    /// Cancelled; `compensated` compensations ran.
+    Cancelled {
+        /// How many compensations ran.
+        compensated: u32,
+    },
+    /// The code failed and a compensation then failed for good: the run
+    /// needs a person.
+    CompensationFailed {
+        /// Why the run failed.
+        error: String,
+        /// Which compensation failed, and why.
+        compensation: String,
+    },
+}
+
+impl RunStatus {
+    /// Whether the run is over.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+}
+
+/// A run's name: tenant and id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunId {
+    tenant: String,
+    id: String,
+}
+
+impl RunId {
+    /// Run `id` of `tenant`: each 1 or more of `[A-Za-z0-9._-]`.
+    pub fn new(tenant: &str, id: &str) -> Result<Self, WorkflowError> {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        if !ok(tenant) || !ok(id) {
+            return Err(WorkflowError::InvalidId(format!(
+                "tenant {tenant:?} and id {id:?}: 1 or more of [A-Za-z0-9._-] each"
+            )));
+        }
+        Ok(RunId {
+            tenant: tenant.into(),
+            id: id.into(),
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The id within the tenant.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn key(&self) -> String {
+        format!("{}/{}", self.tenant, self.id)
+    }
+
+    fn parse(key: &str) -> Option<RunId> {
+        let (tenant, id) = key.split_once('/')?;
+        RunId::new(tenant, id).ok()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.id)
+    }
+}
+
+/// Why a workflow operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkflowError {
+    /// A step failed for good (after its retries).
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Its error.
+        error: String,
+    },
+    /// The workflow's code failed for a reason of its own.
+    Failed(String),
+    /// The run was cancelled.
+    Cancelled,
+    /// Replay found a different step at a recorded position: the code
+    /// changed under a running run.
+    Diverged {
+        /// The position (`<branch path>#<n>`).
+        position: String,
+        /// The step the journal has there.
+        journaled: String,
+        /// The step the code asked for.
+        requested: String,
+    },
+    /// This driver's lease was taken by another (which continues the run).
+    LostLease,
+    /// The run's record could not be reached in time.
+    Unavailable(String),
+    /// A journaled value does not decode as the code's type.
+    Decode(String),
+    /// A bad run id, kind or configuration.
+    InvalidId(String),
+    /// The run does not exist (never started).
+    NotFound(String),
+    /// The run ended without an output (failed or cancelled).
+    Ended(RunStatus),
+    /// Waiting for a result took longer than asked.
+    Timeout,
+}
+
+impl WorkflowError {
+    /// A failure of the workflow's own (for code returning early).
+    pub fn failed(message: impl Into<String>) -> Self {
+        WorkflowError::Failed(message.into())
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkflowError::StepFailed { step, error } => write!(f, "step {step:?} failed: {error}"),
+            WorkflowError::Failed(why) => write!(f, "workflow failed: {why}"),
+            WorkflowError::Cancelled => write!(f, "the run was cancelled"),
+            WorkflowError::Diverged {
+                position,
+                journaled,
+                requested,
+            } => write!(
+                f,
+                "replay diverged at {position}: the journal has step {journaled:?}, the code ran {requested:?}"
+            ),
+            WorkflowError::LostLease => write!(f, "another driver took the run over"),
+            WorkflowError::Unavailable(why) => write!(f, "the run's record is unreachable: {why}"),
+            WorkflowError::Decode(why) => write!(f, "undecodable workflow value: {why}"),
+            WorkflowError::InvalidId(why) => write!(f, "invalid workflow id: {why}"),
+            WorkflowError::NotFound(run) => write!(f, "no run {run}"),
+            WorkflowError::Ended(status) => write!(f, "the run ended without output: {status:?}"),
+            WorkflowError::Timeout => write!(f, "timed out waiting for the run"),
+        }
+    }
+}
+
+impl std::error::Error for WorkflowError {}
+
+fn unavailable(e: AskError) -> WorkflowError {
+    WorkflowError::Unavailable(e.to_string())
+}
+
+/// How one workflow kind runs on this node. Use the same on every node.
+#[derive(Clone, Debug)]
+pub struct WorkflowConfig {
+    /// The run records' virtual actors: `hosting.kind` is the workflow
+    /// kind; its journal holds every run.
+    pub hosting: VirtualConfig,
+    /// How long a driver keeps a run without renewing (default 10 s): the
+    /// longest a run stalls when its driver's node dies unnoticed.
+    pub lease: Duration,
+    /// The longest one call to a run's record may take (default 10 s).
+    pub call_timeout: Duration,
+    /// How often each node looks for unfinished runs to drive (default 1 s).
+    pub resume_every: Duration,
+    /// Longest pause between looks for a signal (default 100 ms).
+    pub poll_max: Duration,
+    /// How often a sleeping run checks for cancellation (default 1 s).
+    pub cancel_check_every: Duration,
+    /// How compensations retry (default 10 attempts, 100 ms doubling).
+    pub compensation_retry: RetryPolicy,
+}
+
+impl WorkflowConfig {
+    /// Defaults for workflow kind `kind`, journaling to `journal`.
+    pub fn new(kind: &str, journal: JournalBackend) -> Self {
+        WorkflowConfig {
+            hosting: VirtualConfig::new(kind, journal),
+            lease: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(10),
+            resume_every: Duration::from_secs(1),
+            poll_max: Duration::from_millis(100),
+            cancel_check_every: Duration::from_secs(1),
+            compensation_retry: RetryPolicy::attempts(10),
+        }
+    }
+}
+
+pub(crate) struct Engine<W: Workflow> {
+    system: ActorSystem,
+    env: Env,
+    config: WorkflowConfig,
+    workflow: W,
+    runs: VirtualActors<RunRecord>,
+    index: VirtualActors<RunIndex>,
+    driving: Mutex<BTreeSet<String>>,
+    nonce: String,
+    next_key: AtomicU64,
+}
+
+impl<W: Workflow> Engine<W> {
+    fn driving(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.driving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn index(&self) -> Result<VirtualRef<RunIndex>, VirtualError> {
+        self.index.get("index")
+    }
+
+    fn next_key(&self) -> u64 {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn fresh_key(&self, what: &str) -> String {
+        format!("{}:{what}:{}", self.nonce, self.next_key())
+    }
+}
+
+/// One workflow kind on this node: start, watch, signal, query, cancel
+/// and list its runs. Cheap to clone.
+pub struct Workflows<W: Workflow> {
+    engine: Arc<Engine<W>>,
+}
+
+impl<W: Workflow> Clone for Workflows<W> {
+    fn clone(&self) -> Self {
+        Workflows {
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl<W: Workflow> fmt::Debug for Workflows<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workflows")
+            .field("kind", &self.engine.config.hosting.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Workflow> Workflows<W> {
+    /// Runs workflow `workflow` as kind `config.hosting.kind` on `system`'s
+    /// node, and starts resuming its unfinished runs. In a cluster, start
+    /// distribution first and register on every node.
+    pub fn register(
+        system: &ActorSystem,
+        config: WorkflowConfig,
+        workflow: W,
+    ) -> Result<Self, WorkflowError> {
+        let invalid = |e: VirtualError| WorkflowError::InvalidId(e.to_string());
+        let runs =
+            VirtualActors::register(system, config.hosting.clone(), |_| RunRecord::default())
+                .map_err(invalid)?;
+        let mut index_config = config.hosting.clone();
+        index_config.kind = format!("{}-runs", config.hosting.kind);
+        let index = VirtualActors::register(system, index_config, |_| RunIndex::default())
+            .map_err(invalid)?;
+        let env = system.env().clone();
+        let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        let engine = Arc::new(Engine {
+            system: system.clone(),
+            env: env.clone(),
+            config,
+            workflow,
+            runs,
+            index,
+            driving: Mutex::new(BTreeSet::new()),
+            nonce,
+            next_key: AtomicU64::new(0),
+        });
+        drop(env.spawn(driver::resume_loop(Arc::downgrade(&engine))));
+        Ok(Workflows { engine })
+    }
+
+    fn record(&self, run: &RunId) -> Result<VirtualRef<RunRecord>, WorkflowError> {
+        self.engine
+            .runs
+            .get(&run.key())
+            .map_err(|e| WorkflowError::InvalidId(e.to_string()))
+    }
+
+    async fn call(&self, run: &RunId, key: String, op: RunOp) -> Result<RunReply, WorkflowError> {
+        self.record(run)?
+            .call(key, op, self.engine.config.call_timeout)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn view(&self, run: &RunId) -> Result<record::RunView, WorkflowError> {
+        match self
+            .call(run, self.engine.fresh_key("view"), RunOp::View)
+            .await?
+        {
+            RunReply::View(view) => Ok(view),
+            other => Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// Starts run `run` with `input` and returns its status. Starting a run
+    /// that exists returns its status and leaves it (and its input) alone.
+    pub async fn start(&self, run: &RunId, input: &W::Input) -> Result<RunStatus, WorkflowError> {
+        let engine = &self.engine;
+        let key = run.key();
+        // Indexed first, so a crash after the start leaves a run the
+        // resumers find.
+        let index = engine
+            .index()
+            .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
+        index
+            .call(
+                format!("add:{key}"),
+                IndexOp::Add(key.clone()),
+                engine.config.call_timeout,
+            )
+            .await
+            .map_err(unavailable)?;
+        let op = RunOp::Start {
+            input: encode(input),
+        };
+        // A fresh key: starting is idempotent by itself (the first input
+        // stays), and the reply must be the run's status now.
+        let status = match self.call(run, engine.fresh_key("start"), op).await? {
+            RunReply::Started(status) => status,
+            other => return Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+        };
+        if !status.is_terminal()
+            && engine.runs.owner_of(&key).as_ref() == Some(engine.system.node())
+        {
+            driver::ensure_driver(engine, &key);
+        }
+        Ok(status)
+    }
+
+    /// The run's status (`NotFound` if it never started).
+    pub async fn status(&self, run: &RunId) -> Result<RunStatus, WorkflowError> {
+        self.view(run)
+            .await?
+            .status
+            .ok_or_else(|| WorkflowError::NotFound(run.to_string()))
+    }
+
+    /// Waits up to `timeout` for the run to end and returns its output;
+    /// `Ended` if it failed or was cancelled.
+    pub async fn result(&self, run: &RunId, timeout: Duration) -> Result<W::Output, WorkflowError> {
+        let env = &self.engine.env;
+        let deadline = env.now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let view = self.view(run).await?;
+            match view.status {
+                Some(RunStatus::Completed) => {
+                    let output = view.output.ok_or_else(|| {
+                        WorkflowError::Decode("a completed run without output".into())
+                    })?;
+                    return decode(&output, "the run's output");
+                }
+                Some(status) if status.is_terminal() => return Err(WorkflowError::Ended(status)),
+                _ => {}
+            }
+            let left = deadline.saturating_duration_since(env.now());
+            if left.is_zero() {
+                return Err(WorkflowError::Timeout);
+            }
+            env.sleep(pause.min(left)).await;
+            pause = (pause * 2).min(self.engine.config.poll_max);
+        }
+    }
+
+    /// Asks the run to stop: its next step fails with `Cancelled`, its
+    /// compensations run, and it ends `Cancelled`. No effect on a finished
+    /// run.
+    pub async fn cancel(&self, run: &RunId) -> Result<(), WorkflowError> {
+        self.call(run, self.engine.fresh_key("cancel"), RunOp::Cancel)
+            .await
+            .map(drop)
+    }
+
+    /// Sends signal `name` with `data` to the run. Durable: kept until a
+    /// `wait_for_signal(name)` takes it, even if sent before the run
+    /// waits (or starts).
+    pub async fn signal<T: Serialize>(
+        &self,
+        run: &RunId,
+        name: &str,
+        data: &T,
+    ) -> Result<(), WorkflowError> {
+        let key = self.engine.fresh_key("signal");
+        self.signal_once(run, &key, name, data).await
+    }
+
+    /// [`Workflows::signal`] under the caller's idempotency key: sending it
+    /// again with the same key (after an unknown outcome) delivers it once.
+    pub async fn signal_once<T: Serialize>(
+        &self,
+        run: &RunId,
+        key: &str,
+        name: &str,
+        data: &T,
+    ) -> Result<(), WorkflowError> {
+        let op = RunOp::Signal {
+            name: name.to_string(),
+            data: encode(data),
+        };
+        self.call(run, format!("signal:{key}"), op).await.map(drop)
+    }
+
+    /// The value the run last published under `name` (read-only: answered
+    /// from the run's record, not journaled).
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        run: &RunId,
+        name: &str,
+    ) -> Result<Option<T>, WorkflowError> {
+        let view = self.view(run).await?;
+        view.published
+            .get(name)
+            .map(|bytes| decode(bytes, &format!("published {name:?}")))
+            .transpose()
+    }
+
+    /// The tenant's runs, with their status if they finished (`None`:
+    /// running, or never started), by id.
+    pub async fn list(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(RunId, Option<RunStatus>)>, WorkflowError> {
+        let engine = &self.engine;
+        let index = engine
+            .index()
+            .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
+        let op = IndexOp::List {
+            tenant: tenant.to_string(),
+        };
+        match index
+            .call(engine.fresh_key("list"), op, engine.config.call_timeout)
+            .await
+            .map_err(unavailable)?
+        {
+            IndexReply::Runs(runs) => Ok(runs
+                .into_iter()
+                .filter_map(|(key, status)| RunId::parse(&key).map(|id| (id, status)))
+                .collect()),
+            other => Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+        }
+    }
+
+    /// Looks for unfinished runs placed on this node now, instead of at
+    /// the next `resume_every` tick.
+    pub async fn resume_now(&self) {
+        driver::resume_once(&self.engine).await;
+    }
+
+    /// The runs this node is driving now, sorted (`tenant/id`).
+    pub fn driving(&self) -> Vec<String> {
+        self.engine.driving().iter().cloned().collect()
+    }
+}

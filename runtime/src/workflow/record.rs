@@ -1,0 +1,416 @@
+//! A run's durable record: a durable actor (journaled, checkpointed,
+//! hosted as a virtual actor) holding the run's input, every step outcome
+//! by position, the signals sent to it, its status, and which driver may
+//! write to it (a lease, so two drivers never both make progress).
+//!
+//! Times in messages are the driver's wall clock in Unix milliseconds,
+//! carried in the message so replay sees the same value without a journal
+//! entry of its own.
+
+use super::RunStatus;
+use crate::actor::ActorError;
+use crate::durability::{DurableActor, DurableContext};
+use crate::env::Env;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A step's journaled outcome: its encoded value, or its error.
+pub(crate) type Outcome = Result<Vec<u8>, String>;
+
+/// One recorded step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StepEntry {
+    /// The step's name as the code called it (for divergence checks).
+    pub name: String,
+    pub outcome: Outcome,
+}
+
+/// What a driver learns when it takes a run over.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct History {
+    pub input: Vec<u8>,
+    /// Position (`<branch path>#<n>`) → step.
+    pub steps: BTreeMap<String, StepEntry>,
+    pub cancel_requested: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum RunOp {
+    /// Starts the run with `input`, unless it started already.
+    Start { input: Vec<u8> },
+    /// Takes the driver lease, if free, run out, or already `token`'s.
+    Acquire {
+        token: u64,
+        now_ms: u64,
+        lease_ms: u64,
+    },
+    /// Extends `token`'s lease.
+    Renew {
+        token: u64,
+        now_ms: u64,
+        lease_ms: u64,
+    },
+    /// Records a step's outcome at `position` (the first record wins) and
+    /// extends the lease.
+    Record {
+        token: u64,
+        now_ms: u64,
+        lease_ms: u64,
+        position: String,
+        step: StepEntry,
+    },
+    /// Gives the lease up (a driver going to sleep for longer than it).
+    Release { token: u64 },
+    /// Sets a value queries can read.
+    Publish {
+        token: u64,
+        name: String,
+        value: Vec<u8>,
+    },
+    /// Delivers a signal (kept until a wait takes it).
+    Signal { name: String, data: Vec<u8> },
+    /// Asks the run to stop (and compensate).
+    Cancel,
+    /// Ends the run.
+    Finish {
+        token: u64,
+        status: RunStatus,
+        output: Option<Vec<u8>>,
+    },
+    /// Read-only: status, output, published values.
+    View,
+    /// Read-only: the `index`-th signal called `name`, and whether the run
+    /// was asked to cancel.
+    SignalAt { name: String, index: usize },
+}
+
+/// What a query of a run sees.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunView {
+    pub status: Option<RunStatus>,
+    pub output: Option<Vec<u8>>,
+    pub published: BTreeMap<String, Vec<u8>>,
+    pub steps_recorded: usize,
+    pub cancel_requested: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum RunReply {
+    Done,
+    /// Start: the run's status (running if it just started).
+    Started(RunStatus),
+    NotStarted,
+    Acquired(History),
+    /// Another driver holds the lease.
+    Held,
+    /// The run ended; nothing more to drive.
+    Finished(RunStatus),
+    /// The recorded outcome at the position (maybe another driver's), and
+    /// whether cancellation was asked for.
+    Recorded {
+        step: StepEntry,
+        cancel_requested: bool,
+    },
+    /// The caller's lease is gone: it must stop driving.
+    LostLease,
+    View(RunView),
+    Signal {
+        data: Option<Vec<u8>>,
+        cancel_requested: bool,
+    },
+}
+
+/// The run's durable record.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    input: Option<Vec<u8>>,
+    status: Option<RunStatus>,
+    output: Option<Vec<u8>>,
+    steps: BTreeMap<String, StepEntry>,
+    signals: BTreeMap<String, Vec<Vec<u8>>>,
+    published: BTreeMap<String, Vec<u8>>,
+    cancel_requested: bool,
+    /// (token, expiry in Unix ms).
+    driver: Option<(u64, u64)>,
+}
+
+impl RunRecord {
+    fn holds(&self, token: u64) -> bool {
+        matches!(self.driver, Some((t, _)) if t == token)
+    }
+
+    fn finished(&self) -> Option<RunStatus> {
+        self.status.clone().filter(|s| s.is_terminal())
+    }
+
+    fn apply(&mut self, op: RunOp) -> RunReply {
+        match op {
+            RunOp::Start { input } => {
+                if self.input.is_none() {
+                    self.input = Some(input);
+                    self.status = Some(RunStatus::Running);
+                }
+                RunReply::Started(self.status.clone().unwrap_or(RunStatus::Running))
+            }
+            RunOp::Acquire {
+                token,
+                now_ms,
+                lease_ms,
+            } => {
+                if let Some(status) = self.finished() {
+                    return RunReply::Finished(status);
+                }
+                let Some(input) = self.input.clone() else {
+                    return RunReply::NotStarted;
+                };
+                match self.driver {
+                    Some((holder, expires)) if holder != token && expires > now_ms => {
+                        RunReply::Held
+                    }
+                    _ => {
+                        self.driver = Some((token, now_ms.saturating_add(lease_ms)));
+                        RunReply::Acquired(History {
+                            input,
+                            steps: self.steps.clone(),
+                            cancel_requested: self.cancel_requested,
+                        })
+                    }
+                }
+            }
+            RunOp::Renew {
+                token,
+                now_ms,
+                lease_ms,
+            } => {
+                if !self.holds(token) || self.finished().is_some() {
+                    return RunReply::LostLease;
+                }
+                self.driver = Some((token, now_ms.saturating_add(lease_ms)));
+                RunReply::Done
+            }
+            RunOp::Record {
+                token,
+                now_ms,
+                lease_ms,
+                position,
+                step,
+            } => {
+                if !self.holds(token) || self.finished().is_some() {
+                    return RunReply::LostLease;
+                }
+                self.driver = Some((token, now_ms.saturating_add(lease_ms)));
+                let step = self.steps.entry(position).or_insert(step).clone();
+                RunReply::Recorded {
+                    step,
+                    cancel_requested: self.cancel_requested,
+                }
+            }
+            RunOp::Release { token } => {
+                if self.holds(token) {
+                    self.driver = None;
+                }
+                RunReply::Done
+            }
+            RunOp::Publish { token, name, value } => {
+                if !self.holds(token) {
+                    return RunReply::LostLease;
+                }
+                self.published.insert(name, value);
+                RunReply::Done
+            }
+            RunOp::Signal { name, data } => {
+                self.signals.entry(name).or_default().push(data);
+                RunReply::Done
+            }
+            RunOp::Cancel => {
+                if self.finished().is_none() {
+                    self.cancel_requested = true;
+                }
+                RunReply::Done
+            }
+            RunOp::Finish {
+                token,
+                status,
+                output,
+            } => {
+                if let Some(status) = self.finished() {
+                    return RunReply::Finished(status);
+                }
+                if !self.holds(token) {
+                    return RunReply::LostLease;
+                }
+                self.status = Some(status);
+                self.output = output;
+                self.driver = None;
+                RunReply::Done
+            }
+            read @ (RunOp::View | RunOp::SignalAt { .. }) => self.read(&read).expect("a read"),
+        }
+    }
+
+    fn read(&self, op: &RunOp) -> Option<RunReply> {
+        Some(match op {
+            RunOp::View => RunReply::View(RunView {
+                status: self.status.clone(),
+                output: self.output.clone(),
+                published: self.published.clone(),
+                steps_recorded: self.steps.len(),
+                cancel_requested: self.cancel_requested,
+            }),
+            RunOp::SignalAt { name, index } => RunReply::Signal {
+                data: self.signals.get(name).and_then(|s| s.get(*index)).cloned(),
+                cancel_requested: self.cancel_requested,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl DurableActor for RunRecord {
+    type Msg = RunOp;
+    type Reply = RunReply;
+
+    async fn handle(
+        &mut self,
+        _ctx: &mut DurableContext<'_>,
+        op: RunOp,
+    ) -> Result<RunReply, ActorError> {
+        Ok(self.apply(op))
+    }
+
+    fn query(&self, _env: &Env, op: &RunOp) -> Option<RunReply> {
+        if let Some(reply) = self.read(op) {
+            return Some(reply);
+        }
+        // Answers that change nothing need no journal entry.
+        match op {
+            RunOp::Start { .. } if self.input.is_some() => Some(RunReply::Started(
+                self.status.clone().unwrap_or(RunStatus::Running),
+            )),
+            RunOp::Acquire { .. } if self.input.is_none() => Some(RunReply::NotStarted),
+            RunOp::Acquire { .. } | RunOp::Finish { .. } if self.finished().is_some() => {
+                Some(RunReply::Finished(self.finished().expect("checked")))
+            }
+            RunOp::Acquire { token, now_ms, .. } => match self.driver {
+                Some((holder, expires)) if holder != *token && expires > *now_ms => {
+                    Some(RunReply::Held)
+                }
+                _ => None,
+            },
+            RunOp::Release { token } if !self.holds(*token) => Some(RunReply::Done),
+            RunOp::Renew { token, .. }
+            | RunOp::Record { token, .. }
+            | RunOp::Publish { token, .. }
+                if !self.holds(*token) =>
+            {
+                Some(RunReply::LostLease)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, value: u8) -> StepEntry {
+        StepEntry {
+            name: name.into(),
+            outcome: Ok(vec![value]),
+        }
+    }
+
+    fn record(token: u64, now_ms: u64, position: &str, entry: StepEntry) -> RunOp {
+        RunOp::Record {
+            token,
+            now_ms,
+            lease_ms: 100,
+            position: position.into(),
+            step: entry,
+        }
+    }
+
+    #[test]
+    fn one_driver_at_a_time_and_the_first_record_wins() {
+        let mut run = RunRecord::default();
+        let acquire = |token, now_ms| RunOp::Acquire {
+            token,
+            now_ms,
+            lease_ms: 100,
+        };
+        assert_eq!(run.apply(acquire(1, 0)), RunReply::NotStarted);
+        run.apply(RunOp::Start { input: vec![7] });
+        assert!(matches!(run.apply(acquire(1, 0)), RunReply::Acquired(_)));
+        assert_eq!(run.apply(acquire(2, 50)), RunReply::Held);
+        let first = run.apply(record(1, 60, "#0", step("a", 1)));
+        assert_eq!(
+            first,
+            RunReply::Recorded {
+                step: step("a", 1),
+                cancel_requested: false
+            }
+        );
+        // The lease was extended to 160: driver 2 waits, then takes over
+        // and sees driver 1's step; driver 1 is fenced out.
+        assert_eq!(run.apply(acquire(2, 150)), RunReply::Held);
+        let RunReply::Acquired(history) = run.apply(acquire(2, 160)) else {
+            panic!("lease ran out");
+        };
+        assert_eq!(history.steps["#0"], step("a", 1));
+        assert_eq!(
+            run.apply(record(1, 170, "#1", step("b", 2))),
+            RunReply::LostLease
+        );
+        let again = run.apply(record(2, 170, "#0", step("a", 9)));
+        assert_eq!(
+            again,
+            RunReply::Recorded {
+                step: step("a", 1),
+                cancel_requested: false
+            },
+            "a position keeps its first outcome"
+        );
+    }
+
+    #[test]
+    fn signals_wait_in_order_and_a_finished_run_stays_finished() {
+        let mut run = RunRecord::default();
+        run.apply(RunOp::Start { input: vec![] });
+        run.apply(RunOp::Signal {
+            name: "go".into(),
+            data: vec![1],
+        });
+        run.apply(RunOp::Signal {
+            name: "go".into(),
+            data: vec![2],
+        });
+        let at = |index| RunOp::SignalAt {
+            name: "go".into(),
+            index,
+        };
+        assert!(
+            matches!(run.read(&at(1)), Some(RunReply::Signal { data: Some(d), .. }) if d == [2])
+        );
+        assert!(matches!(
+            run.read(&at(2)),
+            Some(RunReply::Signal { data: None, .. })
+        ));
+        run.apply(RunOp::Acquire {
+            token: 1,
+            now_ms: 0,
+            lease_ms: 10,
+        });
+        run.apply(RunOp::Finish {
+            token: 1,
+            status: RunStatus::Completed,
+            output: Some(vec![3]),
+        });
+        run.apply(RunOp::Cancel);
+        let Some(RunReply::View(view)) = run.read(&RunOp::View) else {
+            panic!()
+        };
+        assert_eq!(view.status, Some(RunStatus::Completed));
+        assert!(!view.cancel_requested, "a finished run cannot be cancelled");
+    }
+}
