@@ -174,6 +174,8 @@ pub enum SpawnError {
     NameTaken(ActorId),
     /// A mailbox capacity of zero was asked for.
     ZeroCapacity,
+    /// The system was shut down: it spawns nothing more.
+    ShutDown,
 }
 
 impl fmt::Display for SpawnError {
@@ -182,6 +184,7 @@ impl fmt::Display for SpawnError {
             SpawnError::InvalidName(name) => write!(f, "invalid actor name {name:?}"),
             SpawnError::NameTaken(id) => write!(f, "an actor named {id} is already running"),
             SpawnError::ZeroCapacity => f.write_str("a mailbox needs a capacity of at least 1"),
+            SpawnError::ShutDown => f.write_str("the actor system was shut down"),
         }
     }
 }

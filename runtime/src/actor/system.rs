@@ -50,6 +50,8 @@ struct SystemInner {
     spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
+    /// Set by `shutdown`: nothing new is spawned afterwards.
+    shut_down: std::sync::atomic::AtomicBool,
     facet_types: FacetRegistry,
     distribution: std::sync::OnceLock<crate::distribution::Distribution>,
 }
@@ -84,6 +86,7 @@ impl ActorSystem {
                 groups: Mutex::new(None),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
+                shut_down: std::sync::atomic::AtomicBool::new(false),
                 facet_types: FacetRegistry::with_builtins(),
                 distribution: std::sync::OnceLock::new(),
             }),
@@ -224,6 +227,15 @@ impl ActorSystem {
         };
         {
             let mut registry = self.names();
+            // Read under the registry's lock, which `shutdown` takes after
+            // setting it: no spawn slips past a shutdown.
+            if self
+                .inner
+                .shut_down
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(SpawnError::ShutDown);
+            }
             if let Some(existing) = registry.get(name)
                 && matches!(
                     existing.cell.status(),
@@ -275,8 +287,13 @@ impl ActorSystem {
         self.names().values().map(|r| r.cell.id.clone()).collect()
     }
 
-    /// Stops every actor and waits until all have exited.
+    /// Stops every actor and waits until all have exited. Afterwards the
+    /// system spawns nothing more (`SpawnError::ShutDown`), as a stopped
+    /// node would not.
     pub async fn shutdown(&self) {
+        self.inner
+            .shut_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let cells: Vec<Arc<Cell>> = self.names().values().map(|r| r.cell.clone()).collect();
         for cell in &cells {
             cell.request_stop(ExitReason::Shutdown);
