@@ -16,6 +16,7 @@ use plexspaces::actor::{ActorError, ActorRef, ActorSystem};
 use plexspaces::durability::{
     DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend,
 };
+use plexspaces::seams::Clock;
 use plexspaces::storage::journal::JournalConfig;
 use plexspaces::workflow::{
     RetryPolicy, RunId, RunStatus, StepError, Workflow, WorkflowConfig, WorkflowContext,
@@ -272,7 +273,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if status.is_terminal() || stage.as_deref() == Some("paid, waiting for the warehouse") {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        env.sleep(Duration::from_millis(20)).await;
     }
     orders.cancel(&cancelled).await?;
     match orders.result(&cancelled, Duration::from_secs(30)).await {
