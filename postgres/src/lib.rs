@@ -56,6 +56,9 @@ INSERT INTO plexspaces_streams (stream, epoch, last_seq) VALUES ($1, 1, 0)
 ON CONFLICT (stream) DO UPDATE SET epoch = plexspaces_streams.epoch + 1
 RETURNING epoch, last_seq";
 
+/// $1 stream: its epoch and last sequence number now.
+const CURRENT: &str = "SELECT epoch, last_seq FROM plexspaces_streams WHERE stream = $1";
+
 /// $1 stream, $2 epoch, $3 expected last_seq, $4 entries.
 const APPEND: &str = "
 WITH guard AS (
@@ -274,6 +277,26 @@ impl Journal for PgJournal {
         };
         self.inner.claims.granted(stream, claim);
         Ok(())
+    }
+
+    async fn check_claim(&self, stream: &str) -> Result<(), JournalError> {
+        let claim = self.inner.claims.of(stream)?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(CURRENT, &[&stream])
+            .await
+            .map_err(unavailable)?;
+        let current = row.map(|row| (to_u64(row.get(0)), to_u64(row.get(1))));
+        if current == Some((claim.epoch, claim.last_seq)) {
+            return Ok(());
+        }
+        Err(JournalError::Fenced {
+            stream: stream.to_string(),
+            detail: format!(
+                "claimed at epoch {} after sequence number {}; the stream is now at {current:?}",
+                claim.epoch, claim.last_seq
+            ),
+        })
     }
 
     async fn save_checkpoint(

@@ -57,6 +57,9 @@ pub enum PlantedBug {
     /// A shared tuple space puts a run-out lease's tuple back but lets the
     /// lease still complete (so a task can be completed twice).
     LeaseOutlivesExpiry,
+    /// A workflow run drops a signal that arrives before the run waits
+    /// for it.
+    DropEarlySignal,
 }
 
 pub use env::{Env, InvalidNodeName, NodeName};

@@ -5,7 +5,7 @@
 use crate::disk::{DiskFaults, DiskLatency, SimDisk};
 use crate::net::SimNet;
 use crate::rng::ChaChaRng;
-use crate::seams::{ClockSkew, SimClock, SimSpawner};
+use crate::seams::{ClockSkew, Home, SimClock, SimSpawner};
 use crate::trace::{Event, Trace};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -54,6 +54,8 @@ pub struct Cluster {
 }
 
 struct SimNode {
+    /// Which run of the node is alive (see `Home`).
+    runs: Arc<AtomicU64>,
     name: NodeName,
     ip: IpAddr,
     handle: NodeHandle,
@@ -108,6 +110,10 @@ impl Cluster {
         let net = SimNet::new(self.trace.clone());
         let skew = ClockSkew::default();
         let incarnation = Arc::new(AtomicU64::new(0));
+        let home_node = Arc::new(std::sync::OnceLock::new());
+        // Bumped by every crash: spawns through a dead run's Env are dropped.
+        let runs = Arc::new(AtomicU64::new(0));
+        let (home, home_runs) = (home_node.clone(), runs.clone());
         let (trace, env_name) = (self.trace.clone(), name.clone());
         let (env_disk, env_net, env_skew) = (disk.clone(), net.clone(), skew.clone());
         let handle = Handle::current()
@@ -116,11 +122,16 @@ impl Cluster {
             .ip(ip)
             .init(move || {
                 let life = incarnation.fetch_add(1, Ordering::SeqCst);
+                let home = Home {
+                    node: home.clone(),
+                    runs: home_runs.clone(),
+                    run: home_runs.load(Ordering::SeqCst),
+                };
                 let rng = ChaChaRng::for_node(seed, rng_stream(index, life)).traced(trace.clone());
                 let env = Env::new(
                     env_name.clone(),
                     SimClock::new(trace.clone(), env_skew.clone()),
-                    SimSpawner::new(trace.clone()),
+                    SimSpawner::at_home(trace.clone(), home),
                     rng,
                     env_disk.clone(),
                     env_net.clone(),
@@ -128,7 +139,9 @@ impl Cluster {
                 init(env)
             })
             .build();
+        let _ = home_node.set(handle.clone());
         self.nodes.push(SimNode {
+            runs,
             name,
             ip,
             handle,
@@ -194,6 +207,7 @@ impl Cluster {
             return;
         }
         self.fault(1, node);
+        slot.runs.fetch_add(1, Ordering::SeqCst);
         Handle::current().kill(slot.handle.id());
         slot.disk.crash();
         slot.paused.store(false, Ordering::SeqCst);

@@ -82,23 +82,71 @@ impl Clock for SimClock {
     }
 }
 
-/// Spawns onto the simulated node of the calling task. Killing that node
-/// drops its tasks, as a crash would.
-#[derive(Clone, Debug)]
+/// Spawns onto the simulated node of the calling task, or, for a node of
+/// a [`crate::Cluster`], onto that node whoever calls: a test's checks that
+/// make a node start work (activating a virtual actor, say) must not run
+/// that work on the test's own task, outside every node's network. Killing
+/// the node drops its tasks, as a crash would, and a spawn through the
+/// `Env` of a run that was killed is dropped: a dead node runs nothing.
+#[derive(Clone)]
 pub struct SimSpawner {
     trace: Arc<Trace>,
+    home: Option<Home>,
+}
+
+/// The node a cluster node's spawner belongs to, and which run of it.
+#[derive(Clone)]
+pub(crate) struct Home {
+    /// The node (set once it is built). Spawns look its current run up by
+    /// id each time: a handle kept from an earlier run spawns into that dead
+    /// run, and looking it up inside `init` would deadlock madsim.
+    pub(crate) node: Arc<std::sync::OnceLock<madsim::runtime::NodeHandle>>,
+    pub(crate) runs: Arc<std::sync::atomic::AtomicU64>,
+    /// The value of `runs` while this spawner's run is the node's current one.
+    pub(crate) run: u64,
+}
+
+impl std::fmt::Debug for SimSpawner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimSpawner")
+            .field("home_run", &self.home.as_ref().map(|h| h.run))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimSpawner {
-    /// A spawner tracing into `trace`.
+    /// A spawner tracing into `trace`, spawning onto the caller's node.
     pub fn new(trace: Arc<Trace>) -> Self {
-        SimSpawner { trace }
+        SimSpawner { trace, home: None }
+    }
+
+    /// A spawner for one run of a cluster node.
+    pub(crate) fn at_home(trace: Arc<Trace>, home: Home) -> Self {
+        SimSpawner {
+            trace,
+            home: Some(home),
+        }
     }
 }
 
 impl Spawn for SimSpawner {
     fn spawn_task(&self, task: BoxFuture<'static, ()>) {
         self.trace.record(Event::Spawn, 0);
-        drop(madsim::task::spawn(task));
+        match &self.home {
+            None => drop(madsim::task::spawn(task)),
+            Some(home) => {
+                if home.runs.load(std::sync::atomic::Ordering::SeqCst) != home.run {
+                    return; // that run of the node is dead
+                }
+                let current = home
+                    .node
+                    .get()
+                    .and_then(|node| madsim::runtime::Handle::current().get_node(node.id()));
+                match current {
+                    Some(node) => drop(node.spawn(task)),
+                    None => drop(madsim::task::spawn(task)),
+                }
+            }
+        }
     }
 }

@@ -233,7 +233,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
         let cutter = {
             let (cluster, clock) = (cluster.clone(), clock.clone());
-            let rng = SeededRng::new(seed ^ 0xba6_0f_7a5c);
+            let rng = SeededRng::new(seed ^ 0x000b_a60f_7a5c);
             madsim::task::spawn(async move {
                 let end = clock.now() + active;
                 while clock.now() < end {

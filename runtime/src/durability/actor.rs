@@ -7,6 +7,7 @@ use super::context::{DurableContext, Mode};
 use super::entry::{Entry, ReplayDiverged, decode, encode};
 use crate::actor::{Actor, ActorError, ActorId, ActorRef, AskError, Context};
 use crate::env::Env;
+use crate::seams::Clock;
 use plexspaces_storage::journal::{Journal, JournalEntry};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,10 @@ pub struct Durable<A: DurableActor> {
     dedupe_order: VecDeque<String>,
     since_checkpoint: u64,
     stream: String,
+    /// When this activation last proved it still owns its stream (a
+    /// claim, a write, or a claim check): queries older than
+    /// `query_claim_check` check again first.
+    owned_at: Option<crate::seams::Instant>,
 }
 
 type Reply<A> = Result<<A as DurableActor>::Reply, ActorError>;
@@ -99,6 +104,7 @@ impl<A: DurableActor> Durable<A> {
             dedupe_order: VecDeque::new(),
             since_checkpoint: 0,
             stream: String::new(),
+            owned_at: None,
         }
     }
 
@@ -210,6 +216,25 @@ impl<A: DurableActor> Durable<A> {
             return (result, Some(failure));
         }
         (result, None)
+    }
+
+    /// Checks the stream is still this activation's if the last proof is
+    /// older than `query_claim_check`; `Err` (to fail-stop) if another
+    /// activation claimed it since.
+    async fn check_ownership(&mut self, env: &Env) -> Result<(), String> {
+        let now = env.now();
+        let fresh = self
+            .owned_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.query_claim_check);
+        if fresh {
+            return Ok(());
+        }
+        self.journal
+            .check_claim(&self.stream)
+            .await
+            .map_err(|e| format!("this activation no longer owns its journal stream: {e}"))?;
+        self.owned_at = Some(now);
+        Ok(())
     }
 
     /// Rebuilds the state: latest checkpoint, then every message after it
@@ -386,6 +411,7 @@ impl<A: DurableActor> Actor for Durable<A> {
             .claim(&self.stream)
             .await
             .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
+        self.owned_at = Some(ctx.env().now());
         let report = self
             .recover(ctx.env(), ctx.id())
             .await
@@ -405,9 +431,17 @@ impl<A: DurableActor> Actor for Durable<A> {
         if !self.dedupe.contains_key(&request.key)
             && let Some(reply) = self.state.query(&env, &request.msg)
         {
+            // Answered from memory: first make sure the memory is current.
+            if let Err(failure) = self.check_ownership(&env).await {
+                ctx.fail(failure.clone());
+                return Err(ActorError::unavailable(failure));
+            }
             return Ok(reply);
         }
         let (result, failure) = self.process(&env, &id, request.key, request.msg).await;
+        if failure.is_none() {
+            self.owned_at = Some(env.now());
+        }
         if let Some(failure) = failure {
             // Fail-stop: the in-memory state may be ahead of the journal.
             ctx.fail(failure);

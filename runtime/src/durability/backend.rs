@@ -45,6 +45,8 @@ pub trait ErasedJournal: Send + Sync + 'static {
     fn dyn_last_seq(&self, stream: &str) -> u64;
     /// [`Journal::claim`].
     fn dyn_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>>;
+    /// [`Journal::check_claim`].
+    fn dyn_check_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>>;
     /// [`Journal::save_checkpoint`].
     fn dyn_save_checkpoint<'a>(
         &'a self,
@@ -83,6 +85,10 @@ impl<J: Journal> ErasedJournal for J {
 
     fn dyn_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(Journal::claim(self, stream))
+    }
+
+    fn dyn_check_claim<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<(), JournalError>> {
+        Box::pin(Journal::check_claim(self, stream))
     }
 
     fn dyn_save_checkpoint<'a>(
@@ -225,6 +231,15 @@ impl Journal for JournalBackend {
             JournalBackend::File(j) => j.claim(stream).await,
             JournalBackend::Shared(j) => j.claim(stream).await,
             JournalBackend::Custom(j) => j.dyn_claim(stream).await,
+        }
+    }
+
+    async fn check_claim(&self, stream: &str) -> Result<(), JournalError> {
+        match self {
+            JournalBackend::Memory(j) => j.check_claim(stream).await,
+            JournalBackend::File(j) => j.check_claim(stream).await,
+            JournalBackend::Shared(j) => j.check_claim(stream).await,
+            JournalBackend::Custom(j) => j.dyn_check_claim(stream).await,
         }
     }
 

@@ -58,6 +58,15 @@ pub struct DurabilityConfig {
     pub cache_side_effects: bool,
     /// How many recent idempotency keys are remembered for deduplication.
     pub dedupe_window: usize,
+    /// How old the last proof that this activation still owns its stream
+    /// may be when it answers a query (default 1 s). On a shared journal an
+    /// activation another node superseded would otherwise answer from its
+    /// stale state forever: queries write nothing, so fencing never stops
+    /// them. Past this age, the next query checks the claim first
+    /// ([`Journal::check_claim`](plexspaces_storage::journal::Journal::check_claim));
+    /// a superseded activation fails and the caller's retry reaches the
+    /// current one. Every journal write renews the proof.
+    pub query_claim_check: std::time::Duration,
     /// Called after each recovery, with what it did.
     pub on_recovered: Option<RecoveryHook>,
 }
@@ -69,6 +78,7 @@ impl Default for DurabilityConfig {
             replay_on_activation: true,
             cache_side_effects: true,
             dedupe_window: 10_000,
+            query_claim_check: std::time::Duration::from_secs(1),
             on_recovered: None,
         }
     }
@@ -81,6 +91,7 @@ impl std::fmt::Debug for DurabilityConfig {
             .field("replay_on_activation", &self.replay_on_activation)
             .field("cache_side_effects", &self.cache_side_effects)
             .field("dedupe_window", &self.dedupe_window)
+            .field("query_claim_check", &self.query_claim_check)
             .finish_non_exhaustive()
     }
 }

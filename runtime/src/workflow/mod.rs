@@ -422,9 +422,18 @@ impl<W: Workflow> Workflows<W> {
         workflow: W,
     ) -> Result<Self, WorkflowError> {
         let invalid = |e: VirtualError| WorkflowError::InvalidId(e.to_string());
-        let runs =
-            VirtualActors::register(system, config.hosting.clone(), |_| RunRecord::default())
-                .map_err(invalid)?;
+        #[cfg(feature = "planted-bugs")]
+        let planted_bug = config.hosting.planted_bug;
+        let runs = VirtualActors::register(system, config.hosting.clone(), move |_| {
+            #[allow(unused_mut)]
+            let mut record = RunRecord::default();
+            #[cfg(feature = "planted-bugs")]
+            {
+                record.planted_bug = planted_bug;
+            }
+            record
+        })
+        .map_err(invalid)?;
         let mut index_config = config.hosting.clone();
         index_config.kind = format!("{}-runs", config.hosting.kind);
         let index = VirtualActors::register(system, index_config, |_| RunIndex::default())

@@ -132,6 +132,11 @@ pub(crate) struct RunRecord {
     cancel_requested: bool,
     /// (token, expiry in Unix ms).
     driver: Option<(u64, u64)>,
+    /// Not checkpointed: lasts until the first checkpoint (1,000 messages),
+    /// which covers the simulator's runs.
+    #[cfg(feature = "planted-bugs")]
+    #[serde(skip)]
+    pub(crate) planted_bug: Option<crate::PlantedBug>,
 }
 
 impl RunRecord {
@@ -219,6 +224,13 @@ impl RunRecord {
                 RunReply::Done
             }
             RunOp::Signal { name, data } => {
+                #[cfg(feature = "planted-bugs")]
+                if self.planted_bug == Some(crate::PlantedBug::DropEarlySignal) {
+                    let waiting = format!("signal-deadline:{name}");
+                    if !self.steps.values().any(|s| s.name == waiting) {
+                        return RunReply::Done;
+                    }
+                }
                 self.signals.entry(name).or_default().push(data);
                 RunReply::Done
             }

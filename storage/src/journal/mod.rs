@@ -168,6 +168,17 @@ pub trait Journal: Send + Sync + 'static {
         async move { checked }
     }
 
+    /// Checks that this handle's claim on `stream` still stands: no newer
+    /// claimant took the stream since. A journal one process owns has one
+    /// writer and answers at once; a shared one asks its store and answers
+    /// [`JournalError::Fenced`] if the claim is gone. A reader that answers
+    /// from memory (a durable actor's query) calls this now and then, so an
+    /// activation another node superseded stops serving stale state.
+    fn check_claim(&self, stream: &str) -> impl Future<Output = Result<(), JournalError>> + Send {
+        let checked = validate_stream(stream);
+        async move { checked }
+    }
+
     /// Saves `state` as `stream`'s checkpoint at `seq` (the state after
     /// entries `1..=seq`), durably, replacing the previous one; entries no
     /// checkpoint needs any more may then be removed.

@@ -276,6 +276,22 @@ impl Journal for SharedJournal {
         }
     }
 
+    async fn check_claim(&self, stream: &str) -> Result<(), JournalError> {
+        // An append of nothing: the server checks the epoch and the next
+        // sequence number, and writes nothing.
+        let claim = self.inner.claims.of(stream)?;
+        let op = JournalOp::Append {
+            stream: stream.to_string(),
+            epoch: claim.epoch,
+            first_seq: claim.last_seq + 1,
+            entries: Vec::new(),
+        };
+        match self.call(op).await? {
+            JournalOutcome::Appended { .. } => Ok(()),
+            other => Err(refused(stream, other)),
+        }
+    }
+
     async fn save_checkpoint(
         &self,
         stream: &str,

@@ -227,6 +227,12 @@ impl<J: Journal> Service<J> {
                 if let Some(refusal) = self.fence_check(&stream, epoch, Some(first_seq)) {
                     return refusal;
                 }
+                if entries.is_empty() {
+                    // A claim check: the writer's claim stands.
+                    return JournalOutcome::Appended {
+                        last_seq: first_seq.saturating_sub(1),
+                    };
+                }
                 let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
                 match self.journal.append_all(&stream, &refs).await {
                     Ok(last_seq) => JournalOutcome::Appended { last_seq },
