@@ -60,6 +60,11 @@ pub enum PlantedBug {
     /// A workflow run drops a signal that arrives before the run waits
     /// for it.
     DropEarlySignal,
+    /// Durable actors run recorded side effects again when they replay
+    /// (still using the recorded results).
+    ReplaySideEffects,
+    /// Supervisors restart temporary children.
+    RestartTemporaryChild,
 }
 
 pub use env::{Env, InvalidNodeName, NodeName};

@@ -31,7 +31,11 @@ use std::time::Duration;
 
 /// Real runs of the fee side effect in the current seed (the simulator runs
 /// one seed at a time on this thread; reset per seed).
-static FEE_RUNS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Per thread: a scenario runs on the thread that calls it (madsim is
+    // single-threaded), and tests run on threads of their own.
+    static FEE_RUNS: AtomicU64 = const { AtomicU64::new(0) };
+}
 
 #[derive(Default, Serialize, Deserialize)]
 struct Account {
@@ -66,7 +70,7 @@ impl DurableActor for Account {
             Op::DepositMinusFee(n) => {
                 let charged: i64 = ctx
                     .run("fee", || async move {
-                        FEE_RUNS.fetch_add(1, Ordering::SeqCst);
+                        FEE_RUNS.with(|runs| runs.fetch_add(1, Ordering::SeqCst));
                         fee(n)
                     })
                     .await?;
@@ -88,7 +92,11 @@ struct Outcome {
 }
 
 fn scenario(seed: u64) -> Outcome {
-    FEE_RUNS.store(0, Ordering::SeqCst);
+    planted(seed, None)
+}
+
+fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
+    FEE_RUNS.with(|runs| runs.store(0, Ordering::SeqCst));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let mut cluster = Cluster::new(ClusterConfig {
@@ -102,7 +110,11 @@ fn scenario(seed: u64) -> Outcome {
                 let slot = slot.clone();
                 async move {
                     let system = ActorSystem::new(env.clone());
-                    let config = DurabilityConfig { checkpoint_interval: 20, ..DurabilityConfig::default() };
+                    let config = DurabilityConfig {
+                        checkpoint_interval: 20,
+                        planted_bug: bug,
+                        ..DurabilityConfig::default()
+                    };
                     let journal_config = JournalConfig { segment_bytes_max: 8192, ..JournalConfig::default() };
                     loop {
                         // (Re)open the journal: after a failed write or sync
@@ -199,7 +211,7 @@ fn scenario(seed: u64) -> Outcome {
         assert_eq!(balance, Ok(expected), "seed {seed}: every request applied exactly once");
         let crashes = cluster.disk(node).fault_counts().crashes;
         let fee_requests = requests.iter().filter(|(_, op)| matches!(op, Op::DepositMinusFee(_))).count() as u64;
-        let fee_runs = FEE_RUNS.load(Ordering::SeqCst);
+        let fee_runs = FEE_RUNS.with(|runs| runs.load(Ordering::SeqCst));
         assert!(
             fee_runs <= fee_requests + crashes,
             "seed {seed}: the fee ran {fee_runs} times for {fee_requests} requests and {crashes} crashes"
@@ -218,4 +230,16 @@ fn durable_accounts_apply_every_request_exactly_once_under_crashes() {
         "the nemesis crashed the node {crashes} times"
     );
     assert_deterministic(4, scenario);
+}
+
+#[test]
+fn durable_actors_that_rerun_side_effects_on_replay_are_caught() {
+    for seed in 0..4 {
+        let bug = Some(plexspaces::PlantedBug::ReplaySideEffects);
+        if std::panic::catch_unwind(|| planted(seed, bug)).is_err() {
+            eprintln!("ReplaySideEffects caught at seed {seed}");
+            return;
+        }
+    }
+    panic!("ReplaySideEffects survived 4 seeds: the simulator does not see it");
 }

@@ -9,6 +9,7 @@
 
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
+use plexspaces::PlantedBug;
 use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, ExitReason};
 use plexspaces::seams::{Clock, Instant, Rng};
 use plexspaces::supervision::{ChildSpec, Restart, Strategy, Supervisor, SupervisorSpec};
@@ -48,16 +49,17 @@ fn worker(name: &'static str, starts: &Starts) -> ChildSpec {
 
 const WORKERS: [&str; 6] = ["w1", "w2", "w3", "w4", "w5", "w6"];
 
-fn tree(starts: &Starts) -> SupervisorSpec {
+fn tree(starts: &Starts, bug: Option<PlantedBug>) -> SupervisorSpec {
     let a = SupervisorSpec::new(Strategy::OneForAll)
         .intensity(1000, Duration::from_secs(1))
         .child(worker("w1", starts))
         .child(worker("w2", starts));
-    let b = SupervisorSpec::new(Strategy::RestForOne)
+    let mut b = SupervisorSpec::new(Strategy::RestForOne)
         .intensity(1000, Duration::from_secs(1))
         .child(worker("w3", starts).restart(Restart::Transient))
         .child(worker("w4", starts).restart(Restart::Transient))
         .child(worker("w5", starts).restart(Restart::Temporary));
+    b.planted_bug = bug;
     SupervisorSpec::new(Strategy::OneForOne)
         .intensity(1000, Duration::from_secs(1))
         .child(ChildSpec::supervisor("sup-a", a))
@@ -95,10 +97,14 @@ async fn running(system: &ActorSystem, name: &str) -> bool {
 }
 
 fn tree_scenario(seed: u64) -> BTreeMap<&'static str, u32> {
+    tree_planted(seed, None)
+}
+
+fn tree_planted(seed: u64, bug: Option<PlantedBug>) -> BTreeMap<&'static str, u32> {
     on_node(seed, move |system| async move {
         let starts = Starts::default();
         let root = system
-            .spawn("root", Supervisor::new(tree(&starts)))
+            .spawn("root", Supervisor::new(tree(&starts, bug)))
             .unwrap();
         let env = system.env().clone();
         let mut crashed_w5 = false;
@@ -206,4 +212,16 @@ fn restart_intensity_is_honoured_exactly() {
         intensity_scenario,
     );
     assert_deterministic(5, intensity_scenario);
+}
+
+#[test]
+fn a_supervisor_restarting_temporary_children_is_caught() {
+    for seed in 0..6 {
+        let bug = Some(PlantedBug::RestartTemporaryChild);
+        if std::panic::catch_unwind(|| tree_planted(seed, bug)).is_err() {
+            eprintln!("RestartTemporaryChild caught at seed {seed}");
+            return;
+        }
+    }
+    panic!("RestartTemporaryChild survived 6 seeds: the simulator does not see it");
 }

@@ -151,6 +151,11 @@ impl<A: DurableActor> Durable<A> {
             recorded,
             pending,
             failure: None,
+            #[cfg(feature = "planted-bugs")]
+            rerun_effects_on_replay: self.config.planted_bug
+                == Some(crate::PlantedBug::ReplaySideEffects),
+            #[cfg(not(feature = "planted-bugs"))]
+            rerun_effects_on_replay: false,
         };
         (&mut self.state, ctx)
     }

@@ -37,6 +37,8 @@ pub struct DurableContext<'a> {
     pub(crate) pending: Vec<Vec<u8>>,
     /// The first divergence or journal failure, which fails the actor.
     pub(crate) failure: Option<String>,
+    /// The planted bug `ReplaySideEffects` (always false otherwise).
+    pub(crate) rerun_effects_on_replay: bool,
 }
 
 impl DurableContext<'_> {
@@ -72,6 +74,9 @@ impl DurableContext<'_> {
         if self.cache_side_effects && matches!(self.mode, Mode::Replay { .. }) {
             match self.recorded.pop_front() {
                 Some((_, recorded, value)) if recorded == name => {
+                    if self.rerun_effects_on_replay {
+                        drop(effect().await);
+                    }
                     return decode(&value, "side effect").map_err(|e| self.fail(e));
                 }
                 Some((seq, recorded, _)) => {

@@ -67,6 +67,9 @@ pub struct DurabilityConfig {
     /// a superseded activation fails and the caller's retry reaches the
     /// current one. Every journal write renews the proof.
     pub query_claim_check: std::time::Duration,
+    /// A deliberately broken variant (feature `planted-bugs`, tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
     /// Called after each recovery, with what it did.
     pub on_recovered: Option<RecoveryHook>,
 }
@@ -79,6 +82,8 @@ impl Default for DurabilityConfig {
             cache_side_effects: true,
             dedupe_window: 10_000,
             query_claim_check: std::time::Duration::from_secs(1),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
             on_recovered: None,
         }
     }

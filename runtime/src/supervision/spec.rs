@@ -147,6 +147,9 @@ pub struct SupervisorSpec {
     pub backoff: Backoff,
     /// The children, started in order, stopped in reverse.
     pub children: Vec<ChildSpec>,
+    /// A deliberately broken variant (feature `planted-bugs`, tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl SupervisorSpec {
@@ -157,6 +160,8 @@ impl SupervisorSpec {
             intensity: Intensity::default(),
             backoff: Backoff::None,
             children: Vec::new(),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 

@@ -217,6 +217,9 @@ impl Supervisor {
             Restart::Transient => exit.reason.is_failure(),
             Restart::Temporary => false,
         };
+        #[cfg(feature = "planted-bugs")]
+        let restart =
+            restart || self.spec.planted_bug == Some(crate::PlantedBug::RestartTemporaryChild);
         if !restart {
             if self.children[index].spec.restart == Restart::Temporary {
                 self.children.remove(index);
