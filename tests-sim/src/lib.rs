@@ -82,6 +82,22 @@ impl SeedPlan {
             .unwrap_or_else(|bad| panic!("{bad}"))
     }
 
+    /// Adds `seeds` that once failed (regression cases): they run in every
+    /// plan but a single-seed reproduction, after the plan's own, once each.
+    /// A seed that found a bug stays in the suite forever this way, even
+    /// when the default count would not reach it.
+    pub fn with_regressions(mut self, seeds: &[u64]) -> Self {
+        let single = std::env::var("PLEXSPACES_SEED").is_ok();
+        if !single {
+            for seed in seeds {
+                if !self.seeds.contains(seed) {
+                    self.seeds.push(*seed);
+                }
+            }
+        }
+        self
+    }
+
     /// The seeds, in the order they run.
     pub fn seeds(&self) -> &[u64] {
         &self.seeds
@@ -141,6 +157,17 @@ mod tests {
         let bad = plan(Some("x7"), None).unwrap_err();
         assert_eq!((bad.var, bad.value.as_str()), ("PLEXSPACES_SEED", "x7"));
         assert!(plan(None, Some("-1")).is_err());
+    }
+
+    #[test]
+    fn regression_seeds_join_the_plan_once() {
+        if std::env::var("PLEXSPACES_SEED").is_ok() {
+            return; // a reproduction runs its one seed only
+        }
+        let plan = SeedPlan::from_vars(None, Some("3"), 0)
+            .unwrap()
+            .with_regressions(&[21, 1, 21]);
+        assert_eq!(plan.seeds(), [0, 1, 2, 21]);
     }
 
     #[test]

@@ -29,11 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Real runs of the fee side effect in the current seed (the simulator runs
-/// one seed at a time on this thread; reset per seed).
+// Real runs of the fee side effect in the current seed, reset per seed.
+// Per thread: a scenario runs on the thread that calls it (madsim is
+// single-threaded), and tests run on threads of their own.
 thread_local! {
-    // Per thread: a scenario runs on the thread that calls it (madsim is
-    // single-threaded), and tests run on threads of their own.
     static FEE_RUNS: AtomicU64 = const { AtomicU64::new(0) };
 }
 

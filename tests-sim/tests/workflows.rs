@@ -312,7 +312,10 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
 
 #[test]
 fn every_run_ends_with_each_effect_once_under_the_nemesis() {
-    let outcomes = run_seeds("workflows", &SeedPlan::from_env(12), scenario);
+    // Seed 21 found superseded activations answering queries from stale
+    // state (fixed by claim checks before queries).
+    let plan = SeedPlan::from_env(12).with_regressions(&[21]);
+    let outcomes = run_seeds("workflows", &plan, scenario);
     assert!(outcomes.iter().all(|o| o.completed == RUNS / 2));
     assert_deterministic(1, scenario);
 }

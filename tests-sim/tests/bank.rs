@@ -1,0 +1,341 @@
+//! The bank: six accounts are durable virtual actors; transfers between
+//! them are durable workflows (debit, then credit; a debit refused for
+//! want of funds ends the transfer with nothing moved). Three nodes start
+//! transfers (again after each restart: starting is idempotent) while the
+//! nemesis crashes, pauses, partitions and isolates them, resets their
+//! connections and skews their clocks; accounts and runs journal to a
+//! fourth, storage node, cut off from one node at a time.
+//!
+//! Oracles, once the faults stop:
+//! - every transfer ends (completed, or failed for want of funds);
+//! - no transfer applied twice and none lost: every balance equals its
+//!   opening balance plus the completed transfers in and minus those out;
+//! - money is conserved: the balances sum to what the bank opened with.
+#![cfg(madsim)]
+
+use plexspaces::Env;
+use plexspaces::actor::{ActorError, ActorSystem};
+use plexspaces::distribution::{ClusterSecret, Distribution, MemberStatus};
+use plexspaces::durability::shared::{
+    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
+};
+use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
+use plexspaces::seams::{Clock, Rng, SeededRng};
+use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
+use plexspaces::workflow::{
+    RetryPolicy, RunId, RunStatus, StepError, StepKey, Workflow, WorkflowConfig, WorkflowContext,
+    WorkflowError, Workflows,
+};
+use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PORT: u16 = 7000;
+const JOURNAL_PORT: u16 = 7100;
+const NODES: usize = 3;
+const STORAGE: usize = NODES;
+const ACCOUNTS: u64 = 6;
+const OPENING: i64 = 100;
+const TRANSFERS_PER_NODE: u64 = 8;
+
+/// An account: its balance (a debit below zero is refused).
+#[derive(Serialize, Deserialize)]
+struct Account {
+    balance: i64,
+}
+
+impl DurableActor for Account {
+    type Msg = i64; // the change; 0 reads
+    type Reply = i64;
+
+    async fn handle(&mut self, _: &mut DurableContext<'_>, change: i64) -> Result<i64, ActorError> {
+        if self.balance + change < 0 {
+            return Err(ActorError::new("insufficient funds"));
+        }
+        self.balance += change;
+        Ok(self.balance)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Transfer {
+    from: u64,
+    to: u64,
+    amount: i64,
+}
+
+/// Applies `change` to account `n` under `key`: a refusal is terminal,
+/// anything else (unreachable, a move) is retried.
+async fn apply(
+    accounts: VirtualActors<Account>,
+    n: u64,
+    key: StepKey,
+    change: i64,
+) -> Result<i64, StepError> {
+    let account = accounts.get(&format!("a{n}")).expect("valid id");
+    match account.call(key, change, Duration::from_secs(2)).await {
+        Ok(balance) => Ok(balance),
+        Err(plexspaces::actor::AskError::Failed(e)) if !e.is_unavailable() => {
+            Err(StepError::terminal(e.message()))
+        }
+        Err(e) => Err(StepError::retryable(e.to_string())),
+    }
+}
+
+fn patient() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 500,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+struct Transfers {
+    accounts: VirtualActors<Account>,
+}
+
+impl Workflow for Transfers {
+    type Input = Transfer;
+    type Output = ();
+
+    async fn run(&self, ctx: WorkflowContext, t: Transfer) -> Result<(), WorkflowError> {
+        // For the audit: the transfer as it started (a restarted client
+        // may have drawn another, which `start` ignored).
+        ctx.publish("input", &t).await?;
+        let accounts = self.accounts.clone();
+        ctx.step_with("debit", &patient(), |key| {
+            apply(accounts.clone(), t.from, key, -t.amount)
+        })
+        .await?;
+        let accounts = self.accounts.clone();
+        ctx.on_failure("debit", move |key| {
+            let accounts = accounts.clone();
+            async move { apply(accounts, t.from, key, t.amount).await.map(drop) }
+        });
+        let accounts = self.accounts.clone();
+        ctx.step_with("credit", &patient(), |key| {
+            apply(accounts.clone(), t.to, key, t.amount)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn run_id(node: usize, k: u64) -> RunId {
+    RunId::new("bank", &format!("t{node}-{k}")).unwrap()
+}
+
+type NodeHandles = (Distribution, Workflows<Transfers>, VirtualActors<Account>);
+
+#[derive(Default)]
+struct Shared {
+    nodes: BTreeMap<usize, NodeHandles>,
+}
+
+async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mutex<Shared>>) {
+    let system = ActorSystem::new(env.clone());
+    let dist = system
+        .start_distribution(fast_distribution(&addrs, index, NODES))
+        .await
+        .expect("distribution starts");
+    let mut journal = SharedJournalConfig::new(addrs[STORAGE], ClusterSecret::new(SECRET).unwrap());
+    journal.request_timeout = Duration::from_millis(500);
+    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let mut hosting = VirtualConfig::new("acct", journal.clone());
+    hosting.attempt_timeout = Duration::from_millis(500);
+    let accounts =
+        VirtualActors::register(&system, hosting, |_| Account { balance: OPENING }).unwrap();
+    let mut config = WorkflowConfig::new("xfer", journal);
+    config.hosting.attempt_timeout = Duration::from_millis(500);
+    config.lease = Duration::from_secs(2);
+    config.call_timeout = Duration::from_secs(2);
+    config.resume_every = Duration::from_millis(200);
+    config.compensation_retry = patient();
+    let transfers = Workflows::register(
+        &system,
+        config,
+        Transfers {
+            accounts: accounts.clone(),
+        },
+    )
+    .unwrap();
+    shared
+        .lock()
+        .unwrap()
+        .nodes
+        .insert(index, (dist, transfers.clone(), accounts));
+    for k in 0..TRANSFERS_PER_NODE {
+        env.sleep(Duration::from_millis(env.gen_range(50..1500)))
+            .await;
+        let from = env.gen_range(0..ACCOUNTS);
+        let transfer = Transfer {
+            from,
+            to: (from + 1 + env.gen_range(0..ACCOUNTS - 1)) % ACCOUNTS,
+            amount: env.gen_range(1..80) as i64,
+        };
+        while transfers.start(&run_id(index, k), &transfer).await.is_err() {
+            env.sleep(Duration::from_millis(100)).await;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+async fn run_storage(env: Env, listen: SocketAddr) {
+    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0xba2c)
+        .await
+        .expect("the storage node's journal opens");
+    let config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
+    let _server = JournalServer::start(env.clone(), config, journal)
+        .await
+        .expect("the journal server starts");
+    std::future::pending::<()>().await;
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    completed: usize,
+    refused: usize,
+    balances: Vec<i64>,
+    trace_hash: u64,
+}
+
+fn scenario(seed: u64) -> Outcome {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async move {
+        let mut cluster = Cluster::new(ClusterConfig::new(seed));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mut addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
+        addrs.push(SocketAddr::from((
+            [10, 0, 0, STORAGE as u8 + 1],
+            JOURNAL_PORT,
+        )));
+        for index in 0..NODES {
+            let (addrs, shared) = (addrs.clone(), shared.clone());
+            cluster.add_node(&format!("n{index}"), move |env| {
+                run_node(env, index, addrs.clone(), shared.clone())
+            });
+        }
+        let storage_addr = addrs[STORAGE];
+        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+
+        let active = Duration::from_secs(20);
+        let schedule = network_nemesis(seed, NODES);
+        let _report = ReportOnPanic::new(format!("bank seed {seed}\n{schedule}"));
+        let cluster = Arc::new(cluster);
+        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
+        let cutter = {
+            let (cluster, clock) = (cluster.clone(), clock.clone());
+            let rng = SeededRng::new(seed ^ 0xba2c_0ffe);
+            madsim::task::spawn(async move {
+                let end = clock.now() + active;
+                while clock.now() < end {
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
+                        .await;
+                    cluster.partition(STORAGE, rng.gen_range(0..NODES as u64) as usize);
+                    clock
+                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
+                        .await;
+                    cluster.heal_network();
+                }
+            })
+        };
+        schedule.run(&cluster).await;
+        cutter.await.unwrap();
+        cluster.heal_network();
+
+        let nodes: Vec<NodeHandles> = shared.lock().unwrap().nodes.values().cloned().collect();
+        for (dist, _, _) in &nodes {
+            dist.wait_for(Duration::from_secs(10), |m| {
+                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
+            })
+            .await
+            .unwrap_or_else(|_| panic!("seed {seed}: {} never saw all up", dist.node()));
+        }
+        // Every node restarted at least once started its transfers again:
+        // wait for all of them to be in the index, then to end.
+        let (_, transfers, accounts) = &nodes[0];
+        let mut expected = vec![OPENING; ACCOUNTS as usize];
+        let (mut completed, mut refused) = (0, 0);
+        for node in 0..NODES {
+            for k in 0..TRANSFERS_PER_NODE {
+                let run = run_id(node, k);
+                let ended = clock
+                    .timeout(Duration::from_secs(90), async {
+                        loop {
+                            match transfers.result(&run, Duration::from_secs(90)).await {
+                                Err(WorkflowError::NotFound(_)) => {
+                                    clock.sleep(Duration::from_millis(100)).await;
+                                }
+                                other => return other,
+                            }
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|_| panic!("seed {seed}: {run} never ended"));
+                match ended {
+                    Ok(()) => completed += 1,
+                    Err(WorkflowError::Ended(RunStatus::Failed {
+                        error,
+                        compensated: 0,
+                    })) if error.contains("insufficient funds") => {
+                        refused += 1;
+                        continue;
+                    }
+                    other => panic!("seed {seed}: {run} ended {other:?}"),
+                }
+                // The run's input, as it started (read back from the runs
+                // that completed: debit from, credit to).
+                let input: Transfer = transfers
+                    .query(&run, "input")
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("seed {seed}: {run} published no input"));
+                expected[input.from as usize] -= input.amount;
+                expected[input.to as usize] += input.amount;
+            }
+        }
+        let mut balances = Vec::new();
+        for n in 0..ACCOUNTS {
+            let balance = accounts
+                .get(&format!("a{n}"))
+                .unwrap()
+                .call(format!("audit-{n}"), 0, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: account {n} unreadable: {e}"));
+            balances.push(balance);
+        }
+        assert_eq!(
+            balances, expected,
+            "seed {seed}: balances differ from the completed transfers"
+        );
+        assert_eq!(
+            balances.iter().sum::<i64>(),
+            OPENING * ACCOUNTS as i64,
+            "seed {seed}: money was made or lost"
+        );
+        Outcome {
+            completed,
+            refused,
+            balances,
+            trace_hash: cluster.trace().hash(),
+        }
+    })
+}
+
+#[test]
+fn transfers_conserve_money_and_apply_once_under_the_nemesis() {
+    let outcomes = run_seeds("bank", &SeedPlan::from_env(12), scenario);
+    assert!(
+        outcomes.iter().all(|o| o.completed > 0),
+        "every seed completed transfers: {outcomes:?}"
+    );
+    assert_deterministic(1, scenario);
+}
