@@ -8,6 +8,9 @@
 #[path = "../../fuzz/checks/journal_segment.rs"]
 mod journal_segment;
 
+#[path = "../../fuzz/checks/journal_mutation.rs"]
+mod journal_mutation;
+
 use plexspaces_storage::journal::scan::{ScanEnd, ScanError, scan_segment};
 use std::path::PathBuf;
 
@@ -60,5 +63,14 @@ fn the_journal_segment_corpus_keeps_its_properties() {
             }
             _ => {} // fuzzer-found inputs: the shared check is the oracle
         }
+    }
+}
+
+#[test]
+fn the_journal_mutation_corpus_keeps_its_properties() {
+    let files = corpus("journal_mutation");
+    assert!(files.len() >= 8, "the seed corpus is committed");
+    for (_, bytes) in &files {
+        journal_mutation::check(bytes);
     }
 }
