@@ -1,5 +1,7 @@
 //! What the distributed scenarios share: node addresses, a distribution
-//! config tuned for simulated seconds, and the network nemesis.
+//! config tuned for simulated seconds, the network nemesis, the storage
+//! node (a journal server) and its clients, cuts between the storage node
+//! and the others, and waiting for a healed cluster.
 
 use plexspaces::distribution::{ClusterSecret, DistributionConfig};
 use plexspaces_sim::{FaultKinds, NemesisConfig, Schedule};
@@ -50,4 +52,91 @@ pub fn network_nemesis(seed: u64, nodes: usize) -> Schedule {
             },
         },
     )
+}
+
+/// The storage node's main task: a journal server on the node's disk,
+/// listening on `listen`, until the node dies. `configure` adjusts the
+/// server's config first (a planted bug, say).
+pub async fn journal_server(
+    env: plexspaces::Env,
+    listen: SocketAddr,
+    journal_id: u64,
+    configure: impl FnOnce(&mut plexspaces::durability::shared::JournalServerConfig),
+) {
+    use plexspaces::durability::shared::{JournalServer, JournalServerConfig};
+    use plexspaces::storage::journal::{FileJournal, JournalConfig};
+    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), journal_id)
+        .await
+        .expect("the storage node's journal opens");
+    let mut config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
+    configure(&mut config);
+    let _server = JournalServer::start(env.clone(), config, journal)
+        .await
+        .expect("the journal server starts");
+    std::future::pending::<()>().await;
+}
+
+/// A node's client of the journal server at `storage`, each request given
+/// up after `request_timeout`.
+pub fn shared_journal(
+    env: &plexspaces::Env,
+    storage: SocketAddr,
+    request_timeout: Duration,
+) -> plexspaces::durability::JournalBackend {
+    use plexspaces::durability::shared::{SharedJournal, SharedJournalConfig};
+    let mut config = SharedJournalConfig::new(storage, ClusterSecret::new(SECRET).unwrap());
+    config.request_timeout = request_timeout;
+    plexspaces::durability::JournalBackend::Shared(SharedJournal::new(env.clone(), config))
+}
+
+/// For `active` from now: every 1–4 s, cuts node `storage` off from one of
+/// the nodes `0..nodes` for 0.3–2 s, healing the network after each cut.
+/// The draws come from `rng_seed` (the scenario's seed, salted).
+pub fn cut_storage_off_now_and_then(
+    cluster: std::sync::Arc<plexspaces_sim::Cluster>,
+    clock: plexspaces_sim::SimClock,
+    storage: usize,
+    nodes: usize,
+    active: Duration,
+    rng_seed: u64,
+) -> madsim::task::JoinHandle<()> {
+    use plexspaces::seams::{Clock, Rng, SeededRng};
+    let rng = SeededRng::new(rng_seed);
+    madsim::task::spawn(async move {
+        let end = clock.now() + active;
+        while clock.now() < end {
+            clock
+                .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
+                .await;
+            let node = rng.gen_range(0..nodes as u64) as usize;
+            cluster.partition(storage, node);
+            clock
+                .sleep(Duration::from_millis(rng.gen_range(300..2000)))
+                .await;
+            cluster.heal_network();
+        }
+    })
+}
+
+/// Waits (10 s each) until every one of `dists` sees `nodes` members up,
+/// naming the seed and the node if one never does.
+pub async fn wait_all_up<'a>(
+    dists: impl IntoIterator<Item = &'a plexspaces::distribution::Distribution>,
+    nodes: usize,
+    seed: u64,
+) {
+    use plexspaces::distribution::MemberStatus;
+    for dist in dists {
+        dist.wait_for(Duration::from_secs(10), |m| {
+            m.iter().filter(|m| m.status == MemberStatus::Up).count() == nodes
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "seed {seed}: {} never saw all {nodes} up: {:?}",
+                dist.node(),
+                dist.members()
+            )
+        });
+    }
 }

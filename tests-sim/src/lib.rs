@@ -131,6 +131,20 @@ pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) ->
     outcomes
 }
 
+/// Runs `planted` (a scenario with a deliberately broken variant switched
+/// on) over seeds `0..budget` and returns the first seed that fails it;
+/// panics if every seed passes: a simulator that catches nothing proves
+/// nothing.
+pub fn caught_within(what: &str, budget: u64, planted: impl Fn(u64)) -> u64 {
+    for seed in 0..budget {
+        if catch_unwind(AssertUnwindSafe(|| planted(seed))).is_err() {
+            println!("{what} caught at seed {seed}");
+            return seed;
+        }
+    }
+    panic!("{what} survived {budget} seeds: the simulator does not see it");
+}
+
 /// Runs `scenario` twice with `seed` and insists on the same outcome: the
 /// determinism meta-check.
 pub fn assert_deterministic<T: PartialEq + Debug>(seed: u64, scenario: impl Fn(u64) -> T) -> T {

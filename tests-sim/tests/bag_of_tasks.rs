@@ -15,20 +15,18 @@
 #![cfg(madsim)]
 
 use plexspaces::actor::ActorSystem;
-use plexspaces::distribution::{Distribution, MemberStatus};
-use plexspaces::durability::JournalBackend;
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
-use plexspaces::seams::{Clock, Rng, SeededRng};
-use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::distribution::Distribution;
+use plexspaces::seams::{Clock, Rng};
 use plexspaces::tuplespace::{
     Field, Kind, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, Tuple, Value,
 };
 use plexspaces::{Env, PlantedBug, tuple};
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
-use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
-use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use plexspaces_tests_sim::cluster_setup::{
+    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
+    shared_journal, wait_all_up,
+};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -74,12 +72,7 @@ struct Shared {
 }
 
 fn space_config(env: &Env, storage: SocketAddr, bug: Option<PlantedBug>) -> SharedSpacesConfig {
-    let mut journal = SharedJournalConfig::new(
-        storage,
-        plexspaces::distribution::ClusterSecret::new(SECRET).unwrap(),
-    );
-    journal.request_timeout = Duration::from_millis(500);
-    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let journal = shared_journal(env, storage, Duration::from_millis(500));
     let mut config = SharedSpacesConfig::new(journal);
     config.hosting.attempt_timeout = Duration::from_millis(500);
     config.hosting.planted_bug = bug;
@@ -182,20 +175,6 @@ async fn run_node(
     std::future::pending::<()>().await;
 }
 
-async fn run_storage(env: Env, listen: SocketAddr) {
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0xba6)
-        .await
-        .expect("the storage node's journal opens");
-    let config = JournalServerConfig::new(
-        listen,
-        plexspaces::distribution::ClusterSecret::new(SECRET).unwrap(),
-    );
-    let _server = JournalServer::start(env.clone(), config, journal)
-        .await
-        .expect("the journal server starts");
-    std::future::pending::<()>().await;
-}
-
 #[derive(Debug, PartialEq)]
 struct Outcome {
     completed_acked: usize,
@@ -224,30 +203,23 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             });
         }
         let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage_addr, 0xba6, |_| {})
+        });
 
         let active = Duration::from_secs(20);
         let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("bag of tasks seed {seed}\n{schedule}"));
         let cluster = Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
-        let cutter = {
-            let (cluster, clock) = (cluster.clone(), clock.clone());
-            let rng = SeededRng::new(seed ^ 0x000b_a60f_7a5c);
-            madsim::task::spawn(async move {
-                let end = clock.now() + active;
-                while clock.now() < end {
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
-                        .await;
-                    cluster.partition(STORAGE, rng.gen_range(0..NODES as u64) as usize);
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
-                        .await;
-                    cluster.heal_network();
-                }
-            })
-        };
+        let cutter = cut_storage_off_now_and_then(
+            cluster.clone(),
+            clock.clone(),
+            STORAGE,
+            NODES,
+            active,
+            seed ^ 0x000b_a60f_7a5c,
+        );
         schedule.run(&cluster).await;
         cutter.await.unwrap();
         cluster.heal_network();
@@ -259,13 +231,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             .iter()
             .map(|(i, (d, s))| (*i, d.clone(), s.clone()))
             .collect();
-        for (_, dist, _) in &nodes {
-            dist.wait_for(Duration::from_secs(10), |m| {
-                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
-            })
-            .await
-            .unwrap_or_else(|_| panic!("seed {seed}: {} never saw all up", dist.node()));
-        }
+        wait_all_up(nodes.iter().map(|(_, d, _)| d), NODES, seed).await;
         // Healed: the workers finish the bag (the master's last batches may
         // still be going in).
         let space = nodes[0].2.space(SPACE).unwrap();
@@ -340,13 +306,7 @@ fn every_task_is_completed_exactly_once_under_the_nemesis() {
 
 #[test]
 fn leases_that_still_complete_after_running_out_are_caught() {
-    for seed in 0..6 {
-        if std::panic::catch_unwind(|| planted(seed, Some(PlantedBug::LeaseOutlivesExpiry)))
-            .is_err()
-        {
-            eprintln!("LeaseOutlivesExpiry caught at seed {seed}");
-            return;
-        }
-    }
-    panic!("LeaseOutlivesExpiry survived 6 seeds: the simulator does not see it");
+    caught_within("LeaseOutlivesExpiry", 6, |seed| {
+        planted(seed, Some(PlantedBug::LeaseOutlivesExpiry));
+    });
 }

@@ -15,20 +15,19 @@
 
 use plexspaces::Env;
 use plexspaces::actor::{ActorError, ActorSystem};
-use plexspaces::distribution::{ClusterSecret, Distribution, MemberStatus};
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
-use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
-use plexspaces::seams::{Clock, Rng, SeededRng};
-use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::distribution::Distribution;
+use plexspaces::durability::{DurableActor, DurableContext};
+use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::workflow::{
     RetryPolicy, RunId, RunStatus, StepError, StepKey, Workflow, WorkflowConfig, WorkflowContext,
     WorkflowError, Workflows,
 };
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
-use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
+use plexspaces_tests_sim::cluster_setup::{
+    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
+    shared_journal, wait_all_up,
+};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -144,9 +143,7 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
         .start_distribution(fast_distribution(&addrs, index, NODES))
         .await
         .expect("distribution starts");
-    let mut journal = SharedJournalConfig::new(addrs[STORAGE], ClusterSecret::new(SECRET).unwrap());
-    journal.request_timeout = Duration::from_millis(500);
-    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let journal = shared_journal(&env, addrs[STORAGE], Duration::from_millis(500));
     let mut hosting = VirtualConfig::new("acct", journal.clone());
     hosting.attempt_timeout = Duration::from_millis(500);
     let accounts =
@@ -186,17 +183,6 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
     std::future::pending::<()>().await;
 }
 
-async fn run_storage(env: Env, listen: SocketAddr) {
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0xba2c)
-        .await
-        .expect("the storage node's journal opens");
-    let config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
-    let _server = JournalServer::start(env.clone(), config, journal)
-        .await
-        .expect("the journal server starts");
-    std::future::pending::<()>().await;
-}
-
 #[derive(Debug, PartialEq)]
 struct Outcome {
     completed: usize,
@@ -222,42 +208,29 @@ fn scenario(seed: u64) -> Outcome {
             });
         }
         let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage_addr, 0xba2c, |_| {})
+        });
 
         let active = Duration::from_secs(20);
         let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("bank seed {seed}\n{schedule}"));
         let cluster = Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
-        let cutter = {
-            let (cluster, clock) = (cluster.clone(), clock.clone());
-            let rng = SeededRng::new(seed ^ 0xba2c_0ffe);
-            madsim::task::spawn(async move {
-                let end = clock.now() + active;
-                while clock.now() < end {
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
-                        .await;
-                    cluster.partition(STORAGE, rng.gen_range(0..NODES as u64) as usize);
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
-                        .await;
-                    cluster.heal_network();
-                }
-            })
-        };
+        let cutter = cut_storage_off_now_and_then(
+            cluster.clone(),
+            clock.clone(),
+            STORAGE,
+            NODES,
+            active,
+            seed ^ 0xba2c_0ffe,
+        );
         schedule.run(&cluster).await;
         cutter.await.unwrap();
         cluster.heal_network();
 
         let nodes: Vec<NodeHandles> = shared.lock().unwrap().nodes.values().cloned().collect();
-        for (dist, _, _) in &nodes {
-            dist.wait_for(Duration::from_secs(10), |m| {
-                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
-            })
-            .await
-            .unwrap_or_else(|_| panic!("seed {seed}: {} never saw all up", dist.node()));
-        }
+        wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
         // Every node restarted at least once started its transfers again:
         // wait for all of them to be in the index, then to end.
         let (_, transfers, accounts) = &nodes[0];

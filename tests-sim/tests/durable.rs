@@ -22,7 +22,7 @@ use plexspaces::storage::journal::JournalConfig;
 use plexspaces_sim::{
     Cluster, ClusterConfig, DiskFaults, FaultKinds, NemesisConfig, ReportOnPanic, Schedule,
 };
-use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -233,12 +233,7 @@ fn durable_accounts_apply_every_request_exactly_once_under_crashes() {
 
 #[test]
 fn durable_actors_that_rerun_side_effects_on_replay_are_caught() {
-    for seed in 0..4 {
-        let bug = Some(plexspaces::PlantedBug::ReplaySideEffects);
-        if std::panic::catch_unwind(|| planted(seed, bug)).is_err() {
-            eprintln!("ReplaySideEffects caught at seed {seed}");
-            return;
-        }
-    }
-    panic!("ReplaySideEffects survived 4 seeds: the simulator does not see it");
+    caught_within("ReplaySideEffects", 4, |seed| {
+        planted(seed, Some(plexspaces::PlantedBug::ReplaySideEffects));
+    });
 }

@@ -19,17 +19,14 @@
 use plexspaces::Env;
 use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
-use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
+use plexspaces::durability::{DurableActor, DurableContext};
 use plexspaces::reminders::{
     Firing, Recurrence, ReminderConfig, ReminderSpec, ReminderTarget, Reminders,
 };
 use plexspaces::seams::Clock;
-use plexspaces::storage::journal::{FileJournal, JournalConfig};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
+use plexspaces_tests_sim::cluster_setup::{journal_server, shared_journal};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,9 +111,7 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
         .start_distribution(config)
         .await
         .expect("distribution starts");
-    let mut journal = SharedJournalConfig::new(addrs[STORAGE], secret);
-    journal.request_timeout = Duration::from_secs(2);
-    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let journal = shared_journal(&env, addrs[STORAGE], Duration::from_secs(2));
     let mut alarms = VirtualConfig::new("alarm", journal.clone());
     alarms.deactivation_timeout = Duration::from_secs(5 * 60);
     let alarms = VirtualActors::register(&system, alarms, |_| Alarm::default()).unwrap();
@@ -144,17 +139,6 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
         let mut shared = shared.lock().unwrap();
         shared.max_view = shared.max_view.max(dist.view());
     }
-}
-
-async fn run_storage(env: Env, listen: SocketAddr) {
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0x5707)
-        .await
-        .expect("the storage node's journal opens");
-    let config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
-    let _server = JournalServer::start(env, config, journal)
-        .await
-        .expect("the journal server starts");
-    std::future::pending::<()>().await;
 }
 
 /// A node that is up, and its handles (the lowest index first).
@@ -195,7 +179,9 @@ fn scenario(seed: u64) -> Outcome {
             });
         }
         let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage_addr, 0x5707, |_| {})
+        });
         let cluster = Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
         let start_wall = clock.wall_clock();

@@ -14,7 +14,7 @@ use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, ExitR
 use plexspaces::seams::{Clock, Instant, Rng};
 use plexspaces::supervision::{ChildSpec, Restart, Strategy, Supervisor, SupervisorSpec};
 use plexspaces_sim::{Cluster, ClusterConfig};
-use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -216,12 +216,7 @@ fn restart_intensity_is_honoured_exactly() {
 
 #[test]
 fn a_supervisor_restarting_temporary_children_is_caught() {
-    for seed in 0..6 {
-        let bug = Some(PlantedBug::RestartTemporaryChild);
-        if std::panic::catch_unwind(|| tree_planted(seed, bug)).is_err() {
-            eprintln!("RestartTemporaryChild caught at seed {seed}");
-            return;
-        }
-    }
-    panic!("RestartTemporaryChild survived 6 seeds: the simulator does not see it");
+    caught_within("RestartTemporaryChild", 6, |seed| {
+        tree_planted(seed, Some(PlantedBug::RestartTemporaryChild));
+    });
 }

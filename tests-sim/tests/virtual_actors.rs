@@ -18,18 +18,17 @@
 #![cfg(madsim)]
 
 use plexspaces::actor::{ActorError, ActorSystem};
-use plexspaces::distribution::{ClusterSecret, Distribution, MemberStatus};
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
-use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
-use plexspaces::seams::{Clock, Rng, SeededRng};
-use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::distribution::Distribution;
+use plexspaces::durability::{DurableActor, DurableContext};
+use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName, PlantedBug};
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
-use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
-use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use plexspaces_tests_sim::cluster_setup::{
+    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
+    shared_journal, wait_all_up,
+};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -97,15 +96,12 @@ async fn run_node(
     bug: Option<PlantedBug>,
 ) {
     let system = ActorSystem::new(env.clone());
-    let secret = ClusterSecret::new(SECRET).unwrap();
     let config = fast_distribution(&addrs, index, NODES);
     let dist = system
         .start_distribution(config)
         .await
         .expect("distribution starts");
-    let mut journal = SharedJournalConfig::new(addrs[STORAGE], secret);
-    journal.request_timeout = Duration::from_millis(500);
-    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let journal = shared_journal(&env, addrs[STORAGE], Duration::from_millis(500));
     let mut config = VirtualConfig::new("tally", journal);
     // Short enough that ids deactivate and reactivate during the run.
     config.deactivation_timeout = Duration::from_secs(2);
@@ -142,18 +138,6 @@ async fn run_node(
             Err(_) => shared.failed += 1,
         }
     }
-}
-
-async fn run_storage(env: Env, listen: SocketAddr, bug: Option<PlantedBug>) {
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0x5707)
-        .await
-        .expect("the storage node's journal opens");
-    let mut config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
-    config.planted_bug = bug;
-    let _server = JournalServer::start(env.clone(), config, journal)
-        .await
-        .expect("the journal server starts");
-    std::future::pending::<()>().await;
 }
 
 /// Nodes that see the same eligible members must host disjoint ids.
@@ -207,7 +191,11 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             });
         }
         let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| run_storage(env, storage_addr, bug));
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage_addr, 0x5707, move |config| {
+                config.planted_bug = bug;
+            })
+        });
         assert_eq!(cluster.addr(STORAGE, JOURNAL_PORT), storage_addr);
 
         // The nemesis's active part: twenty seconds.
@@ -228,24 +216,14 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 }
             })
         };
-        let cutter = {
-            let (cluster, clock) = (cluster.clone(), clock.clone());
-            let rng = SeededRng::new(seed ^ 0x5707_a6e5);
-            madsim::task::spawn(async move {
-                let end = clock.now() + active;
-                while clock.now() < end {
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
-                        .await;
-                    let node = rng.gen_range(0..NODES as u64) as usize;
-                    cluster.partition(STORAGE, node);
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
-                        .await;
-                    cluster.heal_network();
-                }
-            })
-        };
+        let cutter = cut_storage_off_now_and_then(
+            cluster.clone(),
+            clock.clone(),
+            STORAGE,
+            NODES,
+            active,
+            seed ^ 0x5707_a6e5,
+        );
         schedule.run(&cluster).await;
         cutter.await.unwrap();
         cluster.heal_network();
@@ -258,19 +236,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             .iter()
             .map(|(i, (d, t))| (*i, d.clone(), t.clone()))
             .collect();
-        for (_, dist, _) in &nodes {
-            dist.wait_for(Duration::from_secs(10), |m| {
-                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
-            })
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "seed {seed}: {} never saw all up: {:?}",
-                    dist.node(),
-                    dist.members()
-                )
-            });
-        }
+        wait_all_up(nodes.iter().map(|(_, d, _)| d), NODES, seed).await;
         // ...every id is reachable from every node, and has kept every
         // acknowledged key exactly once.
         let acked = shared.lock().unwrap().acked.clone();
@@ -350,23 +316,18 @@ fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_ne
 /// Each planted bug must fail some seed within this budget.
 const PLANTED_BUG_SEEDS: u64 = 6;
 
-fn caught_within(bug: PlantedBug) {
-    for seed in 0..PLANTED_BUG_SEEDS {
-        let caught = std::panic::catch_unwind(|| planted(seed, Some(bug))).is_err();
-        if caught {
-            eprintln!("{bug:?} caught at seed {seed}");
-            return;
-        }
-    }
-    panic!("{bug:?} survived {PLANTED_BUG_SEEDS} seeds: the simulator does not see it");
+fn caught(bug: PlantedBug) {
+    caught_within(&format!("{bug:?}"), PLANTED_BUG_SEEDS, |seed| {
+        planted(seed, Some(bug));
+    });
 }
 
 #[test]
 fn a_journal_server_without_fencing_is_caught() {
-    caught_within(PlantedBug::SkipFencing);
+    caught(PlantedBug::SkipFencing);
 }
 
 #[test]
 fn hosts_that_never_hand_off_are_caught() {
-    caught_within(PlantedBug::SkipHandOff);
+    caught(PlantedBug::SkipHandOff);
 }

@@ -20,13 +20,9 @@
 #![cfg(madsim)]
 
 use plexspaces::actor::{ActorError, ActorSystem};
-use plexspaces::distribution::{ClusterSecret, Distribution, MemberStatus};
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
-use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
-use plexspaces::seams::{Clock, Rng, SeededRng};
-use plexspaces::storage::journal::{FileJournal, JournalConfig};
+use plexspaces::distribution::Distribution;
+use plexspaces::durability::{DurableActor, DurableContext};
+use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::workflow::{
     RetryPolicy, RunId, RunStatus, StepError, StepKey, Workflow, WorkflowConfig, WorkflowContext,
@@ -34,8 +30,11 @@ use plexspaces::workflow::{
 };
 use plexspaces::{Env, PlantedBug};
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
-use plexspaces_tests_sim::cluster_setup::{SECRET, fast_distribution, network_nemesis, node_addr};
-use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
+use plexspaces_tests_sim::cluster_setup::{
+    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
+    shared_journal, wait_all_up,
+};
+use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -150,9 +149,7 @@ async fn run_node(
         .start_distribution(fast_distribution(&addrs, index, NODES))
         .await
         .expect("distribution starts");
-    let mut journal = SharedJournalConfig::new(addrs[STORAGE], ClusterSecret::new(SECRET).unwrap());
-    journal.request_timeout = Duration::from_millis(500);
-    let journal = JournalBackend::Shared(SharedJournal::new(env.clone(), journal));
+    let journal = shared_journal(&env, addrs[STORAGE], Duration::from_millis(500));
     let mut hosting = VirtualConfig::new("fx", journal.clone());
     hosting.attempt_timeout = Duration::from_millis(500);
     let effects = VirtualActors::register(&system, hosting, |_| Effects::default()).unwrap();
@@ -198,17 +195,6 @@ async fn run_node(
     std::future::pending::<()>().await;
 }
 
-async fn run_storage(env: Env, listen: SocketAddr) {
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), 0xf10)
-        .await
-        .expect("the storage node's journal opens");
-    let config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
-    let _server = JournalServer::start(env.clone(), config, journal)
-        .await
-        .expect("the journal server starts");
-    std::future::pending::<()>().await;
-}
-
 #[derive(Debug, PartialEq)]
 struct Outcome {
     completed: u32,
@@ -236,43 +222,30 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             });
         }
         let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| run_storage(env, storage_addr));
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage_addr, 0xf10, |_| {})
+        });
 
         let active = Duration::from_secs(20);
         let schedule = network_nemesis(seed, NODES);
         let _report = ReportOnPanic::new(format!("workflows seed {seed}\n{schedule}"));
         let cluster = Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
-        let cutter = {
-            let (cluster, clock) = (cluster.clone(), clock.clone());
-            let rng = SeededRng::new(seed ^ 0xf10_c0ffee);
-            madsim::task::spawn(async move {
-                let end = clock.now() + active;
-                while clock.now() < end {
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
-                        .await;
-                    cluster.partition(STORAGE, rng.gen_range(0..NODES as u64) as usize);
-                    clock
-                        .sleep(Duration::from_millis(rng.gen_range(300..2000)))
-                        .await;
-                    cluster.heal_network();
-                }
-            })
-        };
+        let cutter = cut_storage_off_now_and_then(
+            cluster.clone(),
+            clock.clone(),
+            STORAGE,
+            NODES,
+            active,
+            seed ^ 0xf10_c0ffee,
+        );
         schedule.run(&cluster).await;
         cutter.await.unwrap();
         cluster.heal_network();
 
         let nodes: Vec<(Distribution, Workflows<Job>, VirtualActors<Effects>)> =
             shared.lock().unwrap().nodes.values().cloned().collect();
-        for (dist, _, _) in &nodes {
-            dist.wait_for(Duration::from_secs(10), |m| {
-                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
-            })
-            .await
-            .unwrap_or_else(|_| panic!("seed {seed}: {} never saw all up", dist.node()));
-        }
+        wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
         let (_, jobs, effects) = &nodes[0];
         let mut completed = 0;
         for n in 0..RUNS {
@@ -322,11 +295,7 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
 
 #[test]
 fn a_run_that_drops_early_signals_is_caught() {
-    for seed in 0..6 {
-        if std::panic::catch_unwind(|| planted(seed, Some(PlantedBug::DropEarlySignal))).is_err() {
-            eprintln!("DropEarlySignal caught at seed {seed}");
-            return;
-        }
-    }
-    panic!("DropEarlySignal survived 6 seeds: the simulator does not see it");
+    caught_within("DropEarlySignal", 6, |seed| {
+        planted(seed, Some(PlantedBug::DropEarlySignal));
+    });
 }
