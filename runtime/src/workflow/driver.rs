@@ -94,6 +94,8 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
 
     let done = Arc::new(AtomicBool::new(false));
     drop(engine.env.spawn(renew(shared.clone(), done.clone())));
+    // However this driver ends (even dropped with its node), renewals stop.
+    let _stop_renewing = SetOnDrop(done.clone());
     let ctx = WorkflowContext::root(shared.clone());
     let outcome = match decode::<W::Input>(&history.input, "the run's input") {
         Ok(input) => AssertUnwindSafe(engine.workflow.run(ctx.clone(), input))
@@ -117,7 +119,6 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         },
         // Another driver continues (or will): this one just stops.
         Err(WorkflowError::LostLease | WorkflowError::Unavailable(_)) => {
-            done.store(true, Ordering::SeqCst);
             return;
         }
         // The code no longer matches its journal: compensating with it
@@ -141,7 +142,6 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
                     None,
                 ),
                 Err((_, WorkflowError::LostLease | WorkflowError::Unavailable(_))) => {
-                    done.store(true, Ordering::SeqCst);
                     return;
                 }
                 Err((compensation, e)) => (
@@ -160,11 +160,19 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         output,
     };
     let finished = shared.call(format!("{token:x}:finish"), finish).await;
-    done.store(true, Ordering::SeqCst);
     match finished {
         Ok(RunReply::Done) => mark_finished(engine, run_name, status).await,
         Ok(RunReply::Finished(status)) => mark_finished(engine, run_name, status).await,
         _ => {} // fenced or unreachable: the next driver finishes it
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
