@@ -36,3 +36,52 @@ fn the_wire_frame_corpus_keeps_its_properties() {
         }
     }
 }
+
+#[path = "../../fuzz/checks/handshake.rs"]
+mod handshake;
+
+/// A session a peer without the secret might try: `msgs` as frames, read
+/// `chunk` bytes at a time.
+fn session(chunk: u8, msgs: &[plexspaces_net::wire::WireMessage]) -> Vec<u8> {
+    let mut bytes = vec![chunk];
+    for msg in msgs {
+        plexspaces_net::wire::encode_frame(msg, handshake::MAX, &mut bytes).unwrap();
+    }
+    bytes
+}
+
+#[test]
+fn the_handshake_corpus_and_forged_sessions_never_complete() {
+    use plexspaces_net::wire::WireMessage;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/handshake");
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(inputs.len() >= 2, "the seed corpus is committed");
+    // Well-formed sessions with made-up proofs, whole and byte by byte.
+    let hello = WireMessage::Hello {
+        node: "intruder".into(),
+        listen: "10.0.0.9:7000".parse().unwrap(),
+        incarnation: 1,
+        nonce: [1; 32],
+    };
+    let challenge = WireMessage::Challenge {
+        node: "intruder".into(),
+        incarnation: 1,
+        nonce: [2; 32],
+        proof: [3; 32],
+    };
+    for chunk in [1, 255] {
+        inputs.push(session(
+            chunk,
+            &[hello.clone(), WireMessage::Proof { proof: [0; 32] }],
+        ));
+        inputs.push(session(chunk, &[challenge.clone(), WireMessage::Welcome]));
+        inputs.push(session(chunk, &[hello.clone(), WireMessage::Welcome]));
+        inputs.push(session(chunk, std::slice::from_ref(&hello)));
+    }
+    for input in &inputs {
+        handshake::check(input);
+    }
+}

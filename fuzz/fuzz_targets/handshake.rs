@@ -1,0 +1,9 @@
+//! Arbitrary bytes from a peer into both sides of the handshake: no panic,
+//! and never a completed handshake without the cluster secret (see
+//! `checks/handshake.rs`).
+#![no_main]
+
+#[path = "../checks/handshake.rs"]
+mod handshake;
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| handshake::check(bytes));
