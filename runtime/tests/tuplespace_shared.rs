@@ -5,15 +5,14 @@
 //! journal server take every task exactly once, also after the node
 //! hosting the space is killed.
 
+mod support;
+
 use plexspaces::actor::ActorSystem;
-use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::distribution::Distribution;
 use plexspaces::durability::JournalBackend;
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
 use plexspaces::seams::Clock;
 use plexspaces::storage::disk::FsDisk;
-use plexspaces::storage::journal::{Journal, JournalConfig};
+use plexspaces::storage::journal::Journal;
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::tuplespace::{
     Field, Kind, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, TupleSpaceError,
@@ -23,8 +22,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const SECRET: &[u8] = b"a-cluster-secret-of-some-length";
-const WAIT: Duration = Duration::from_secs(15);
+use support::WAIT;
 
 fn dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!(
@@ -210,21 +208,7 @@ struct Node {
 }
 
 async fn node(name: &str, seeds: &[SocketAddr], journal_server: SocketAddr) -> Node {
-    let env = env(name).await;
-    let system = ActorSystem::new(env.clone());
-    let secret = ClusterSecret::new(SECRET).unwrap();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(800),
-        ..DistributionConfig::new("127.0.0.1:0".parse().unwrap(), secret.clone())
-            .with_seeds(seeds.iter().copied())
-    };
-    let dist = system.start_distribution(config).await.unwrap();
-    let journal = JournalBackend::Shared(SharedJournal::new(
-        env,
-        SharedJournalConfig::new(journal_server, secret),
-    ));
+    let (system, dist, journal) = support::node(env(name).await, seeds, journal_server).await;
     let spaces = SharedSpaces::register(&system, SharedSpacesConfig::new(journal)).unwrap();
     Node {
         system,
@@ -234,12 +218,7 @@ async fn node(name: &str, seeds: &[SocketAddr], journal_server: SocketAddr) -> N
 }
 
 async fn all_up(node: &Node, count: usize) {
-    node.dist
-        .wait_for(WAIT, |m| {
-            m.iter().filter(|m| m.status == MemberStatus::Up).count() == count
-        })
-        .await
-        .unwrap_or_else(|_| panic!("members never {count} up: {:?}", node.dist.members()));
+    support::all_up(&node.dist, count).await;
 }
 
 /// Workers on `nodes`, three per node, take tasks from space `name` until none is left
@@ -274,24 +253,7 @@ async fn drain(nodes: &[&Node], name: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_on_three_nodes_take_every_task_once_even_when_the_host_dies() {
-    let storage = env("storage").await;
-    let store = plexspaces::storage::journal::FileJournal::open(
-        storage.disk().clone(),
-        JournalConfig::default(),
-        1,
-    )
-    .await
-    .unwrap();
-    let server = JournalServer::start(
-        storage,
-        JournalServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            ClusterSecret::new(SECRET).unwrap(),
-        ),
-        store,
-    )
-    .await
-    .unwrap();
+    let server = support::journal_server(env("storage").await).await;
     let journal = server.local_addr();
     let a = node("sa", &[], journal).await;
     let b = node("sb", &[a.dist.local_addr()], journal).await;

@@ -3,14 +3,13 @@
 //! on loopback sharing a journal server: one activation per id, a killed
 //! node's ids reactivated elsewhere with their state.
 
+mod support;
+
 use plexspaces::actor::{ActorError, ActorSystem};
-use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
-use plexspaces::durability::shared::{
-    JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
-};
+use plexspaces::distribution::Distribution;
 use plexspaces::durability::{DurableActor, DurableContext, JournalBackend};
 use plexspaces::seams::Clock;
-use plexspaces::storage::journal::{JournalConfig, MemoryJournal};
+use plexspaces::storage::journal::MemoryJournal;
 use plexspaces::virtual_actor::{ActivationStrategy, VirtualActors, VirtualConfig, VirtualError};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
@@ -18,8 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-const SECRET: &[u8] = b"a-cluster-secret-of-some-length";
-const WAIT: Duration = Duration::from_secs(15);
+use support::WAIT;
 
 /// A counter that remembers every amount added.
 #[derive(Default, Serialize, Deserialize)]
@@ -152,21 +150,7 @@ struct Node {
 }
 
 async fn node(name: &str, seeds: &[SocketAddr], journal_server: SocketAddr) -> Node {
-    let env = env(name).await;
-    let system = ActorSystem::new(env.clone());
-    let secret = ClusterSecret::new(SECRET).unwrap();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(800),
-        ..DistributionConfig::new("127.0.0.1:0".parse().unwrap(), secret.clone())
-            .with_seeds(seeds.iter().copied())
-    };
-    let dist = system.start_distribution(config).await.unwrap();
-    let journal = JournalBackend::Shared(SharedJournal::new(
-        env,
-        SharedJournalConfig::new(journal_server, secret),
-    ));
+    let (system, dist, journal) = support::node(env(name).await, seeds, journal_server).await;
     let counters = VirtualActors::register(&system, VirtualConfig::new("counter", journal), |_| {
         Counter::default()
     })
@@ -179,34 +163,12 @@ async fn node(name: &str, seeds: &[SocketAddr], journal_server: SocketAddr) -> N
 }
 
 async fn all_up(node: &Node, count: usize) {
-    node.dist
-        .wait_for(WAIT, |m| {
-            m.iter().filter(|m| m.status == MemberStatus::Up).count() == count
-        })
-        .await
-        .unwrap_or_else(|_| panic!("members never {count} up: {:?}", node.dist.members()));
+    support::all_up(&node.dist, count).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_actors_come_back_elsewhere_with_their_state() {
-    let storage = env("storage").await;
-    let store = plexspaces::storage::journal::FileJournal::open(
-        storage.disk().clone(),
-        JournalConfig::default(),
-        1,
-    )
-    .await
-    .unwrap();
-    let server = JournalServer::start(
-        storage,
-        JournalServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            ClusterSecret::new(SECRET).unwrap(),
-        ),
-        store,
-    )
-    .await
-    .unwrap();
+    let server = support::journal_server(env("storage").await).await;
     let journal = server.local_addr();
     let a = node("va", &[], journal).await;
     let b = node("vb", &[a.dist.local_addr()], journal).await;

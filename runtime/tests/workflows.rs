@@ -258,6 +258,24 @@ async fn a_terminal_failure_compensates_completed_steps_in_reverse_order() {
     );
 }
 
+/// A step that logs `name` and returns the wall clock in seconds.
+async fn stamp(ctx: &WorkflowContext, name: &str, log: &Log) -> Result<u64, WorkflowError> {
+    let env = ctx.env().clone();
+    ctx.step(name, |_| {
+        let (log, env) = (log.clone(), env.clone());
+        let name = name.to_string();
+        async move {
+            log.push(name);
+            Ok(env
+                .wall_clock()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs())
+        }
+    })
+    .await
+}
+
 /// Sleeps a day between two steps.
 struct Reminder {
     log: Log,
@@ -268,35 +286,9 @@ impl Workflow for Reminder {
     type Output = u64;
 
     async fn run(&self, ctx: WorkflowContext, _: ()) -> Result<u64, WorkflowError> {
-        let log = self.log.clone();
-        let env = ctx.env().clone();
-        let started: u64 = ctx
-            .step("before", |_| {
-                let (log, env) = (log.clone(), env.clone());
-                async move {
-                    log.push("before");
-                    Ok(env
-                        .wall_clock()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs())
-                }
-            })
-            .await?;
+        let started = stamp(&ctx, "before", &self.log).await?;
         ctx.sleep("a day", DAY).await?;
-        let woke: u64 = ctx
-            .step("after", |_| {
-                let (log, env) = (log.clone(), env.clone());
-                async move {
-                    log.push("after");
-                    Ok(env
-                        .wall_clock()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs())
-                }
-            })
-            .await?;
+        let woke = stamp(&ctx, "after", &self.log).await?;
         Ok(woke - started)
     }
 }

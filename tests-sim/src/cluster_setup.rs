@@ -92,7 +92,7 @@ pub fn shared_journal(
 /// For `active` from now: every 1–4 s, cuts node `storage` off from one of
 /// the nodes `0..nodes` for 0.3–2 s, healing the network after each cut.
 /// The draws come from `rng_seed` (the scenario's seed, salted).
-pub fn cut_storage_off_now_and_then(
+fn cut_storage_off_now_and_then(
     cluster: std::sync::Arc<plexspaces_sim::Cluster>,
     clock: plexspaces_sim::SimClock,
     storage: usize,
@@ -138,5 +138,82 @@ pub async fn wait_all_up<'a>(
                 dist.members()
             )
         });
+    }
+}
+
+/// A cluster of `nodes` nodes (`n0`, `n1`, ...) and, after them, a storage
+/// node serving a journal server: the shape of every scenario whose state
+/// lives in a shared journal.
+pub struct StorageCluster {
+    /// The cluster (the storage node is index `nodes`).
+    pub cluster: std::sync::Arc<plexspaces_sim::Cluster>,
+    /// A clock for the test's own waits.
+    pub clock: plexspaces_sim::SimClock,
+    nodes: usize,
+}
+
+impl StorageCluster {
+    /// Starts node `i` of `0..nodes` as `node(env, i, addrs)` (again after
+    /// each restart), listening on `port`, where `addrs` holds every node's
+    /// address and the storage node's last (its journal server on
+    /// `journal_port`, journal id `journal_id`, adjusted by `configure`).
+    pub fn start<F, Fut>(
+        seed: u64,
+        nodes: usize,
+        (port, journal_port): (u16, u16),
+        journal_id: u64,
+        configure: impl Fn(&mut plexspaces::durability::shared::JournalServerConfig)
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+        node: F,
+    ) -> Self
+    where
+        F: Fn(plexspaces::Env, usize, Vec<SocketAddr>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut cluster = plexspaces_sim::Cluster::new(plexspaces_sim::ClusterConfig::new(seed));
+        let mut addrs: Vec<SocketAddr> = (0..nodes).map(|i| node_addr(i, port)).collect();
+        let storage = node_addr(nodes, journal_port);
+        addrs.push(storage);
+        for index in 0..nodes {
+            let (addrs, node) = (addrs.clone(), node.clone());
+            cluster.add_node(&format!("n{index}"), move |env| {
+                node(env, index, addrs.clone())
+            });
+        }
+        cluster.add_node("storage", move |env| {
+            journal_server(env, storage, journal_id, configure.clone())
+        });
+        assert_eq!(cluster.addr(nodes, journal_port), storage);
+        let cluster = std::sync::Arc::new(cluster);
+        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
+        StorageCluster {
+            cluster,
+            clock,
+            nodes,
+        }
+    }
+
+    /// The network nemesis's 20 active seconds (then quiet), with the
+    /// storage node cut off from one node at a time (draws from `seed ^
+    /// salt`), then the network healed. Returns a guard that prints the
+    /// fault schedule, named `name`, if the test panics while it lives.
+    pub async fn storm(&self, name: &str, seed: u64, salt: u64) -> plexspaces_sim::ReportOnPanic {
+        let schedule = network_nemesis(seed, self.nodes);
+        let report = plexspaces_sim::ReportOnPanic::new(format!("{name} seed {seed}\n{schedule}"));
+        let cutter = cut_storage_off_now_and_then(
+            self.cluster.clone(),
+            self.clock.clone(),
+            self.nodes,
+            self.nodes,
+            Duration::from_secs(20),
+            seed ^ salt,
+        );
+        schedule.run(&self.cluster).await;
+        cutter.await.unwrap();
+        self.cluster.heal_network();
+        report
     }
 }

@@ -23,10 +23,9 @@ use plexspaces::durability::{DurableActor, DurableContext};
 use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName, PlantedBug};
-use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
+use plexspaces_sim::Cluster;
 use plexspaces_tests_sim::cluster_setup::{
-    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
-    shared_journal, wait_all_up,
+    StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
@@ -177,36 +176,20 @@ fn scenario(seed: u64) -> Outcome {
 fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
-        let mut cluster = Cluster::new(ClusterConfig::new(seed));
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let mut addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
-        addrs.push(SocketAddr::from((
-            [10, 0, 0, STORAGE as u8 + 1],
-            JOURNAL_PORT,
-        )));
-        for index in 0..NODES {
-            let (addrs, shared) = (addrs.clone(), shared.clone());
-            cluster.add_node(&format!("n{index}"), move |env| {
-                run_node(env, index, addrs.clone(), shared.clone(), bug)
-            });
-        }
-        let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| {
-            journal_server(env, storage_addr, 0x5707, move |config| {
-                config.planted_bug = bug;
-            })
-        });
-        assert_eq!(cluster.addr(STORAGE, JOURNAL_PORT), storage_addr);
-
-        // The nemesis's active part: twenty seconds.
-        let active = Duration::from_secs(20);
-        let schedule = network_nemesis(seed, NODES);
-        let _report = ReportOnPanic::new(format!("virtual actors seed {seed}\n{schedule}"));
-        let cluster = Arc::new(cluster);
-        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
-
-        // The oracle's sampler, and cuts between the storage node and one
-        // node at a time (drawn from the seed; healed by the next cut).
+        let storage = StorageCluster::start(
+            seed,
+            NODES,
+            (PORT, JOURNAL_PORT),
+            0x5707,
+            move |config| config.planted_bug = bug,
+            {
+                let shared = shared.clone();
+                move |env, index, addrs| run_node(env, index, addrs, shared.clone(), bug)
+            },
+        );
+        let (cluster, clock) = (&storage.cluster, &storage.clock);
+        // The oracle's sampler, through the storm and after it.
         let sampler = {
             let (cluster, shared, clock) = (cluster.clone(), shared.clone(), clock.clone());
             madsim::task::spawn(async move {
@@ -216,17 +199,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 }
             })
         };
-        let cutter = cut_storage_off_now_and_then(
-            cluster.clone(),
-            clock.clone(),
-            STORAGE,
-            NODES,
-            active,
-            seed ^ 0x5707_a6e5,
-        );
-        schedule.run(&cluster).await;
-        cutter.await.unwrap();
-        cluster.heal_network();
+        let _report = storage.storm("virtual actors", seed, 0x5707_a6e5).await;
 
         // Healed: membership converges on every node...
         let nodes: Vec<(usize, Distribution, VirtualActors<Tally>)> = shared

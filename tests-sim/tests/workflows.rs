@@ -29,10 +29,8 @@ use plexspaces::workflow::{
     WorkflowError, Workflows,
 };
 use plexspaces::{Env, PlantedBug};
-use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
 use plexspaces_tests_sim::cluster_setup::{
-    cut_storage_off_now_and_then, fast_distribution, journal_server, network_nemesis, node_addr,
-    shared_journal, wait_all_up,
+    StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
@@ -208,40 +206,13 @@ fn scenario(seed: u64) -> Outcome {
 fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
-        let mut cluster = Cluster::new(ClusterConfig::new(seed));
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let mut addrs: Vec<SocketAddr> = (0..NODES).map(|i| node_addr(i, PORT)).collect();
-        addrs.push(SocketAddr::from((
-            [10, 0, 0, STORAGE as u8 + 1],
-            JOURNAL_PORT,
-        )));
-        for index in 0..NODES {
-            let (addrs, shared) = (addrs.clone(), shared.clone());
-            cluster.add_node(&format!("n{index}"), move |env| {
-                run_node(env, index, addrs.clone(), shared.clone(), bug)
-            });
-        }
-        let storage_addr = addrs[STORAGE];
-        cluster.add_node("storage", move |env| {
-            journal_server(env, storage_addr, 0xf10, |_| {})
+        let storage = StorageCluster::start(seed, NODES, (PORT, JOURNAL_PORT), 0xf10, |_| {}, {
+            let shared = shared.clone();
+            move |env, index, addrs| run_node(env, index, addrs, shared.clone(), bug)
         });
-
-        let active = Duration::from_secs(20);
-        let schedule = network_nemesis(seed, NODES);
-        let _report = ReportOnPanic::new(format!("workflows seed {seed}\n{schedule}"));
-        let cluster = Arc::new(cluster);
-        let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
-        let cutter = cut_storage_off_now_and_then(
-            cluster.clone(),
-            clock.clone(),
-            STORAGE,
-            NODES,
-            active,
-            seed ^ 0xf10_c0ffee,
-        );
-        schedule.run(&cluster).await;
-        cutter.await.unwrap();
-        cluster.heal_network();
+        let _report = storage.storm("workflows", seed, 0xf10_c0ffee).await;
+        let cluster = &storage.cluster;
 
         let nodes: Vec<(Distribution, Workflows<Job>, VirtualActors<Effects>)> =
             shared.lock().unwrap().nodes.values().cloned().collect();
