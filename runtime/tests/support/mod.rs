@@ -1,6 +1,7 @@
 //! What the loopback cluster tests share: a journal server on its own
 //! node, and nodes with fast failure detection that journal to it.
 
+use plexspaces::Env;
 use plexspaces::actor::ActorSystem;
 use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
 use plexspaces::durability::JournalBackend;
@@ -8,7 +9,6 @@ use plexspaces::durability::shared::{
     JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
 };
 use plexspaces::storage::journal::{FileJournal, JournalConfig};
-use plexspaces::Env;
 use std::net::SocketAddr;
 use std::time::Duration;
 
