@@ -5,7 +5,9 @@
 //! sessions).
 
 use plexspaces_net::wire::handshake::{accept, dial};
-use plexspaces_net::wire::{ClusterSecret, FrameReader, FrameWriter, Identity};
+use plexspaces_net::wire::{
+    ClusterSecret, FrameReader, FrameWriter, HEADER_LEN, Identity, READ_AHEAD_BYTES,
+};
 use plexspaces_net::{ByteReader, ByteWriter, NetError};
 use std::future::Future;
 use std::pin::pin;
@@ -66,7 +68,9 @@ pub fn me() -> Identity {
 }
 
 /// Plays `bytes` (first byte: read chunk size) as the peer of an acceptor
-/// and of a dialer; both must refuse it.
+/// and of a dialer; both must refuse it, and neither may allocate more than
+/// a frame (with its header and the reader's read-ahead) at once, whatever
+/// length the peer claims.
 pub fn check(bytes: &[u8]) {
     let Some((&chunk, script)) = bytes.split_first() else {
         return;
@@ -81,11 +85,15 @@ pub fn check(bytes: &[u8]) {
         };
         let mut reader = FrameReader::new(peer, MAX);
         let mut writer = FrameWriter::new(Sink, MAX);
-        let outcome = if acceptor {
-            run(accept(&mut reader, &mut writer, &secret, &me(), nonce))
-        } else {
-            run(dial(&mut reader, &mut writer, &secret, &me(), nonce))
-        };
+        let me = me();
+        let limit = HEADER_LEN + MAX as usize + READ_AHEAD_BYTES;
+        let outcome = crate::alloc_limit::within(limit, "the handshake", || {
+            if acceptor {
+                run(accept(&mut reader, &mut writer, &secret, &me, nonce))
+            } else {
+                run(dial(&mut reader, &mut writer, &secret, &me, nonce))
+            }
+        });
         assert!(
             outcome.is_err(),
             "a peer without the secret completed the handshake ({}): {outcome:?}",

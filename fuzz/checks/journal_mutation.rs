@@ -17,13 +17,20 @@
 //! Shared by the fuzz target and by `cargo test` (which replays the
 //! committed corpus).
 
+use plexspaces_storage::journal::frame::FRAME_PAYLOAD_BYTES_MAX;
 use plexspaces_storage::journal::frame::{
     FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame,
 };
-use plexspaces_storage::journal::scan::{ScanEnd, ScanError, scan_segment};
+use plexspaces_storage::journal::scan::{ScanEnd, ScanError, SegmentScan, scan_segment};
 
 const SEGMENT: u64 = 3;
 const SECTOR: usize = 512;
+
+/// Recovers `bytes` as the segment, allocating no more than the limit.
+fn recover(bytes: &[u8]) -> Result<SegmentScan<'_>, ScanError> {
+    let limit = crate::alloc_limit::in_memory_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
+    crate::alloc_limit::within(limit, "segment recovery", || scan_segment(bytes, SEGMENT))
+}
 
 /// Reads the input a byte at a time (zeros once it runs out).
 struct Input<'a>(&'a [u8]);
@@ -102,7 +109,7 @@ fn build(input: &mut Input<'_>) -> (Vec<u8>, Vec<Written>) {
 
 /// Checks that recovery kept exactly `frames[..keep]`, ending as `end`.
 fn expect_prefix(mutated: &[u8], frames: &[Written], keep: usize, end: ScanEnd) {
-    let scan = scan_segment(mutated, SEGMENT).expect("recovers");
+    let scan = recover(mutated).expect("recovers");
     assert_eq!(scan.frames.len(), keep, "frames recovered");
     for (got, want) in scan.frames.iter().zip(frames) {
         assert_eq!(got.offset as usize, want.start);
@@ -118,7 +125,7 @@ fn expect_prefix(mutated: &[u8], frames: &[Written], keep: usize, end: ScanEnd) 
 }
 
 fn expect_corrupt(mutated: &[u8], at: usize) {
-    match scan_segment(mutated, SEGMENT) {
+    match recover(mutated) {
         Err(ScanError::Corrupt { offset, .. }) => {
             assert_eq!(offset as usize, at, "corruption reported where it is")
         }
@@ -139,10 +146,7 @@ pub fn check(bytes: &[u8]) {
             let cut = param % (log.len() + 1);
             mutated.truncate(cut);
             if cut < SEGMENT_HEADER_BYTES {
-                assert!(matches!(
-                    scan_segment(&mutated, SEGMENT),
-                    Err(ScanError::BadHeader(_))
-                ));
+                assert!(matches!(recover(&mutated), Err(ScanError::BadHeader(_))));
                 return;
             }
             let keep = frames.iter().take_while(|f| f.end <= cut).count();
@@ -175,10 +179,7 @@ pub fn check(bytes: &[u8]) {
             }
             let changed = |f: &Written| log[f.start..f.end] != mutated[f.start..f.end];
             if log[..SEGMENT_HEADER_BYTES] != mutated[..SEGMENT_HEADER_BYTES] {
-                assert!(matches!(
-                    scan_segment(&mutated, SEGMENT),
-                    Err(ScanError::BadHeader(_))
-                ));
+                assert!(matches!(recover(&mutated), Err(ScanError::BadHeader(_))));
                 return;
             }
             match frames.iter().position(changed) {

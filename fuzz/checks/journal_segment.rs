@@ -1,14 +1,19 @@
 //! The properties of segment recovery on arbitrary bytes, shared by the
 //! fuzz target and by `cargo test` (which replays the committed corpus).
 
-use plexspaces_storage::journal::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, decode_frame};
+use plexspaces_storage::journal::frame::{
+    FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES, decode_frame,
+};
 use plexspaces_storage::journal::scan::{ScanEnd, scan_segment};
 
 /// Scans `bytes` as segment 1 and checks what recovery accepted: frames back
 /// to back from the header, inside the input, decoding again to the same
-/// records, and an end that matches the last frame.
+/// records, and an end that matches the last frame; recovery never
+/// allocates more than the frame limit, nor a length the input only claims.
 pub fn check(bytes: &[u8]) {
-    let Ok(scan) = scan_segment(bytes, 1) else {
+    let limit = crate::alloc_limit::in_memory_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
+    let outcome = crate::alloc_limit::within(limit, "segment recovery", || scan_segment(bytes, 1));
+    let Ok(scan) = outcome else {
         return;
     };
     let mut expected_offset = SEGMENT_HEADER_BYTES as u64;

@@ -7,7 +7,9 @@ use plexspaces_net::wire::{HEADER_LEN, WireError, decode_frame, encode_frame};
 pub const MAX: u32 = 1 << 16;
 
 /// Decodes frames back to back from `bytes` and checks each: it lies inside
-/// the input, its body is within the limit, and decode(encode(msg)) == msg.
+/// the input, its body is within the limit, decoding allocated no more than
+/// the limit (nor a length the input only claims), and
+/// decode(encode(msg)) == msg.
 /// (Not byte equality: postcard accepts over-long varints, so one message
 /// may arrive in several spellings; the fuzzer found one. Each still has
 /// one meaning.) Returns how many frames decoded and how the input ended.
@@ -15,7 +17,8 @@ pub fn check(bytes: &[u8]) -> (usize, Option<WireError>) {
     let mut rest = bytes;
     let mut frames = 0;
     loop {
-        match decode_frame(rest, MAX) {
+        let limit = crate::alloc_limit::in_memory_limit(MAX as usize, rest.len());
+        match crate::alloc_limit::within(limit, "wire frame decoding", || decode_frame(rest, MAX)) {
             Ok(Some((msg, used))) => {
                 assert!(used <= rest.len(), "a frame past the input");
                 assert!(used >= HEADER_LEN && used - HEADER_LEN <= MAX as usize);

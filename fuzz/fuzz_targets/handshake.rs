@@ -3,6 +3,11 @@
 //! `checks/handshake.rs`).
 #![no_main]
 
+#[path = "../checks/alloc_limit.rs"]
+mod alloc_limit;
+#[global_allocator]
+static ALLOC: alloc_limit::Tracking = alloc_limit::Tracking;
+
 #[path = "../checks/handshake.rs"]
 mod handshake;
 

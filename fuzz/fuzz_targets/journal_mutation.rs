@@ -4,6 +4,11 @@
 //! `checks/journal_mutation.rs`).
 #![no_main]
 
+#[path = "../checks/alloc_limit.rs"]
+mod alloc_limit;
+#[global_allocator]
+static ALLOC: alloc_limit::Tracking = alloc_limit::Tracking;
+
 #[path = "../checks/journal_mutation.rs"]
 mod journal_mutation;
 

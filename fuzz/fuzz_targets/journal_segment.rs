@@ -3,6 +3,11 @@
 //! inside the input and decode again to the same record.
 #![no_main]
 
+#[path = "../checks/alloc_limit.rs"]
+mod alloc_limit;
+#[global_allocator]
+static ALLOC: alloc_limit::Tracking = alloc_limit::Tracking;
+
 #[path = "../checks/journal_segment.rs"]
 mod journal_segment;
 

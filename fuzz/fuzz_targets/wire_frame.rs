@@ -3,6 +3,11 @@
 //! accepted frame re-encodes to the bytes it came from.
 #![no_main]
 
+#[path = "../checks/alloc_limit.rs"]
+mod alloc_limit;
+#[global_allocator]
+static ALLOC: alloc_limit::Tracking = alloc_limit::Tracking;
+
 #[path = "../checks/wire_frame.rs"]
 mod wire_frame;
 

@@ -5,6 +5,12 @@
 // The corpus is test data in the repository, read directly.
 #![allow(clippy::disallowed_methods)]
 
+// The checks measure allocations through this allocator.
+#[path = "../../fuzz/checks/alloc_limit.rs"]
+mod alloc_limit;
+#[global_allocator]
+static ALLOC: alloc_limit::Tracking = alloc_limit::Tracking;
+
 #[path = "../../fuzz/checks/journal_segment.rs"]
 mod journal_segment;
 

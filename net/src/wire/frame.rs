@@ -97,8 +97,11 @@ pub struct FrameReader<R> {
     end: usize,
 }
 
+/// How far past a frame a [`FrameReader`] reads ahead: its buffer never
+/// exceeds the frame limit, the header and this.
+pub const READ_AHEAD_BYTES: usize = 16 * 1024;
+
 impl<R: ByteReader> FrameReader<R> {
-    const READ_CHUNK: usize = 16 * 1024;
     /// A buffer grown for a big frame is given back above this size.
     const KEEP_CAPACITY: usize = 256 * 1024;
 
@@ -162,9 +165,11 @@ impl<R: ByteReader> FrameReader<R> {
             self.start = 0;
         }
         // `end < frame_len` here (else the frame would have decoded), so
-        // this stays below the frame limit plus one chunk.
-        let want = frame_len.max(self.end + Self::READ_CHUNK);
+        // this stays below the frame limit plus the read-ahead. Exactly:
+        // amortized growth could double a buffer past that bound.
+        let want = frame_len.max(self.end + READ_AHEAD_BYTES);
         if self.buf.len() < want {
+            self.buf.reserve_exact(want - self.buf.len());
             self.buf.resize(want, 0);
         }
     }

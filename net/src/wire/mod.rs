@@ -13,8 +13,8 @@ mod message;
 
 pub use error::WireError;
 pub use frame::{
-    FrameReader, FrameWriter, HEADER_LEN, MAX_FRAME_LEN_DEFAULT, PROTOCOL_VERSION, decode_frame,
-    encode_frame,
+    FrameReader, FrameWriter, HEADER_LEN, MAX_FRAME_LEN_DEFAULT, PROTOCOL_VERSION,
+    READ_AHEAD_BYTES, decode_frame, encode_frame,
 };
 pub use handshake::{ClusterSecret, Identity, Peer};
 pub use journal::{JournalOp, JournalOutcome};
