@@ -466,3 +466,34 @@ impl Actor for GroupsActor {
         })
     }
 }
+
+/// The group actors' messages (they cross the wire), for
+/// [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    v.visit("groups::GroupMsg", || {
+        let key: GroupKey = ("acme".into(), "chat".into(), "room-1".into());
+        vec![
+            GroupMsg::Join {
+                key: key.clone(),
+                name: "alice".into(),
+            },
+            GroupMsg::Sync {
+                from: "n2".into(),
+                members: vec![(key.clone(), "bob".into())],
+                reply: true,
+            },
+            GroupMsg::Changed {
+                from: "n2".into(),
+                key,
+                name: "bob".into(),
+                joined: false,
+            },
+        ]
+    });
+    v.visit("groups::GroupReply", || {
+        vec![
+            GroupReply::Joined(true),
+            GroupReply::Members(vec![("n1".into(), "alice".into())]),
+        ]
+    });
+}

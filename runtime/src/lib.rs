@@ -30,9 +30,12 @@ pub mod behavior;
 pub mod channels;
 pub mod distribution;
 pub mod durability;
+#[doc(hidden)]
+pub mod encoded_types;
 mod env;
 pub mod groups;
 pub mod names;
+mod nesting;
 pub mod registry;
 pub mod reminders;
 pub(crate) mod retry;

@@ -393,3 +393,31 @@ async fn an_actor_reaches_the_space_channels_and_groups_through_its_context() {
         .unwrap();
     assert_eq!(members, vec![poster.id().clone()]);
 }
+
+/// A value nested `depth` levels.
+fn nested_value(depth: usize) -> Value {
+    (0..depth).fold(Value::Int(0), |inner, _| Value::Tuple(vec![inner]))
+}
+
+#[tokio::test]
+async fn a_tuple_too_deep_to_decode_again_is_refused_when_written() {
+    use plexspaces::tuplespace::NESTING_MAX;
+    let space = TupleSpace::new("deep", env("deep").await, TupleSpaceConfig::default());
+    // The deepest a journal or a peer can carry is accepted and decodes.
+    let deepest = Tuple::new(vec!["deepest".into(), nested_value(NESTING_MAX)]);
+    space.write(deepest.clone()).await.unwrap();
+    let encoded = postcard::to_allocvec(&deepest).unwrap();
+    assert_eq!(postcard::from_bytes::<Tuple>(&encoded).unwrap(), deepest);
+    // One level more is refused with a typed error and writes nothing.
+    let deeper = Tuple::new(vec!["deeper".into(), nested_value(NESTING_MAX + 1)]);
+    assert_eq!(
+        space.write(deeper).await,
+        Err(TupleSpaceError::TooDeep { max: NESTING_MAX })
+    );
+    assert_eq!(
+        space
+            .count(&Pattern::new(vec![Field::Any, Field::Any]))
+            .await,
+        1
+    );
+}

@@ -15,7 +15,8 @@ use plexspaces::storage::disk::FsDisk;
 use plexspaces::storage::journal::Journal;
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::tuplespace::{
-    Field, Kind, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, TupleSpaceError,
+    Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, Tuple,
+    TupleSpaceError, Value,
 };
 use plexspaces::{Env, NodeName, tuple};
 use std::collections::BTreeSet;
@@ -180,6 +181,15 @@ async fn refused_writes_write_nothing() {
         Err(SharedSpaceError::Space(
             TupleSpaceError::TupleTooLarge { .. }
         ))
+    ));
+    assert_eq!(space.count(&any).await.unwrap(), 0, "all or nothing");
+    // Nested deeper than the host could decode: refused before sending.
+    let too_deep = (0..=NESTING_MAX).fold(Value::Int(0), |inner, _| Value::Tuple(vec![inner]));
+    assert!(matches!(
+        space
+            .write_all(vec![tuple!("a"), Tuple::new(vec![too_deep])])
+            .await,
+        Err(SharedSpaceError::Space(TupleSpaceError::TooDeep { .. }))
     ));
     assert_eq!(space.count(&any).await.unwrap(), 0, "all or nothing");
     space

@@ -503,3 +503,14 @@ pub async fn state_at<A: DurableActor>(
     }
     Ok(durable.state)
 }
+
+/// A checkpoint's envelope, for [`crate::encoded_types`]. (Requests and
+/// replies are visited with each durable actor's message types.)
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    v.visit("durability::CheckpointState", || {
+        vec![CheckpointState {
+            state: vec![3, 1, 4, 1, 5],
+            dedupe: vec![("transfer-16".into(), vec![0, 40]), ("t-17".into(), vec![])],
+        }]
+    });
+}

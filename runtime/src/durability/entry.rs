@@ -69,3 +69,23 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("journaled {what} does not decode: {e}"))
 }
+
+/// The journal entry, for [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    v.visit("durability::Entry", || {
+        vec![
+            Entry::Message {
+                key: "transfer-17".into(),
+                msg: encode(&("debit", 40u64)),
+            },
+            Entry::Effect {
+                name: "charge".into(),
+                value: encode(&Some(12u32)),
+            },
+            Entry::Reply {
+                key: "transfer-17".into(),
+                reply: encode(&Ok::<u64, String>(60)),
+            },
+        ]
+    });
+}

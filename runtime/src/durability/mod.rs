@@ -39,6 +39,12 @@ pub use backend::JournalBackend;
 pub use context::DurableContext;
 pub use entry::ReplayDiverged;
 
+/// This module's encoded types, for [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    entry::encoded_types(v);
+    actor::encoded_types(v);
+}
+
 use std::sync::Arc;
 
 /// A hook called with each recovery's report.

@@ -481,3 +481,43 @@ impl Actor for Coordinator {
         }
     }
 }
+
+/// A shard actor's messages (they cross the wire), for
+/// [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    fn target() -> ReminderTarget {
+        ReminderTarget::new("invoice", "inv-7")
+    }
+    fn info() -> InfoWire {
+        InfoWire {
+            target: target(),
+            name: "hourly".into(),
+            recurrence: Recurrence::Every(Duration::from_secs(3_600)),
+            next_due_ms: 1_700_003_600_000,
+        }
+    }
+    v.visit("reminders::InfoWire", || vec![info()]);
+    v.visit("reminders::ShardMsg", || {
+        vec![
+            ShardMsg::Register {
+                target: target(),
+                name: "hourly".into(),
+                recurrence: Recurrence::Once,
+                first_due_ms: 1_700_000_000_000,
+            },
+            ShardMsg::Delivered {
+                target: target(),
+                name: "hourly".into(),
+                due_ms: 1_700_000_000_000,
+                outcome: Err("target unavailable".into()),
+            },
+        ]
+    });
+    v.visit("reminders::ShardReply", || {
+        vec![
+            ShardReply::Listed(vec![info()]),
+            ShardReply::Registered(info()),
+            ShardReply::NotOwner,
+        ]
+    });
+}

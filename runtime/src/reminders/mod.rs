@@ -37,6 +37,25 @@ mod shard;
 
 pub use schedule::Recurrence;
 
+/// This module's encoded types, for [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    v.visit("reminders::ReminderTarget", || {
+        vec![ReminderTarget::new("invoice", "inv-7")]
+    });
+    v.visit("reminders::Recurrence", || {
+        vec![
+            Recurrence::Once,
+            Recurrence::Every(Duration::from_millis(1_500)),
+            Recurrence::Cron {
+                expression: "0 30 9 * * Mon-Fri".into(),
+                time_zone: "America/New_York".into(),
+            },
+        ]
+    });
+    shard::encoded_types(v);
+    host::encoded_types(v);
+}
+
 use crate::actor::{ActorId, ActorSystem, AskError, SpawnError};
 use crate::durability::{DurableActor, JournalBackend};
 use crate::retry::Backoff;

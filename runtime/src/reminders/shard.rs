@@ -206,3 +206,38 @@ impl Shard {
         Ok(())
     }
 }
+
+/// A shard's stream and checkpoint, for [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    fn target() -> ReminderTarget {
+        ReminderTarget::new("invoice", "inv-7")
+    }
+    fn put() -> Event {
+        Event::Put {
+            target: target(),
+            name: "nightly".into(),
+            recurrence: Recurrence::Cron {
+                expression: "0 0 2 * * *".into(),
+                time_zone: "Europe/Paris".into(),
+            },
+            anchor_ms: 1_700_000_000_000,
+            next_due_ms: 1_700_003_600_000,
+        }
+    }
+    v.visit("reminders::Event", || {
+        vec![
+            put(),
+            Event::Fired {
+                target: target(),
+                name: "nightly".into(),
+                due_ms: 1_700_003_600_000,
+                next_due_ms: None,
+            },
+            Event::Remove {
+                target: target(),
+                name: "nightly".into(),
+            },
+        ]
+    });
+    v.visit("reminders::Snapshot", || vec![Snapshot(vec![put()])]);
+}

@@ -314,3 +314,17 @@ impl DurableTupleSpace {
         Ok(())
     }
 }
+
+/// The durable space's stream and checkpoint, for
+/// [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    use super::encoded_sample as sample;
+    v.visit("tuplespace::SpaceEvent", || {
+        vec![
+            SpaceEvent::Write(sample()),
+            SpaceEvent::Take(sample()),
+            SpaceEvent::Clear,
+        ]
+    });
+    v.visit("tuplespace::Checkpoint", || vec![vec![sample(), sample()]]);
+}

@@ -208,13 +208,7 @@ impl HostedSpace {
     /// Checks `tuples` against the bounds, with `freed` tuples about to go.
     fn admit(&self, tuples: &[Tuple], freed: usize) -> Result<(), TupleSpaceError> {
         for tuple in tuples {
-            let bytes = tuple.size();
-            if bytes > self.tuple_bytes_max {
-                return Err(TupleSpaceError::TupleTooLarge {
-                    bytes,
-                    max: self.tuple_bytes_max,
-                });
-            }
+            tuple.check_bounds(self.tuple_bytes_max)?;
         }
         if self.held() - freed + tuples.len() > self.tuples_max {
             return Err(TupleSpaceError::Full {
@@ -380,6 +374,74 @@ impl DurableActor for HostedSpace {
 /// A lease's length in whole milliseconds (at least 1).
 pub(crate) fn lease_ms(lease: Duration) -> u64 {
     u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A shared space's operations, replies and state, for
+/// [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    use super::encoded_sample as sample;
+    use super::{Field, Kind};
+    use crate::durability::Request;
+    fn ops() -> Vec<SpaceOp> {
+        let pattern = Pattern::new(vec![
+            Field::Exact(Value::from("task")),
+            Field::Any,
+            Field::Typed(Kind::Float),
+            Field::Any,
+            Field::Any,
+            Field::Nested(Pattern::new(vec![Field::Any])),
+        ]);
+        vec![
+            SpaceOp::Write(vec![sample()]),
+            SpaceOp::Take {
+                pattern: pattern.clone(),
+                lease_ms: Some(30_000),
+            },
+            SpaceOp::Complete {
+                token: 4,
+                write: vec![sample()],
+            },
+            SpaceOp::Count(pattern),
+        ]
+    }
+    fn replies() -> Vec<SpaceReply> {
+        vec![
+            SpaceReply::Leased(Some((sample(), 4))),
+            SpaceReply::Refused(TupleSpaceError::Full {
+                space: "jobs".into(),
+                tuples_max: 10,
+            }),
+            SpaceReply::Count(3),
+        ]
+    }
+    v.visit("tuplespace::Request<SpaceOp>", || {
+        ops()
+            .into_iter()
+            .enumerate()
+            .map(|(i, msg)| Request {
+                key: format!("op-{i}"),
+                msg,
+            })
+            .collect()
+    });
+    v.visit("tuplespace::SpaceOp", ops);
+    v.visit("tuplespace::Result<SpaceReply>", || {
+        vec![Ok(SpaceReply::Count(3)), Err("journal fenced".to_string())]
+    });
+    v.visit("tuplespace::SpaceReply", replies);
+    v.visit("tuplespace::HostedSpace", || {
+        // Two tuples, one of them leased.
+        let mut space = HostedSpace::new("jobs", &TupleSpaceConfig::default());
+        space.apply(SpaceOp::Write(vec![sample(), sample()]), 1_000);
+        space.apply(
+            SpaceOp::Take {
+                pattern: Pattern::new(vec![Field::Any; 6]),
+                lease_ms: Some(5_000),
+            },
+            1_000,
+        );
+        vec![space]
+    });
 }
 
 #[cfg(test)]

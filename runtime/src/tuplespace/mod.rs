@@ -24,6 +24,7 @@ mod shared;
 mod space;
 mod value;
 
+pub use crate::nesting::NESTING_MAX;
 pub use durable::{DurableSpaceError, DurableTupleSpace};
 pub use shared::{
     LeaseToken, Leased, SharedSpaceError, SharedSpaces, SharedSpacesConfig, SharedTupleSpace,
@@ -33,3 +34,35 @@ pub use space::{
     TupleSpaceError, TupleSpaceListener,
 };
 pub use value::{Field, Kind, Pattern, Tuple, Value};
+
+/// A tuple with a field of every kind, for [`crate::encoded_types`].
+fn encoded_sample() -> Tuple {
+    Tuple::new(vec![
+        Value::from("task"),
+        Value::from(7i64),
+        Value::from(2.5f64),
+        Value::from(true),
+        Value::from(vec![0u8, 255]),
+        Value::Tuple(vec![Value::from(-1i64)]),
+    ])
+}
+
+/// This module's encoded types, for [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    v.visit("tuplespace::Tuple", || vec![encoded_sample()]);
+    v.visit("tuplespace::Pattern", || {
+        vec![Pattern::new(vec![
+            Field::Exact(Value::from("task")),
+            Field::Typed(Kind::Int),
+            Field::Nested(Pattern::new(vec![Field::Any])),
+        ])]
+    });
+    v.visit("tuplespace::TupleSpaceError", || {
+        vec![TupleSpaceError::TupleTooLarge {
+            bytes: 70_000,
+            max: 65_536,
+        }]
+    });
+    durable::encoded_types(v);
+    hosted::encoded_types(v);
+}

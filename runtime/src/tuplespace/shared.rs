@@ -217,6 +217,15 @@ impl SharedTupleSpace {
     }
 
     async fn call_keyed(&self, key: String, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
+        // A tuple the hosting node could not decode is refused here, with
+        // the error the host would give, rather than failing in transit.
+        if let SpaceOp::Write(tuples) | SpaceOp::Complete { write: tuples, .. } = &op {
+            for tuple in tuples {
+                tuple
+                    .check_bounds(usize::MAX)
+                    .map_err(SharedSpaceError::Space)?;
+            }
+        }
         match self
             .target
             .call(key, op, self.shared.config.call_timeout)

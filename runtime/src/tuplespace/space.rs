@@ -48,6 +48,11 @@ pub enum TupleSpaceError {
         /// The bound.
         max: usize,
     },
+    /// The tuple nests tuples deeper than `max` levels.
+    TooDeep {
+        /// The bound ([`NESTING_MAX`](crate::tuplespace::NESTING_MAX)).
+        max: usize,
+    },
 }
 
 impl fmt::Display for TupleSpaceError {
@@ -58,6 +63,9 @@ impl fmt::Display for TupleSpaceError {
             }
             TupleSpaceError::TupleTooLarge { bytes, max } => {
                 write!(f, "a tuple of {bytes} bytes exceeds the limit of {max}")
+            }
+            TupleSpaceError::TooDeep { max } => {
+                write!(f, "a tuple nests tuples deeper than {max} levels")
             }
         }
     }
@@ -352,14 +360,7 @@ impl TupleSpace {
     }
 
     fn check(&self, tuple: &Tuple) -> Result<(), TupleSpaceError> {
-        let bytes = tuple.size();
-        if bytes > self.inner.config.tuple_bytes_max {
-            return Err(TupleSpaceError::TupleTooLarge {
-                bytes,
-                max: self.inner.config.tuple_bytes_max,
-            });
-        }
-        Ok(())
+        tuple.check_bounds(self.inner.config.tuple_bytes_max)
     }
 
     /// Writes a tuple.

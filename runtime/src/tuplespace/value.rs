@@ -1,5 +1,7 @@
 //! Tuples, their typed fields, and patterns that match them.
 
+use super::TupleSpaceError;
+use crate::nesting::NESTING_MAX;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -16,8 +18,9 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// true or false.
     Bool(bool),
-    /// A nested tuple.
-    Tuple(Vec<Value>),
+    /// A nested tuple (at most [`NESTING_MAX`](crate::tuplespace::NESTING_MAX)
+    /// levels deep).
+    Tuple(#[serde(deserialize_with = "crate::nesting::nested")] Vec<Value>),
 }
 
 /// The type of a field, for typed wildcards.
@@ -59,6 +62,18 @@ impl Value {
             Value::Bytes(b) => b.len(),
             Value::Tuple(fields) => fields.iter().map(Value::size).sum(),
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => 0,
+        }
+    }
+}
+
+impl Value {
+    /// Whether tuples nest in this value more than `max` levels deep. Looks
+    /// no deeper than `max + 1` levels, so a value built too deep to decode
+    /// is refused without recursing through all of it.
+    fn nests_deeper_than(&self, max: usize) -> bool {
+        match self {
+            Value::Tuple(fields) => max == 0 || fields.iter().any(|f| f.nests_deeper_than(max - 1)),
+            _ => false,
         }
     }
 }
@@ -145,6 +160,22 @@ impl Tuple {
     pub(crate) fn size(&self) -> usize {
         self.0.iter().map(Value::size).sum()
     }
+
+    /// Refuses a tuple nested deeper than [`NESTING_MAX`] (it could not be
+    /// decoded again) or larger than `bytes_max`.
+    pub(crate) fn check_bounds(&self, bytes_max: usize) -> Result<(), TupleSpaceError> {
+        if self.0.iter().any(|f| f.nests_deeper_than(NESTING_MAX)) {
+            return Err(TupleSpaceError::TooDeep { max: NESTING_MAX });
+        }
+        let bytes = self.size();
+        if bytes > bytes_max {
+            return Err(TupleSpaceError::TupleTooLarge {
+                bytes,
+                max: bytes_max,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Tuple {
@@ -185,7 +216,7 @@ pub enum Field {
     /// Matches any value of this type.
     Typed(Kind),
     /// Matches a nested tuple matching this pattern.
-    Nested(Pattern),
+    Nested(#[serde(deserialize_with = "crate::nesting::nested")] Pattern),
 }
 
 /// A template that tuples of the same arity match field by field.

@@ -36,7 +36,9 @@ mod json_text {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Json(#[serde(with = "json_text")] pub Value);
 
-/// One step of a declarative workflow.
+/// One step of a declarative workflow. Steps nest (parallel branches,
+/// choices) at most [`NESTING_MAX`](crate::tuplespace::NESTING_MAX) levels
+/// deep: a deeper input does not decode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WorkflowStep {
     /// Calls the registered task `task` (typically an ask of an actor's
@@ -62,6 +64,7 @@ pub enum WorkflowStep {
         /// The step's name.
         name: String,
         /// The branches, each a sequence of steps.
+        #[serde(deserialize_with = "crate::nesting::nested")]
         branches: Vec<Vec<WorkflowStep>>,
     },
     /// Runs the steps of the first condition that holds, else `otherwise`.
@@ -71,6 +74,7 @@ pub enum WorkflowStep {
         /// Tested in order.
         conditions: Vec<ChoiceCondition>,
         /// When none holds.
+        #[serde(deserialize_with = "crate::nesting::nested")]
         otherwise: Vec<WorkflowStep>,
     },
     /// Waits `duration` (a durable timer).
@@ -92,6 +96,7 @@ pub struct ChoiceCondition {
     #[serde(with = "json_text")]
     pub equals: Value,
     /// The steps to run.
+    #[serde(deserialize_with = "crate::nesting::nested")]
     pub then: Vec<WorkflowStep>,
 }
 

@@ -89,3 +89,33 @@ impl DurableActor for RunIndex {
         }
     }
 }
+
+/// A kind's index operations and state, for [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    fn finished() -> RunStatus {
+        RunStatus::Cancelled { compensated: 2 }
+    }
+    v.visit("workflow::IndexOp", || {
+        vec![
+            IndexOp::Add("acme/order-1".into()),
+            IndexOp::Finished("acme/order-1".into(), finished()),
+            IndexOp::List {
+                tenant: "acme".into(),
+            },
+        ]
+    });
+    v.visit("workflow::IndexReply", || {
+        vec![IndexReply::Runs(vec![
+            ("acme/order-1".into(), Some(finished())),
+            ("acme/order-2".into(), None),
+        ])]
+    });
+    v.visit("workflow::RunIndex", || {
+        vec![RunIndex {
+            runs: BTreeMap::from([
+                ("acme/order-1".into(), Some(finished())),
+                ("acme/order-2".into(), None),
+            ]),
+        }]
+    });
+}

@@ -52,6 +52,57 @@ pub use declarative::{
     ChoiceCondition, Declarative, DeclarativeInput, Json, TaskHandler, TaskRegistry, WorkflowStep,
 };
 
+/// This module's encoded types, for [`crate::encoded_types`].
+pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    use serde_json::json;
+    v.visit("workflow::RunStatus", || {
+        vec![
+            RunStatus::Completed,
+            RunStatus::CompensationFailed {
+                error: "declined".into(),
+                compensation: "undo-a: timeout".into(),
+            },
+        ]
+    });
+    v.visit("workflow::Json", || {
+        vec![Json(json!([1, "two", null, {"x": -3}]))]
+    });
+    v.visit("workflow::DeclarativeInput", || {
+        let task = WorkflowStep::ActorTask {
+            name: "reserve".into(),
+            task: "inventory.reserve".into(),
+            params: json!({"sku": "A-1", "qty": 2, "price": 9.5}),
+            attempts: 3,
+            compensate: Some("inventory.release".into()),
+        };
+        let steps = vec![
+            task.clone(),
+            WorkflowStep::Parallel {
+                name: "notify".into(),
+                branches: vec![vec![task.clone()], vec![]],
+            },
+            WorkflowStep::Choice {
+                name: "route".into(),
+                conditions: vec![ChoiceCondition {
+                    variable: "/input/express".into(),
+                    equals: json!(true),
+                    then: vec![WorkflowStep::Wait {
+                        name: "cool-off".into(),
+                        duration: Duration::from_secs(60),
+                    }],
+                }],
+                otherwise: vec![task],
+            },
+        ];
+        vec![DeclarativeInput {
+            steps,
+            input: json!({"express": true}),
+        }]
+    });
+    record::encoded_types(v);
+    index::encoded_types(v);
+}
+
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::env::Env;

@@ -322,6 +322,105 @@ impl DurableActor for RunRecord {
     }
 }
 
+/// A run's operations, replies and record, for [`crate::encoded_types`].
+pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+    use crate::durability::Request;
+    fn step() -> StepEntry {
+        StepEntry {
+            name: "charge".into(),
+            outcome: Ok(vec![1, 0, 0]),
+        }
+    }
+    fn ops() -> Vec<RunOp> {
+        vec![
+            RunOp::Start { input: vec![42, 7] },
+            RunOp::Acquire {
+                token: 5,
+                now_ms: 1_000,
+                lease_ms: 30_000,
+            },
+            RunOp::Record {
+                token: 5,
+                now_ms: 1_100,
+                lease_ms: 30_000,
+                position: "#0".into(),
+                step: step(),
+            },
+            RunOp::Signal {
+                name: "packed".into(),
+                data: vec![1],
+            },
+            RunOp::Finish {
+                token: 5,
+                status: RunStatus::Failed {
+                    error: "no courier".into(),
+                    compensated: 1,
+                },
+                output: None,
+            },
+        ]
+    }
+    fn history() -> History {
+        let failed = StepEntry {
+            name: "ship".into(),
+            outcome: Err("no courier".into()),
+        };
+        History {
+            input: vec![42, 7],
+            steps: BTreeMap::from([("#0".into(), step()), ("undo/#0".into(), failed)]),
+            cancel_requested: false,
+        }
+    }
+    fn view() -> RunView {
+        RunView {
+            status: Some(RunStatus::Running),
+            output: None,
+            published: BTreeMap::from([("progress".into(), vec![50])]),
+            steps_recorded: 1,
+            cancel_requested: true,
+        }
+    }
+    fn replies() -> Vec<RunReply> {
+        vec![
+            RunReply::Acquired(history()),
+            RunReply::Recorded {
+                step: step(),
+                cancel_requested: false,
+            },
+            RunReply::View(view()),
+            RunReply::Signal {
+                data: Some(vec![1]),
+                cancel_requested: false,
+            },
+        ]
+    }
+    v.visit("workflow::StepEntry", || vec![step()]);
+    v.visit("workflow::History", || vec![history()]);
+    v.visit("workflow::RunView", || vec![view()]);
+    v.visit("workflow::Request<RunOp>", || {
+        vec![Request {
+            key: "start".into(),
+            msg: RunOp::Start { input: vec![42, 7] },
+        }]
+    });
+    v.visit("workflow::RunOp", ops);
+    v.visit("workflow::Result<RunReply>", || {
+        vec![
+            Ok(RunReply::Acquired(history())),
+            Err("journal fenced".to_string()),
+        ]
+    });
+    v.visit("workflow::RunReply", replies);
+    v.visit("workflow::RunRecord", || {
+        // Started, driven, one step recorded, a signal waiting.
+        let mut record = RunRecord::default();
+        for op in ops().into_iter().take(4) {
+            record.apply(op);
+        }
+        vec![record]
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

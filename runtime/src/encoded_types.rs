@@ -1,0 +1,125 @@
+//! Every type PlexSpaces encodes with postcard into a journal, a checkpoint
+//! or a message between nodes, with sample values, for the decoding fuzz
+//! target (`fuzz/checks/postcard_types.rs`) and the tests that replay its
+//! corpus. Decoding any of them from arbitrary bytes must fail cleanly or
+//! give a value that encodes and decodes back to itself.
+//!
+//! Not a stable API: hidden from the docs, and the list grows with the
+//! runtime. Types are only ever appended, so the fuzz corpus (whose first
+//! byte picks a type by its position) keeps meaning the same types.
+
+use plexspaces_net::wire::{
+    ExitNotice, JournalOp, JournalOutcome, Member, ReplyOutcome, WireMessage,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::OnceLock;
+
+/// Receives each encoded type in turn.
+pub trait EncodedTypes {
+    /// `T` is encoded under `name`; `samples` makes typical values of it
+    /// (only when asked: the fuzz target visits every type per input).
+    fn visit<T: Serialize + DeserializeOwned>(
+        &mut self,
+        name: &'static str,
+        samples: fn() -> Vec<T>,
+    );
+}
+
+/// Visits every encoded type, always in the same order.
+pub fn visit_all(v: &mut impl EncodedTypes) {
+    net_types(v);
+    crate::durability::encoded_types(v);
+    crate::tuplespace::encoded_types(v);
+    crate::reminders::encoded_types(v);
+    crate::groups::encoded_types(v);
+    crate::workflow::encoded_types(v);
+}
+
+/// How many types [`visit_all`] visits.
+pub fn count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(counted)
+}
+
+fn counted() -> usize {
+    struct Count(usize);
+    impl EncodedTypes for Count {
+        fn visit<T: Serialize + DeserializeOwned>(&mut self, _: &'static str, _: fn() -> Vec<T>) {
+            self.0 += 1;
+        }
+    }
+    let mut count = Count(0);
+    visit_all(&mut count);
+    count.0
+}
+
+fn member() -> Member {
+    Member {
+        node: "n2".into(),
+        addr: "10.0.0.2:7000".parse().expect("an address"),
+        incarnation: 3,
+    }
+}
+
+/// The wire protocol's messages (also fuzzed framed, by `wire_frame`).
+fn net_types(v: &mut impl EncodedTypes) {
+    v.visit("WireMessage", || {
+        vec![
+            WireMessage::Hello {
+                node: "n1".into(),
+                listen: "[::1]:7000".parse().expect("an address"),
+                incarnation: 2,
+                nonce: [7; 32],
+            },
+            WireMessage::Heartbeat {
+                members: vec![member()],
+            },
+            WireMessage::Ask {
+                to: "counter:a".into(),
+                request: 9,
+                payload: vec![1, 2, 3],
+            },
+            WireMessage::Exited {
+                target: "worker".into(),
+                reason: ExitNotice::Failed("boom".into()),
+            },
+        ]
+    });
+    v.visit("JournalOp", || {
+        vec![
+            JournalOp::Append {
+                stream: "space@n1".into(),
+                epoch: 3,
+                first_seq: 7,
+                entries: vec![vec![1, 2], vec![]],
+            },
+            JournalOp::SaveCheckpoint {
+                stream: "space@n1".into(),
+                epoch: 3,
+                seq: 1_000,
+                state: vec![9; 40],
+            },
+        ]
+    });
+    v.visit("JournalOutcome", || {
+        vec![
+            JournalOutcome::Entries {
+                entries: vec![(1, vec![1]), (2, vec![2, 2])],
+                more: true,
+            },
+            JournalOutcome::Checkpoint(Some((1_000, vec![9; 40]))),
+            JournalOutcome::Fenced("epoch 4 claimed the stream".into()),
+        ]
+    });
+    v.visit("Member", || vec![member()]);
+    v.visit("ReplyOutcome", || {
+        vec![
+            ReplyOutcome::Replied(vec![4]),
+            ReplyOutcome::Unavailable("fenced".into()),
+        ]
+    });
+    v.visit("ExitNotice", || {
+        vec![ExitNotice::Normal, ExitNotice::Failed("boom".into())]
+    });
+}
