@@ -96,12 +96,16 @@ pub fn within<R>(limit: usize, what: &str, f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// The most a decoder of an input already in memory may allocate at once:
-/// never more than its frame limit, and never much more than the input
-/// itself (64 KiB for a small input's bookkeeping, then 16 bytes per input
-/// byte). A length the input claims but does not hold is never allocated.
-// Not every binary decodes from memory (the handshake reads a stream).
-#[allow(dead_code)]
-pub fn in_memory_limit(frame_limit: usize, input_len: usize) -> usize {
-    frame_limit.min(64 * 1024 + 16 * input_len)
+/// How many bytes of memory one input byte may become at once. Values are
+/// wider in memory than encoded (a four-byte workflow step is 120 bytes),
+/// and serde preallocates a sequence's claimed length, which postcard caps
+/// at the bytes that remain (and serde at 1 MiB).
+pub const BYTES_PER_INPUT_BYTE: usize = 256;
+
+/// The most decoding an input of `input_len` bytes may allocate at once:
+/// never more than the frame limit, and never more than the input's worth
+/// ([`BYTES_PER_INPUT_BYTE`] per byte, plus 64 KiB for bookkeeping). A
+/// length the input claims beyond what it holds cannot pass this.
+pub fn decode_limit(frame_limit: usize, input_len: usize) -> usize {
+    frame_limit.min(64 * 1024 + BYTES_PER_INPUT_BYTE * input_len)
 }

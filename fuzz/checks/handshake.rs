@@ -6,7 +6,8 @@
 
 use plexspaces_net::wire::handshake::{accept, dial};
 use plexspaces_net::wire::{
-    ClusterSecret, FrameReader, FrameWriter, HEADER_LEN, Identity, READ_AHEAD_BYTES,
+    ClusterSecret, FrameReader, FrameWriter, HEADER_LEN, Identity, MAX_FRAME_LEN_DEFAULT,
+    READ_AHEAD_BYTES,
 };
 use plexspaces_net::{ByteReader, ByteWriter, NetError};
 use std::future::Future;
@@ -68,9 +69,10 @@ pub fn me() -> Identity {
 }
 
 /// Plays `bytes` (first byte: read chunk size) as the peer of an acceptor
-/// and of a dialer; both must refuse it, and neither may allocate more than
-/// a frame (with its header and the reader's read-ahead) at once, whatever
-/// length the peer claims.
+/// and of a dialer; both must refuse it, and neither may allocate more at
+/// once than the reader's buffer (a frame of the limit, its header and the
+/// read-ahead) or what decoding the bytes received may
+/// (`alloc_limit::decode_limit`), whatever length the peer claims.
 pub fn check(bytes: &[u8]) {
     let Some((&chunk, script)) = bytes.split_first() else {
         return;
@@ -86,7 +88,10 @@ pub fn check(bytes: &[u8]) {
         let mut reader = FrameReader::new(peer, MAX);
         let mut writer = FrameWriter::new(Sink, MAX);
         let me = me();
-        let limit = HEADER_LEN + MAX as usize + READ_AHEAD_BYTES;
+        let buffer = HEADER_LEN + MAX as usize + READ_AHEAD_BYTES;
+        let decoding =
+            crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, script.len());
+        let limit = buffer.max(decoding);
         let outcome = crate::alloc_limit::within(limit, "the handshake", || {
             if acceptor {
                 run(accept(&mut reader, &mut writer, &secret, &me, nonce))

@@ -28,7 +28,7 @@ const SECTOR: usize = 512;
 
 /// Recovers `bytes` as the segment, allocating no more than the limit.
 fn recover(bytes: &[u8]) -> Result<SegmentScan<'_>, ScanError> {
-    let limit = crate::alloc_limit::in_memory_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
+    let limit = crate::alloc_limit::decode_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
     crate::alloc_limit::within(limit, "segment recovery", || scan_segment(bytes, SEGMENT))
 }
 

@@ -11,7 +11,7 @@ use plexspaces_storage::journal::scan::{ScanEnd, scan_segment};
 /// records, and an end that matches the last frame; recovery never
 /// allocates more than the frame limit, nor a length the input only claims.
 pub fn check(bytes: &[u8]) {
-    let limit = crate::alloc_limit::in_memory_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
+    let limit = crate::alloc_limit::decode_limit(FRAME_PAYLOAD_BYTES_MAX, bytes.len());
     let outcome = crate::alloc_limit::within(limit, "segment recovery", || scan_segment(bytes, 1));
     let Ok(scan) = outcome else {
         return;

@@ -16,18 +16,16 @@
 //!   types carrying JSON text, which is re-spelled canonically.
 
 use plexspaces::encoded_types::{self, EncodedTypes};
+use plexspaces_net::wire::MAX_FRAME_LEN_DEFAULT;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// The frame limit of these checks: no input is larger, so no allocation
-/// may be either.
-pub const MAX: usize = 1 << 16;
 
 /// Checks `bytes` (first byte: the type) and returns the name of the type
 /// it picked and whether the rest decoded as it.
 pub fn check(bytes: &[u8]) -> Option<(&'static str, bool)> {
     let (&selector, body) = bytes.split_first()?;
-    if body.len() > MAX {
+    // These values arrive in frames: nothing larger reaches a decoder.
+    if body.len() > MAX_FRAME_LEN_DEFAULT as usize {
         return None;
     }
     let mut pick = Pick {
@@ -68,7 +66,7 @@ fn encode<T: Serialize>(name: &str, value: &T) -> Vec<u8> {
 
 /// Decodes `body` as `T`; if it decodes, checks the properties above.
 fn decodes_and_round_trips<T: Serialize + DeserializeOwned>(name: &str, body: &[u8]) -> bool {
-    let limit = crate::alloc_limit::in_memory_limit(MAX, body.len());
+    let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, body.len());
     let decoded = crate::alloc_limit::within(limit, name, || postcard::take_from_bytes::<T>(body));
     let Ok((value, rest)) = decoded else {
         return false;

@@ -1,14 +1,17 @@
 //! The properties of the wire frame decoder on arbitrary bytes, shared by
 //! the fuzz target and by `cargo test` (which replays the committed corpus).
 
-use plexspaces_net::wire::{HEADER_LEN, WireError, decode_frame, encode_frame};
+use plexspaces_net::wire::{
+    HEADER_LEN, MAX_FRAME_LEN_DEFAULT, WireError, decode_frame, encode_frame,
+};
 
 /// The frame limit the checks use (small, so lying lengths are common).
 pub const MAX: u32 = 1 << 16;
 
 /// Decodes frames back to back from `bytes` and checks each: it lies inside
 /// the input, its body is within the limit, decoding allocated no more than
-/// the limit (nor a length the input only claims), and
+/// the production frame limit nor more than the input's worth (see
+/// `alloc_limit::decode_limit`), and
 /// decode(encode(msg)) == msg.
 /// (Not byte equality: postcard accepts over-long varints, so one message
 /// may arrive in several spellings; the fuzzer found one. Each still has
@@ -17,7 +20,7 @@ pub fn check(bytes: &[u8]) -> (usize, Option<WireError>) {
     let mut rest = bytes;
     let mut frames = 0;
     loop {
-        let limit = crate::alloc_limit::in_memory_limit(MAX as usize, rest.len());
+        let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, rest.len());
         match crate::alloc_limit::within(limit, "wire frame decoding", || decode_frame(rest, MAX)) {
             Ok(Some((msg, used))) => {
                 assert!(used <= rest.len(), "a frame past the input");
