@@ -1,6 +1,9 @@
 //! Postcard decoding of every type PlexSpaces journals or sends between
-//! nodes (`plexspaces::encoded_types`): the input's first byte picks the
-//! type, the rest is decoded as it. Shared by the fuzz target and by
+//! nodes: the input's first byte picks the type, the rest is decoded as
+//! it. Selectors [`JOURNAL_RECORD`] and [`JOURNAL_CHECKPOINT`] pick the
+//! journal's own frame payload and checkpoint body (given a valid checksum,
+//! so the decoder behind it is reached); any other byte picks a type of
+//! `plexspaces::encoded_types` by position. Shared by the fuzz target and by
 //! `cargo test` (which replays the committed corpus and checks every
 //! type's sample values).
 //!
@@ -17,8 +20,17 @@
 
 use plexspaces::encoded_types::{self, EncodedTypes};
 use plexspaces_net::wire::MAX_FRAME_LEN_DEFAULT;
+use plexspaces_storage::journal::checkpoint::{
+    CHECKPOINT_HEADER_BYTES, CHECKPOINT_MAGIC, decode_checkpoint, encode_checkpoint,
+};
+use plexspaces_storage::journal::frame::{FORMAT_VERSION, Record};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// Selects the journal frame's payload, [`Record`].
+pub const JOURNAL_RECORD: u8 = 0xF0;
+/// Selects a checkpoint file's body (behind a valid header and checksum).
+pub const JOURNAL_CHECKPOINT: u8 = 0xF1;
 
 /// Checks `bytes` (first byte: the type) and returns the name of the type
 /// it picked and whether the rest decoded as it.
@@ -27,6 +39,13 @@ pub fn check(bytes: &[u8]) -> Option<(&'static str, bool)> {
     // These values arrive in frames: nothing larger reaches a decoder.
     if body.len() > MAX_FRAME_LEN_DEFAULT as usize {
         return None;
+    }
+    match selector {
+        JOURNAL_RECORD => return Some(("journal::Record", record_round_trips(body))),
+        JOURNAL_CHECKPOINT => {
+            return Some(("journal::Checkpoint", checkpoint_round_trips(body)));
+        }
+        _ => {}
     }
     let mut pick = Pick {
         want: usize::from(selector) % encoded_types::count(),
@@ -99,4 +118,65 @@ pub fn assert_encoding_round_trips<T: Serialize + DeserializeOwned>(name: &str, 
         encoding,
         "{name}: decode(encode(x)) != x"
     );
+}
+
+/// `body` as a journal frame's payload: a record borrowing from it.
+fn record_round_trips(body: &[u8]) -> bool {
+    let name = "journal::Record";
+    let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, body.len());
+    let decoded = crate::alloc_limit::within(limit, name, || {
+        postcard::take_from_bytes::<Record<'_>>(body)
+    });
+    let Ok((record, rest)) = decoded else {
+        return false;
+    };
+    let once = encode(name, &record);
+    assert!(
+        once.len() <= body.len() - rest.len(),
+        "{name}: re-encoding grew"
+    );
+    let (again, left) = postcard::take_from_bytes::<Record<'_>>(&once)
+        .unwrap_or_else(|e| panic!("{name}: an encoding decodes: {e}"));
+    assert!(
+        left.is_empty(),
+        "{name}: decoding left {} bytes",
+        left.len()
+    );
+    assert_eq!(again, record, "{name}: decode(encode(x)) != x");
+    true
+}
+
+/// `body` as a checkpoint file's body, behind a header with the right
+/// magic, version, length and checksum, for the journal named by its
+/// first field.
+fn checkpoint_round_trips(body: &[u8]) -> bool {
+    let name = "journal::Checkpoint";
+    let Ok((journal_id, _)) = postcard::take_from_bytes::<u64>(body) else {
+        return false;
+    };
+    let mut file = Vec::with_capacity(CHECKPOINT_HEADER_BYTES + body.len());
+    file.extend_from_slice(&CHECKPOINT_MAGIC);
+    file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    file.extend_from_slice(&[0, 0]);
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    file.extend_from_slice(body);
+    let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, file.len());
+    let decoded = crate::alloc_limit::within(limit, name, || decode_checkpoint(journal_id, &file));
+    let Ok(checkpoint) = decoded else {
+        return false;
+    };
+    let again = encode_checkpoint(
+        journal_id,
+        &checkpoint.stream,
+        checkpoint.seq,
+        &checkpoint.state,
+    );
+    assert!(again.len() <= file.len(), "{name}: re-encoding grew");
+    assert_eq!(
+        decode_checkpoint(journal_id, &again).as_ref(),
+        Ok(&checkpoint),
+        "{name}: decode(encode(x)) != x"
+    );
+    true
 }

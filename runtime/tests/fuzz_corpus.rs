@@ -104,6 +104,48 @@ fn every_encoded_type_round_trips_and_refuses_truncations() {
     assert!(samples.checked > samples.index);
 }
 
+/// Seeds for the journal's own types: a real frame payload and a real
+/// checkpoint body.
+#[test]
+fn the_journal_types_have_real_seeds() {
+    use plexspaces_storage::journal::checkpoint::{CHECKPOINT_HEADER_BYTES, encode_checkpoint};
+    use plexspaces_storage::journal::frame::Record;
+    let record = Record {
+        stream: "counter@n1",
+        seq: 5,
+        data: b"+1",
+    };
+    let checkpoint = encode_checkpoint(9, "acct@n1", 42, b"balance=10");
+    let seeds = [
+        (
+            "journal_record",
+            postcard_types::JOURNAL_RECORD,
+            postcard::to_allocvec(&record).unwrap(),
+            "journal::Record",
+        ),
+        (
+            "journal_checkpoint",
+            postcard_types::JOURNAL_CHECKPOINT,
+            checkpoint[CHECKPOINT_HEADER_BYTES..].to_vec(),
+            "journal::Checkpoint",
+        ),
+    ];
+    for (file, selector, body, name) in seeds {
+        let mut seed = vec![selector];
+        seed.extend_from_slice(&body);
+        let path = corpus_dir().join(file);
+        if std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some() {
+            std::fs::write(&path, &seed).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), seed, "{file} is stale");
+        assert_eq!(postcard_types::check(&seed), Some((name, true)));
+        // No truncation of a real body decodes.
+        for cut in 1..seed.len() {
+            assert_eq!(postcard_types::check(&seed[..cut]), Some((name, false)));
+        }
+    }
+}
+
 #[test]
 fn the_postcard_types_corpus_keeps_its_properties() {
     let mut files: Vec<_> = std::fs::read_dir(corpus_dir())
