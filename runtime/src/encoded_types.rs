@@ -5,8 +5,10 @@
 //! give a value that encodes and decodes back to itself.
 //!
 //! Not a stable API: hidden from the docs, and the list grows with the
-//! runtime. Types are only ever appended, so the fuzz corpus (whose first
-//! byte picks a type by its position) keeps meaning the same types.
+//! runtime. The fuzz corpus's first byte picks a type by its position, so
+//! a new type moves the ones after it: `runtime/tests/fuzz_corpus.rs`
+//! then reports stale seeds (and rewrites them when asked), and the named
+//! regression inputs there assert which type they select.
 
 use plexspaces_net::wire::{
     ExitNotice, JournalOp, JournalOutcome, Member, ReplyOutcome, WireMessage,
