@@ -89,6 +89,33 @@ pub fn shared_journal(
     plexspaces::durability::JournalBackend::Shared(SharedJournal::new(env.clone(), config))
 }
 
+/// A retry policy that outlasts a storm: up to 500 attempts, 50 ms
+/// doubling to 500 ms (for steps and compensations that must not give up
+/// while their node or the storage node is cut off).
+pub fn patient_retry() -> plexspaces::workflow::RetryPolicy {
+    plexspaces::workflow::RetryPolicy {
+        max_attempts: 500,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+/// A workflow kind's configuration tuned for a storm: short call attempts
+/// and leases (so a cut-off driver is replaced within seconds), frequent
+/// resumption, and compensations under [`patient_retry`].
+pub fn storm_workflows(
+    kind: &str,
+    journal: plexspaces::durability::JournalBackend,
+) -> plexspaces::workflow::WorkflowConfig {
+    let mut config = plexspaces::workflow::WorkflowConfig::new(kind, journal);
+    config.hosting.attempt_timeout = Duration::from_millis(500);
+    config.lease = Duration::from_secs(2);
+    config.call_timeout = Duration::from_secs(2);
+    config.resume_every = Duration::from_millis(200);
+    config.compensation_retry = patient_retry();
+    config
+}
+
 /// For `active` from now: every 1–4 s, cuts node `storage` off from one of
 /// the nodes `0..nodes` for 0.3–2 s, healing the network after each cut.
 /// The draws come from `rng_seed` (the scenario's seed, salted).

@@ -20,11 +20,10 @@ use plexspaces::durability::{DurableActor, DurableContext};
 use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::workflow::{
-    RetryPolicy, RunId, RunStatus, StepError, StepKey, Workflow, WorkflowConfig, WorkflowContext,
-    WorkflowError, Workflows,
+    RunId, RunStatus, StepError, StepKey, Workflow, WorkflowContext, WorkflowError, Workflows,
 };
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, shared_journal, wait_all_up,
+    StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
 };
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
@@ -85,14 +84,6 @@ async fn apply(
     }
 }
 
-fn patient() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 500,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-    }
-}
-
 struct Transfers {
     accounts: VirtualActors<Account>,
 }
@@ -106,7 +97,7 @@ impl Workflow for Transfers {
         // may have drawn another, which `start` ignored).
         ctx.publish("input", &t).await?;
         let accounts = self.accounts.clone();
-        ctx.step_with("debit", &patient(), |key| {
+        ctx.step_with("debit", &patient_retry(), |key| {
             apply(accounts.clone(), t.from, key, -t.amount)
         })
         .await?;
@@ -116,7 +107,7 @@ impl Workflow for Transfers {
             async move { apply(accounts, t.from, key, t.amount).await.map(drop) }
         });
         let accounts = self.accounts.clone();
-        ctx.step_with("credit", &patient(), |key| {
+        ctx.step_with("credit", &patient_retry(), |key| {
             apply(accounts.clone(), t.to, key, t.amount)
         })
         .await?;
@@ -146,12 +137,7 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
     hosting.attempt_timeout = Duration::from_millis(500);
     let accounts =
         VirtualActors::register(&system, hosting, |_| Account { balance: OPENING }).unwrap();
-    let mut config = WorkflowConfig::new("xfer", journal);
-    config.hosting.attempt_timeout = Duration::from_millis(500);
-    config.lease = Duration::from_secs(2);
-    config.call_timeout = Duration::from_secs(2);
-    config.resume_every = Duration::from_millis(200);
-    config.compensation_retry = patient();
+    let config = storm_workflows("xfer", journal);
     let transfers = Workflows::register(
         &system,
         config,

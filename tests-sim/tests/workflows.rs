@@ -25,12 +25,11 @@ use plexspaces::durability::{DurableActor, DurableContext};
 use plexspaces::seams::{Clock, Rng};
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::workflow::{
-    RetryPolicy, RunId, RunStatus, StepError, StepKey, Workflow, WorkflowConfig, WorkflowContext,
-    WorkflowError, Workflows,
+    RunId, RunStatus, StepError, StepKey, Workflow, WorkflowContext, WorkflowError, Workflows,
 };
 use plexspaces::{Env, PlantedBug};
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, shared_journal, wait_all_up,
+    StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
 };
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
@@ -80,14 +79,6 @@ async fn apply(
         .map_err(|e| StepError::retryable(e.to_string()))
 }
 
-fn patient() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 500,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-    }
-}
-
 struct Job {
     effects: VirtualActors<Effects>,
 }
@@ -99,7 +90,7 @@ impl Workflow for Job {
     async fn run(&self, ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
         for label in ["a", "b"] {
             let effects = self.effects.clone();
-            ctx.step_with(label, &patient(), |key| {
+            ctx.step_with(label, &patient_retry(), |key| {
                 apply(effects.clone(), n, key, label)
             })
             .await?;
@@ -120,8 +111,10 @@ impl Workflow for Job {
             .await?;
         }
         let effects = self.effects.clone();
-        ctx.step_with("c", &patient(), |key| apply(effects.clone(), n, key, "c"))
-            .await?;
+        ctx.step_with("c", &patient_retry(), |key| {
+            apply(effects.clone(), n, key, "c")
+        })
+        .await?;
         Ok(n)
     }
 }
@@ -151,12 +144,7 @@ async fn run_node(
     let mut hosting = VirtualConfig::new("fx", journal.clone());
     hosting.attempt_timeout = Duration::from_millis(500);
     let effects = VirtualActors::register(&system, hosting, |_| Effects::default()).unwrap();
-    let mut config = WorkflowConfig::new("job", journal);
-    config.hosting.attempt_timeout = Duration::from_millis(500);
-    config.lease = Duration::from_secs(2);
-    config.call_timeout = Duration::from_secs(2);
-    config.resume_every = Duration::from_millis(200);
-    config.compensation_retry = patient();
+    let mut config = storm_workflows("job", journal);
     config.hosting.planted_bug = bug;
     let jobs = Workflows::register(
         &system,
