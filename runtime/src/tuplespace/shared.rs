@@ -221,9 +221,7 @@ impl SharedTupleSpace {
         // the error the host would give, rather than failing in transit.
         if let SpaceOp::Write(tuples) | SpaceOp::Complete { write: tuples, .. } = &op {
             for tuple in tuples {
-                tuple
-                    .check_bounds(usize::MAX)
-                    .map_err(SharedSpaceError::Space)?;
+                tuple.check_depth().map_err(SharedSpaceError::Space)?;
             }
         }
         match self

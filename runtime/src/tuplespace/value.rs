@@ -64,9 +64,7 @@ impl Value {
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => 0,
         }
     }
-}
 
-impl Value {
     /// Whether tuples nest in this value more than `max` levels deep. Looks
     /// no deeper than `max + 1` levels, so a value built too deep to decode
     /// is refused without recursing through all of it.
@@ -161,12 +159,19 @@ impl Tuple {
         self.0.iter().map(Value::size).sum()
     }
 
-    /// Refuses a tuple nested deeper than [`NESTING_MAX`] (it could not be
-    /// decoded again) or larger than `bytes_max`.
-    pub(crate) fn check_bounds(&self, bytes_max: usize) -> Result<(), TupleSpaceError> {
+    /// Refuses a tuple nested deeper than [`NESTING_MAX`]: it could not be
+    /// decoded again.
+    pub(crate) fn check_depth(&self) -> Result<(), TupleSpaceError> {
         if self.0.iter().any(|f| f.nests_deeper_than(NESTING_MAX)) {
             return Err(TupleSpaceError::TooDeep { max: NESTING_MAX });
         }
+        Ok(())
+    }
+
+    /// Refuses a tuple too deep ([`Tuple::check_depth`]) or larger than
+    /// `bytes_max`.
+    pub(crate) fn check_bounds(&self, bytes_max: usize) -> Result<(), TupleSpaceError> {
+        self.check_depth()?;
         let bytes = self.size();
         if bytes > bytes_max {
             return Err(TupleSpaceError::TupleTooLarge {
