@@ -28,6 +28,22 @@ impl ByteReader for ChunkedReader {
     }
 }
 
+/// Takes whatever is written and keeps it.
+struct Sink(Vec<u8>);
+
+impl plexspaces_net::ByteWriter for Sink {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), NetError> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+    async fn flush(&mut self) -> Result<(), NetError> {
+        Ok(())
+    }
+    async fn close(&mut self) -> Result<(), NetError> {
+        Ok(())
+    }
+}
+
 fn reader(data: Vec<u8>, chunk: usize) -> FrameReader<ChunkedReader> {
     FrameReader::new(
         ChunkedReader {
@@ -227,6 +243,120 @@ fn an_oversized_announcement_is_refused_from_its_header_alone() {
         block_on(frames.read_frame()),
         Err(WireError::Oversized { .. })
     ));
+}
+
+#[test]
+fn a_header_claiming_the_whole_limit_costs_only_the_bytes_that_arrive() {
+    // A frame within the 8 MiB limit whose header arrives with five body
+    // bytes: the reader must not reserve what the header claims.
+    let max = wire::MAX_FRAME_LEN_DEFAULT;
+    let mut bytes = (max - 1).to_le_bytes().to_vec();
+    bytes.push(PROTOCOL_VERSION);
+    bytes.extend_from_slice(&[1, 2, 3, 4, 5]);
+    let mut frames = FrameReader::new(
+        ChunkedReader {
+            data: bytes,
+            pos: 0,
+            chunk: 64,
+        },
+        max,
+    );
+    assert!(matches!(
+        block_on(frames.read_frame()),
+        Err(WireError::Truncated { got: 10, .. })
+    ));
+    assert!(
+        frames.buffer_capacity() <= 2 * wire::READ_AHEAD_BYTES,
+        "buffered {} bytes for 10 that arrived",
+        frames.buffer_capacity()
+    );
+}
+
+#[test]
+fn a_big_frame_still_arrives_whole_and_the_buffer_stays_within_its_bound() {
+    let payload: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+    let msg = WireMessage::Tell {
+        to: "big".into(),
+        payload,
+    };
+    let max = wire::MAX_FRAME_LEN_DEFAULT;
+    let mut bytes = Vec::new();
+    encode_frame(&msg, max, &mut bytes).unwrap();
+    let frame_len = bytes.len();
+    encode_frame(&WireMessage::Welcome, max, &mut bytes).unwrap();
+    for chunk in [1000, 64 * 1024, 1 << 20] {
+        let mut frames = FrameReader::new(
+            ChunkedReader {
+                data: bytes.clone(),
+                pos: 0,
+                chunk,
+            },
+            max,
+        );
+        assert_eq!(block_on(frames.read_frame()).unwrap(), msg);
+        assert!(frames.buffer_capacity() <= frame_len + wire::READ_AHEAD_BYTES);
+        assert_eq!(block_on(frames.read_frame()).unwrap(), WireMessage::Welcome);
+    }
+}
+
+#[test]
+fn a_handshake_refuses_frames_bigger_than_its_messages() {
+    // A Hello announcing 2 KiB, on a connection whose own limit is 8 MiB:
+    // refused from its header, before the acceptor buffers the body.
+    let mut bytes = 2048u32.to_le_bytes().to_vec();
+    bytes.push(PROTOCOL_VERSION);
+    bytes.extend_from_slice(&[0; 64]);
+    let mut frames = FrameReader::new(
+        ChunkedReader {
+            data: bytes,
+            pos: 0,
+            chunk: 4096,
+        },
+        wire::MAX_FRAME_LEN_DEFAULT,
+    );
+    let mut sink = FrameWriter::new(Sink(Vec::new()), wire::MAX_FRAME_LEN_DEFAULT);
+    let secret = ClusterSecret::new(*b"sixteen-bytes-at-least").unwrap();
+    let accepted = block_on(wire::handshake::accept(
+        &mut frames,
+        &mut sink,
+        &secret,
+        &me("a", 1),
+        [7; 32],
+    ));
+    assert!(
+        matches!(
+            accepted,
+            Err(WireError::Oversized { len: 2048, max }) if max == wire::HANDSHAKE_FRAME_LEN_MAX
+        ),
+        "{accepted:?}"
+    );
+    // The connection's own limit applies again after the handshake.
+    assert_eq!(frames.max(), wire::MAX_FRAME_LEN_DEFAULT);
+}
+
+#[test]
+fn the_largest_handshake_messages_fit_the_handshake_limit() {
+    let name = "n".repeat(64);
+    let listen: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+        .parse()
+        .unwrap();
+    for msg in [
+        WireMessage::Hello {
+            node: name.clone(),
+            listen,
+            incarnation: u64::MAX,
+            nonce: [0xff; 32],
+        },
+        WireMessage::Challenge {
+            node: name.clone(),
+            incarnation: u64::MAX,
+            nonce: [0xff; 32],
+            proof: [0xff; 32],
+        },
+    ] {
+        let mut out = Vec::new();
+        encode_frame(&msg, wire::HANDSHAKE_FRAME_LEN_MAX, &mut out).unwrap();
+    }
 }
 
 #[test]

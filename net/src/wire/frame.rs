@@ -1,7 +1,10 @@
 //! Frames: `[length: u32 LE][version: u8][body: postcard]`.
 //!
 //! `length` counts the body only. The reader checks it against its limit
-//! before allocating anything, so a peer announcing 4 GiB costs nothing.
+//! before allocating anything, so a peer announcing 4 GiB costs nothing,
+//! and within the limit its buffer grows with the bytes that actually
+//! arrive, not with the length a header claims: a stranger announcing
+//! 8 MiB and sending 5 bytes costs the read-ahead, not 8 MiB.
 //! A body must decode to exactly one [`WireMessage`] with no bytes left
 //! over, so every accepted frame has one meaning (postcard accepts
 //! over-long varints, so not always one spelling).
@@ -156,22 +159,47 @@ impl<R: ByteReader> FrameReader<R> {
         }
     }
 
-    /// Ensures the buffer can hold `frame_len` bytes from `start`, plus
-    /// room to read ahead.
+    /// Makes room to read more of a frame of `frame_len` bytes. The
+    /// buffer grows only when it is full, and then to twice what arrived
+    /// (at least the read-ahead), never past the frame and the read-ahead:
+    /// memory follows the bytes a peer really sent, so a header claiming
+    /// the whole limit costs nothing until the bytes come, while a big
+    /// frame still arrives in a few large reads.
     fn make_room(&mut self, frame_len: usize) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        // `end < frame_len` here (else the frame would have decoded), so
-        // this stays below the frame limit plus the read-ahead. Exactly:
-        // amortized growth could double a buffer past that bound.
-        let want = frame_len.max(self.end + READ_AHEAD_BYTES);
-        if self.buf.len() < want {
-            self.buf.reserve_exact(want - self.buf.len());
-            self.buf.resize(want, 0);
+        if self.end < self.buf.len() {
+            return; // room left to read into
         }
+        // `end < frame_len` here (else the frame would have decoded), so
+        // `ceiling` stays below the frame limit plus the read-ahead.
+        let ceiling = frame_len.max(self.end + READ_AHEAD_BYTES);
+        let want = (self.end + READ_AHEAD_BYTES)
+            .max(self.end.saturating_mul(2))
+            .min(ceiling);
+        debug_assert!(want > self.end, "the buffer must gain room to read into");
+        // Exactly: amortized growth could double a buffer past the bound.
+        self.buf.reserve_exact(want - self.buf.len());
+        self.buf.resize(want, 0);
+    }
+
+    /// The most body bytes a frame may have.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Changes the frame limit from the next frame on (the handshake reads
+    /// with a small one, then the connection's own applies).
+    pub fn set_max(&mut self, max: u32) {
+        self.max = max;
+    }
+
+    /// Bytes the reader holds allocated for buffering now.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The underlying reader.

@@ -121,12 +121,41 @@ async fn refuse<W: ByteWriter>(writer: &mut FrameWriter<W>, reason: &str, node: 
     WireError::AuthFailed(format!("node {node:?} could not prove the cluster secret"))
 }
 
+/// The largest frame body either side reads during the handshake. Its
+/// messages are small (the largest, `Hello`, is a node name of at most 64
+/// bytes, an address, a number and a nonce: about 130 bytes), so a
+/// stranger who has proven nothing can make this node buffer no more than
+/// this per frame, whatever limit the connection uses afterwards.
+pub const HANDSHAKE_FRAME_LEN_MAX: u32 = 1024;
+
+/// Lowers the reader's limit to [`HANDSHAKE_FRAME_LEN_MAX`] for the
+/// handshake; returns the connection's own limit, to put back after.
+fn lower_limit<R: ByteReader>(reader: &mut FrameReader<R>) -> u32 {
+    let limit = reader.max();
+    reader.set_max(limit.min(HANDSHAKE_FRAME_LEN_MAX));
+    limit
+}
+
 const DIALER: &[u8] = b"dialer";
 const ACCEPTOR: &[u8] = b"acceptor";
 
 /// Runs the dialer's side on a fresh connection. `nonce` must be fresh
-/// random bytes.
+/// random bytes. Frames read before `Welcome` may have at most
+/// [`HANDSHAKE_FRAME_LEN_MAX`] body bytes.
 pub async fn dial<R: ByteReader, W: ByteWriter>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    secret: &ClusterSecret,
+    me: &Identity,
+    nonce: Bytes32,
+) -> Result<Peer, WireError> {
+    let limit = lower_limit(reader);
+    let result = dial_limited(reader, writer, secret, me, nonce).await;
+    reader.set_max(limit);
+    result
+}
+
+async fn dial_limited<R: ByteReader, W: ByteWriter>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
     secret: &ClusterSecret,
@@ -181,8 +210,23 @@ pub async fn dial<R: ByteReader, W: ByteWriter>(
 }
 
 /// Runs the acceptor's side on a fresh connection. `nonce` must be fresh
-/// random bytes.
+/// random bytes. Frames read before `Welcome` is sent may have at most
+/// [`HANDSHAKE_FRAME_LEN_MAX`] body bytes: a stranger cannot make this node
+/// reserve the connection's own, larger limit.
 pub async fn accept<R: ByteReader, W: ByteWriter>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    secret: &ClusterSecret,
+    me: &Identity,
+    nonce: Bytes32,
+) -> Result<Peer, WireError> {
+    let limit = lower_limit(reader);
+    let result = accept_limited(reader, writer, secret, me, nonce).await;
+    reader.set_max(limit);
+    result
+}
+
+async fn accept_limited<R: ByteReader, W: ByteWriter>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
     secret: &ClusterSecret,

@@ -10,7 +10,7 @@ use crate::actor::mailbox::{self, Sender};
 use crate::seams::{Clock, Instant, JoinHandle};
 use futures::future::BoxFuture;
 use plexspaces_net::wire::{
-    ExitNotice, FrameReader, FrameWriter, ReplyOutcome, WireError, WireMessage,
+    Admitted, ExitNotice, FrameReader, FrameWriter, ReplyOutcome, WireError, WireMessage,
 };
 use plexspaces_net::{ByteReader, Connection, DynConnection};
 use std::collections::VecDeque;
@@ -171,13 +171,18 @@ impl Side {
 /// Serves a connection a peer dialed: handshake, then frames until it
 /// breaks. Every failure is logged with its typed error and ends only this
 /// connection.
-pub(crate) async fn accepted(dist: Arc<Dist>, connection: DynConnection) {
+///
+/// `admitted` holds the connection's place among those in their handshake
+/// and is released as soon as the handshake ends.
+pub(crate) async fn accepted(dist: Arc<Dist>, connection: DynConnection, admitted: Admitted) {
     let from = connection.peer_addr();
     let (reader, writer) = connection.split();
     let max = dist.config.max_frame_len;
     let mut reader = FrameReader::new(reader, max);
     let mut writer = FrameWriter::new(writer, max);
-    let peer = match dist.accept_handshake(&mut reader, &mut writer).await {
+    let handshake = dist.accept_handshake(&mut reader, &mut writer).await;
+    drop(admitted);
+    let peer = match handshake {
         Ok(peer) => peer,
         Err(e) => {
             tracing::warn!(%from, "refused a connection: {e}");

@@ -36,7 +36,7 @@ mod membership;
 mod remote_ref;
 
 pub use membership::{MemberInfo, MemberStatus};
-pub use plexspaces_net::wire::ClusterSecret;
+pub use plexspaces_net::wire::{AdmissionLimits, ClusterSecret};
 
 use crate::actor::deadline::Deadlines;
 use crate::actor::{Actor, ActorId, ActorRef};
@@ -48,7 +48,7 @@ use futures::future::{FutureExt, Shared};
 use link::Link;
 use membership::{Change, Membership};
 use plexspaces_net::wire::{
-    self, FrameReader, FrameWriter, Identity, MAX_FRAME_LEN_DEFAULT, Member, WireError,
+    self, Admission, FrameReader, FrameWriter, Identity, MAX_FRAME_LEN_DEFAULT, Member, WireError,
 };
 use plexspaces_net::{Connection, DynReader, DynWriter, Listener, Net, NetError};
 use serde::Serialize;
@@ -99,6 +99,10 @@ pub struct DistributionConfig {
     pub down_after: Duration,
     /// The longest a handshake may take (default 2 s).
     pub handshake_timeout: Duration,
+    /// Bounds on connections in their handshake, in total and per source
+    /// address (default 256 and 32): one more is closed unread, so
+    /// strangers cannot make the node hold connections without limit.
+    pub admission: AdmissionLimits,
     /// First delay before re-dialing a peer (default 50 ms); doubles up to
     /// `reconnect_max`, with ±20 % jitter.
     pub reconnect_min: Duration,
@@ -124,6 +128,7 @@ impl DistributionConfig {
             suspect_after: Duration::from_secs(1),
             down_after: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(2),
+            admission: AdmissionLimits::default(),
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(1),
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
@@ -148,6 +153,9 @@ impl DistributionConfig {
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {
             return bad("need 0 < reconnect_min <= reconnect_max");
+        }
+        if self.admission.handshakes_max == 0 || self.admission.handshakes_per_source_max == 0 {
+            return bad("admission bounds must admit at least one handshake");
         }
         if self.link_queue == 0 || self.proxy_mailbox == 0 || self.max_frame_len < 1024 {
             return bad("queues need room and frames at least 1 KiB");
@@ -252,6 +260,8 @@ pub(crate) struct Dist {
     config: DistributionConfig,
     me: Identity,
     deadlines: Arc<Deadlines>,
+    /// Connections in their handshake, bounded.
+    admission: Admission,
     state: Mutex<State>,
     /// Resolves when the distribution shuts down; every task races it.
     shutdown: Shared<oneshot::Receiver<()>>,
@@ -494,11 +504,13 @@ impl Distribution {
             status: MemberStatus::Up,
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let config_admission = config.admission;
         let dist = Arc::new(Dist {
             env,
             config,
             me,
             deadlines,
+            admission: Admission::new(config_admission),
             state: Mutex::new(State {
                 membership,
                 links: BTreeMap::new(),
@@ -517,10 +529,14 @@ impl Distribution {
         dist.spawn_detached(async move {
             loop {
                 match listener.accept().await {
-                    Ok((connection, _)) => {
-                        let dist = accepting.clone();
-                        accepting.spawn_detached(conn::accepted(dist, connection));
-                    }
+                    Ok((connection, from)) => match accepting.admission.admit(from) {
+                        Ok(admitted) => {
+                            let dist = accepting.clone();
+                            accepting.spawn_detached(conn::accepted(dist, connection, admitted));
+                        }
+                        // Closed unread: dropping the connection closes it.
+                        Err(refused) => tracing::debug!(%from, "connection closed: {refused}"),
+                    },
                     Err(e) => {
                         // A failed accept (out of descriptors, say) must not
                         // spin; try again after a heartbeat.

@@ -8,8 +8,8 @@ use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 use futures::lock::Mutex as AsyncMutex;
 use plexspaces_net::wire::{
-    self, ClusterSecret, FrameReader, FrameWriter, Identity, JournalOp, JournalOutcome,
-    MAX_FRAME_LEN_DEFAULT, WireError, WireMessage,
+    self, Admission, AdmissionLimits, Admitted, ClusterSecret, FrameReader, FrameWriter, Identity,
+    JournalOp, JournalOutcome, MAX_FRAME_LEN_DEFAULT, WireError, WireMessage,
 };
 use plexspaces_net::{Connection, DynConnection, Listener, Net, NetError};
 use plexspaces_storage::journal::{Journal, JournalError};
@@ -29,6 +29,9 @@ pub struct JournalServerConfig {
     pub max_frame_len: u32,
     /// The longest a client handshake may take (default 2 s).
     pub handshake_timeout: Duration,
+    /// Bounds on connections in their handshake, in total and per source
+    /// address (default 256 and 32): one more is closed unread.
+    pub admission: AdmissionLimits,
     /// A deliberately broken variant (feature `planted-bugs`, tests only).
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<crate::PlantedBug>,
@@ -42,6 +45,7 @@ impl JournalServerConfig {
             secret,
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             handshake_timeout: Duration::from_secs(2),
+            admission: AdmissionLimits::default(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
@@ -61,6 +65,8 @@ struct Service<J> {
     journal: J,
     config: JournalServerConfig,
     me: Identity,
+    /// Connections in their handshake, bounded.
+    admission: Admission,
     /// One lock per stream, held from the fence check to the write's end,
     /// so a check and the write it guards are one step.
     locks: Mutex<BTreeMap<String, Arc<AsyncMutex<()>>>>,
@@ -85,6 +91,7 @@ impl JournalServer {
         let service = Arc::new(Service {
             env: env.clone(),
             journal,
+            admission: Admission::new(config.admission),
             config,
             me,
             locks: Mutex::new(BTreeMap::new()),
@@ -94,15 +101,18 @@ impl JournalServer {
         let accepting = env.spawn(until_stopped(service.stopped.clone(), async move {
             loop {
                 match listener.accept().await {
-                    Ok((connection, _)) => {
-                        let service = accepting.clone();
-                        let stopped = service.stopped.clone();
-                        drop(
-                            accepting
-                                .env
-                                .spawn(until_stopped(stopped, service.serve(connection))),
-                        );
-                    }
+                    Ok((connection, from)) => match accepting.admission.admit(from) {
+                        Ok(admitted) => {
+                            let service = accepting.clone();
+                            let stopped = service.stopped.clone();
+                            let serving = service.serve(connection, admitted);
+                            drop(accepting.env.spawn(until_stopped(stopped, serving)));
+                        }
+                        // Closed unread: dropping the connection closes it.
+                        Err(refused) => {
+                            tracing::debug!(%from, "journal server: connection closed: {refused}")
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!("journal server: accept failed: {e}");
                         accepting.env.sleep(Duration::from_millis(100)).await;
@@ -135,7 +145,9 @@ async fn until_stopped<F: Future<Output = ()>>(stopped: Shared<oneshot::Receiver
 }
 
 impl<J: Journal> Service<J> {
-    async fn serve(self: Arc<Self>, connection: DynConnection) {
+    /// Serves one connection; `admitted` holds its place among those in
+    /// their handshake until the handshake ends.
+    async fn serve(self: Arc<Self>, connection: DynConnection, admitted: Admitted) {
         let from = connection.peer_addr();
         let (reader, writer) = connection.split();
         let max = self.config.max_frame_len;
@@ -150,11 +162,12 @@ impl<J: Journal> Service<J> {
             &self.me,
             nonce,
         );
-        match self
+        let handshake = self
             .env
             .timeout(self.config.handshake_timeout, handshake)
-            .await
-        {
+            .await;
+        drop(admitted);
+        match handshake {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(%from, "journal server refused a connection: {e}");
