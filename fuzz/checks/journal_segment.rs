@@ -2,7 +2,7 @@
 //! fuzz target and by `cargo test` (which replays the committed corpus).
 
 use plexspaces_storage::journal::frame::{
-    FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES, decode_frame,
+    FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES, decode_frame, seal_successor,
 };
 use plexspaces_storage::journal::scan::{ScanEnd, scan_segment};
 
@@ -30,5 +30,23 @@ pub fn check(bytes: &[u8]) {
     match scan.end {
         ScanEnd::Clean => assert_eq!(expected_offset, bytes.len() as u64),
         ScanEnd::TornTail { offset } => assert_eq!(offset, expected_offset),
+        ScanEnd::Sealed { successor } => {
+            // The seal follows the last frame and ends the input.
+            let (header, record, len) = decode_frame(&bytes[expected_offset as usize..]).unwrap();
+            assert_eq!(seal_successor(&header, &record), Some(successor));
+            assert_eq!(
+                expected_offset as usize + len,
+                bytes.len(),
+                "bytes after a seal"
+            );
+            let last_lsn = scan
+                .frames
+                .last()
+                .map_or(scan.header.first_lsn - 1, |f| f.header.lsn);
+            assert_eq!(
+                header.commit_lsn, last_lsn,
+                "a seal names the segment's last lsn"
+            );
+        }
     }
 }

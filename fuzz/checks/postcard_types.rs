@@ -21,7 +21,7 @@
 use plexspaces::encoded_types::{self, EncodedTypes};
 use plexspaces_net::wire::MAX_FRAME_LEN_DEFAULT;
 use plexspaces_storage::journal::checkpoint::{
-    CHECKPOINT_HEADER_BYTES, CHECKPOINT_MAGIC, decode_checkpoint, encode_checkpoint,
+    CHECKPOINT_HEADER_BYTES, CHECKPOINT_MAGIC, decode_checkpoint_file, encode_checkpoint,
 };
 use plexspaces_storage::journal::frame::{FORMAT_VERSION, Record};
 use serde::Serialize;
@@ -162,20 +162,26 @@ fn checkpoint_round_trips(body: &[u8]) -> bool {
     file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
     file.extend_from_slice(body);
     let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, file.len());
-    let decoded = crate::alloc_limit::within(limit, name, || decode_checkpoint(journal_id, &file));
-    let Ok(checkpoint) = decoded else {
+    let decoded =
+        crate::alloc_limit::within(limit, name, || decode_checkpoint_file(journal_id, &file));
+    let Ok(decoded) = decoded else {
         return false;
     };
+    let checkpoint = &decoded.checkpoint;
+    let log_lsn = decoded
+        .log_lsn
+        .expect("a version 2 checkpoint has its log position");
     let again = encode_checkpoint(
         journal_id,
         &checkpoint.stream,
         checkpoint.seq,
+        log_lsn,
         &checkpoint.state,
     );
     assert!(again.len() <= file.len(), "{name}: re-encoding grew");
     assert_eq!(
-        decode_checkpoint(journal_id, &again).as_ref(),
-        Ok(&checkpoint),
+        decode_checkpoint_file(journal_id, &again).as_ref(),
+        Ok(&decoded),
         "{name}: decode(encode(x)) != x"
     );
     true

@@ -115,7 +115,7 @@ fn the_journal_types_have_real_seeds() {
         seq: 5,
         data: b"+1",
     };
-    let checkpoint = encode_checkpoint(9, "acct@n1", 42, b"balance=10");
+    let checkpoint = encode_checkpoint(9, "acct@n1", 42, 77, b"balance=10");
     let seeds = [
         (
             "journal_record",

@@ -63,6 +63,11 @@ fn the_journal_segment_corpus_keeps_its_properties() {
                     "{name}"
                 );
             }
+            "sealed" => {
+                let scan = outcome.unwrap();
+                assert_eq!(scan.frames.len(), 2);
+                assert_eq!(scan.end, ScanEnd::Sealed { successor: 2 });
+            }
             "huge_length" => {
                 let scan = outcome.unwrap();
                 assert_eq!(scan.frames.len(), 1, "the lying frame is a torn tail");
@@ -79,4 +84,45 @@ fn the_journal_mutation_corpus_keeps_its_properties() {
     for (_, bytes) in &files {
         journal_mutation::check(bytes);
     }
+}
+
+/// The `sealed` seed: a segment of two frames closed by its seal, built by
+/// the encoders (`PLEXSPACES_WRITE_FUZZ_SEEDS=1` rewrites it).
+#[test]
+fn the_sealed_segment_seed_is_the_encoders_output() {
+    use plexspaces_storage::journal::frame::{
+        FrameHeader, Record, SegmentHeader, encode_frame, encode_seal,
+    };
+    let mut bytes = SegmentHeader {
+        journal_id: 7,
+        segment_id: 1,
+        first_lsn: 1,
+        commit_lsn: 0,
+    }
+    .encode()
+    .to_vec();
+    for lsn in 1..=2 {
+        let header = FrameHeader {
+            segment_id: 1,
+            lsn,
+            commit_lsn: lsn - 1,
+        };
+        let record = Record {
+            stream: "acct@n1",
+            seq: lsn,
+            data: b"+10",
+        };
+        encode_frame(&mut bytes, header, &record);
+    }
+    encode_seal(&mut bytes, 1, 2, 2);
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/journal_segment/sealed");
+    if std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some() {
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the sealed seed is stale"
+    );
 }

@@ -595,3 +595,272 @@ async fn a_batch_of_entries_is_appended_in_order_with_one_wait() {
     assert_eq!(memory.append_all("s", &[b"x", b"y"]).await.unwrap(), 2);
     assert_eq!(data_of(&memory, "s", 2).await, [(2, "y".to_string())]);
 }
+
+/// A journal on `disk` with `entries` entries of stream "s" across several
+/// small segments; returns the segment file names, oldest first.
+async fn rolled_journal(disk: &MemDisk, entries: u64) -> Vec<String> {
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    for i in 1..=entries {
+        journal
+            .append("s", format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut segments: Vec<String> = disk
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("seg-"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "the journal rolled: {segments:?}");
+    segments
+}
+
+#[tokio::test]
+async fn a_deleted_tail_segment_is_refused_naming_the_file() {
+    let disk = MemDisk::new();
+    let segments = rolled_journal(&disk, 60).await;
+    let active = segments.last().unwrap();
+    let saved = disk
+        .open(active)
+        .await
+        .unwrap()
+        .read_at(0, 1 << 20)
+        .await
+        .unwrap();
+    disk.remove(active).await.unwrap();
+    match FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::MissingSegment { file, named_by }) => {
+            assert_eq!(&file, active);
+            assert_eq!(&named_by, &segments[segments.len() - 2]);
+        }
+        other => panic!("expected the missing segment named, got {other:?}"),
+    }
+    // Refusing changed nothing: with the file restored, it opens whole.
+    disk.create(active)
+        .await
+        .unwrap()
+        .append(&saved)
+        .await
+        .unwrap();
+    let journal = FileJournal::open(disk, small_segments(), ID).await.unwrap();
+    assert_eq!(data_of(&journal, "s", 1).await.len(), 60);
+}
+
+#[tokio::test]
+async fn a_journal_whose_every_segment_is_gone_is_refused_not_started_afresh() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=10 {
+        journal
+            .append("s", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    drop(journal);
+    for name in disk.list().await.unwrap() {
+        if name.starts_with("seg-") {
+            disk.remove(&name).await.unwrap();
+        }
+    }
+    match FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::SegmentsMissing { marker }) => assert_eq!(marker, "JOURNAL"),
+        other => panic!("expected the lost log reported, got {other:?}"),
+    }
+    // A new directory still starts a new journal.
+    let fresh = MemDisk::new();
+    let journal = FileJournal::open(fresh.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(journal.append("s", b"1").await.unwrap(), 1);
+    assert!(fresh.list().await.unwrap().contains(&"JOURNAL".to_string()));
+}
+
+/// Frame boundaries of the last segment: where each good frame ends.
+async fn frame_ends<D: Disk>(disk: &D) -> Vec<u64> {
+    let bytes = last_segment(disk).await.read_at(0, 1 << 20).await.unwrap();
+    let name = disk
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|n| n.starts_with("seg-"))
+        .unwrap();
+    let id = u64::from_str_radix(&name[4..20], 16).unwrap();
+    let scan = plexspaces_storage::journal::scan::scan_segment(&bytes, id).unwrap();
+    scan.frames
+        .iter()
+        .map(|f| f.offset + u64::from(f.len))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tail_cut_at_a_frame_boundary_is_refused_when_a_checkpoint_saw_it() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=20 {
+        journal
+            .append("s", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // Another stream's checkpoint, saved after all 20 were durable.
+    journal.append("c", b"x").await.unwrap();
+    journal.save_checkpoint("c", 1, b"state").await.unwrap();
+    drop(journal);
+    let ends = frame_ends(&disk).await;
+    // Ten frames cut off exactly at a frame boundary.
+    last_segment(&disk)
+        .await
+        .set_len(ends[ends.len() - 11])
+        .await
+        .unwrap();
+    match FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::LostTail {
+            checkpoint,
+            checkpoint_lsn,
+            log_end_lsn,
+        }) => {
+            assert!(checkpoint.starts_with("ckpt-"), "{checkpoint}");
+            assert_eq!((checkpoint_lsn, log_end_lsn), (21, 11));
+        }
+        other => panic!("expected the lost tail reported, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_past_its_streams_entries_is_refused() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=10 {
+        journal
+            .append("s", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    journal.save_checkpoint("s", 10, b"ten").await.unwrap();
+    drop(journal);
+    let ends = frame_ends(&disk).await;
+    last_segment(&disk)
+        .await
+        .set_len(ends[ends.len() - 3])
+        .await
+        .unwrap();
+    assert!(matches!(
+        FileJournal::open(disk, JournalConfig::default(), ID)
+            .await
+            .map(drop),
+        Err(JournalError::LostTail { .. })
+    ));
+}
+
+/// The limit FORMAT.md names: with no later evidence (no checkpoint saved
+/// after them, no later segment), frames cut off exactly at a boundary of
+/// the last segment look like appends a crash prevented. This test pins
+/// the documented limit down, so a change in it is noticed.
+#[tokio::test]
+async fn a_tail_cut_at_a_frame_boundary_without_later_evidence_is_undetectable() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    for i in 1..=10 {
+        journal
+            .append("s", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    drop(journal);
+    let ends = frame_ends(&disk).await;
+    last_segment(&disk).await.set_len(ends[6]).await.unwrap();
+    let journal = FileJournal::open(disk, JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(journal.last_seq("s"), 7);
+}
+
+#[tokio::test]
+async fn a_roll_cut_before_the_seal_recovers_and_seals() {
+    use plexspaces_storage::journal::frame::{decode_frame, seal_successor};
+    use plexspaces_storage::journal::scan::{ScanEnd, scan_segment};
+    for cut_inside_seal in [false, true] {
+        let disk = MemDisk::new();
+        let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+            .await
+            .unwrap();
+        let mut seq = 0;
+        while journal.segment_ids().len() < 2 {
+            seq += 1;
+            let entry = format!("entry {seq}");
+            journal.append("s", entry.as_bytes()).await.unwrap();
+        }
+        drop(journal);
+        let mut names: Vec<String> = disk.list().await.unwrap();
+        names.retain(|n| n.starts_with("seg-"));
+        names.sort();
+        let first = disk.open(&names[0]).await.unwrap();
+        let second = disk.open(&names[1]).await.unwrap();
+        let size = first.size().await.unwrap();
+        let first_bytes = first.read_at(0, size as usize).await.unwrap();
+        let scan = scan_segment(&first_bytes, 1).unwrap();
+        assert_eq!(scan.end, ScanEnd::Sealed { successor: 2 });
+        let sealed_at = scan
+            .frames
+            .last()
+            .map(|f| f.offset + u64::from(f.len))
+            .unwrap();
+        let (h, r, seal_len) = decode_frame(&first_bytes[sealed_at as usize..]).unwrap();
+        assert_eq!(seal_successor(&h, &r), Some(2));
+        // The state a crash leaves between creating a segment and sealing
+        // the one before it: the new segment holds only its header (its
+        // frames are dropped here; only the first segment's records are
+        // expected back) and the old one has no seal, or half of one.
+        second.set_len(SEGMENT_HEADER_BYTES as u64).await.unwrap();
+        let cut = if cut_inside_seal {
+            sealed_at + seal_len as u64 / 2
+        } else {
+            sealed_at
+        };
+        first.set_len(cut).await.unwrap();
+
+        let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+            .await
+            .unwrap();
+        let kept = scan.frames.len() as u64;
+        assert_eq!(
+            journal.last_seq("s"),
+            kept,
+            "cut inside the seal: {cut_inside_seal}"
+        );
+        assert_eq!(first.size().await.unwrap(), size, "sealed again");
+        assert_eq!(journal.append("s", b"after").await.unwrap(), kept + 1);
+        drop(journal);
+        // And once sealed, losing the new segment is seen.
+        disk.remove(&names[1]).await.unwrap();
+        assert!(matches!(
+            FileJournal::open(disk, small_segments(), ID)
+                .await
+                .map(drop),
+            Err(JournalError::MissingSegment { .. })
+        ));
+    }
+}

@@ -23,11 +23,35 @@ pub struct Checkpoint {
     pub state: Vec<u8>,
 }
 
+/// A checkpoint as its file holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointFile {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The log's last durable lsn when the checkpoint was saved (format
+    /// version 2; `None` in a version 1 file). A log that ends before it
+    /// after a restart has lost durable records.
+    pub log_lsn: Option<u64>,
+}
+
+/// The body of a format version 1 checkpoint.
+#[derive(Serialize, Deserialize)]
+struct BodyV1<'a> {
+    journal_id: u64,
+    stream: &'a str,
+    seq: u64,
+    #[serde(with = "serde_bytes_compat")]
+    state: &'a [u8],
+}
+
+/// The body of a format version 2 checkpoint: version 1 plus the log's
+/// durable lsn at the save.
 #[derive(Serialize, Deserialize)]
 struct Body<'a> {
     journal_id: u64,
     stream: &'a str,
     seq: u64,
+    log_lsn: u64,
     #[serde(with = "serde_bytes_compat")]
     state: &'a [u8],
 }
@@ -53,15 +77,23 @@ pub enum CheckpointDecodeError {
     ForeignJournal,
 }
 
-/// The bytes of a checkpoint file.
-pub fn encode_checkpoint(journal_id: u64, stream: &str, seq: u64, state: &[u8]) -> Vec<u8> {
+/// The bytes of a checkpoint file (format version 2). `log_lsn` is the
+/// log's last durable lsn when it is saved.
+pub fn encode_checkpoint(
+    journal_id: u64,
+    stream: &str,
+    seq: u64,
+    log_lsn: u64,
+    state: &[u8],
+) -> Vec<u8> {
     let body = postcard::to_allocvec(&Body {
         journal_id,
         stream,
         seq,
+        log_lsn,
         state,
     })
-    .expect("encoding into a Vec cannot fail");
+    .expect("a body of strings, integers and bytes always encodes into a Vec");
     let mut out = Vec::with_capacity(CHECKPOINT_HEADER_BYTES + body.len());
     out.extend_from_slice(&CHECKPOINT_MAGIC);
     out.extend_from_slice(&super::frame::FORMAT_VERSION.to_le_bytes());
@@ -77,14 +109,21 @@ pub fn decode_checkpoint(
     journal_id: u64,
     bytes: &[u8],
 ) -> Result<Checkpoint, CheckpointDecodeError> {
+    decode_checkpoint_file(journal_id, bytes).map(|file| file.checkpoint)
+}
+
+/// Parses checkpoint bytes written by journal `journal_id`, with the log
+/// position they record (format version 1 or 2).
+pub fn decode_checkpoint_file(
+    journal_id: u64,
+    bytes: &[u8],
+) -> Result<CheckpointFile, CheckpointDecodeError> {
     let header = bytes
         .get(..CHECKPOINT_HEADER_BYTES)
         .ok_or(CheckpointDecodeError::BadHeader)?;
     let version = u16::from_le_bytes([header[8], header[9]]);
-    if header[..8] != CHECKPOINT_MAGIC
-        || version != super::frame::FORMAT_VERSION
-        || header[10..12] != [0, 0]
-    {
+    let readable = super::frame::FORMAT_VERSION_MIN_READ..=super::frame::FORMAT_VERSION;
+    if header[..8] != CHECKPOINT_MAGIC || !readable.contains(&version) || header[10..12] != [0, 0] {
         return Err(CheckpointDecodeError::BadHeader);
     }
     let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
@@ -93,15 +132,29 @@ pub fn decode_checkpoint(
     if body.len() != len || crc32fast::hash(body) != crc {
         return Err(CheckpointDecodeError::BadChecksum);
     }
-    let body: Body<'_> =
-        postcard::from_bytes(body).map_err(|_| CheckpointDecodeError::BadChecksum)?;
+    let body: Body<'_> = if version == 1 {
+        let v1: BodyV1<'_> =
+            postcard::from_bytes(body).map_err(|_| CheckpointDecodeError::BadChecksum)?;
+        Body {
+            journal_id: v1.journal_id,
+            stream: v1.stream,
+            seq: v1.seq,
+            log_lsn: 0,
+            state: v1.state,
+        }
+    } else {
+        postcard::from_bytes(body).map_err(|_| CheckpointDecodeError::BadChecksum)?
+    };
     if body.journal_id != journal_id {
         return Err(CheckpointDecodeError::ForeignJournal);
     }
-    Ok(Checkpoint {
-        stream: body.stream.to_string(),
-        seq: body.seq,
-        state: body.state.to_vec(),
+    Ok(CheckpointFile {
+        checkpoint: Checkpoint {
+            stream: body.stream.to_string(),
+            seq: body.seq,
+            state: body.state.to_vec(),
+        },
+        log_lsn: (version >= 2).then_some(body.log_lsn),
     })
 }
 
@@ -110,8 +163,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_version_1_checkpoint_still_reads_without_a_log_position() {
+        let body = postcard::to_allocvec(&BodyV1 {
+            journal_id: 9,
+            stream: "acct@n1",
+            seq: 3,
+            state: b"old",
+        })
+        .unwrap();
+        let mut bytes = CHECKPOINT_MAGIC.to_vec();
+        bytes.extend_from_slice(&1u16.to_le_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        let file = decode_checkpoint_file(9, &bytes).unwrap();
+        assert_eq!((file.checkpoint.seq, file.log_lsn), (3, None));
+        assert_eq!(file.checkpoint.state, b"old");
+    }
+
+    #[test]
     fn a_checkpoint_round_trips_and_damage_is_refused() {
-        let bytes = encode_checkpoint(9, "acct@n1", 42, b"balance=10");
+        let bytes = encode_checkpoint(9, "acct@n1", 42, 77, b"balance=10");
+        assert_eq!(decode_checkpoint_file(9, &bytes).unwrap().log_lsn, Some(77));
         let ckpt = decode_checkpoint(9, &bytes).unwrap();
         assert_eq!(
             (ckpt.stream.as_str(), ckpt.seq, &ckpt.state[..]),

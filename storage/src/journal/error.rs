@@ -30,6 +30,34 @@ pub enum JournalError {
         /// The id the segment carries.
         found: u64,
     },
+    /// A segment the journal's own files prove existed is gone: a sealed
+    /// segment names it as its successor (a segment is sealed only once
+    /// its successor is durable). The journal refuses to open.
+    MissingSegment {
+        /// The missing segment's file name.
+        file: String,
+        /// The segment file whose seal names it.
+        named_by: String,
+    },
+    /// The journal's marker file exists but no segment does: the log was
+    /// lost (compaction always keeps one segment). The journal refuses to
+    /// open rather than start a new, empty log in its place.
+    SegmentsMissing {
+        /// The marker's file name.
+        marker: String,
+    },
+    /// The log ends before what a checkpoint proves was durable when it was
+    /// saved: records at the end of the log were lost (a tail segment cut
+    /// or removed). The journal refuses to open.
+    LostTail {
+        /// The checkpoint's file name.
+        checkpoint: String,
+        /// The log's durable lsn when the checkpoint was saved (0 for a
+        /// version 1 checkpoint, which proves it by its stream's entries).
+        checkpoint_lsn: u64,
+        /// Where the log found on disk ends.
+        log_end_lsn: u64,
+    },
     /// A checkpoint file is damaged or foreign.
     CorruptCheckpoint {
         /// The checkpoint's file name.
@@ -135,6 +163,23 @@ impl fmt::Display for JournalError {
             } => write!(
                 f,
                 "segment {segment} belongs to journal {found:016x}, not {expected:016x}"
+            ),
+            JournalError::MissingSegment { file, named_by } => write!(
+                f,
+                "segment file {file} is missing: {named_by} was sealed naming it as its successor"
+            ),
+            JournalError::SegmentsMissing { marker } => write!(
+                f,
+                "no segment file found, but the journal's marker {marker} shows it had some: the log was lost"
+            ),
+            JournalError::LostTail {
+                checkpoint,
+                checkpoint_lsn,
+                log_end_lsn,
+            } => write!(
+                f,
+                "the log ends at lsn {log_end_lsn}, but checkpoint {checkpoint} was saved when lsn \
+                 {checkpoint_lsn} (or its stream's entries) were durable: records at the end of the log were lost"
             ),
             JournalError::CorruptCheckpoint { file, reason } => {
                 write!(f, "checkpoint {file} is damaged: {reason}")

@@ -11,10 +11,15 @@
 //! cancelled, the next writer rewrites the same bytes at the same offset
 //! (idempotent) instead of losing them.
 
-use super::checkpoint::{CHECKPOINT_STATE_BYTES_MAX, decode_checkpoint, encode_checkpoint};
+use super::checkpoint::{
+    CHECKPOINT_STATE_BYTES_MAX, CheckpointFile, decode_checkpoint, decode_checkpoint_file,
+    encode_checkpoint,
+};
 use super::frame::{
     FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader, decode_frame, encode_frame,
+    encode_seal,
 };
+use super::marker::{MARKER_NAME, encode_marker};
 use super::scan::{ScanEnd, ScanError, scan_segment_with};
 use super::{
     Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_entries,
@@ -218,6 +223,14 @@ impl<D: Disk> FileJournal<D> {
                     .journal_id
             }
         };
+        let has_marker = names.iter().any(|n| n == MARKER_NAME);
+        if segment_ids.is_empty() && has_marker {
+            // The marker is written only after the first segment was
+            // durably created, and compaction always keeps one segment.
+            return Err(JournalError::SegmentsMissing {
+                marker: MARKER_NAME.to_string(),
+            });
+        }
         let checkpoints = load_checkpoints(&disk, &names, journal_id).await?;
         if segment_ids.is_empty() && !checkpoints.is_empty() {
             return Err(JournalError::CorruptCheckpoint {
@@ -240,12 +253,35 @@ impl<D: Disk> FileJournal<D> {
             segments: BTreeMap::new(),
             checkpoints: checkpoints
                 .iter()
-                .map(|(s, c)| (s.clone(), c.seq))
+                .map(|(s, c)| (s.clone(), c.checkpoint.seq))
                 .collect(),
         };
-        let last_index = segment_ids.len().saturating_sub(1);
+        // A last segment holding only its header may come from a roll the
+        // crash cut before its predecessor's seal was durable.
+        let last_is_empty = match segment_ids.last() {
+            Some(&last) => {
+                disk.open(&segment_name(last)).await?.size().await? <= SEGMENT_HEADER_BYTES as u64
+            }
+            None => false,
+        };
+        let mut repairs = Vec::new();
         for (position, &id) in segment_ids.iter().enumerate() {
-            recover_segment(&disk, &mut state, journal_id, id, position == last_index).await?;
+            let successor = segment_ids.get(position + 1).map(|&next| Successor {
+                id: next,
+                empty_and_last: position + 2 == segment_ids.len() && last_is_empty,
+            });
+            let repair = recover_segment(&disk, &mut state, journal_id, id, successor).await?;
+            if repair.is_needed() {
+                repairs.push(repair);
+            }
+        }
+        check_checkpoints_against_log(&state, &checkpoints)?;
+        for repair in repairs {
+            let segment = state
+                .segments
+                .get_mut(&repair.segment)
+                .expect("a repaired segment was recovered");
+            repair.apply(segment).await?;
         }
         let inner = Inner {
             disk,
@@ -260,6 +296,11 @@ impl<D: Disk> FileJournal<D> {
         if segment_ids.is_empty() {
             let _writer = journal.writer_slot().await;
             journal.roll().await?;
+        }
+        if !has_marker {
+            // After the first segment is durable (a new journal), or for a
+            // journal written before markers existed.
+            write_marker(&journal.inner.disk, journal_id).await?;
         }
         Ok(journal)
     }
@@ -461,8 +502,12 @@ impl<D: Disk> FileJournal<D> {
     /// Starts a new segment: created, header written and synced, directory
     /// synced, and only then used. Caller holds the writer slot.
     async fn roll(&self) -> Result<(), JournalError> {
-        let (id, header) = {
+        let (id, header, previous) = {
             let state = self.state();
+            assert!(
+                state.in_flight.is_none(),
+                "a segment rolls only when no batch is in flight"
+            );
             let id = state.segments.keys().next_back().map_or(1, |last| last + 1);
             let header = SegmentHeader {
                 journal_id: self.inner.journal_id,
@@ -470,7 +515,12 @@ impl<D: Disk> FileJournal<D> {
                 first_lsn: state.durable_lsn + 1,
                 commit_lsn: state.durable_lsn,
             };
-            (id, header)
+            let previous = state
+                .segments
+                .iter()
+                .next_back()
+                .map(|(&previous_id, segment)| (previous_id, segment.file.clone(), segment.size));
+            (id, header, previous)
         };
         let name = segment_name(id);
         let created = async {
@@ -493,6 +543,23 @@ impl<D: Disk> FileJournal<D> {
         };
         match created.await {
             Ok(file) => {
+                if let Some((previous_id, previous_file, previous_size)) = previous {
+                    // The successor is durable: seal the previous segment,
+                    // naming it, so its loss can never pass for a clean end.
+                    let mut seal = Vec::new();
+                    encode_seal(&mut seal, previous_id, header.commit_lsn, id);
+                    if let Err(e) = previous_file.write_at_and_sync(previous_size, &seal).await {
+                        // The new segment stays: it is durable and empty,
+                        // and recovery reseals its predecessor.
+                        return Err(self.fail_stop(e));
+                    }
+                    let mut state = self.state();
+                    let sealed = state
+                        .segments
+                        .get_mut(&previous_id)
+                        .expect("the previous segment is held while the writer slot is");
+                    sealed.size = previous_size + seal.len() as u64;
+                }
                 self.state().segments.insert(
                     id,
                     Segment {
@@ -509,13 +576,19 @@ impl<D: Disk> FileJournal<D> {
                 if self.inner.disk.remove(&name).await.is_ok() {
                     let _ = self.inner.disk.sync_dir().await;
                 }
-                let cause = Arc::new(e);
-                let mut state = self.state();
-                state.stopped = Some(cause.clone());
-                state.pending.clear();
-                Err(Self::stopped_error(&cause))
+                Err(self.fail_stop(e))
             }
         }
+    }
+
+    /// Stops the instance after a failed write or sync: nothing pending is
+    /// acknowledged, now or later.
+    fn fail_stop(&self, e: DiskError) -> JournalError {
+        let cause = Arc::new(e);
+        let mut state = self.state();
+        state.stopped = Some(cause.clone());
+        state.pending.clear();
+        Self::stopped_error(&cause)
     }
 
     /// Removes the oldest segments whose every entry is covered by a
@@ -633,7 +706,7 @@ async fn load_checkpoints<D: Disk>(
     disk: &D,
     names: &[String],
     journal_id: u64,
-) -> Result<BTreeMap<String, Checkpoint>, JournalError> {
+) -> Result<BTreeMap<String, CheckpointFile>, JournalError> {
     let mut checkpoints = BTreeMap::new();
     for name in names
         .iter()
@@ -643,15 +716,16 @@ async fn load_checkpoints<D: Disk>(
             continue; // not a name this journal writes: leave it alone
         };
         let bytes = read_all(&disk.open(name).await?).await?;
-        let checkpoint =
-            decode_checkpoint(journal_id, &bytes).map_err(|e| JournalError::CorruptCheckpoint {
+        let checkpoint = decode_checkpoint_file(journal_id, &bytes).map_err(|e| {
+            JournalError::CorruptCheckpoint {
                 file: name.clone(),
                 reason: format!("{e:?}"),
-            })?;
-        if checkpoint.stream != stream {
+            }
+        })?;
+        if checkpoint.checkpoint.stream != stream {
             return Err(JournalError::CorruptCheckpoint {
                 file: name.clone(),
-                reason: format!("holds stream {:?}", checkpoint.stream),
+                reason: format!("holds stream {:?}", checkpoint.checkpoint.stream),
             });
         }
         checkpoints.insert(stream, checkpoint);
@@ -659,14 +733,27 @@ async fn load_checkpoints<D: Disk>(
     Ok(checkpoints)
 }
 
-/// Scans one segment into `state`, cutting a torn tail off the last one.
+/// The segment after the one being recovered.
+#[derive(Clone, Copy)]
+struct Successor {
+    id: u64,
+    /// It is the last segment and holds only its header: a roll may have
+    /// been cut between creating it and sealing its predecessor.
+    empty_and_last: bool,
+}
+
+/// Scans one segment into `state`: cuts a torn tail off the last one (or
+/// off the one before an empty last one, whose roll a crash cut short),
+/// refuses a seal naming a segment that is not there, and seals a segment
+/// that has a successor but no seal (written before seals existed, or
+/// rolled by a crash-cut roll).
 async fn recover_segment<D: Disk>(
     disk: &D,
     state: &mut State<D::File>,
     journal_id: u64,
     id: u64,
-    is_last: bool,
-) -> Result<(), JournalError> {
+    successor: Option<Successor>,
+) -> Result<Repair, JournalError> {
     let corrupt = |offset: u64, reason: String| JournalError::Corrupt {
         segment: id,
         offset,
@@ -745,26 +832,130 @@ async fn recover_segment<D: Disk>(
         ScanError::WrongSegment { found } => corrupt(0, format!("header names segment {found}")),
         ScanError::Corrupt { offset, reason } => corrupt(offset, reason),
     })?;
-    let mut segment = Segment {
+    let segment = Segment {
         file: Arc::new(file),
         size: bytes.len() as u64,
         max_seq,
     };
     state.next_lsn = scan.next_lsn;
     state.durable_lsn = state.next_lsn - 1;
-    if let ScanEnd::TornTail { offset } = scan.end {
-        if !is_last {
-            // Later segments exist only once everything here was synced.
+    let missing = |named: u64| JournalError::MissingSegment {
+        file: segment_name(named),
+        named_by: segment_name(id),
+    };
+    let cut_at = match (scan.end, successor) {
+        (ScanEnd::Clean, None) => None,
+        (ScanEnd::TornTail { offset }, None) => Some(offset),
+        // Sealed only once its successor was durable: the successor is lost.
+        (ScanEnd::Sealed { successor: named }, None) => return Err(missing(named)),
+        (ScanEnd::Sealed { successor: named }, Some(next)) => {
+            if named == next.id {
+                None
+            } else if named < next.id {
+                return Err(missing(named));
+            } else {
+                return Err(corrupt(
+                    segment.size,
+                    format!(
+                        "sealed naming segment {named}, but segment {} follows",
+                        next.id
+                    ),
+                ));
+            }
+        }
+        (ScanEnd::Clean, Some(_)) => None,
+        (ScanEnd::TornTail { offset }, Some(next)) if next.empty_and_last => Some(offset),
+        // Later segments exist only once everything here was synced.
+        (ScanEnd::TornTail { offset }, Some(_)) => {
             return Err(corrupt(
                 offset,
                 "bad frame before a later segment".to_string(),
             ));
         }
-        segment.file.set_len(offset).await?;
-        segment.file.sync_data().await?;
-        segment.size = offset;
-    }
+    };
+    let sealed = matches!(scan.end, ScanEnd::Sealed { .. });
+    let repair = Repair {
+        segment: id,
+        cut_at,
+        seal: match (successor, sealed) {
+            (Some(next), false) => Some((state.durable_lsn, next.id)),
+            _ => None,
+        },
+    };
     state.segments.insert(id, segment);
+    Ok(repair)
+}
+
+/// What recovery changes in a segment, once every segment and checkpoint
+/// checked out (an open that fails changes nothing).
+struct Repair {
+    segment: u64,
+    /// Cut the torn tail here.
+    cut_at: Option<u64>,
+    /// Write the seal: the segment's last lsn and its successor.
+    seal: Option<(u64, u64)>,
+}
+
+impl Repair {
+    fn is_needed(&self) -> bool {
+        self.cut_at.is_some() || self.seal.is_some()
+    }
+
+    async fn apply<F: DiskFile>(&self, segment: &mut Segment<F>) -> Result<(), JournalError> {
+        if let Some(offset) = self.cut_at {
+            segment.file.set_len(offset).await?;
+            segment.file.sync_data().await?;
+            segment.size = offset;
+        }
+        if let Some((last_lsn, successor)) = self.seal {
+            let mut seal = Vec::new();
+            encode_seal(&mut seal, self.segment, last_lsn, successor);
+            segment.file.write_at_and_sync(segment.size, &seal).await?;
+            segment.size += seal.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a log that lost records a checkpoint proves were durable: every
+/// checkpoint records how far the log reached when it was saved (format
+/// 2), and a stream's checkpoint never passes its last entry.
+fn check_checkpoints_against_log<F>(
+    state: &State<F>,
+    checkpoints: &BTreeMap<String, CheckpointFile>,
+) -> Result<(), JournalError> {
+    let log_end_lsn = state.next_lsn - 1;
+    for (stream, file) in checkpoints {
+        let lost = |checkpoint_lsn: u64| JournalError::LostTail {
+            checkpoint: checkpoint_name(stream),
+            checkpoint_lsn,
+            log_end_lsn,
+        };
+        if let Some(lsn) = file.log_lsn
+            && lsn > log_end_lsn
+        {
+            return Err(lost(lsn));
+        }
+        if let Some(index) = state.streams.get(stream)
+            && index.last_seq() < file.checkpoint.seq
+        {
+            return Err(lost(file.log_lsn.unwrap_or(0)));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the journal's marker: from now on, a directory with the marker
+/// and no segment has lost its log.
+async fn write_marker<D: Disk>(disk: &D, journal_id: u64) -> Result<(), JournalError> {
+    let file = match disk.create(MARKER_NAME).await {
+        Err(e) if e.kind() == DiskErrorKind::AlreadyExists => disk.open(MARKER_NAME).await?,
+        other => other?,
+    };
+    file.set_len(0).await?;
+    file.write_at_and_sync(0, &encode_marker(journal_id))
+        .await?;
+    disk.sync_dir().await?;
     Ok(())
 }
 
@@ -916,11 +1107,14 @@ impl<D: Disk> Journal for FileJournal<D> {
             });
         }
         let _checkpoint_io = self.inner.checkpoint_io.lock().await;
-        {
+        let log_lsn = {
             let state = self.state();
             let last = Self::last_seq_locked(&state, stream);
             validate_checkpoint_seq(stream, seq, last, state.checkpoints.get(stream).copied())?;
-        }
+            // Entry `seq` is durable, so its lsn is at most this: a log
+            // found shorter than this after a restart lost durable records.
+            state.durable_lsn
+        };
         let disk = &self.inner.disk;
         let name = checkpoint_name(stream);
         let tmp = format!("{name}.tmp");
@@ -931,7 +1125,7 @@ impl<D: Disk> Journal for FileJournal<D> {
         let file = disk.create(&tmp).await?;
         file.write_at(
             0,
-            &encode_checkpoint(self.inner.journal_id, stream, seq, state_bytes),
+            &encode_checkpoint(self.inner.journal_id, stream, seq, log_lsn, state_bytes),
         )
         .await?;
         file.sync_data().await?;

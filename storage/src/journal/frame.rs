@@ -8,8 +8,14 @@ use serde::{Deserialize, Serialize};
 
 /// Identifies a segment file's first bytes.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PLXJRNL\0";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes: 2 added seals (a sealed segment
+/// names its successor) and the log position in checkpoints.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this code reads (version 1 segments simply
+/// have no seals).
+pub const FORMAT_VERSION_MIN_READ: u16 = 1;
+/// The lsn field of a seal frame: record frames start at lsn 1.
+pub const SEAL_LSN: u64 = 0;
 /// Bytes of a segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 /// Bytes of a frame header (before its payload).
@@ -74,7 +80,7 @@ impl SegmentHeader {
             return Err(HeaderError::BadChecksum);
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN_READ..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::UnsupportedVersion(version));
         }
         Ok(SegmentHeader {
@@ -155,6 +161,34 @@ pub fn encode_frame(out: &mut Vec<u8>, header: FrameHeader, record: &Record<'_>)
     frame[24..32].copy_from_slice(&header.commit_lsn.to_le_bytes());
     let crc = crc32fast::hash(&frame[4..]);
     frame[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the seal of segment `segment_id`: the frame written last into a
+/// segment once its successor `successor` exists durably, so that a
+/// missing successor is seen as the loss it is. `last_lsn` is the lsn of
+/// the segment's last record (everything up to it is durable).
+///
+/// A seal is a frame with lsn [`SEAL_LSN`], commit lsn `last_lsn`, and the
+/// payload `Record { stream: "", seq: successor, data: [] }` (no stream
+/// has an empty name, so it is never taken for a record).
+pub fn encode_seal(out: &mut Vec<u8>, segment_id: u64, last_lsn: u64, successor: u64) {
+    let header = FrameHeader {
+        segment_id,
+        lsn: SEAL_LSN,
+        commit_lsn: last_lsn,
+    };
+    let record = Record {
+        stream: "",
+        seq: successor,
+        data: &[],
+    };
+    encode_frame(out, header, &record);
+}
+
+/// The successor a decoded frame names, if it is a seal.
+pub fn seal_successor(header: &FrameHeader, record: &Record<'_>) -> Option<u64> {
+    let is_seal = header.lsn == SEAL_LSN && record.stream.is_empty() && record.data.is_empty();
+    is_seal.then_some(record.seq)
 }
 
 /// The encoded size of `record`'s frame.

@@ -30,6 +30,7 @@ pub mod claims;
 mod error;
 mod file;
 pub mod frame;
+pub mod marker;
 mod memory;
 pub mod scan;
 

@@ -11,7 +11,7 @@
 
 use super::frame::{
     FRAME_HEADER_BYTES, FrameError, FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader,
-    decode_frame,
+    decode_frame, seal_successor,
 };
 
 /// A good frame found by the scan.
@@ -37,6 +37,13 @@ pub enum ScanEnd {
     TornTail {
         /// Where the good frames end.
         offset: u64,
+    },
+    /// The good frames end with the segment's seal, at the end of the
+    /// file: the segment was closed once segment `successor` existed
+    /// durably, so that segment must exist.
+    Sealed {
+        /// The segment the seal names as the next one.
+        successor: u64,
     },
 }
 
@@ -139,6 +146,20 @@ pub fn scan_segment_with<'a>(
                 expected_lsn += 1;
             }
             Err(reason) => {
+                if let Some((successor, len)) = seal_at(bytes, offset, segment_id, expected_lsn) {
+                    if offset + len != bytes.len() {
+                        // Nothing is ever written after a seal.
+                        return Err(ScanError::Corrupt {
+                            offset: (offset + len) as u64,
+                            reason: format!(
+                                "{} bytes after the segment's seal",
+                                bytes.len() - offset - len
+                            ),
+                        });
+                    }
+                    end = ScanEnd::Sealed { successor };
+                    break;
+                }
                 if let Some(proof) = later_durable_frame(bytes, offset, segment_id, expected_lsn) {
                     return Err(ScanError::Corrupt {
                         offset: offset as u64,
@@ -183,6 +204,17 @@ fn frame_at(
         return Err(format!("frame with lsn {} found here", header.lsn));
     }
     Ok((header, record, len))
+}
+
+/// The successor named by the seal at `offset` and the seal's length, if
+/// a seal of this segment sits there right after the last record
+/// (`next_lsn - 1`, which its commit lsn must name).
+fn seal_at(bytes: &[u8], offset: usize, segment_id: u64, next_lsn: u64) -> Option<(u64, usize)> {
+    let (header, record, len) = decode_frame(&bytes[offset..]).ok()?;
+    let successor = seal_successor(&header, &record)?;
+    let in_place =
+        header.segment_id == segment_id && header.commit_lsn.checked_add(1) == Some(next_lsn);
+    in_place.then_some((successor, len))
 }
 
 /// Offset of a valid frame at or after `from` proving `lsn` was durable.
@@ -241,6 +273,37 @@ mod tests {
         assert_eq!(scan.end, ScanEnd::Clean);
         assert_eq!(scan.next_lsn(), 15);
         assert_eq!(scan.frames[2].record.seq, 3);
+    }
+
+    #[test]
+    fn a_seal_ends_a_segment_and_names_its_successor() {
+        let mut bytes = segment(3);
+        super::super::frame::encode_seal(&mut bytes, 4, 12, 5);
+        let scan = scan_segment(&bytes, 4).unwrap();
+        assert_eq!(scan.frames.len(), 3, "a seal is not a record");
+        assert_eq!(scan.end, ScanEnd::Sealed { successor: 5 });
+        assert_eq!(scan.next_lsn(), 13);
+
+        // Anything after a seal is damage: nothing is written after one.
+        let mut after = bytes.clone();
+        after.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            scan_segment(&after, 4),
+            Err(ScanError::Corrupt { .. })
+        ));
+        // A seal naming the wrong last lsn, or another segment, is no seal:
+        // nothing proves it was written after the frames, so a torn tail.
+        for (segment_id, last_lsn) in [(4, 11), (9, 12)] {
+            let mut wrong = segment(3);
+            let end = wrong.len() as u64;
+            super::super::frame::encode_seal(&mut wrong, segment_id, last_lsn, 5);
+            let scan = scan_segment(&wrong, 4).unwrap();
+            assert_eq!(scan.end, ScanEnd::TornTail { offset: end });
+        }
+        // A half-written seal is a torn tail.
+        let cut = &bytes[..bytes.len() - 3];
+        let scan = scan_segment(cut, 4).unwrap();
+        assert!(matches!(scan.end, ScanEnd::TornTail { .. }));
     }
 
     #[test]
