@@ -7,6 +7,8 @@
 //!
 //! - default: seeds `0..default_count` (what CI runs);
 //! - `PLEXSPACES_SEEDS=N`: seeds `0..N` (a long run);
+//! - `PLEXSPACES_SEED_START=B`: the seeds start at `B` instead of 0
+//!   (`B..B+N`), to explore seeds far from the ones CI runs;
 //! - `PLEXSPACES_SEED=S`: seed `S` alone (a reproduction).
 
 #[cfg(madsim)]
@@ -43,11 +45,13 @@ impl std::fmt::Display for BadSeedVar {
 impl std::error::Error for BadSeedVar {}
 
 impl SeedPlan {
-    /// The plan described by `single` (`PLEXSPACES_SEED`) and `count`
-    /// (`PLEXSPACES_SEEDS`), falling back to `0..default_count`.
+    /// The plan described by `single` (`PLEXSPACES_SEED`), `count`
+    /// (`PLEXSPACES_SEEDS`) and `start` (`PLEXSPACES_SEED_START`), falling
+    /// back to `0..default_count`.
     pub fn from_vars(
         single: Option<&str>,
         count: Option<&str>,
+        start: Option<&str>,
         default_count: u64,
     ) -> Result<Self, BadSeedVar> {
         let parse = |var: &'static str, value: &str| {
@@ -65,8 +69,12 @@ impl SeedPlan {
             Some(value) => parse("PLEXSPACES_SEEDS", value)?,
             None => default_count,
         };
+        let start = match start {
+            Some(value) => parse("PLEXSPACES_SEED_START", value)?,
+            None => 0,
+        };
         Ok(SeedPlan {
-            seeds: (0..count).collect(),
+            seeds: (start..start.saturating_add(count)).collect(),
         })
     }
 
@@ -76,10 +84,17 @@ impl SeedPlan {
     /// If a variable is set but is not a number: a typo must not silently
     /// run the default seeds instead of the one being reproduced.
     pub fn from_env(default_count: u64) -> Self {
-        let single = std::env::var("PLEXSPACES_SEED").ok();
-        let count = std::env::var("PLEXSPACES_SEEDS").ok();
-        Self::from_vars(single.as_deref(), count.as_deref(), default_count)
-            .unwrap_or_else(|bad| panic!("{bad}"))
+        let var = |name| std::env::var(name).ok();
+        let single = var("PLEXSPACES_SEED");
+        let count = var("PLEXSPACES_SEEDS");
+        let start = var("PLEXSPACES_SEED_START");
+        Self::from_vars(
+            single.as_deref(),
+            count.as_deref(),
+            start.as_deref(),
+            default_count,
+        )
+        .unwrap_or_else(|bad| panic!("{bad}"))
     }
 
     /// Adds `seeds` that once failed (regression cases): they run in every
@@ -114,8 +129,12 @@ pub fn replay_command(test: &str, seed: u64) -> String {
 
 /// Runs `scenario` once per seed of `plan`. A failing seed is reported with
 /// its replay command (for test target `test`), then its panic continues.
+/// With `PLEXSPACES_KEEP_GOING=1` (long runs), every seed runs and every
+/// failure is reported with its replay command before the run fails.
 pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) -> Vec<T> {
+    let keep_going = std::env::var_os("PLEXSPACES_KEEP_GOING").is_some();
     let mut outcomes = Vec::with_capacity(plan.seeds.len());
+    let mut failed = Vec::new();
     for &seed in &plan.seeds {
         println!("scenario {test}: seed {seed}");
         match catch_unwind(AssertUnwindSafe(|| scenario(seed))) {
@@ -123,9 +142,22 @@ pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) ->
             Err(panic) => {
                 eprintln!("scenario {test} failed with seed {seed}");
                 eprintln!("replay: {}", replay_command(test, seed));
-                resume_unwind(panic);
+                if !keep_going {
+                    resume_unwind(panic);
+                }
+                failed.push(seed);
             }
         }
+    }
+    if !failed.is_empty() {
+        for seed in &failed {
+            eprintln!("FAILED {test} seed {seed}: {}", replay_command(test, *seed));
+        }
+        panic!(
+            "scenario {test}: {} of {} seeds failed: {failed:?}",
+            failed.len(),
+            plan.seeds.len()
+        );
     }
     println!("scenario {test}: {} seeds passed", plan.seeds.len());
     outcomes
@@ -160,8 +192,11 @@ mod tests {
 
     #[test]
     fn the_plan_follows_the_variables() {
-        let plan = |single, count| SeedPlan::from_vars(single, count, 3);
+        let plan = |single, count| SeedPlan::from_vars(single, count, None, 3);
         assert_eq!(plan(None, None).unwrap().seeds(), [0, 1, 2]);
+        let window = SeedPlan::from_vars(None, Some("2"), Some("9000000"), 3).unwrap();
+        assert_eq!(window.seeds(), [9_000_000, 9_000_001]);
+        assert!(SeedPlan::from_vars(None, None, Some("x"), 3).is_err());
         assert_eq!(plan(None, Some("5")).unwrap().seeds(), [0, 1, 2, 3, 4]);
         assert_eq!(
             plan(Some("77"), Some("5")).unwrap().seeds(),
@@ -178,7 +213,7 @@ mod tests {
         if std::env::var("PLEXSPACES_SEED").is_ok() {
             return; // a reproduction runs its one seed only
         }
-        let plan = SeedPlan::from_vars(None, Some("3"), 0)
+        let plan = SeedPlan::from_vars(None, Some("3"), None, 0)
             .unwrap()
             .with_regressions(&[21, 1, 21]);
         assert_eq!(plan.seeds(), [0, 1, 2, 21]);
@@ -186,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_failing_seed_is_reraised_after_passing_ones() {
-        let plan = SeedPlan::from_vars(None, Some("4"), 0).unwrap();
+        let plan = SeedPlan::from_vars(None, Some("4"), None, 0).unwrap();
         let ran = std::sync::Mutex::new(Vec::new());
         let result = catch_unwind(AssertUnwindSafe(|| {
             run_seeds("demo", &plan, |seed| {

@@ -7,8 +7,16 @@
 //! every key is applied exactly once (the balance equals a crash-free run
 //! over the same requests); every reply acknowledged during the storm is
 //! still the reply (it stays valid); and the fee side effect ran at most
-//! once per request plus once per crash (a crash between running it and
-//! journaling its result may run it again; its result is used once).
+//! once per request plus once per crash and once per journal failure (a
+//! crash, or a failed sync that fail-stops the journal, between running
+//! it and journaling its result may run it again; its result is used once).
+//!
+//! Seed 9001352 once failed here: the fee ran 169 times for 162 requests
+//! and 6 crashes. The disk had also failed 8 syncs, and a failed sync is a
+//! crash of the journal for the effect in flight (its result may not be
+//! durable, so it runs again on recovery); the oracle, not the runtime,
+//! was wrong. Seeds 9001930, 9002104, 9003813 and 9004697 failed the old
+//! oracle the same way on a later build and stay as regression seeds.
 #![cfg(madsim)]
 
 use futures::channel::mpsc;
@@ -34,6 +42,9 @@ use std::time::Duration;
 // single-threaded), and tests run on threads of their own.
 thread_local! {
     static FEE_RUNS: AtomicU64 = const { AtomicU64::new(0) };
+    /// Times the account stopped while its node lived (its journal failed)
+    /// and the node started it again on a reopened journal.
+    static JOURNAL_RESTARTS: AtomicU64 = const { AtomicU64::new(0) };
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -96,6 +107,7 @@ fn scenario(seed: u64) -> Outcome {
 
 fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
     FEE_RUNS.with(|runs| runs.store(0, Ordering::SeqCst));
+    JOURNAL_RESTARTS.with(|restarts| restarts.store(0, Ordering::SeqCst));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let mut cluster = Cluster::new(ClusterConfig {
@@ -132,6 +144,7 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
                         // A journal failure stops the actor; the node then
                         // starts it again on a reopened journal.
                         account.wait_exit().await;
+                        JOURNAL_RESTARTS.with(|restarts| restarts.fetch_add(1, Ordering::SeqCst));
                         *slot.lock().unwrap() = None;
                         env.sleep(Duration::from_millis(10)).await;
                     }
@@ -211,9 +224,11 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
         let crashes = cluster.disk(node).fault_counts().crashes;
         let fee_requests = requests.iter().filter(|(_, op)| matches!(op, Op::DepositMinusFee(_))).count() as u64;
         let fee_runs = FEE_RUNS.with(|runs| runs.load(Ordering::SeqCst));
+        let restarts = JOURNAL_RESTARTS.with(|restarts| restarts.load(Ordering::SeqCst));
         assert!(
-            fee_runs <= fee_requests + crashes,
-            "seed {seed}: the fee ran {fee_runs} times for {fee_requests} requests and {crashes} crashes"
+            fee_runs <= fee_requests + crashes + restarts,
+            "seed {seed}: the fee ran {fee_runs} times for {fee_requests} requests, {crashes} crashes \
+             and {restarts} restarts after journal failures"
         );
         assert!(acked.len() > 50, "seed {seed}: the workload made progress ({} acked)", acked.len());
         Outcome { acknowledged: acked.len(), crashes, fee_runs, trace_hash: cluster.trace().hash() }
@@ -222,7 +237,9 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
 
 #[test]
 fn durable_accounts_apply_every_request_exactly_once_under_crashes() {
-    let outcomes = run_seeds("durable", &SeedPlan::from_env(10), scenario);
+    let plan = SeedPlan::from_env(10)
+        .with_regressions(&[9_001_352, 9_001_930, 9_002_104, 9_003_813, 9_004_697]);
+    let outcomes = run_seeds("durable", &plan, scenario);
     let crashes: u64 = outcomes.iter().map(|o| o.crashes).sum();
     assert!(
         crashes >= 3 * outcomes.len() as u64,

@@ -5,11 +5,12 @@ use crate::env::Env;
 use crate::seams::{Clock, Instant};
 use futures::StreamExt;
 use futures::channel::mpsc;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -100,8 +101,12 @@ pub trait TupleSpaceListener: Send + Sync + 'static {
 /// How events reach a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QoS {
-    /// In the task that wrote or took the tuple, before its call returns:
-    /// no event is ever lost, and a slow listener slows the space's users.
+    /// Before the call that wrote or took the tuple returns, in the order
+    /// the events happened across every task and thread: no event is ever
+    /// lost, and a slow listener slows the space's users. The listener runs
+    /// outside the space's lock, so it may use the space; an event a
+    /// listener's own call causes is delivered right after that listener
+    /// returns.
     Synchronous,
     /// Through a queue of `capacity` events drained by a task of its own:
     /// the space's users never wait; when the queue is full, events are
@@ -164,11 +169,23 @@ struct State {
     leased: usize,
     next_seq: u64,
     waiters: VecDeque<Waiter>,
-    /// Tuples handed to waiters that have not picked them up yet.
-    delivered: BTreeMap<u64, Tuple>,
+    /// Tuples handed to waiters that have not picked them up yet, with the
+    /// lease they were written with (a taker that gives up puts its tuple
+    /// back as it was).
+    delivered: BTreeMap<u64, Stored>,
     next_waiter: u64,
     subs: BTreeMap<SubscriptionId, Sub>,
     next_sub: u64,
+    /// Events for synchronous listeners, numbered in the order they
+    /// happened, not yet delivered.
+    sync_events: VecDeque<(u64, Arc<dyn TupleSpaceListener>, TupleEvent)>,
+    /// The number the next event queued gets.
+    next_event: u64,
+    /// Every event numbered below this has been delivered.
+    delivered_events: u64,
+    /// A task is delivering an event now; others wait their turn, so
+    /// listeners see events one at a time, in order.
+    delivering: bool,
 }
 
 struct Inner {
@@ -176,6 +193,8 @@ struct Inner {
     env: Env,
     config: TupleSpaceConfig,
     state: Mutex<State>,
+    /// Signalled whenever a synchronous event has been delivered.
+    event_delivered: Condvar,
 }
 
 /// A tuple space. Cheap to clone; clones share it.
@@ -258,7 +277,12 @@ impl State {
     /// copy (reading consumes nothing, so all of them see it), then the
     /// oldest matching taker gets the tuple itself. Returns the tuple if no
     /// taker took it.
-    fn offer(&mut self, tuple: Tuple, wake: &mut Vec<Waker>) -> Option<Tuple> {
+    fn offer(
+        &mut self,
+        tuple: Tuple,
+        expires: Option<Instant>,
+        wake: &mut Vec<Waker>,
+    ) -> Option<Tuple> {
         let taker = self
             .waiters
             .iter()
@@ -270,7 +294,11 @@ impl State {
             if reader || Some(waiter.id) == taker {
                 wake.push(waiter.waker);
                 if reader {
-                    self.delivered.insert(waiter.id, tuple.clone());
+                    let copy = Stored {
+                        tuple: tuple.clone(),
+                        expires,
+                    };
+                    self.delivered.insert(waiter.id, copy);
                 }
             } else {
                 kept.push_back(waiter);
@@ -279,10 +307,23 @@ impl State {
         self.waiters = kept;
         match taker {
             Some(id) => {
-                self.delivered.insert(id, tuple);
+                self.delivered.insert(id, Stored { tuple, expires });
                 None
             }
             None => Some(tuple),
+        }
+    }
+
+    /// Puts `tuple` into the space under the lock the caller holds: a
+    /// Write event, then the oldest matching taker gets it (a Take event)
+    /// or it is stored. Wakers are left for the caller to wake once the lock is
+    /// released.
+    fn put_locked(&mut self, tuple: Tuple, expires: Option<Instant>, wake: &mut Vec<Waker>) {
+        self.events(Action::Write, &tuple);
+        let event_copy = tuple.clone();
+        match self.offer(tuple, expires, wake) {
+            Some(unclaimed) => self.store(unclaimed, expires),
+            None => self.events(Action::Take, &event_copy),
         }
     }
 
@@ -299,14 +340,31 @@ impl State {
         }
     }
 
-    /// Events for the subscriptions matching `tuple`: synchronous listeners
-    /// to call after the lock is released; queued ones are sent here.
-    fn events(
-        &self,
-        action: Action,
-        tuple: &Tuple,
-        sync: &mut Vec<(Arc<dyn TupleSpaceListener>, TupleEvent)>,
-    ) {
+    /// The first tuple matching `pattern`, removed (with its Take event) if
+    /// `take`, else copied.
+    fn get_locked(&mut self, pattern: &Pattern, take: bool, now: Instant) -> Option<Tuple> {
+        let (key, seq) = self.find(pattern, now)?;
+        Some(if take {
+            let tuple = self.remove(&key, seq);
+            self.events(Action::Take, &tuple);
+            tuple
+        } else {
+            self.buckets[&key][&seq].tuple.clone()
+        })
+    }
+
+    /// If synchronous events were queued since number `first`, the number
+    /// after the last: the call that queued them returns once every event
+    /// before it is delivered. A call that queued none skips delivery.
+    fn events_since(&self, first: u64) -> Option<u64> {
+        (self.next_event > first).then_some(self.next_event)
+    }
+
+    /// Events for the subscriptions matching `tuple`: synchronous ones are
+    /// queued in order, for delivery once the lock is released (see
+    /// [`TupleSpace::deliver`]); queued ones are sent here.
+    fn events(&mut self, action: Action, tuple: &Tuple) {
+        let mut queued = Vec::new();
         for sub in self.subs.values() {
             if !sub.actions.contains(&action) || !sub.pattern.matches(tuple) {
                 continue;
@@ -316,7 +374,7 @@ impl State {
                 tuple: tuple.clone(),
             };
             match &sub.delivery {
-                Delivery::Sync(listener) => sync.push((listener.clone(), event)),
+                Delivery::Sync(listener) => queued.push((listener.clone(), event)),
                 Delivery::Queued(queue) => {
                     if queue.clone().try_send(event).is_err() {
                         sub.dropped
@@ -324,6 +382,11 @@ impl State {
                     }
                 }
             }
+        }
+        for (listener, event) in queued {
+            let number = self.next_event;
+            self.next_event += 1;
+            self.sync_events.push_back((number, listener, event));
         }
     }
 }
@@ -337,6 +400,7 @@ impl TupleSpace {
                 env,
                 config,
                 state: Mutex::new(State::default()),
+                event_delivered: Condvar::new(),
             }),
         }
     }
@@ -378,20 +442,26 @@ impl TupleSpace {
         self.write_inner(tuple, Some(expires))
     }
 
-    /// Writes several tuples, all or none (none if any is refused).
+    /// Writes several tuples, all or none (none if any is refused). The
+    /// bound is checked and every tuple written under one lock, so no
+    /// concurrent writer can make it write part.
     pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), TupleSpaceError> {
         for tuple in &tuples {
             self.check(tuple)?;
         }
-        {
-            let state = self.state();
+        let mut wake = Vec::new();
+        let events = {
+            let mut state = self.state();
+            let first_event = state.next_event;
             if state.count + tuples.len() > self.inner.config.tuples_max {
                 return Err(self.full());
             }
-        }
-        for tuple in tuples {
-            self.write_inner(tuple, None)?;
-        }
+            for tuple in tuples {
+                state.put_locked(tuple, None, &mut wake);
+            }
+            state.events_since(first_event)
+        };
+        self.notify(wake, events);
         Ok(())
     }
 
@@ -420,9 +490,9 @@ impl TupleSpace {
     ) -> Result<(), TupleSpaceError> {
         self.check(&tuple)?;
         let mut wake = Vec::new();
-        let mut sync = Vec::new();
-        {
+        let events = {
             let mut state = self.state();
+            let first_event = state.next_event;
             // A full space still accepts a tuple a blocked taker will take.
             let taker_waits = state
                 .waiters
@@ -431,43 +501,21 @@ impl TupleSpace {
             if bounded && state.count >= self.inner.config.tuples_max && !taker_waits {
                 return Err(self.full());
             }
-            state.events(Action::Write, &tuple, &mut sync);
-            let taken_by_waiter = match state.offer(tuple.clone(), &mut wake) {
-                Some(unclaimed) => {
-                    state.store(unclaimed, expires);
-                    false
-                }
-                None => true,
-            };
-            if taken_by_waiter {
-                state.events(Action::Take, &tuple, &mut sync);
-            }
-        }
-        for waker in wake {
-            waker.wake();
-        }
-        for (listener, event) in sync {
-            listener.on_event(&event);
-        }
+            state.put_locked(tuple, expires, &mut wake);
+            state.events_since(first_event)
+        };
+        self.notify(wake, events);
         Ok(())
     }
 
     fn try_get(&self, pattern: &Pattern, take: bool) -> Option<Tuple> {
-        let mut sync = Vec::new();
-        let found = {
+        let (found, events) = {
             let mut state = self.state();
-            let (key, seq) = state.find(pattern, self.inner.env.now())?;
-            if take {
-                let tuple = state.remove(&key, seq);
-                state.events(Action::Take, &tuple, &mut sync);
-                tuple
-            } else {
-                state.buckets[&key][&seq].tuple.clone()
-            }
+            let first_event = state.next_event;
+            let found = state.get_locked(pattern, take, self.inner.env.now())?;
+            (found, state.events_since(first_event))
         };
-        for (listener, event) in sync {
-            listener.on_event(&event);
-        }
+        self.notify(Vec::new(), events);
         Some(found)
     }
 
@@ -483,14 +531,14 @@ impl TupleSpace {
 
     fn scan(&self, pattern: &Pattern, take: bool) -> Vec<Tuple> {
         let mut out = Vec::new();
-        let mut sync = Vec::new();
-        {
+        let events = {
             let mut state = self.state();
+            let first_event = state.next_event;
             let now = self.inner.env.now();
             while let Some((key, seq)) = state.find(pattern, now) {
                 if take {
                     let tuple = state.remove(&key, seq);
-                    state.events(Action::Take, &tuple, &mut sync);
+                    state.events(Action::Take, &tuple);
                     out.push(tuple);
                 } else {
                     // Reading leaves tuples in place: walk every bucket once.
@@ -511,10 +559,9 @@ impl TupleSpace {
                     break;
                 }
             }
-        }
-        for (listener, event) in sync {
-            listener.on_event(&event);
-        }
+            state.events_since(first_event)
+        };
+        self.notify(Vec::new(), events);
         out
     }
 
@@ -657,29 +704,26 @@ impl Future for Wait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Tuple> {
         let space = self.space;
+        let mut state = space.state();
+        let first_event = state.next_event;
         if let Some(id) = self.id {
-            let mut state = space.state();
-            if let Some(tuple) = state.delivered.remove(&id) {
+            if let Some(handed) = state.delivered.remove(&id) {
                 drop(state);
                 self.id = None;
-                return Poll::Ready(tuple);
+                return Poll::Ready(handed.tuple);
             }
             if let Some(waiter) = state.waiters.iter_mut().find(|w| w.id == id) {
                 waiter.waker = cx.waker().clone();
             }
             return Poll::Pending;
         }
-        if let Some(tuple) = space.try_get(&self.pattern, self.take) {
-            return Poll::Ready(tuple);
-        }
-        let mut state = space.state();
-        // Checked again under the lock a writer would take.
-        if let Some((key, seq)) = state.find(&self.pattern, space.inner.env.now()) {
-            let tuple = if self.take {
-                state.remove(&key, seq)
-            } else {
-                state.buckets[&key][&seq].tuple.clone()
-            };
+        // Looking and registering under one lock: a write either comes
+        // before (and is found) or after (and is offered to this waiter).
+        let now = space.inner.env.now();
+        if let Some(tuple) = state.get_locked(&self.pattern, self.take, now) {
+            let events = state.events_since(first_event);
+            drop(state);
+            space.notify(Vec::new(), events);
             return Poll::Ready(tuple);
         }
         let id = state.next_waiter;
@@ -699,20 +743,111 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         let Some(id) = self.id else { return };
+        let mut wake = Vec::new();
+        let events = {
+            let mut state = self.space.state();
+            let first_event = state.next_event;
+            state.waiters.retain(|w| w.id != id);
+            // A tuple handed to this taker but never picked up goes back,
+            // with its lease, and subscribers see it return (they saw it
+            // taken). One whose lease ran out meanwhile is gone, as any
+            // expired tuple is.
+            if let Some(handed) = state.delivered.remove(&id)
+                && self.take
+                && handed
+                    .expires
+                    .is_none_or(|at| at > self.space.inner.env.now())
+            {
+                state.put_locked(handed.tuple, handed.expires, &mut wake);
+            }
+            state.events_since(first_event)
+        };
+        self.space.notify(wake, events);
+    }
+}
+
+thread_local! {
+    /// The spaces whose synchronous events this thread is delivering now
+    /// (by address): a listener's own call on such a space leaves its
+    /// events to the delivery loop it runs in.
+    static DELIVERING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as delivering a space's events while a listener runs,
+/// and on leaving (also by a listener's panic) records the event delivered
+/// and lets the next deliverer go.
+struct Delivering<'a> {
+    space: &'a TupleSpace,
+    number: u64,
+}
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        DELIVERING.with(|d| d.borrow_mut().pop());
         let mut state = self.space.state();
-        state.waiters.retain(|w| w.id != id);
-        // A tuple handed to this taker but never picked up goes back.
-        if let Some(tuple) = state.delivered.remove(&id)
-            && self.take
-        {
-            let mut wake = Vec::new();
-            if let Some(unclaimed) = state.offer(tuple, &mut wake) {
-                state.store(unclaimed, None);
+        state.delivering = false;
+        state.delivered_events = state.delivered_events.max(self.number + 1);
+        drop(state);
+        self.space.inner.event_delivered.notify_all();
+    }
+}
+
+impl TupleSpace {
+    fn address(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Wakes `wake`, then, if the call queued synchronous events, delivers
+    /// every event up to (not including) number `events` (see
+    /// [`State::events_since`]), once the lock is released.
+    fn notify(&self, wake: Vec<Waker>, events: Option<u64>) {
+        for waker in wake {
+            waker.wake();
+        }
+        if let Some(upto) = events {
+            self.deliver(upto);
+        }
+    }
+
+    /// Returns once every synchronous event numbered below `upto` has been
+    /// delivered: delivers them itself, one at a time in order, or waits
+    /// while another task delivers. Inside a listener of this space, it
+    /// returns at once: the loop that called the listener delivers the
+    /// events its call caused right after it.
+    fn deliver(&self, upto: u64) {
+        let me = self.address();
+        if DELIVERING.with(|d| d.borrow().contains(&me)) {
+            return;
+        }
+        let mut state = self.state();
+        loop {
+            if state.delivered_events >= upto {
+                return;
             }
+            if state.delivering {
+                state = self
+                    .inner
+                    .event_delivered
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let (number, listener, event) = state
+                .sync_events
+                .pop_front()
+                .expect("events numbered below next_event and not delivered are queued");
+            debug_assert_eq!(number, state.delivered_events, "events leave in order");
+            state.delivering = true;
             drop(state);
-            for waker in wake {
-                waker.wake();
+            {
+                DELIVERING.with(|d| d.borrow_mut().push(me));
+                let _delivering = Delivering {
+                    space: self,
+                    number,
+                };
+                listener.on_event(&event);
             }
+            state = self.state();
         }
     }
 }
