@@ -10,7 +10,7 @@ use plexspaces::distribution::{
     ClusterSecret, Distribution, DistributionConfig, MemberStatus, ResolveError,
 };
 use plexspaces::net::wire::{self, FrameReader, FrameWriter, Identity, WireError, WireMessage};
-use plexspaces::net::{ByteReader, ByteWriter, Connection, Net, TcpNet};
+use plexspaces::net::{ByteReader, ByteWriter, Connection, Listener, Net, TcpNet};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -243,9 +243,10 @@ async fn a_dead_node_is_declared_down_and_its_remote_refs_exit() {
         .unwrap();
     assert_eq!(b.status, MemberStatus::Down);
     assert!(dist_a.view() > view);
+    // While b stays down, asks fail at once; the ref itself stays valid.
     assert!(matches!(
         remote.ask(LogMsg::Get, WAIT).await,
-        Err(AskError::Stopped(_))
+        Err(AskError::NodeDown(_))
     ));
 }
 
@@ -373,4 +374,174 @@ async fn bad_frames_close_only_their_connection() {
     all_up(&dist_b, 2).await;
     let remote = sys_b.resolve::<Log>(&id("log", "a8")).unwrap();
     assert_eq!(remote.ask(LogMsg::Push(1), WAIT).await.unwrap(), [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refs_resolved_at_once_share_one_proxy() {
+    let (sys_a, dist_a) = node("a10", &[]).await;
+    let (_sys_b, dist_b) = node("b10", &[dist_a.local_addr()]).await;
+    all_up(&dist_a, 2).await;
+    all_up(&dist_b, 2).await;
+    let sys_a = std::sync::Arc::new(sys_a);
+    for round in 0..40 {
+        let log = _sys_b
+            .spawn(&format!("log{round}"), Log(Vec::new()))
+            .unwrap();
+        dist_b.export(&log).unwrap();
+        let target = id(&format!("log{round}"), "b10");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let resolving: Vec<_> = (0..4)
+            .map(|_| {
+                let (sys_a, target, barrier) = (sys_a.clone(), target.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    sys_a.resolve::<Log>(&target).unwrap()
+                })
+            })
+            .collect();
+        let refs: Vec<_> = resolving.into_iter().map(|t| t.join().unwrap()).collect();
+        for r in &refs[1..] {
+            assert!(
+                r.ptr_eq(&refs[0]),
+                "round {round}: two proxies for {target}"
+            );
+        }
+        assert_eq!(refs[3].ask(LogMsg::Push(1), WAIT).await.unwrap(), [1]);
+    }
+}
+
+/// A relay on loopback between two nodes that can hold every byte without
+/// closing anything (a partition), and let them through again.
+struct Relay {
+    addr: SocketAddr,
+    hold: tokio::sync::watch::Sender<bool>,
+    target: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>>,
+}
+
+async fn pump(
+    mut from: impl ByteReader,
+    mut to: impl ByteWriter,
+    mut hold: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if hold.wait_for(|held| !held).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn relay(env: &Env) -> Relay {
+    let mut listener = TcpNet::new()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let (hold, _) = tokio::sync::watch::channel(false);
+    let target = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+    let (hold_tx, target_at, spawner) = (hold.clone(), target.clone(), env.clone());
+    drop(env.spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Some(to) = *target_at.lock().unwrap() else {
+                continue;
+            };
+            let Ok(outbound) = TcpNet::new().connect(to).await else {
+                continue;
+            };
+            let (in_r, in_w) = inbound.split();
+            let (out_r, out_w) = outbound.split();
+            drop(spawner.spawn(pump(in_r, out_w, hold_tx.subscribe())));
+            drop(spawner.spawn(pump(out_r, in_w, hold_tx.subscribe())));
+        }
+    }));
+    Relay { addr, hold, target }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_to_a_node_that_comes_back_works_again() {
+    let env_of = |name: &str| {
+        let dir =
+            std::env::temp_dir().join(format!("plexspaces-dist-{}-{name}", std::process::id()));
+        let name = NodeName::new(name).unwrap();
+        async move { Env::tokio(name, dir).await.unwrap() }
+    };
+    // Every byte between a and b passes a relay the test can hold.
+    let relay_a = relay(&env_of("relays").await).await;
+    let relay_b = relay(&env_of("relays2").await).await;
+    let (sys_a, dist_a) = node_with("a11", &[], |c| DistributionConfig {
+        advertise: Some(relay_a.addr),
+        ..c
+    })
+    .await;
+    *relay_a.target.lock().unwrap() = Some(dist_a.bound_addr());
+    let (sys_b, dist_b) = node_with("b11", &[relay_a.addr], |c| DistributionConfig {
+        advertise: Some(relay_b.addr),
+        ..c
+    })
+    .await;
+    *relay_b.target.lock().unwrap() = Some(dist_b.bound_addr());
+    all_up(&dist_a, 2).await;
+    all_up(&dist_b, 2).await;
+    let log = sys_b.spawn("log", Log(Vec::new())).unwrap();
+    dist_b.export(&log).unwrap();
+    let remote = sys_a.resolve::<Log>(&id("log", "b11")).unwrap();
+    assert_eq!(remote.ask(LogMsg::Push(1), WAIT).await.unwrap(), [1]);
+    let (report, reported) = oneshot::channel();
+    let watcher = sys_a.spawn("watcher", Watcher(Some(report))).unwrap();
+    watcher.tell(WatchMsg::Watch(remote.clone())).await.unwrap();
+
+    // A partition: both sides go silent and declare each other down.
+    relay_a.hold.send_replace(true);
+    relay_b.hold.send_replace(true);
+    let down = |m: &[plexspaces::distribution::MemberInfo]| {
+        m.iter().any(|m| m.status == MemberStatus::Down)
+    };
+    dist_a.wait_for(WAIT, down).await.unwrap();
+    assert_eq!(
+        reported.await.unwrap(),
+        (
+            id("log", "b11"),
+            ExitReason::NodeDown(NodeName::new("b11").unwrap())
+        ),
+        "the monitor fired once, with the noconnection-like reason"
+    );
+    assert!(matches!(
+        remote.ask(LogMsg::Get, WAIT).await,
+        Err(AskError::NodeDown(_))
+    ));
+    assert!(
+        sys_a
+            .resolve::<Log>(&id("log", "b11"))
+            .unwrap()
+            .ptr_eq(&remote),
+        "resolving again gives the same ref"
+    );
+
+    // Healed: the same ref works again, and the actor kept its state.
+    relay_a.hold.send_replace(false);
+    relay_b.hold.send_replace(false);
+    // Once this node sees b Up, the proxy has heard so before any later ask.
+    all_up(&dist_a, 2).await;
+    assert_eq!(
+        remote.ask(LogMsg::Push(2), WAIT).await.unwrap(),
+        [1, 2],
+        "the same ref reached the same actor"
+    );
+    assert_eq!(remote.status(), ActorStatus::Active);
+    // A monitor made now waits for the actor's next exit.
+    let (report, reported) = oneshot::channel();
+    let watcher = sys_a.spawn("watcher2", Watcher(Some(report))).unwrap();
+    watcher.tell(WatchMsg::Watch(remote.clone())).await.unwrap();
+    remote.tell(LogMsg::Stop).await.unwrap();
+    assert_eq!(
+        reported.await.unwrap(),
+        (id("log", "b11"), ExitReason::Normal)
+    );
 }

@@ -9,11 +9,15 @@
 //! - every reply is the answer to its own request;
 //! - after the faults heal, membership converges (every node sees all three
 //!   Up) and every node reaches every other node's actor again;
+//! - a ref is resolved once and kept (as an Erlang pid is): after healing,
+//!   every kept ref whose target node did not restart answers again, also
+//!   when the target was declared down meanwhile (it is re-resolved only
+//!   once it exits for good, when its node restarted);
 //! - the nemesis had an effect: some asks failed during the storm, and the
 //!   failure detector declared a node down in some seed.
 #![cfg(madsim)]
 
-use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
+use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, AskError, Context};
 use plexspaces::distribution::{Distribution, MemberStatus};
 use plexspaces::seams::{Clock, Rng};
 use plexspaces::{Env, NodeName};
@@ -72,6 +76,22 @@ struct Shared {
     dists: BTreeMap<usize, Distribution>,
     systems: BTreeMap<usize, ActorSystem>,
     max_view: u64,
+    /// The ref each node keeps to each other node's sink, and the target's
+    /// incarnation when it was resolved.
+    kept: BTreeMap<(usize, usize), (plexspaces::actor::ActorRef<Sink>, u64)>,
+    /// Kept refs an ask found with their node declared down.
+    interrupted: std::collections::BTreeSet<(usize, usize)>,
+    /// Kept refs that answered after healing although their node had been
+    /// declared down while they were kept.
+    revived: u64,
+}
+
+fn incarnation_of(dist: &Distribution, node: usize) -> Option<u64> {
+    let name = format!("n{node}");
+    dist.members()
+        .into_iter()
+        .find(|m| m.node.as_str() == name)
+        .map(|m| m.incarnation)
 }
 
 fn sink_id(node: usize) -> ActorId {
@@ -116,6 +136,21 @@ async fn run_node(
         let Ok(remote) = system.resolve::<Sink>(&sink_id(target)) else {
             continue;
         };
+        {
+            // Resolving gives back the kept ref until it exits for good
+            // (its node restarted); then the new one is kept.
+            let mut shared = shared.lock().unwrap();
+            let same = matches!(shared.kept.get(&(index, target)), Some((kept, _)) if kept.ptr_eq(&remote));
+            if !same {
+                let Some(incarnation) = incarnation_of(&dist, target) else {
+                    continue;
+                };
+                shared
+                    .kept
+                    .insert((index, target), (remote.clone(), incarnation));
+                shared.interrupted.remove(&(index, target));
+            }
+        }
         seq += 1;
         let note = Note {
             from: from.clone(),
@@ -130,6 +165,10 @@ async fn run_node(
             Ok(echo) => shared
                 .wrong_replies
                 .push(format!("{from} seq {seq} answered with {echo}")),
+            Err(AskError::NodeDown(_)) => {
+                shared.failed += 1;
+                shared.interrupted.insert((index, target));
+            }
             Err(_) => shared.failed += 1,
         }
     }
@@ -140,6 +179,7 @@ struct Outcome {
     acked: u64,
     failed: u64,
     max_view: u64,
+    revived: u64,
     trace_hash: u64,
 }
 
@@ -202,6 +242,35 @@ fn scenario(seed: u64) -> Outcome {
                 );
             }
         }
+        // Every kept ref whose target kept its run answers again.
+        let kept: Vec<((usize, usize), (plexspaces::actor::ActorRef<Sink>, u64))> = shared
+            .lock()
+            .unwrap()
+            .kept
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let mut revived = 0;
+        let interrupted = shared.lock().unwrap().interrupted.clone();
+        for ((from, to), (remote, incarnation)) in kept {
+            let dist = shared.lock().unwrap().dists[&from].clone();
+            if incarnation_of(&dist, to) != Some(incarnation) {
+                continue; // the target restarted: its old run's actor is gone
+            }
+            let note = Note {
+                from: format!("kept{from}"),
+                run: 0,
+                seq: 1,
+            };
+            let answer = remote.ask(note, Duration::from_secs(5)).await;
+            assert_eq!(
+                answer,
+                Ok(1),
+                "seed {seed}: n{from}'s kept ref to n{to} does not answer after healing"
+            );
+            revived += u64::from(interrupted.contains(&(from, to)));
+        }
+        shared.lock().unwrap().revived = revived;
         let shared = shared.lock().unwrap();
         let violations = shared.violations.lock().unwrap();
         assert!(
@@ -222,6 +291,7 @@ fn scenario(seed: u64) -> Outcome {
             acked: shared.acked,
             failed: shared.failed,
             max_view: shared.max_view,
+            revived: shared.revived,
             trace_hash: cluster.trace().hash(),
         }
     })
@@ -235,6 +305,10 @@ fn remote_asks_keep_order_and_membership_heals_under_the_nemesis() {
     assert!(
         outcomes.iter().any(|o| o.max_view > 4),
         "no seed saw a node go down and come back: {outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.revived > 0),
+        "no kept ref came back from a node declared down: {outcomes:?}"
     );
     assert_deterministic(2, scenario);
 }

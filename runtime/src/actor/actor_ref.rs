@@ -68,6 +68,13 @@ impl<A: Actor> ActorRef<A> {
         self.cell.status()
     }
 
+    /// Whether two refs are handles on the same actor cell: the same local
+    /// actor, or the same proxy of a remote one (refs resolved for one
+    /// remote actor share one proxy, so they keep one order).
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.cell, &other.cell)
+    }
+
     /// Whether the actor lives on this node. A remote ref (see
     /// [`crate::distribution`]) behaves the same for `tell`, `ask`, `stop`,
     /// monitors and links; its mailbox is a local queue in front of the

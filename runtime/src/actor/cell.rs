@@ -24,8 +24,12 @@ struct Signals {
     /// The actor has exited: control operations are refused (their reply
     /// channels dropped) instead of queued forever.
     closed: bool,
-    /// Why it exited, once it has.
-    exit: Option<ExitReason>,
+    /// Why it exited, once it has, and in which run of the cell. A local
+    /// actor has one run; a remote ref's proxy starts a new run when its
+    /// node comes back after being declared down (see [`Cell::reopen`]).
+    exit: Option<(u64, ExitReason)>,
+    /// The cell's current run.
+    run: u64,
     /// Tasks waiting for the exit.
     exit_waiters: Vec<Waker>,
 }
@@ -135,10 +139,17 @@ impl Cell {
     }
 
     /// Publishes the exit reason to everyone waiting for it (the first
-    /// reason published stays).
+    /// reason published in a run stays).
     pub(crate) fn publish_exit(&self, reason: ExitReason) {
         let mut signals = self.signals();
-        signals.exit.get_or_insert(reason);
+        let run = signals.run;
+        if signals
+            .exit
+            .as_ref()
+            .is_none_or(|(exited, _)| *exited < run)
+        {
+            signals.exit = Some((run, reason));
+        }
         let waiters = std::mem::take(&mut signals.exit_waiters);
         drop(signals);
         for waker in waiters {
@@ -146,21 +157,52 @@ impl Cell {
         }
     }
 
-    /// A handle to wait for the actor's exit reason.
+    /// Starts a new run of a proxy whose exit was published (its node was
+    /// down and is back): watches made from now on wait for the next exit,
+    /// while those made before have had theirs. Refused (false) once the
+    /// cell is closed for good.
+    pub(crate) fn reopen(&self) -> bool {
+        debug_assert!(!self.local, "only a proxy comes back");
+        let mut signals = self.signals();
+        if signals.closed {
+            return false;
+        }
+        if signals
+            .exit
+            .as_ref()
+            .is_some_and(|(run, _)| *run == signals.run)
+        {
+            signals.run += 1;
+        }
+        drop(signals);
+        self.set_status(ActorStatus::Active);
+        true
+    }
+
+    /// Whether the cell is closed for good (its actor exited).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.signals().closed
+    }
+
+    /// A handle to wait for the actor's exit reason: the exit of the run
+    /// current now, or of a later one.
     pub(crate) fn exit_watch(self: &Arc<Self>) -> ExitWatch {
-        ExitWatch(self.clone())
+        let run = self.signals().run;
+        ExitWatch(self.clone(), run)
     }
 }
 
 /// Waits for one actor's exit (cheaper per actor than a watch channel: the
 /// reason and the waiters live in the cell's signal lock).
-pub(crate) struct ExitWatch(Arc<Cell>);
+pub(crate) struct ExitWatch(Arc<Cell>, u64);
 
 /// Resolves to the exit reason `watch` waits for.
 pub(crate) async fn wait_exit(watch: ExitWatch) -> ExitReason {
     std::future::poll_fn(|cx| {
         let mut signals = watch.0.signals();
-        if let Some(reason) = &signals.exit {
+        if let Some((run, reason)) = &signals.exit
+            && *run >= watch.1
+        {
             return Poll::Ready(reason.clone());
         }
         if !signals.exit_waiters.iter().any(|w| w.will_wake(cx.waker())) {

@@ -135,6 +135,10 @@ pub enum AskError {
     /// The connection to the actor's node was lost after the request was
     /// sent and before the reply came: it may or may not have been handled.
     ConnectionLost(ActorId),
+    /// The actor's node is declared down: the request was not sent. The
+    /// ref works again once the node is back (see
+    /// [`crate::distribution`]).
+    NodeDown(ActorId),
 }
 
 impl From<SendError> for AskError {
@@ -155,6 +159,9 @@ impl fmt::Display for AskError {
             AskError::Stopped(id) => write!(f, "actor {id} stopped before replying"),
             AskError::MailboxFull(id) => write!(f, "mailbox of {id} is full"),
             AskError::Failed(e) => write!(f, "handler failed: {e}"),
+            AskError::NodeDown(id) => {
+                write!(f, "the node of {id} is down: the request was not sent")
+            }
             AskError::ConnectionLost(id) => write!(
                 f,
                 "connection to {id}'s node lost before the reply (the request may have been handled)"

@@ -91,10 +91,28 @@ impl<A: Actor> ProxyEnd<A> {
         }
     }
 
-    /// The remote actor has exited (or its node is down): refs see the
-    /// exit, monitors and links fire, queued asks fail as Stopped.
+    /// The remote actor has exited (or its node restarted): refs see the
+    /// exit, monitors and links fire, queued asks fail as Stopped, for good.
     pub(crate) fn exit(mut self, reason: ExitReason) {
         self.publish(reason);
+    }
+
+    /// The remote node is down: refs see `reason` as the exit (monitors
+    /// and links fire once), but the proxy stays open, for when the node
+    /// comes back ([`ProxyEnd::resume`]).
+    pub(crate) fn interrupt(&mut self, reason: ExitReason) {
+        self.cell.set_status(if reason.is_failure() {
+            ActorStatus::Failed
+        } else {
+            ActorStatus::Terminated
+        });
+        self.cell.publish_exit(reason);
+    }
+
+    /// The remote node is back: the ref works again and watches made from
+    /// now on wait for the next exit. False if the proxy was closed.
+    pub(crate) fn resume(&mut self) -> bool {
+        !self.exited && self.cell.reopen()
     }
 
     fn publish(&mut self, reason: ExitReason) {

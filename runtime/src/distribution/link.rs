@@ -31,8 +31,19 @@ pub(crate) trait PendingReply: Send {
 pub(crate) enum Verdict {
     /// The remote actor exited (or never existed).
     Exited(ExitNotice),
-    /// Its node was declared down or restarted.
+    /// Its node was declared down: the actor may live on, unreachable.
     NodeDown,
+    /// Its node restarted: the actor of the old run is gone.
+    Restarted,
+}
+
+/// How a node declared down came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeBack {
+    /// Up again, the same run: its actors may still live.
+    Up,
+    /// A new run: the old run's actors are gone.
+    Restarted,
 }
 
 /// Something to send on a connection.
@@ -61,6 +72,12 @@ struct LinkState {
     /// A heartbeat waits in the queue (so they never pile up while the
     /// peer is unreachable).
     heartbeat_queued: bool,
+    /// The peer is declared down.
+    down: bool,
+    /// Times the peer restarted (a new incarnation) since the link began.
+    restarts: u64,
+    /// Proxies waiting for the peer to come back.
+    back_waiters: Vec<oneshot::Sender<NodeBack>>,
 }
 
 pub(crate) struct Link {
@@ -127,12 +144,70 @@ impl Link {
         }
     }
 
-    /// The peer was declared down or restarted: every watched actor is gone.
+    /// The peer was declared down: every watcher hears so once (its actors
+    /// may live on, unreachable).
     pub(crate) fn node_down(&self) {
-        let monitors = std::mem::take(&mut self.state().monitors);
+        let monitors = {
+            let mut state = self.state();
+            state.down = true;
+            std::mem::take(&mut state.monitors)
+        };
         for watcher in monitors.into_values().flatten() {
             let _ = watcher.send(Verdict::NodeDown);
         }
+    }
+
+    /// The peer came back with a new incarnation: every actor watched on
+    /// its old run is gone.
+    pub(crate) fn node_restarted(&self) {
+        let (monitors, waiters) = {
+            let mut state = self.state();
+            state.restarts += 1;
+            (
+                std::mem::take(&mut state.monitors),
+                std::mem::take(&mut state.back_waiters),
+            )
+        };
+        for watcher in monitors.into_values().flatten() {
+            let _ = watcher.send(Verdict::Restarted);
+        }
+        for waiter in waiters {
+            let _ = waiter.send(NodeBack::Restarted);
+        }
+    }
+
+    /// The peer is up again (or for the first time).
+    pub(crate) fn node_up(&self) {
+        let waiters = {
+            let mut state = self.state();
+            state.down = false;
+            std::mem::take(&mut state.back_waiters)
+        };
+        for waiter in waiters {
+            let _ = waiter.send(NodeBack::Up);
+        }
+    }
+
+    /// Times the peer restarted so far.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.state().restarts
+    }
+
+    /// Resolves when the peer is back: `Restarted` if it restarted since
+    /// `restarts_seen` (see [`Link::restarts`]), else `Up` once it is not
+    /// declared down. Dropped (cancelled) if the link goes away.
+    pub(crate) fn when_back(&self, restarts_seen: u64) -> oneshot::Receiver<NodeBack> {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.state();
+        if state.restarts > restarts_seen {
+            let _ = tx.send(NodeBack::Restarted);
+        } else if !state.down {
+            let _ = tx.send(NodeBack::Up);
+        } else {
+            state.back_waiters.retain(|w| !w.is_canceled());
+            state.back_waiters.push(tx);
+        }
+        rx
     }
 
     /// The answer to request `request` arrived.

@@ -14,6 +14,16 @@
 //!   and links work as locally. A ref stands on a local proxy; its exit is
 //!   the remote actor's exit, or [`ExitReason::NodeDown`](crate::actor::ExitReason::NodeDown) when the node is
 //!   declared down or restarts.
+//! - **A node that comes back** (as Erlang's `noconnection`): when a node is
+//!   declared down, monitors and links of refs to its actors fire once with
+//!   `NodeDown`, and while it stays down an `ask` fails at once with
+//!   [`AskError::NodeDown`](crate::actor::AskError::NodeDown) and a `tell` is
+//!   dropped. The ref itself stays valid: when the node is Up again with the
+//!   same run, the ref works again (a monitor made then waits for the next
+//!   exit), and if its actor no longer lives there, the ref exits with the
+//!   actor's `NoSuchActor` verdict. A node that restarted (a new
+//!   incarnation) has none of its old run's actors: refs to them exit for
+//!   good, and resolving the id again reaches the new run's actor.
 //! - **Ordering**: everything one node sends another goes through one queue
 //!   onto one connection, so messages from one sender to one actor arrive in
 //!   order, as locally. Across a reconnect: what was queued but not yet
@@ -259,6 +269,8 @@ pub(crate) struct Dist {
     env: Env,
     config: DistributionConfig,
     me: Identity,
+    /// Where the listener is bound.
+    bound: SocketAddr,
     deadlines: Arc<Deadlines>,
     /// Connections in their handshake, bounded.
     admission: Admission,
@@ -432,17 +444,30 @@ impl Dist {
         for change in &changes {
             tracing::info!(?change, "membership");
             match change {
-                Change::Up(node) | Change::Learned(node) => self.ensure_link(node),
+                Change::Learned(node) => self.ensure_link(node),
+                Change::Up(node) => {
+                    self.ensure_link(node);
+                    if let Some(link) = self.link(node) {
+                        link.node_up();
+                    }
+                }
+                // Remote refs stay: their monitors fire once, and they work
+                // again when the node is back and their actor still lives.
+                Change::Down(node) => {
+                    if let Some(link) = self.link(node) {
+                        link.node_down();
+                    }
+                }
                 // A restarted node keeps its link (it re-dials the new run);
-                // what was watched on the old run is gone either way.
-                Change::Down(node) | Change::Restarted(node) => {
+                // the actors of its old run are gone, and so are their refs.
+                Change::Restarted(node) => {
                     let link = {
                         let mut state = self.state();
                         state.proxies.retain(|id, _| id.node() != node);
                         state.links.get(node).cloned()
                     };
                     if let Some(link) = link {
-                        link.node_down();
+                        link.node_restarted();
                     }
                 }
             }
@@ -488,7 +513,8 @@ impl Distribution {
             .await
             .map_err(DistributionError::Listen)?;
         let node = env.node().clone();
-        let listen = config.advertise.unwrap_or_else(|| listener.local_addr());
+        let bound = listener.local_addr();
+        let listen = config.advertise.unwrap_or(bound);
         let incarnation = incarnation::next(&env)
             .await
             .map_err(DistributionError::Disk)?;
@@ -509,6 +535,7 @@ impl Distribution {
             env,
             config,
             me,
+            bound,
             deadlines,
             admission: Admission::new(config_admission),
             state: Mutex::new(State {
@@ -559,9 +586,16 @@ impl Distribution {
         self.inner.env.node()
     }
 
-    /// The address peers dial to reach this node.
+    /// The address peers dial to reach this node (the advertised one, if
+    /// configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.me.listen
+    }
+
+    /// The address this node's listener is bound to (differs from
+    /// [`Distribution::local_addr`] behind NAT or a proxy).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.inner.bound
     }
 
     /// Every member this node knows (itself first), with its status.
@@ -659,40 +693,42 @@ impl Distribution {
     }
 
     /// A ref to actor `id` on another member node. Refs to one actor share
-    /// one proxy, so they keep one order.
+    /// one proxy, so they keep one order, however many callers resolve it
+    /// at once.
     pub fn remote_ref<A: RemoteActor>(&self, id: &ActorId) -> Result<ActorRef<A>, ResolveError> {
         let dist = &self.inner;
         if id.node() == dist.env.node() {
             return Err(ResolveError::NoSuchActor(id.clone()));
         }
-        let state = dist.state();
-        if state.membership.get(id.node()).is_none() {
+        if dist.state().membership.get(id.node()).is_none() {
             return Err(ResolveError::UnknownNode(id.clone()));
         }
-        if let Some(existing) = state.proxies.get(id)
-            && let Some(actor) = existing.downcast_ref::<ActorRef<A>>()
-            && !actor.status().is_finished()
-        {
-            return Ok(actor.clone());
-        }
-        drop(state);
         dist.ensure_link(id.node());
-        let Some(link) = dist.link(id.node()) else {
-            // Shut down between the check and here.
-            return Err(ResolveError::NotDistributed(id.clone()));
+        // Looked up and inserted under one lock: two callers never make
+        // two proxies for one actor.
+        let (actor, end, link) = {
+            let mut state = dist.state();
+            if let Some(existing) = state.proxies.get(id)
+                && let Some(actor) = existing.downcast_ref::<ActorRef<A>>()
+                && !actor.cell.is_closed()
+            {
+                return Ok(actor.clone());
+            }
+            let Some(link) = state.links.get(id.node()).cloned() else {
+                // Shut down between the check and here.
+                return Err(ResolveError::NotDistributed(id.clone()));
+            };
+            let (actor, end) = crate::actor::proxy::proxy::<A>(
+                id.clone(),
+                dist.config.proxy_mailbox,
+                dist.deadlines.clone(),
+            );
+            state.proxies.insert(id.clone(), Box::new(actor.clone()));
+            (actor, end, link)
         };
-        let (actor, end) = crate::actor::proxy::proxy::<A>(
-            id.clone(),
-            dist.config.proxy_mailbox,
-            dist.deadlines.clone(),
-        );
-        let verdict = link.monitor(id.name());
         // Room for the frame header and the Ask's own fields.
         let max_payload = (dist.config.max_frame_len as usize).saturating_sub(256);
-        dist.state()
-            .proxies
-            .insert(id.clone(), Box::new(actor.clone()));
-        dist.spawn_detached(remote_ref::forward(end, link, verdict, max_payload));
+        dist.spawn_detached(remote_ref::forward(end, link, max_payload));
         Ok(actor)
     }
 

@@ -4,9 +4,9 @@
 
 use super::RemoteActor;
 use super::export::exit_reason;
-use super::link::{Link, Outgoing, PendingReply, Verdict};
+use super::link::{Link, NodeBack, Outgoing, PendingReply, Verdict};
 use crate::actor::proxy::{ProxyEnd, ProxyEvent};
-use crate::actor::{Actor, ActorError, ActorId, AskError, ExitReason};
+use crate::actor::{ActorError, ActorId, AskError, ExitReason};
 use futures::channel::oneshot;
 use futures::future::Either;
 use plexspaces_net::wire::{ReplyOutcome, WireMessage};
@@ -49,29 +49,70 @@ impl<A: RemoteActor> PendingReply for TypedPending<A> {
     }
 }
 
-/// The proxy's task: forward until the remote actor's verdict arrives.
+/// The proxy's task: forward until the remote actor's final verdict. While
+/// the node is declared down the proxy is interrupted (its watchers heard
+/// `NodeDown`; asks fail at once, tells are dropped) and resumes when the
+/// node is back with the same run.
 pub(crate) async fn forward<A: RemoteActor>(
     mut end: ProxyEnd<A>,
     link: Arc<Link>,
-    mut verdict: oneshot::Receiver<Verdict>,
     max_payload: usize,
 ) {
+    let node = end.id().node().clone();
+    loop {
+        let restarts_seen = link.restarts();
+        let verdict = link.monitor(end.id().name());
+        let reason = match connected(&mut end, &link, verdict, max_payload).await {
+            Connected::Verdict(Ok(Verdict::NodeDown)) => {
+                end.interrupt(ExitReason::NodeDown(node.clone()));
+                match unreachable(&mut end, link.when_back(restarts_seen)).await {
+                    Some(NodeBack::Up) if end.resume() => continue,
+                    _ => ExitReason::NodeDown(node.clone()),
+                }
+            }
+            Connected::Verdict(Ok(Verdict::Exited(notice))) => exit_reason(notice),
+            // Canceled: the link is gone (the distribution shut down).
+            Connected::Verdict(Ok(Verdict::Restarted) | Err(oneshot::Canceled)) => {
+                ExitReason::NodeDown(node.clone())
+            }
+            Connected::RefsDropped(verdict) => match verdict {
+                Ok(Verdict::Exited(notice)) => exit_reason(notice),
+                _ => ExitReason::NodeDown(node.clone()),
+            },
+        };
+        end.exit(reason);
+        return;
+    }
+}
+
+/// How forwarding to a reachable node ended.
+enum Connected {
+    /// The remote actor's verdict.
+    Verdict(Result<Verdict, oneshot::Canceled>),
+    /// Every ref was dropped; then the verdict monitors still waited for.
+    RefsDropped(Result<Verdict, oneshot::Canceled>),
+}
+
+/// Forwards what callers send until a verdict arrives.
+async fn connected<A: RemoteActor>(
+    end: &mut ProxyEnd<A>,
+    link: &Link,
+    mut verdict: oneshot::Receiver<Verdict>,
+    max_payload: usize,
+) -> Connected {
     let target = end.id().name().to_string();
-    let mut refs_alive = true;
-    let verdict = loop {
-        let event = if refs_alive {
+    loop {
+        let event = {
             let next = std::pin::pin!(end.next());
             match futures::future::select(&mut verdict, next).await {
-                Either::Left((verdict, _)) => break verdict,
+                Either::Left((verdict, _)) => return Connected::Verdict(verdict),
                 Either::Right((event, _)) => event,
             }
-        } else {
-            // Nobody can send any more, but monitors may still be waiting
-            // for the exit.
-            break (&mut verdict).await;
         };
         match event {
-            None => refs_alive = false,
+            // Nobody can send any more, but monitors may still be waiting
+            // for the exit.
+            None => return Connected::RefsDropped(verdict.await),
             Some(ProxyEvent::Stop) => {
                 link.send(Outgoing::Frame(WireMessage::Stop {
                     target: target.clone(),
@@ -106,20 +147,33 @@ pub(crate) async fn forward<A: RemoteActor>(
                 }
             },
         }
-    };
-    let reason = exit_for(verdict, &end);
-    end.exit(reason);
+    }
 }
 
-fn exit_for<A: Actor>(
-    verdict: Result<Verdict, oneshot::Canceled>,
-    end: &ProxyEnd<A>,
-) -> ExitReason {
-    match verdict {
-        Ok(Verdict::Exited(notice)) => exit_reason(notice),
-        // Canceled: the link is gone (the distribution shut down).
-        Ok(Verdict::NodeDown) | Err(oneshot::Canceled) => {
-            ExitReason::NodeDown(end.id().node().clone())
+/// While the node is down: asks fail at once with `NodeDown`, tells and
+/// stops are dropped (nothing can reach the node; nothing is held for
+/// later), until the node is back. `None` if every ref was dropped or the
+/// link went away meanwhile.
+async fn unreachable<A: RemoteActor>(
+    end: &mut ProxyEnd<A>,
+    mut back: oneshot::Receiver<NodeBack>,
+) -> Option<NodeBack> {
+    loop {
+        let event = {
+            let next = std::pin::pin!(end.next());
+            match futures::future::select(&mut back, next).await {
+                Either::Left((back, _)) => return back.ok(),
+                Either::Right((event, _)) => event,
+            }
+        };
+        match event {
+            None => return None,
+            Some(ProxyEvent::Ask(_, reply)) => {
+                let _ = reply.send(Err(AskError::NodeDown(end.id().clone())));
+            }
+            Some(ProxyEvent::Tell(_)) | Some(ProxyEvent::Stop) => {
+                tracing::debug!(actor = %end.id(), "its node is down: a tell or stop dropped")
+            }
         }
     }
 }

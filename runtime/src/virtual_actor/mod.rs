@@ -385,7 +385,8 @@ fn retryable(e: &AskError) -> bool {
         AskError::Timeout { .. }
         | AskError::Stopped(_)
         | AskError::MailboxFull(_)
-        | AskError::ConnectionLost(_) => true,
+        | AskError::ConnectionLost(_)
+        | AskError::NodeDown(_) => true,
         AskError::Failed(e) => e.is_unavailable(),
     }
 }
