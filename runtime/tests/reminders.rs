@@ -320,3 +320,38 @@ async fn bad_schedules_and_names_get_typed_errors() {
     ));
     node.system.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_shard_refuses_new_reminders_with_a_typed_error() {
+    let env = env("full", true).await;
+    let system = ActorSystem::new(env.clone());
+    let mut config = ReminderConfig::new(JournalBackend::memory());
+    config.shards = 1;
+    config.reminders_per_shard_max = 2;
+    let reminders = Reminders::start(&system, config).await.unwrap();
+    let target = ReminderTarget::new("alarm", "x");
+    let spec = |name: &str| ReminderSpec {
+        name: name.into(),
+        first_due: epoch() + Duration::from_secs(3600),
+        recurrence: Recurrence::Every(MINUTE),
+    };
+    reminders.register(&target, spec("a"), WAIT).await.unwrap();
+    reminders.register(&target, spec("b"), WAIT).await.unwrap();
+    assert_eq!(
+        reminders.register(&target, spec("c"), WAIT).await,
+        Err(ReminderError::TooMany { shard: 0, max: 2 })
+    );
+    // Replacing an existing one is not a new one.
+    reminders.register(&target, spec("b"), WAIT).await.unwrap();
+    assert!(reminders.cancel(&target, "a", WAIT).await.unwrap());
+    reminders.register(&target, spec("c"), WAIT).await.unwrap();
+    let names: Vec<String> = reminders
+        .list(&target, WAIT)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    system.shutdown().await;
+}

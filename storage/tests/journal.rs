@@ -864,3 +864,25 @@ async fn a_roll_cut_before_the_seal_recovers_and_seals() {
         ));
     }
 }
+
+#[tokio::test]
+async fn appends_past_the_pending_bound_are_refused_and_queue_nothing() {
+    let config = JournalConfig {
+        pending_records_max: 4,
+        ..JournalConfig::default()
+    };
+    let journal = FileJournal::open(MemDisk::new(), config, ID).await.unwrap();
+    let five: Vec<&[u8]> = vec![b"1", b"2", b"3", b"4", b"5"];
+    match journal.append_all("s", &five).await {
+        Err(JournalError::Overloaded { pending: 0, max: 4 }) => {}
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+    assert_eq!(journal.last_seq("s"), 0, "nothing was queued");
+    assert_eq!(journal.append_all("s", &five[..4]).await.unwrap(), 4);
+    assert_eq!(
+        journal.append("s", b"5").await.unwrap(),
+        5,
+        "no sequence number was lost"
+    );
+    assert_eq!(data_of(&journal, "s", 1).await.len(), 5);
+}

@@ -96,8 +96,16 @@ impl<M: GenFsm> Fsm<M> {
         }
         if let Some(after) = self.machine.state_timeout(&self.state) {
             let token = TimerToken(self.generation);
-            // One timer at a time, so the actor's bound cannot be reached.
-            self.timer = ctx.send_after(after, FsmMsg::Timeout(token)).ok();
+            // One timer at a time, so the default bound is never reached;
+            // if a lowered bound refuses it, the machine would wait forever
+            // in this state, so it fails instead (its supervisor decides).
+            self.timer = match ctx.send_after(after, FsmMsg::Timeout(token)) {
+                Ok(timer) => Some(timer),
+                Err(e) => {
+                    ctx.fail(format!("the state timeout could not be armed: {e}"));
+                    None
+                }
+            };
         }
     }
 }

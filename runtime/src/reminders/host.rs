@@ -91,6 +91,11 @@ pub(super) enum ShardReply {
     /// The request cannot succeed (the journal failed).
     Refused(String),
     Done,
+    /// The shard holds its maximum number of reminders.
+    Full {
+        shard: u32,
+        max: usize,
+    },
 }
 
 /// Serves one shard: its table, a timer per reminder, deliveries.
@@ -130,7 +135,9 @@ fn arm(ctx: &mut ShardContext, shard: &mut Shard, key: &Key, at_ms: u64) {
         name: key.1.clone(),
         due_ms: entry.next_due_ms,
     };
-    entry.timer = ctx.send_after(delay, fire).ok();
+    entry.timer = Some(ctx.send_after(delay, fire).expect(
+        "a shard arms one timer per reminder, and its timer bound is at least its reminders",
+    ));
 }
 
 impl ShardActor {
@@ -187,6 +194,14 @@ impl ShardActor {
             None => return ShardReply::Refused("the schedule is never due".into()),
         };
         let key = (target.clone(), name.clone());
+        let max = self.common.config.reminders_per_shard_max;
+        let shard = self.shard.as_ref().expect("loaded in pre_start");
+        if !shard.entries.contains_key(&key) && shard.entries.len() >= max {
+            return ShardReply::Full {
+                shard: self.shard_no,
+                max,
+            };
+        }
         let event = Event::Put {
             target,
             name,
@@ -312,14 +327,16 @@ impl Actor for ShardActor {
     type Reply = ShardReply;
 
     async fn pre_start(&mut self, ctx: &mut ShardContext) -> Result<(), ActorError> {
-        // One timer per reminder: the default bound is for ordinary actors.
-        ctx.set_max_timers(usize::MAX);
         let stream = format!("@{}", shard_actor_name(self.shard_no));
         let mut shard = Shard::recover(&self.common.config.journal, stream)
             .await
             .map_err(|e| {
                 ActorError::new(format!("taking over reminder shard {}: {e}", self.shard_no))
             })?;
+        // One timer per reminder: the table's bound, or what a journal
+        // written under a larger bound holds (never refuse to load it).
+        let bound = self.common.config.reminders_per_shard_max;
+        ctx.set_max_timers(bound.max(shard.entries.len()));
         let keys: Vec<(Key, u64)> = shard
             .entries
             .iter()

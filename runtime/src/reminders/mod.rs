@@ -155,6 +155,15 @@ pub enum ReminderError {
     Unavailable(String),
     /// This actor system already runs reminders.
     AlreadyStarted,
+    /// The reminder's shard holds
+    /// [`ReminderConfig::reminders_per_shard_max`] reminders: cancel some,
+    /// or raise the bound (with more shards, it is spread further).
+    TooMany {
+        /// The shard.
+        shard: u32,
+        /// Its bound.
+        max: usize,
+    },
 }
 
 impl fmt::Display for ReminderError {
@@ -164,6 +173,12 @@ impl fmt::Display for ReminderError {
             ReminderError::InvalidSchedule(why) => write!(f, "invalid reminder schedule: {why}"),
             ReminderError::Unavailable(why) => write!(f, "reminders unavailable: {why}"),
             ReminderError::AlreadyStarted => f.write_str("reminders are already running"),
+            ReminderError::TooMany { shard, max } => {
+                write!(
+                    f,
+                    "reminder shard {shard} holds its maximum of {max} reminders"
+                )
+            }
         }
     }
 }
@@ -190,6 +205,10 @@ pub struct ReminderConfig {
     pub rebalance_every: Duration,
     /// Journal events per shard between checkpoints (default 1000).
     pub checkpoint_every: u64,
+    /// Most reminders one shard holds (default 100,000, so 1.6 million
+    /// with the default 16 shards); a new one past it is refused with
+    /// [`ReminderError::TooMany`]. Each costs a timer and its table entry.
+    pub reminders_per_shard_max: usize,
 }
 
 impl ReminderConfig {
@@ -203,6 +222,7 @@ impl ReminderConfig {
             retry_max: Duration::from_secs(60),
             rebalance_every: Duration::from_secs(1),
             checkpoint_every: 1000,
+            reminders_per_shard_max: 100_000,
         }
     }
 }
@@ -334,6 +354,7 @@ impl Reminders {
         };
         match self.route(target, msg, timeout).await? {
             ShardReply::Registered(info) => Ok(info.into()),
+            ShardReply::Full { shard, max } => Err(ReminderError::TooMany { shard, max }),
             other => Err(unexpected(other)),
         }
     }

@@ -135,14 +135,18 @@ impl Shard {
                     tracing::error!(%target, name, "stored reminder no longer compiles");
                     return;
                 };
+                let key = (target, name);
+                // A replaced reminder's armed timer stays with the entry,
+                // so re-arming cancels it rather than leaking it.
+                let timer = self.entries.get(&key).and_then(|old| old.timer);
                 self.entries.insert(
-                    (target, name),
+                    key,
                     Entry {
                         recurrence,
                         compiled,
                         anchor_ms,
                         next_due_ms,
-                        timer: None,
+                        timer,
                         delivering: false,
                         attempts: 0,
                     },

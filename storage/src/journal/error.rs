@@ -72,6 +72,15 @@ pub enum JournalError {
         /// The failure that stopped it.
         cause: Arc<DiskError>,
     },
+    /// An append would queue more records than
+    /// [`JournalConfig::pending_records_max`](super::JournalConfig::pending_records_max)
+    /// while the disk catches up: nothing was queued. Retry later.
+    Overloaded {
+        /// Records queued now.
+        pending: usize,
+        /// The bound.
+        max: usize,
+    },
     /// The entries asked for were removed by compaction below a checkpoint.
     Truncated {
         /// The stream.
@@ -187,6 +196,10 @@ impl fmt::Display for JournalError {
             JournalError::Stopped { cause } => {
                 write!(f, "journal stopped after a failed write or sync: {cause}")
             }
+            JournalError::Overloaded { pending, max } => write!(
+                f,
+                "journal overloaded: {pending} records wait for the disk (at most {max}); nothing was queued"
+            ),
             JournalError::Truncated {
                 stream,
                 requested,

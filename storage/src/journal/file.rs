@@ -979,6 +979,13 @@ impl<D: Disk> Journal for FileJournal<D> {
             if entries.is_empty() {
                 return Ok(seq - 1);
             }
+            let max = self.inner.config.pending_records_max;
+            if state.pending.len() + entries.len() > max {
+                return Err(JournalError::Overloaded {
+                    pending: state.pending.len(),
+                    max,
+                });
+            }
             let mut lsn = 0;
             for data in entries {
                 lsn = state.next_lsn;

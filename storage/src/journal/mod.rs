@@ -64,6 +64,11 @@ pub struct JournalConfig {
     pub batch_bytes_max: usize,
     /// Largest entry accepted by `append`.
     pub entry_bytes_max: usize,
+    /// Most records waiting for a group commit at once (appended, not yet
+    /// written). An append that would queue more fails at once with
+    /// [`JournalError::Overloaded`] and queues nothing: the journal is
+    /// behind the disk, and the caller should slow down.
+    pub pending_records_max: usize,
     /// A deliberately broken variant, so the simulator can prove it
     /// catches it (feature `planted-bugs`, for tests only).
     #[cfg(feature = "planted-bugs")]
@@ -91,6 +96,9 @@ impl Default for JournalConfig {
             batch_records_max: 4096,
             batch_bytes_max: 4 * 1024 * 1024,
             entry_bytes_max: 1024 * 1024,
+            // Sixteen full batches: far more than concurrent appenders
+            // queue while one batch syncs, far less than exhausts memory.
+            pending_records_max: 16 * 4096,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
