@@ -18,6 +18,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Stream locks kept before the unused ones are first dropped.
+const STREAM_LOCKS_SWEEP_AT: usize = 4096;
+
+/// One lock per stream, held from a fence check to the end of the write
+/// it guards.
+struct StreamLocks {
+    by_stream: BTreeMap<String, Arc<AsyncMutex<()>>>,
+    /// The table's size at which unused locks are next dropped.
+    sweep_at: usize,
+}
+
 /// Where and how a journal server listens.
 #[derive(Clone, Debug)]
 pub struct JournalServerConfig {
@@ -69,7 +80,7 @@ struct Service<J> {
     admission: Admission,
     /// One lock per stream, held from the fence check to the write's end,
     /// so a check and the write it guards are one step.
-    locks: Mutex<BTreeMap<String, Arc<AsyncMutex<()>>>>,
+    locks: Mutex<StreamLocks>,
     stopped: Shared<oneshot::Receiver<()>>,
 }
 
@@ -94,7 +105,10 @@ impl JournalServer {
             admission: Admission::new(config.admission),
             config,
             me,
-            locks: Mutex::new(BTreeMap::new()),
+            locks: Mutex::new(StreamLocks {
+                by_stream: BTreeMap::new(),
+                sweep_at: STREAM_LOCKS_SWEEP_AT,
+            }),
             stopped: stopped.shared(),
         });
         let accepting = service.clone();
@@ -206,7 +220,20 @@ impl<J: Journal> Service<J> {
 
     fn lock_of(&self, stream: &str) -> Arc<AsyncMutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(stream.to_string()).or_default().clone()
+        // A lock nobody holds or waits for guards nothing: drop those
+        // whenever the table has doubled, so it stays about as big as the
+        // streams in use, not as every stream ever written.
+        if locks.by_stream.len() >= locks.sweep_at {
+            locks
+                .by_stream
+                .retain(|_, lock| Arc::strong_count(lock) > 1);
+            locks.sweep_at = STREAM_LOCKS_SWEEP_AT.max(2 * locks.by_stream.len());
+        }
+        locks
+            .by_stream
+            .entry(stream.to_string())
+            .or_default()
+            .clone()
     }
 
     /// The stream's current epoch (0 before any claim).
