@@ -28,6 +28,7 @@
 pub mod actor;
 pub mod behavior;
 pub mod channels;
+mod codec;
 pub mod distribution;
 pub mod durability;
 #[doc(hidden)]
@@ -70,6 +71,7 @@ pub enum PlantedBug {
     RestartTemporaryChild,
 }
 
+pub use codec::EncodeError;
 pub use env::{Env, InvalidNodeName, NodeName};
 
 /// The storage crate: the `Disk` seam and the journal.

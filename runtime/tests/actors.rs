@@ -2,7 +2,7 @@
 //! lifecycle hooks and states, panics, monitors, links, the registry, facets.
 
 use plexspaces::actor::facet::{
-    ConfigValue, Facet, FacetConfig, FacetConfigError, MessageMeta, Rejection,
+    ConfigValue, Facet, FacetConfig, FacetConfigError, FacetError, MessageMeta, Rejection,
 };
 use plexspaces::actor::facets::MetricsFacet;
 use plexspaces::actor::{
@@ -402,11 +402,43 @@ async fn facets_run_by_priority_can_reject_and_are_managed_at_runtime() {
     let logging = registry.build("logging", FacetConfig::new()).unwrap();
     actor.attach_facet(logging).await.unwrap();
     assert_eq!(actor.list_facets().await.unwrap()[0].name, "logging");
+    // A second facet of the same name: a typed refusal, the first stays.
+    let again = registry.build("logging", FacetConfig::new()).unwrap();
+    assert_eq!(
+        actor.attach_facet(again).await,
+        Err(FacetError::NameTaken {
+            actor: actor.id().clone(),
+            name: "logging".into()
+        })
+    );
+    let facets = actor.list_facets().await.unwrap();
+    assert_eq!(facets.iter().filter(|f| f.name == "logging").count(), 1);
     actor.stop();
     actor.wait_exit().await;
     assert!(
         actor.list_facets().await.is_err(),
         "a stopped actor refuses control"
+    );
+    let late = registry.build("logging", FacetConfig::new()).unwrap();
+    assert_eq!(
+        actor.attach_facet(late).await,
+        Err(FacetError::Stopped(actor.id().clone()))
+    );
+    // Two facets of one name at spawn: nothing is spawned, nothing panics.
+    let options = SpawnOptions {
+        facets: vec![
+            registry.build("logging", FacetConfig::new()).unwrap(),
+            registry.build("logging", FacetConfig::new()).unwrap(),
+        ],
+        ..Default::default()
+    };
+    assert!(matches!(
+        system.spawn_with("twice", Recorder::default(), options),
+        Err(SpawnError::Facet(FacetError::NameTaken { .. }))
+    ));
+    assert!(
+        system.lookup::<Recorder>("twice").is_none(),
+        "the name stays free"
     );
 }
 

@@ -7,7 +7,7 @@
 
 use super::cell::{Cell, ControlOp, wait_exit};
 use super::deadline::{Deadlines, Expired};
-use super::facet::{Facet, FacetInfo};
+use super::facet::{Facet, FacetError, FacetInfo};
 use super::mailbox::{self, TrySendError};
 use super::{Actor, ActorId, ActorStatus, AskError, ExitReason, SendError};
 use futures::channel::oneshot;
@@ -196,12 +196,12 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Attaches `facet` to the running actor (before its next message).
-    pub async fn attach_facet(&self, facet: Box<dyn Facet>) -> Result<(), SendError> {
+    pub async fn attach_facet(&self, facet: Box<dyn Facet>) -> Result<(), FacetError> {
         let (tx, rx) = oneshot::channel();
         self.cell.push_control(ControlOp::Attach(facet, tx));
         match rx.await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(SendError::Stopped(self.cell.id.clone())),
+            Ok(result) => result,
+            Err(oneshot::Canceled) => Err(FacetError::Stopped(self.cell.id.clone())),
         }
     }
 

@@ -1,7 +1,7 @@
 //! What an actor shares with its refs: id, status, the stop and control
 //! signals that bypass the mailbox, and the exit broadcast.
 
-use super::facet::{Facet, FacetInfo};
+use super::facet::{Facet, FacetError, FacetInfo};
 use super::{ActorId, ActorStatus, ExitReason};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
@@ -12,7 +12,7 @@ use std::task::{Poll, Waker};
 
 /// Operations on an actor's facet chain, sent from outside the actor.
 pub(crate) enum ControlOp {
-    Attach(Box<dyn Facet>, oneshot::Sender<Result<(), String>>),
+    Attach(Box<dyn Facet>, oneshot::Sender<Result<(), FacetError>>),
     Detach(String, oneshot::Sender<bool>),
     List(oneshot::Sender<Vec<FacetInfo>>),
 }

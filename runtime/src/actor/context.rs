@@ -3,7 +3,7 @@
 //! monitors, links and facets.
 
 use super::cell::wait_exit;
-use super::facet::{Facet, FacetChain, FacetInfo};
+use super::facet::{Facet, FacetChain, FacetError, FacetInfo};
 use super::{Actor, ActorId, ActorRef, ActorSystem, ExitReason, SpawnError};
 use crate::env::Env;
 use crate::seams::JoinHandle;
@@ -182,7 +182,7 @@ impl<A: Actor> Context<A> {
     }
 
     /// Attaches a facet to this actor; it runs from the next message on.
-    pub fn attach_facet(&mut self, facet: Box<dyn Facet>) -> Result<(), String> {
+    pub fn attach_facet(&mut self, facet: Box<dyn Facet>) -> Result<(), FacetError> {
         let id = self.myself.id().clone();
         self.facets.attach(&id, facet)
     }

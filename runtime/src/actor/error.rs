@@ -8,7 +8,22 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActorError {
     message: String,
-    unavailable: bool,
+    kind: ActorErrorKind,
+}
+
+/// What kind of failure an [`ActorError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActorErrorKind {
+    /// The handler failed.
+    Failed,
+    /// The request was not applied and the actor cannot take requests now
+    /// (see [`ActorError::unavailable`]).
+    Unavailable,
+    /// A value of the request could not be encoded for the journal (the
+    /// message, a side effect's result, the reply): see
+    /// [`ActorError::unencodable`].
+    Unencodable,
 }
 
 impl ActorError {
@@ -16,7 +31,7 @@ impl ActorError {
     pub fn new(message: impl Into<String>) -> Self {
         ActorError {
             message: message.into(),
-            unavailable: false,
+            kind: ActorErrorKind::Failed,
         }
     }
 
@@ -27,13 +42,37 @@ impl ActorError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         ActorError {
             message: message.into(),
-            unavailable: true,
+            kind: ActorErrorKind::Unavailable,
         }
+    }
+
+    /// A value could not be encoded: a durable actor's message (nothing
+    /// was applied), a side effect's result (the effect ran; its failure to
+    /// encode is journaled, so replay gives this error again instead of
+    /// running it again) or a reply. Resending the same value fails the
+    /// same way: change the type.
+    pub fn unencodable(error: &crate::EncodeError) -> Self {
+        ActorError {
+            message: error.to_string(),
+            kind: ActorErrorKind::Unencodable,
+        }
+    }
+
+    pub(crate) fn with_kind(message: impl Into<String>, kind: ActorErrorKind) -> Self {
+        ActorError {
+            message: message.into(),
+            kind,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ActorErrorKind {
+        self.kind
     }
 
     /// Whether this is an [`ActorError::unavailable`] error.
     pub fn is_unavailable(&self) -> bool {
-        self.unavailable
+        self.kind == ActorErrorKind::Unavailable
     }
 
     /// What went wrong.
@@ -183,6 +222,8 @@ pub enum SpawnError {
     ZeroCapacity,
     /// The system was shut down: it spawns nothing more.
     ShutDown,
+    /// Two facets given at spawn have the same name; nothing was spawned.
+    Facet(super::facet::FacetError),
 }
 
 impl fmt::Display for SpawnError {
@@ -192,8 +233,16 @@ impl fmt::Display for SpawnError {
             SpawnError::NameTaken(id) => write!(f, "an actor named {id} is already running"),
             SpawnError::ZeroCapacity => f.write_str("a mailbox needs a capacity of at least 1"),
             SpawnError::ShutDown => f.write_str("the actor system was shut down"),
+            SpawnError::Facet(e) => write!(f, "not spawned: {e}"),
         }
     }
 }
 
-impl std::error::Error for SpawnError {}
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::Facet(e) => Some(e),
+            _ => None,
+        }
+    }
+}

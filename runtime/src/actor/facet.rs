@@ -89,6 +89,41 @@ pub struct FacetInfo {
     pub priority: i32,
 }
 
+/// Why a facet could not be attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FacetError {
+    /// A facet of this name is already attached to the actor (names are
+    /// unique per actor: detach the old one first).
+    NameTaken {
+        /// The actor.
+        actor: ActorId,
+        /// The facet's name.
+        name: String,
+    },
+    /// The actor has stopped.
+    Stopped(ActorId),
+    /// Facets are attached on the actor's own node, not through a remote
+    /// ref.
+    Remote(ActorId),
+}
+
+impl std::fmt::Display for FacetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FacetError::NameTaken { actor, name } => {
+                write!(f, "a facet named {name:?} is already attached to {actor}")
+            }
+            FacetError::Stopped(actor) => write!(f, "{actor} has stopped"),
+            FacetError::Remote(actor) => write!(
+                f,
+                "{actor} is on another node: facets are attached on the actor's own node"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FacetError {}
+
 /// An actor's facets, kept in the order they run.
 #[derive(Default)]
 pub(crate) struct FacetChain {
@@ -100,12 +135,12 @@ impl FacetChain {
         &mut self,
         actor: &ActorId,
         mut facet: Box<dyn Facet>,
-    ) -> Result<(), String> {
+    ) -> Result<(), FacetError> {
         if self.facets.iter().any(|f| f.name() == facet.name()) {
-            return Err(format!(
-                "a facet named {:?} is already attached",
-                facet.name()
-            ));
+            return Err(FacetError::NameTaken {
+                actor: actor.clone(),
+                name: facet.name().to_string(),
+            });
         }
         facet.on_attach(actor);
         let at = self

@@ -45,7 +45,7 @@ pub use actor_ref::ActorRef;
 pub(crate) use actor_ref::ReplySender;
 pub(crate) use cell::{ChildCell, wait_exit};
 pub use context::Context;
-pub use error::{ActorError, AskError, ExitReason, SendError, SpawnError};
+pub use error::{ActorError, ActorErrorKind, AskError, ExitReason, SendError, SpawnError};
 pub use id::{ActorId, InvalidActorName};
 pub use system::{ActorSystem, SpawnOptions};
 pub use timers::{TimerError, TimerId};

@@ -5,6 +5,7 @@
 
 use super::actor_ref::{Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
+use super::facet::FacetError;
 use super::mailbox::{self, Receiver};
 use super::{Actor, ActorId, ActorRef, ActorStatus, ExitReason};
 use crate::actor::deadline::Deadlines;
@@ -66,7 +67,7 @@ impl<A: Actor> ProxyEnd<A> {
             if let Some(signal) = self.cell.take_signal() {
                 match signal {
                     Signal::Stop(_) => return Some(ProxyEvent::Stop),
-                    Signal::Control(op) => refuse_control(op),
+                    Signal::Control(op) => refuse_control(&self.cell.id, op),
                 }
                 continue;
             }
@@ -142,12 +143,10 @@ impl<A: Actor> Drop for ProxyEnd<A> {
 }
 
 /// Facets run on the actor's own node; through a proxy they are refused.
-fn refuse_control(op: ControlOp) {
+fn refuse_control(id: &ActorId, op: ControlOp) {
     match op {
         ControlOp::Attach(_, reply) => {
-            let _ = reply.send(Err(
-                "facets are attached on the actor's own node, not through a remote ref".into(),
-            ));
+            let _ = reply.send(Err(FacetError::Remote(id.clone())));
         }
         ControlOp::Detach(_, reply) => {
             let _ = reply.send(false);

@@ -3,7 +3,7 @@
 
 use super::actor_ref::{Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
-use super::facet::{Facet, FacetChain, FacetRegistry, MessageMeta, Outcome};
+use super::facet::{Facet, FacetChain, FacetError, FacetRegistry, MessageMeta, Outcome};
 use super::mailbox::{self, Receiver};
 use super::{
     Actor, ActorError, ActorId, ActorRef, ActorStatus, AskError, Context, ExitReason, SpawnError,
@@ -218,6 +218,16 @@ impl ActorSystem {
         }
         let id =
             ActorId::new(name, self.node().clone()).map_err(|e| SpawnError::InvalidName(e.0))?;
+        // Facet names first, so a bad set registers nothing.
+        let mut facet_names = std::collections::BTreeSet::new();
+        for facet in &options.facets {
+            if !facet_names.insert(facet.name()) {
+                return Err(SpawnError::Facet(FacetError::NameTaken {
+                    actor: id,
+                    name: facet.name().to_string(),
+                }));
+            }
+        }
         let (tx, rx) = mailbox::mailbox(options.mailbox_capacity);
         let cell = Cell::new(id.clone());
         let actor_ref = ActorRef {
@@ -254,10 +264,9 @@ impl ActorSystem {
         }
         let mut facets = FacetChain::default();
         for facet in options.facets {
-            // Names are checked here, where a duplicate is a caller's bug.
             facets
                 .attach(&id, facet)
-                .unwrap_or_else(|e| panic!("spawning {id}: {e}"));
+                .expect("facet names were checked unique before spawning");
         }
         let context = Context {
             myself: actor_ref.clone(),

@@ -3,9 +3,10 @@
 
 use super::DurabilityConfig;
 use super::backend::JournalBackend;
-use super::context::{DurableContext, Mode};
-use super::entry::{Entry, ReplayDiverged, decode, encode};
+use super::context::{DurableContext, Mode, Recorded};
+use super::entry::{Entry, ReplayDiverged, decode};
 use crate::actor::{Actor, ActorError, ActorId, ActorRef, AskError, Context};
+use crate::codec::{encode, encode_own};
 use crate::env::Env;
 use crate::seams::Clock;
 use plexspaces_storage::journal::{Journal, JournalEntry};
@@ -138,7 +139,7 @@ impl<A: DurableActor> Durable<A> {
         env: &'a Env,
         id: &'a ActorId,
         mode: Mode,
-        recorded: VecDeque<(u64, String, Vec<u8>)>,
+        recorded: VecDeque<(u64, String, Recorded)>,
         pending: Vec<Vec<u8>>,
     ) -> (&'a mut A, DurableContext<'a>) {
         let ctx = DurableContext {
@@ -160,9 +161,21 @@ impl<A: DurableActor> Durable<A> {
         (&mut self.state, ctx)
     }
 
+    /// Saves a checkpoint. `Err` only for a journal failure (fail-stop); a
+    /// state that cannot be encoded is not checkpointed (recovery replays
+    /// from the last checkpoint instead), which is logged, and tried again
+    /// after the next interval.
     async fn checkpoint(&mut self) -> Result<(), String> {
-        let state = CheckpointState {
-            state: encode(&self.state),
+        self.since_checkpoint = 0;
+        let state = match encode(&self.state, "state") {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(stream = self.stream, "no checkpoint: {e}");
+                return Ok(());
+            }
+        };
+        let envelope = CheckpointState {
+            state,
             dedupe: self
                 .dedupe_order
                 .iter()
@@ -171,10 +184,9 @@ impl<A: DurableActor> Durable<A> {
         };
         let seq = self.journal.last_seq(&self.stream);
         self.journal
-            .save_checkpoint(&self.stream, seq, &encode(&state))
+            .save_checkpoint(&self.stream, seq, &encode_own(&envelope))
             .await
             .map_err(|e| format!("checkpoint failed: {e}"))?;
-        self.since_checkpoint = 0;
         Ok(())
     }
 
@@ -189,9 +201,14 @@ impl<A: DurableActor> Durable<A> {
         if let Some(reply) = self.dedupe.get(&key) {
             return (decode_reply::<A>(reply), None);
         }
+        let msg_bytes = match encode(&msg, "message") {
+            Ok(bytes) => bytes,
+            // Refused before anything runs or is journaled.
+            Err(e) => return (Err(ActorError::unencodable(&e)), None),
+        };
         let message = Entry::Message {
             key: key.clone(),
-            msg: encode(&msg),
+            msg: msg_bytes,
         }
         .encode();
         let (state, mut ctx) = self.split(env, id, Mode::Live, VecDeque::new(), vec![message]);
@@ -340,7 +357,7 @@ impl<A: DurableActor> Durable<A> {
 struct Group {
     key: String,
     msg: Vec<u8>,
-    effects: Vec<(u64, String, Vec<u8>)>,
+    effects: Vec<(u64, String, Recorded)>,
     reply: Option<(u64, Vec<u8>)>,
 }
 
@@ -362,7 +379,10 @@ impl Group {
         };
         while let Some(next) = entries.get(*at) {
             match Entry::decode(&next.data)? {
-                Entry::Effect { name, value } => group.effects.push((next.seq, name, value)),
+                Entry::Effect { name, value } => group.effects.push((next.seq, name, Ok(value))),
+                Entry::Unencodable { name, error } => {
+                    group.effects.push((next.seq, name, Err(error)))
+                }
                 Entry::Reply { key, reply } if key == group.key => {
                     group.reply = Some((next.seq, reply));
                     *at += 1;
@@ -390,8 +410,13 @@ impl Group {
     }
 }
 
+/// The journaled form of a reply. One that cannot be encoded is journaled
+/// (and answered) as the error saying so, the same on every replay.
 fn encode_reply<A: DurableActor>(result: &Reply<A>) -> Vec<u8> {
-    encode(&result.as_ref().map_err(|e| e.message()))
+    match encode(&result.as_ref().map_err(|e| e.message()), "reply") {
+        Ok(bytes) => bytes,
+        Err(e) => encode_own(&Err::<(), String>(e.to_string())),
+    }
 }
 
 fn decode_reply<A: DurableActor>(bytes: &[u8]) -> Reply<A> {

@@ -2,7 +2,7 @@
 //! anything that must not change on replay (side effects, time, randomness).
 
 use super::backend::JournalBackend;
-use super::entry::{Entry, ReplayDiverged, decode, encode};
+use super::entry::{Entry, ReplayDiverged, decode};
 use crate::actor::{ActorError, ActorId};
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
+
+/// A side effect's journaled outcome.
+pub(crate) type Recorded = Result<Vec<u8>, String>;
 
 pub(crate) enum Mode {
     /// Handling a new message: side effects run and are journaled.
@@ -31,8 +34,9 @@ pub struct DurableContext<'a> {
     pub(crate) stream: &'a str,
     pub(crate) cache_side_effects: bool,
     pub(crate) mode: Mode,
-    /// Journaled effects of the message being replayed: (seq, name, value).
-    pub(crate) recorded: VecDeque<(u64, String, Vec<u8>)>,
+    /// Journaled effects of the message being replayed: (seq, name, the
+    /// value, or why it could not be encoded).
+    pub(crate) recorded: VecDeque<(u64, String, Recorded)>,
     /// Entries written with the next durable point (the message entry).
     pub(crate) pending: Vec<Vec<u8>>,
     /// The first divergence or journal failure, which fails the actor.
@@ -77,7 +81,10 @@ impl DurableContext<'_> {
                     if self.rerun_effects_on_replay {
                         drop(effect().await);
                     }
-                    return decode(&value, "side effect").map_err(|e| self.fail(e));
+                    return match value {
+                        Ok(value) => decode(&value, "side effect").map_err(|e| self.fail(e)),
+                        Err(error) => Err(unencodable_again(error)),
+                    };
                 }
                 Some((seq, recorded, _)) => {
                     let diverged = ReplayDiverged {
@@ -101,21 +108,34 @@ impl DurableContext<'_> {
             }
         }
         let value = effect().await;
-        if self.cache_side_effects {
-            self.pending.push(
+        if !self.cache_side_effects {
+            return Ok(value);
+        }
+        // A result that cannot be encoded is journaled as such: the effect
+        // ran, and replay must give the same error, not run it again.
+        let (entry, outcome) = match crate::codec::encode(&value, "side effect's result") {
+            Ok(encoded) => (
                 Entry::Effect {
                     name: name.to_string(),
-                    value: encode(&value),
-                }
-                .encode(),
-            );
-            let entries: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
-            if let Err(e) = self.journal.append_all(self.stream, &entries).await {
-                return Err(self.fail(format!("journaling side effect {name:?} failed: {e}")));
-            }
-            self.pending.clear();
+                    value: encoded,
+                },
+                Ok(value),
+            ),
+            Err(e) => (
+                Entry::Unencodable {
+                    name: name.to_string(),
+                    error: e.to_string(),
+                },
+                Err(ActorError::unencodable(&e)),
+            ),
+        };
+        self.pending.push(entry.encode());
+        let entries: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
+        if let Err(e) = self.journal.append_all(self.stream, &entries).await {
+            return Err(self.fail(format!("journaling side effect {name:?} failed: {e}")));
         }
-        Ok(value)
+        self.pending.clear();
+        outcome
     }
 
     /// The wall-clock time, journaled (replay sees the same instant).
@@ -138,4 +158,10 @@ impl DurableContext<'_> {
         self.run("plexspaces:random", || async move { env.next_u64() })
             .await
     }
+}
+
+/// The error a replayed side effect whose result could not be encoded
+/// gives again (journaled as [`Entry::Unencodable`], with its text).
+fn unencodable_again(error: String) -> ActorError {
+    ActorError::with_kind(error, crate::actor::ActorErrorKind::Unencodable)
 }

@@ -1,5 +1,6 @@
 //! What a durable actor writes to its journal stream.
 
+use crate::codec::encode_own;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -27,11 +28,19 @@ pub(crate) enum Entry {
         /// `Result<Reply, String>`, postcard-encoded.
         reply: Vec<u8>,
     },
+    /// A side effect ran, and its result could not be encoded: replay gives
+    /// the handler the same error instead of running the effect again.
+    Unencodable {
+        /// The name the handler gave it.
+        name: String,
+        /// Why it could not be encoded.
+        error: String,
+    },
 }
 
 impl Entry {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+        crate::codec::encode_own(self)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
@@ -62,10 +71,6 @@ impl fmt::Display for ReplayDiverged {
 
 impl std::error::Error for ReplayDiverged {}
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("encoding into a Vec cannot fail")
-}
-
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("journaled {what} does not decode: {e}"))
 }
@@ -76,15 +81,19 @@ pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
         vec![
             Entry::Message {
                 key: "transfer-17".into(),
-                msg: encode(&("debit", 40u64)),
+                msg: encode_own(&("debit", 40u64)),
             },
             Entry::Effect {
                 name: "charge".into(),
-                value: encode(&Some(12u32)),
+                value: encode_own(&Some(12u32)),
             },
             Entry::Reply {
                 key: "transfer-17".into(),
-                reply: encode(&Ok::<u64, String>(60)),
+                reply: encode_own(&Ok::<u64, String>(60)),
+            },
+            Entry::Unencodable {
+                name: "lookup".into(),
+                error: "the side effect's result (Rates) cannot be encoded".into(),
             },
         ]
     });

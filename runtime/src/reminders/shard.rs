@@ -73,7 +73,7 @@ pub(crate) struct Shard {
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("reminder events always encode")
+    crate::codec::encode_own(value)
 }
 
 impl Shard {

@@ -200,12 +200,12 @@ impl DurableTupleSpace {
         journaled: &mut Journaled,
         event: &SpaceEvent,
     ) -> Result<(), JournalError> {
-        let bytes = postcard::to_allocvec(event).expect("tuple space events always encode");
+        let bytes = crate::codec::encode_own(event);
         let seq = self.journal.append(&self.stream, &bytes).await?;
         journaled.apply(event);
         journaled.since_checkpoint += 1;
         if journaled.since_checkpoint >= self.checkpoint_every {
-            let state = postcard::to_allocvec(&journaled.all()).expect("tuples always encode");
+            let state = crate::codec::encode_own(&journaled.all());
             // A failed checkpoint loses nothing (the changes are in the
             // journal); the next change tries again.
             match self

@@ -190,14 +190,14 @@ impl RunShared {
             } = self.call(self.fresh_key(), op).await?
             {
                 if data.is_some() {
-                    return Ok(Ok(encode(&data)));
+                    return Ok(Ok(crate::codec::encode_own(&data)));
                 }
                 self.note_cancel(cancel_requested);
                 self.check_live()?;
             }
             let now_ms = self.now_ms();
             if now_ms >= deadline_ms {
-                return Ok(Ok(encode(&None::<Vec<u8>>)));
+                return Ok(Ok(crate::codec::encode_own(&None::<Vec<u8>>)));
             }
             let left = Duration::from_millis(deadline_ms - now_ms);
             self.env.sleep(pause.min(left)).await;
@@ -243,8 +243,13 @@ impl RunShared {
     }
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("workflow values encode (postcard)")
+/// Encodes a workflow value of the user's (input, output, step result,
+/// signal, published value).
+pub(crate) fn encode<T: Serialize>(
+    value: &T,
+    what: &'static str,
+) -> Result<Vec<u8>, WorkflowError> {
+    crate::codec::encode(value, what).map_err(WorkflowError::Encode)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, WorkflowError> {
@@ -397,7 +402,11 @@ impl WorkflowContext {
                 let mut attempt = 1;
                 loop {
                     match f(key.clone()).await {
-                        Ok(value) => return Ok(Ok(encode(&value))),
+                        // A result that cannot be encoded fails the step
+                        // for good, journaled, so replay fails it the same.
+                        Ok(value) => {
+                            return Ok(encode(&value, "step's result").map_err(|e| e.to_string()));
+                        }
                         Err(e) if e.retryable && attempt < policy.max_attempts => {
                             env.sleep(policy.pause(&env, attempt)).await;
                             attempt += 1;
@@ -555,7 +564,7 @@ impl WorkflowContext {
             .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
         let op = RunOp::Signal {
             name: name.to_string(),
-            data: encode(data),
+            data: encode(data, "signal's data")?,
         };
         let timeout = self.shared.call_timeout;
         self.step(&format!("send-signal:{name}"), move |key| {
@@ -577,7 +586,7 @@ impl WorkflowContext {
         let op = RunOp::Publish {
             token: shared.token,
             name: name.to_string(),
-            value: encode(value),
+            value: encode(value, "published value")?,
         };
         let outcome = self
             .journaled(&format!("publish:{name}"), |key| async move {

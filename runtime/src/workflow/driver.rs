@@ -104,6 +104,8 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
             .unwrap_or_else(|_| Err(WorkflowError::Failed("the workflow's code panicked".into()))),
         Err(e) => Err(e),
     };
+    // An output that cannot be encoded fails the run like any failure.
+    let outcome = outcome.and_then(|output| encode(&output, "run's output"));
     let (status, output) = match outcome {
         Ok(output) => match ctx.unvisited() {
             Some(position) => (
@@ -115,7 +117,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
                 },
                 None,
             ),
-            None => (RunStatus::Completed, Some(encode(&output))),
+            None => (RunStatus::Completed, Some(output)),
         },
         // Another driver continues (or will): this one just stops.
         Err(WorkflowError::LostLease | WorkflowError::Unavailable(_)) => {

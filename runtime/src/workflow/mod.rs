@@ -327,6 +327,9 @@ pub enum WorkflowError {
     Unavailable(String),
     /// A journaled value does not decode as the code's type.
     Decode(String),
+    /// A value (an input, output, signal, published value) cannot be
+    /// encoded; nothing was sent or recorded.
+    Encode(crate::EncodeError),
     /// A bad run id, kind or configuration.
     InvalidId(String),
     /// The run does not exist (never started).
@@ -361,6 +364,7 @@ impl fmt::Display for WorkflowError {
             WorkflowError::LostLease => write!(f, "another driver took the run over"),
             WorkflowError::Unavailable(why) => write!(f, "the run's record is unreachable: {why}"),
             WorkflowError::Decode(why) => write!(f, "undecodable workflow value: {why}"),
+            WorkflowError::Encode(e) => write!(f, "workflow value: {e}"),
             WorkflowError::InvalidId(why) => write!(f, "invalid workflow id: {why}"),
             WorkflowError::NotFound(run) => write!(f, "no run {run}"),
             WorkflowError::Ended(status) => write!(f, "the run ended without output: {status:?}"),
@@ -369,7 +373,14 @@ impl fmt::Display for WorkflowError {
     }
 }
 
-impl std::error::Error for WorkflowError {}
+impl std::error::Error for WorkflowError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkflowError::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 fn unavailable(e: AskError) -> WorkflowError {
     WorkflowError::Unavailable(e.to_string())
@@ -537,6 +548,7 @@ impl<W: Workflow> Workflows<W> {
         let key = run.key();
         // Indexed first, so a crash after the start leaves a run the
         // resumers find.
+        let input = encode(input, "run's input")?;
         let index = engine
             .index()
             .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
@@ -548,9 +560,7 @@ impl<W: Workflow> Workflows<W> {
             )
             .await
             .map_err(unavailable)?;
-        let op = RunOp::Start {
-            input: encode(input),
-        };
+        let op = RunOp::Start { input };
         // A fresh key: starting is idempotent by itself (the first input
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
@@ -633,7 +643,7 @@ impl<W: Workflow> Workflows<W> {
     ) -> Result<(), WorkflowError> {
         let op = RunOp::Signal {
             name: name.to_string(),
-            data: encode(data),
+            data: encode(data, "signal's data")?,
         };
         self.call(run, format!("signal:{key}"), op).await.map(drop)
     }
