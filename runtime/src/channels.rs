@@ -133,7 +133,9 @@ fn queue_mut<'a>(queues: &'a mut BTreeMap<String, Queue>, name: &str) -> &'a mut
     if !queues.contains_key(name) {
         queues.insert(name.to_string(), Queue::default());
     }
-    queues.get_mut(name).expect("inserted above")
+    queues
+        .get_mut(name)
+        .expect("the queue was inserted above, under the same borrow")
 }
 
 fn wake_all(wakers: &mut Vec<Waker>) -> Vec<Waker> {
@@ -166,7 +168,10 @@ impl ChannelService {
         // Oldest message first at the front of the queue.
         expired.sort_unstable();
         for id in expired.into_iter().rev() {
-            let (mut message, _) = queue.unacked.remove(&id).expect("listed");
+            let (mut message, _) = queue
+                .unacked
+                .remove(&id)
+                .expect("the id was listed from the unacknowledged table just above");
             message.redeliveries += 1;
             queue.ready.push_front(message);
         }
@@ -200,8 +205,12 @@ impl ChannelService {
     /// Sends to a queue, waiting for room; returns the message id.
     pub async fn send_to_queue(&self, queue: &str, payload: Vec<u8>) -> u64 {
         let mut slot = Some(payload);
-        std::future::poll_fn(
-            |cx| match self.try_send(queue, slot.take().expect("pending")) {
+        std::future::poll_fn(|cx| {
+            match self.try_send(
+                queue,
+                slot.take()
+                    .expect("the message is taken only by the poll that completes"),
+            ) {
                 Ok(id) => Poll::Ready(id),
                 Err(payload) => {
                     slot = Some(payload);
@@ -211,8 +220,8 @@ impl ChannelService {
                         .push(cx.waker().clone());
                     Poll::Pending
                 }
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -379,8 +388,11 @@ impl Stream for TopicSubscription {
         let topic = state
             .topics
             .get_mut(&self.topic)
-            .expect("subscribed topic exists");
-        let subscriber = topic.subscribers.get_mut(&self.id).expect("subscribed");
+            .expect("a topic lives as long as a subscription to it");
+        let subscriber = topic
+            .subscribers
+            .get_mut(&self.id)
+            .expect("a subscriber stays in its topic until it is dropped");
         match subscriber.buffer.pop_front() {
             Some(payload) => {
                 let wake = wake_all(&mut topic.publishers);

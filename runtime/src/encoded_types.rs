@@ -59,7 +59,7 @@ fn counted() -> usize {
 fn member() -> Member {
     Member {
         node: "n2".into(),
-        addr: "10.0.0.2:7000".parse().expect("an address"),
+        addr: "10.0.0.2:7000".parse().expect("a literal socket address"),
         incarnation: 3,
     }
 }
@@ -70,7 +70,7 @@ fn net_types(v: &mut impl EncodedTypes) {
         vec![
             WireMessage::Hello {
                 node: "n1".into(),
-                listen: "[::1]:7000".parse().expect("an address"),
+                listen: "[::1]:7000".parse().expect("a literal socket address"),
                 incarnation: 2,
                 nonce: [7; 32],
             },

@@ -83,7 +83,9 @@ impl<T> Sender<T> {
         let mut slot = Some(value);
         std::future::poll_fn(|cx: &mut Context<'_>| {
             let mut state = self.0.state();
-            let value = slot.take().expect("polled after completion");
+            let value = slot
+                .take()
+                .expect("a send future is not polled again after it completed");
             if state.closed {
                 return Poll::Ready(Err(value));
             }

@@ -98,6 +98,10 @@ pub(super) enum ShardReply {
     },
 }
 
+/// Why a shard actor's table is there: `pre_start` loads it before any
+/// message, or the actor does not start.
+const SHARD_LOADED: &str = "a shard actor loads its table in pre_start, before any message";
+
 /// Serves one shard: its table, a timer per reminder, deliveries.
 pub(super) struct ShardActor {
     common: Arc<Common>,
@@ -158,7 +162,7 @@ impl ShardActor {
     /// owns it).
     async fn record(&mut self, ctx: &mut ShardContext, event: Event) -> Result<(), ShardReply> {
         let config = &self.common.config;
-        let shard = self.shard.as_mut().expect("loaded in pre_start");
+        let shard = self.shard.as_mut().expect(SHARD_LOADED);
         match shard
             .record(&config.journal, event, config.checkpoint_every)
             .await
@@ -195,7 +199,7 @@ impl ShardActor {
         };
         let key = (target.clone(), name.clone());
         let max = self.common.config.reminders_per_shard_max;
-        let shard = self.shard.as_ref().expect("loaded in pre_start");
+        let shard = self.shard.as_ref().expect(SHARD_LOADED);
         if !shard.entries.contains_key(&key) && shard.entries.len() >= max {
             return ShardReply::Full {
                 shard: self.shard_no,
@@ -212,7 +216,7 @@ impl ShardActor {
         if let Err(reply) = self.record(ctx, event).await {
             return reply;
         }
-        let shard = self.shard.as_mut().expect("loaded");
+        let shard = self.shard.as_mut().expect(SHARD_LOADED);
         arm(ctx, shard, &key, next);
         ShardReply::Registered(shard.entries[&key].info(&key).into())
     }
@@ -224,7 +228,7 @@ impl ShardActor {
         name: String,
     ) -> ShardReply {
         let key = (target.clone(), name.clone());
-        let shard = self.shard.as_ref().expect("loaded");
+        let shard = self.shard.as_ref().expect(SHARD_LOADED);
         let Some(timer) = shard.entries.get(&key).map(|e| e.timer) else {
             return ShardReply::Cancelled(false);
         };
@@ -240,7 +244,7 @@ impl ShardActor {
     fn fire(&mut self, ctx: &mut ShardContext, key: Key, due_ms: u64) {
         let now = wall_ms(ctx);
         let config = &self.common.config;
-        let shard = self.shard.as_mut().expect("loaded");
+        let shard = self.shard.as_mut().expect(SHARD_LOADED);
         let Some(entry) = shard.entries.get_mut(&key) else {
             return;
         };
@@ -290,7 +294,7 @@ impl ShardActor {
     ) {
         let now = wall_ms(ctx);
         let config = &self.common.config;
-        let shard = self.shard.as_mut().expect("loaded");
+        let shard = self.shard.as_mut().expect(SHARD_LOADED);
         let Some(entry) = shard.entries.get_mut(&key) else {
             return; // cancelled meanwhile
         };
@@ -316,7 +320,7 @@ impl ShardActor {
             return;
         }
         if let Some(next) = next {
-            let shard = self.shard.as_mut().expect("loaded");
+            let shard = self.shard.as_mut().expect(SHARD_LOADED);
             arm(ctx, shard, &key, next);
         }
     }
@@ -379,7 +383,7 @@ impl Actor for ShardActor {
             }
             ShardMsg::Cancel { target, name } => self.cancel(ctx, target, name).await,
             ShardMsg::List { target } => {
-                let shard = self.shard.as_ref().expect("loaded");
+                let shard = self.shard.as_ref().expect(SHARD_LOADED);
                 ShardReply::Listed(
                     shard
                         .entries

@@ -131,11 +131,14 @@ impl Rng for OsRng {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.used + 8 > pool.bytes.len() {
             // The OS refusing randomness leaves no safe fallback.
-            getrandom::fill(&mut pool.bytes).expect("the OS refused randomness (getrandom)");
+            getrandom::fill(&mut pool.bytes).expect(
+                "the OS refused randomness: getrandom fails only without a kernel entropy source, \
+                 where no node can run safely",
+            );
             pool.used = 0;
         }
         let at = pool.used;
         pool.used += 8;
-        u64::from_le_bytes(pool.bytes[at..at + 8].try_into().expect("8 bytes"))
+        u64::from_le_bytes(pool.bytes[at..at + 8].try_into().expect("an 8-byte slice"))
     }
 }

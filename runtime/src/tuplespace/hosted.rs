@@ -170,8 +170,13 @@ impl HostedSpace {
     }
 
     fn remove(&mut self, key: &BucketKey, seq: u64) -> Tuple {
-        let bucket = self.buckets.get_mut(key).expect("found bucket");
-        let tuple = bucket.remove(&seq).expect("found tuple");
+        let bucket = self
+            .buckets
+            .get_mut(key)
+            .expect("find returned this bucket, under the same borrow");
+        let tuple = bucket
+            .remove(&seq)
+            .expect("find returned this tuple, under the same borrow");
         if bucket.is_empty() {
             self.buckets.remove(key);
         }
@@ -194,13 +199,19 @@ impl HostedSpace {
         for token in expired {
             #[cfg(feature = "planted-bugs")]
             if self.planted_bug == Some(crate::PlantedBug::LeaseOutlivesExpiry) {
-                let lease = self.leases.get_mut(&token).expect("listed");
+                let lease = self
+                    .leases
+                    .get_mut(&token)
+                    .expect("the token was listed from the lease table just above");
                 lease.expires_ms = u64::MAX;
                 let tuple = lease.tuple.clone();
                 self.store(tuple);
                 continue;
             }
-            let lease = self.leases.remove(&token).expect("listed");
+            let lease = self
+                .leases
+                .remove(&token)
+                .expect("the token was listed from the lease table just above");
             self.store(lease.tuple);
         }
     }
@@ -289,7 +300,9 @@ impl HostedSpace {
                 SpaceReply::Done
             }
             // Reads change nothing: normally answered by `query`.
-            read => self.read(&read).expect("a read"),
+            read => self
+                .read(&read)
+                .expect("read() answers every read-only operation, and this is one"),
         }
     }
 

@@ -261,8 +261,13 @@ impl State {
     }
 
     fn remove(&mut self, key: &(usize, Option<Value>), seq: u64) -> Tuple {
-        let bucket = self.buckets.get_mut(key).expect("found bucket");
-        let stored = bucket.remove(&seq).expect("found tuple");
+        let bucket = self
+            .buckets
+            .get_mut(key)
+            .expect("find returned this bucket, under the same lock");
+        let stored = bucket
+            .remove(&seq)
+            .expect("find returned this tuple, under the same lock");
         if bucket.is_empty() {
             self.buckets.remove(key);
         }

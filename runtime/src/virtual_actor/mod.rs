@@ -342,7 +342,7 @@ impl<A: DurableActor> VirtualRef<A> {
         // How the actor is named in errors (on this node: its placement
         // may change between attempts).
         let named = ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
-            .expect("checked by VirtualActors::get");
+            .expect("the id was checked by VirtualActors::get, which made this ref");
         let mut backoff = Backoff::new(&env, timeout, config.retry_min, config.retry_max);
         loop {
             let remaining = backoff.remaining();

@@ -71,7 +71,11 @@ impl DurableActor for RunIndex {
             IndexOp::Finished(run, status) => {
                 self.runs.insert(run, Some(status));
             }
-            read => return Ok(self.read(&read).expect("a read")),
+            read => {
+                return Ok(self
+                    .read(&read)
+                    .expect("read() answers every read-only operation, and this is one"));
+            }
         }
         Ok(IndexReply::Done)
     }

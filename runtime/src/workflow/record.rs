@@ -256,7 +256,9 @@ impl RunRecord {
                 self.driver = None;
                 RunReply::Done
             }
-            read @ (RunOp::View | RunOp::SignalAt { .. }) => self.read(&read).expect("a read"),
+            read @ (RunOp::View | RunOp::SignalAt { .. }) => self
+                .read(&read)
+                .expect("read() answers every read-only operation, and this is one"),
         }
     }
 
@@ -301,7 +303,10 @@ impl DurableActor for RunRecord {
             )),
             RunOp::Acquire { .. } if self.input.is_none() => Some(RunReply::NotStarted),
             RunOp::Acquire { .. } | RunOp::Finish { .. } if self.finished().is_some() => {
-                Some(RunReply::Finished(self.finished().expect("checked")))
+                Some(RunReply::Finished(
+                    self.finished()
+                        .expect("the status was checked terminal just above"),
+                ))
             }
             RunOp::Acquire { token, now_ms, .. } => match self.driver {
                 Some((holder, expires)) if holder != *token && expires > *now_ms => {

@@ -126,8 +126,8 @@ pub fn decode_checkpoint_file(
     if header[..8] != CHECKPOINT_MAGIC || !readable.contains(&version) || header[10..12] != [0, 0] {
         return Err(CheckpointDecodeError::BadHeader);
     }
-    let len = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(header[12..16].try_into().expect("a 4-byte slice")) as usize;
+    let crc = u32::from_le_bytes(header[16..20].try_into().expect("a 4-byte slice"));
     let body = &bytes[CHECKPOINT_HEADER_BYTES..];
     if body.len() != len || crc32fast::hash(body) != crc {
         return Err(CheckpointDecodeError::BadChecksum);

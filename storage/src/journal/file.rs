@@ -32,6 +32,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+/// Why a journal always has a segment: open creates or recovers one, and
+/// compaction never removes the active (last) one.
+const ACTIVE_SEGMENT: &str = "an open journal always has its active segment";
+
 /// Largest single read while recovering or replaying.
 const READ_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
@@ -234,7 +238,12 @@ impl<D: Disk> FileJournal<D> {
         let checkpoints = load_checkpoints(&disk, &names, journal_id).await?;
         if segment_ids.is_empty() && !checkpoints.is_empty() {
             return Err(JournalError::CorruptCheckpoint {
-                file: checkpoint_name(checkpoints.keys().next().expect("not empty")),
+                file: checkpoint_name(
+                    checkpoints
+                        .keys()
+                        .next()
+                        .expect("checked non-empty in this condition"),
+                ),
                 reason: "checkpoints exist but no segment does".to_string(),
             });
         }
@@ -384,11 +393,7 @@ impl<D: Disk> FileJournal<D> {
     async fn write_one_batch(&self) -> Result<(), JournalError> {
         let roll_needed = {
             let state = self.state();
-            let active = state
-                .segments
-                .values()
-                .next_back()
-                .expect("an active segment");
+            let active = state.segments.values().next_back().expect(ACTIVE_SEGMENT);
             state.in_flight.is_none() && active.size >= self.inner.config.segment_bytes_max
         };
         if roll_needed {
@@ -400,7 +405,10 @@ impl<D: Disk> FileJournal<D> {
                 let batch = self.build_batch(&mut state);
                 state.in_flight = Some(batch);
             }
-            let batch = state.in_flight.as_ref().expect("just set");
+            let batch = state
+                .in_flight
+                .as_ref()
+                .expect("in_flight was set just above, under the same lock");
             let segment = &state.segments[&batch.segment_id];
             (
                 segment.file.clone(),
@@ -425,7 +433,10 @@ impl<D: Disk> FileJournal<D> {
             return Err(Self::stopped_error(&cause));
         }
         let mut state = self.state();
-        let batch = state.in_flight.take().expect("the batch we wrote");
+        let batch = state
+            .in_flight
+            .take()
+            .expect("only the writer slot holder, this task, takes the batch in flight");
         debug_assert_eq!((batch.segment_id, batch.offset), (segment_id, offset));
         apply_durable_batch(&mut state, batch);
         Ok(())
@@ -454,7 +465,7 @@ impl<D: Disk> FileJournal<D> {
 
     /// Encodes pending records, up to the batch bounds, for the active segment.
     fn build_batch(&self, state: &mut State<D::File>) -> Batch {
-        let (&segment_id, segment) = state.segments.iter().next_back().expect("active segment");
+        let (&segment_id, segment) = state.segments.iter().next_back().expect(ACTIVE_SEGMENT);
         let offset = segment.size;
         let commit_lsn = state.durable_lsn;
         let mut bytes = Vec::new();
@@ -466,7 +477,10 @@ impl<D: Disk> FileJournal<D> {
             if full && !placed.is_empty() {
                 break;
             }
-            let record = state.pending.pop_front().expect("peeked");
+            let record = state
+                .pending
+                .pop_front()
+                .expect("front() was Some just above, under the same lock");
             let start = bytes.len();
             let header = FrameHeader {
                 segment_id,
@@ -599,8 +613,8 @@ impl<D: Disk> FileJournal<D> {
         loop {
             let candidate = {
                 let state = self.state();
-                let active = *state.segments.keys().next_back().expect("active segment");
-                let (&oldest, segment) = state.segments.iter().next().expect("a segment");
+                let active = *state.segments.keys().next_back().expect(ACTIVE_SEGMENT);
+                let (&oldest, segment) = state.segments.iter().next().expect(ACTIVE_SEGMENT);
                 let covered = segment
                     .max_seq
                     .iter()
@@ -615,9 +629,12 @@ impl<D: Disk> FileJournal<D> {
             // older segment come back while a newer one stays removed.
             self.inner.disk.sync_dir().await?;
             let mut state = self.state();
-            let segment = state.segments.remove(&id).expect("candidate exists");
+            let segment = state.segments.remove(&id).expect("the candidate was read from the table under the writer slot, which this task holds");
             for stream in segment.max_seq.keys() {
-                let index = state.streams.get_mut(stream).expect("indexed stream");
+                let index = state
+                    .streams
+                    .get_mut(stream)
+                    .expect("every stream with entries in a segment is indexed");
                 while index.locations.front().is_some_and(|l| l.segment_id == id) {
                     index.locations.pop_front();
                     index.first_seq += 1;
@@ -678,10 +695,9 @@ impl<D: Disk> Future for EpochChange<'_, D> {
 
 /// Makes a durable batch visible: index, segment bookkeeping, durable lsn.
 fn apply_durable_batch<F>(state: &mut State<F>, batch: Batch) {
-    let segment = state
-        .segments
-        .get_mut(&batch.segment_id)
-        .expect("batch segment");
+    let segment = state.segments.get_mut(&batch.segment_id).expect(
+        "a batch is written to a segment the table holds (compaction never removes the active one)",
+    );
     segment.size = batch.offset + batch.bytes.len() as u64;
     for (stream, seq, location) in batch.placed {
         let index = state

@@ -147,7 +147,7 @@ pub fn encode_frame(out: &mut Vec<u8>, header: FrameHeader, record: &Record<'_>)
     out.resize(start + FRAME_HEADER_BYTES, 0);
     let out_len_before_payload = out.len();
     let encoded = postcard::to_extend(record, std::mem::take(out))
-        .expect("encoding a record into a Vec cannot fail");
+        .expect("a record is a string, an integer and bytes, which postcard always encodes");
     *out = encoded;
     let payload_len = out.len() - out_len_before_payload;
     assert!(
@@ -194,7 +194,8 @@ pub fn seal_successor(header: &FrameHeader, record: &Record<'_>) -> Option<u64> 
 /// The encoded size of `record`'s frame.
 pub fn frame_len(record: &Record<'_>) -> usize {
     FRAME_HEADER_BYTES
-        + postcard::experimental::serialized_size(record).expect("records always serialize")
+        + postcard::experimental::serialized_size(record)
+            .expect("a record is a string, an integer and bytes, which postcard always sizes")
 }
 
 /// Decodes the frame at the start of `bytes`: its header, its record and
@@ -225,11 +226,11 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(FrameHeader, Record<'_>, usize), Fr
 }
 
 fn le_u32(bytes: &[u8]) -> u32 {
-    u32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+    u32::from_le_bytes(bytes.try_into().expect("a 4-byte slice"))
 }
 
 fn le_u64(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    u64::from_le_bytes(bytes.try_into().expect("an 8-byte slice"))
 }
 
 #[cfg(test)]

@@ -26,9 +26,9 @@ pub fn encode_marker(journal_id: u64) -> [u8; MARKER_BYTES] {
 /// The journal id a marker names, if its bytes check out.
 pub fn decode_marker(bytes: &[u8]) -> Option<u64> {
     let bytes = bytes.get(..MARKER_BYTES)?;
-    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("a 4-byte slice"));
     let good = bytes[0..8] == MARKER_MAGIC && crc32fast::hash(&bytes[0..20]) == crc;
-    good.then(|| u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")))
+    good.then(|| u64::from_le_bytes(bytes[12..20].try_into().expect("an 8-byte slice")))
 }
 
 #[cfg(test)]
