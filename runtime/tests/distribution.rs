@@ -376,6 +376,8 @@ async fn bad_frames_close_only_their_connection() {
     assert_eq!(remote.ask(LogMsg::Push(1), WAIT).await.unwrap(), [1]);
 }
 
+// Resolving from real threads at once is the race this test looks for.
+#[allow(clippy::disallowed_methods)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refs_resolved_at_once_share_one_proxy() {
     let (sys_a, dist_a) = node("a10", &[]).await;

@@ -67,6 +67,10 @@ impl Actor for Sink {
     }
 }
 
+/// A ref a node keeps to another node's sink, and the target's
+/// incarnation when it was resolved.
+type Kept = (plexspaces::actor::ActorRef<Sink>, u64);
+
 #[derive(Default)]
 struct Shared {
     violations: Arc<Mutex<Vec<String>>>,
@@ -78,7 +82,7 @@ struct Shared {
     max_view: u64,
     /// The ref each node keeps to each other node's sink, and the target's
     /// incarnation when it was resolved.
-    kept: BTreeMap<(usize, usize), (plexspaces::actor::ActorRef<Sink>, u64)>,
+    kept: BTreeMap<(usize, usize), Kept>,
     /// Kept refs an ask found with their node declared down.
     interrupted: std::collections::BTreeSet<(usize, usize)>,
     /// Kept refs that answered after healing although their node had been
@@ -243,7 +247,7 @@ fn scenario(seed: u64) -> Outcome {
             }
         }
         // Every kept ref whose target kept its run answers again.
-        let kept: Vec<((usize, usize), (plexspaces::actor::ActorRef<Sink>, u64))> = shared
+        let kept: Vec<((usize, usize), Kept)> = shared
             .lock()
             .unwrap()
             .kept
