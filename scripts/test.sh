@@ -9,7 +9,13 @@
 # this runs as root) and stopped at the end.
 #
 #   PLEXSPACES_SEEDS=N   run every simulation scenario over seeds 0..N
+#   PLEXSPACES_SEED_START=B   ... over seeds B..B+N instead
 #   PLEXSPACES_SEED=S    run every simulation scenario with seed S only
+#
+# By default each scenario runs its CI seeds, its regression seeds, and a
+# window of fresh seeds derived from the commit (PLEXSPACES_FRESH_BASE,
+# set here from `git rev-parse HEAD`): every commit explores new seeds. A
+# failing seed prints the one command that replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,10 @@ fi
 echo "== tests on tokio"
 cargo test --locked
 
-echo "== simulation tests (--cfg madsim)"
+if [ -z "${PLEXSPACES_FRESH_BASE:-}" ]; then
+    PLEXSPACES_FRESH_BASE=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d)
+    export PLEXSPACES_FRESH_BASE
+fi
+echo "== simulation tests (--cfg madsim), fresh seeds from PLEXSPACES_FRESH_BASE=$PLEXSPACES_FRESH_BASE"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/madsim \
     cargo test --locked --profile sim -p plexspaces-sim -p plexspaces-tests-sim

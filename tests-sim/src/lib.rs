@@ -5,7 +5,11 @@
 //! environment asks for and, when a seed fails, prints the one command that
 //! replays it before re-raising the failure:
 //!
-//! - default: seeds `0..default_count` (what CI runs);
+//! - default: seeds `0..default_count`, the scenario's regression seeds,
+//!   and, when `PLEXSPACES_FRESH_BASE` is set (`scripts/test.sh` sets it
+//!   from the commit), a window of fresh seeds derived from it and the
+//!   scenario's name: each commit explores seeds no run has tried, and a
+//!   failing one replays with `PLEXSPACES_SEED`;
 //! - `PLEXSPACES_SEEDS=N`: seeds `0..N` (a long run);
 //! - `PLEXSPACES_SEED_START=B`: the seeds start at `B` instead of 0
 //!   (`B..B+N`), to explore seeds far from the ones CI runs;
@@ -16,6 +20,8 @@ pub mod cluster_setup;
 #[cfg(madsim)]
 pub mod journal_workload;
 #[cfg(madsim)]
+pub mod liveness;
+#[cfg(madsim)]
 pub mod storm;
 
 use std::fmt::Debug;
@@ -25,6 +31,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeedPlan {
     seeds: Vec<u64>,
+    /// The plan is the default one (no seed variable set), to which
+    /// regression and fresh seeds are added.
+    default: bool,
 }
 
 /// An environment variable that should hold a seed or count did not.
@@ -63,8 +72,10 @@ impl SeedPlan {
         if let Some(seed) = single {
             return Ok(SeedPlan {
                 seeds: vec![parse("PLEXSPACES_SEED", seed)?],
+                default: false,
             });
         }
+        let default = count.is_none() && start.is_none();
         let count = match count {
             Some(value) => parse("PLEXSPACES_SEEDS", value)?,
             None => default_count,
@@ -75,6 +86,7 @@ impl SeedPlan {
         };
         Ok(SeedPlan {
             seeds: (start..start.saturating_add(count)).collect(),
+            default,
         })
     }
 
@@ -113,10 +125,50 @@ impl SeedPlan {
         self
     }
 
+    /// Adds `count` fresh seeds to a default plan, from the window
+    /// `PLEXSPACES_FRESH_BASE` and `scenario` name (see [`fresh_window`]);
+    /// nothing when the variable is unset or another plan was asked for.
+    pub fn with_fresh(self, scenario: &str, count: u64) -> Self {
+        let base = std::env::var("PLEXSPACES_FRESH_BASE").ok();
+        self.with_fresh_from(base.as_deref(), scenario, count)
+    }
+
+    /// [`SeedPlan::with_fresh`] with the base given.
+    pub fn with_fresh_from(mut self, base: Option<&str>, scenario: &str, count: u64) -> Self {
+        let Some(base) = base.filter(|_| self.default) else {
+            return self;
+        };
+        let start = fresh_window(base, scenario);
+        println!(
+            "scenario {scenario}: {count} fresh seeds from {start} (PLEXSPACES_FRESH_BASE={base})"
+        );
+        self.seeds.extend(start..start.saturating_add(count));
+        self
+    }
+
     /// The seeds, in the order they run.
     pub fn seeds(&self) -> &[u64] {
         &self.seeds
     }
+}
+
+/// Where the fresh seeds of `scenario` start for a run labelled `base`
+/// (a commit id): a hash of both, kept below 2^48 so seeds stay short to
+/// type, and far above the `0..N` ranges CI runs by count.
+pub fn fresh_window(base: &str, scenario: &str) -> u64 {
+    // FNV-1a, then a splitmix64 finalizer: stable across builds and
+    // platforms (the window must be the same wherever it is replayed).
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in base.bytes().chain([0]).chain(scenario.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^= hash >> 31;
+    (1 << 32) + (hash >> 16)
 }
 
 /// The command that replays `seed` of the scenario in test target `test`.
@@ -163,16 +215,41 @@ pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) ->
     outcomes
 }
 
+/// The text of a panic's payload (what `panic!` and `assert!` said).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
 /// Runs `planted` (a scenario with a deliberately broken variant switched
-/// on) over seeds `0..budget` and returns the first seed that fails it;
-/// panics if every seed passes: a simulator that catches nothing proves
-/// nothing.
-pub fn caught_within(what: &str, budget: u64, planted: impl Fn(u64)) -> u64 {
+/// on) over seeds `0..budget` and returns the first seed whose failure is
+/// one of the oracle's `expected` failures (its message contains one of
+/// them). A seed failing for any other reason fails the test at once: a
+/// planted bug that crashes the scenario elsewhere proves nothing about
+/// the oracle. Panics if every seed passes: a simulator that catches
+/// nothing proves nothing.
+pub fn caught_within(what: &str, budget: u64, expected: &[&str], planted: impl Fn(u64)) -> u64 {
+    assert!(
+        !expected.is_empty(),
+        "name the oracle's failure to look for"
+    );
     for seed in 0..budget {
-        if catch_unwind(AssertUnwindSafe(|| planted(seed))).is_err() {
-            println!("{what} caught at seed {seed}");
-            return seed;
-        }
+        let Err(panic) = catch_unwind(AssertUnwindSafe(|| planted(seed))) else {
+            continue;
+        };
+        let text = panic_text(panic.as_ref());
+        assert!(
+            expected.iter().any(|e| text.contains(e)),
+            "{what} made seed {seed} fail, but not as the oracle says it should \
+             (expected one of {expected:?}): {text}"
+        );
+        println!("{what} caught at seed {seed}: {text}");
+        return seed;
     }
     panic!("{what} survived {budget} seeds: the simulator does not see it");
 }
@@ -232,6 +309,48 @@ mod tests {
         assert!(result.is_err());
         assert_eq!(*ran.lock().unwrap(), [0, 1, 2], "stops at the failing seed");
         assert!(replay_command("demo", 2).starts_with("PLEXSPACES_SEED=2 "));
+    }
+
+    #[test]
+    fn fresh_windows_are_stable_distinct_and_only_for_default_plans() {
+        let default = SeedPlan::from_vars(None, None, None, 2).unwrap();
+        let plan = default.clone().with_fresh_from(Some("abc123"), "bank", 3);
+        let start = fresh_window("abc123", "bank");
+        assert_eq!(plan.seeds(), [0, 1, start, start + 1, start + 2]);
+        assert_eq!(start, fresh_window("abc123", "bank"), "stable");
+        assert_ne!(
+            start,
+            fresh_window("abc124", "bank"),
+            "a new commit, new seeds"
+        );
+        assert_ne!(start, fresh_window("abc123", "durable"), "per scenario");
+        assert!(start >= 1 << 32 && start < (1 << 32) + (1 << 48));
+        assert_eq!(
+            default.clone().with_fresh_from(None, "bank", 3).seeds(),
+            [0, 1]
+        );
+        let explicit = SeedPlan::from_vars(None, Some("2"), None, 9).unwrap();
+        assert_eq!(
+            explicit.with_fresh_from(Some("abc"), "bank", 3).seeds(),
+            [0, 1]
+        );
+    }
+
+    #[test]
+    fn a_planted_bug_counts_only_when_the_oracle_fails() {
+        let seed = caught_within("demo", 5, &["balance"], |seed| {
+            assert!(seed < 3, "seed {seed}: the balance is off");
+        });
+        assert_eq!(seed, 3);
+        let unrelated = catch_unwind(|| {
+            caught_within("demo", 5, &["balance"], |seed| {
+                assert!(seed < 2, "index out of bounds");
+            })
+        });
+        let text = panic_text(unrelated.unwrap_err().as_ref());
+        assert!(text.contains("not as the oracle says"), "{text}");
+        let survived = catch_unwind(|| caught_within("demo", 3, &["balance"], |_| {}));
+        assert!(panic_text(survived.unwrap_err().as_ref()).contains("survived 3 seeds"));
     }
 
     #[test]

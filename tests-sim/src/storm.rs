@@ -168,9 +168,16 @@ pub fn run(seed: u64, active: Duration, quiet: Duration) -> Result<StormOutcome,
             cluster.crash(node); // faults are off: this keeps everything
             let counts: FaultCounts = cluster.disk(node).fault_counts();
             crashes += counts.crashes;
-            journal_workload::check(cluster.disk(node).clone(), config.clone(), node_acked)
-                .await
-                .map_err(|e| format!("node {node}: {e}\n{schedule}"))?;
+            let checked =
+                journal_workload::check(cluster.disk(node).clone(), config.clone(), node_acked);
+            crate::liveness::finish_within(
+                seed,
+                "reopening a journal",
+                crate::liveness::AFTER_HEALING,
+                checked,
+            )
+            .await
+            .map_err(|e| format!("node {node}: {e}\n{schedule}"))?;
         }
         let reached = reached.lock().unwrap().clone();
         for a in 0..NODES {

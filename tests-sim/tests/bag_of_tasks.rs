@@ -24,6 +24,7 @@ use plexspaces::{Env, PlantedBug, tuple};
 use plexspaces_tests_sim::cluster_setup::{
     StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -194,7 +195,8 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
         });
         let _report = storage.storm("bag of tasks", seed, 0x000b_a60f_7a5c).await;
         let (cluster, clock) = (&storage.cluster, &storage.clock);
-
+        // The liveness oracle: the checks after healing end in time.
+        finish_within(seed, "finishing and reading the bag after healing", Duration::from_secs(600), async {
         let nodes: Vec<(usize, Distribution, SharedSpaces)> = shared
             .lock()
             .unwrap()
@@ -262,12 +264,15 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             lease_lost: shared.lease_lost,
             trace_hash: cluster.trace().hash(),
         }
+        })
+        .await
     })
 }
 
 #[test]
 fn every_task_is_completed_exactly_once_under_the_nemesis() {
-    let outcomes = run_seeds("bag_of_tasks", &SeedPlan::from_env(24), scenario);
+    let plan = SeedPlan::from_env(24).with_fresh("bag_of_tasks", 40);
+    let outcomes = run_seeds("bag_of_tasks", &plan, scenario);
     assert!(
         outcomes.iter().any(|o| o.lease_lost > 0),
         "no lease ever ran out: the faults never hit a worker mid-task: {outcomes:?}"
@@ -277,7 +282,7 @@ fn every_task_is_completed_exactly_once_under_the_nemesis() {
 
 #[test]
 fn leases_that_still_complete_after_running_out_are_caught() {
-    caught_within("LeaseOutlivesExpiry", 6, |seed| {
+    caught_within("LeaseOutlivesExpiry", 6, &["completed by"], |seed| {
         planted(seed, Some(PlantedBug::LeaseOutlivesExpiry));
     });
 }

@@ -25,6 +25,7 @@ use plexspaces::workflow::{
 use plexspaces_tests_sim::cluster_setup::{
     StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
 };
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -185,84 +186,94 @@ fn scenario(seed: u64) -> Outcome {
         });
         let _report = storage.storm("bank", seed, 0xba2c_0ffe).await;
         let (cluster, clock) = (&storage.cluster, &storage.clock);
-
-        let nodes: Vec<NodeHandles> = shared.lock().unwrap().nodes.values().cloned().collect();
-        wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
-        // Every node restarted at least once started its transfers again:
-        // wait for all of them to be in the index, then to end.
-        let (_, transfers, accounts) = &nodes[0];
-        let mut expected = vec![OPENING; ACCOUNTS as usize];
-        let (mut completed, mut refused) = (0, 0);
-        for node in 0..NODES {
-            for k in 0..TRANSFERS_PER_NODE {
-                let run = run_id(node, k);
-                let ended = clock
-                    .timeout(Duration::from_secs(90), async {
-                        loop {
-                            match transfers.result(&run, Duration::from_secs(90)).await {
-                                Err(WorkflowError::NotFound(_)) => {
-                                    clock.sleep(Duration::from_millis(100)).await;
+        // The liveness oracle: everything after healing ends in time.
+        finish_within(
+            seed,
+            "the transfers and the audit after healing",
+            Duration::from_secs(900),
+            async {
+                let nodes: Vec<NodeHandles> =
+                    shared.lock().unwrap().nodes.values().cloned().collect();
+                wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
+                // Every node restarted at least once started its transfers again:
+                // wait for all of them to be in the index, then to end.
+                let (_, transfers, accounts) = &nodes[0];
+                let mut expected = vec![OPENING; ACCOUNTS as usize];
+                let (mut completed, mut refused) = (0, 0);
+                for node in 0..NODES {
+                    for k in 0..TRANSFERS_PER_NODE {
+                        let run = run_id(node, k);
+                        let ended = clock
+                            .timeout(Duration::from_secs(90), async {
+                                loop {
+                                    match transfers.result(&run, Duration::from_secs(90)).await {
+                                        Err(WorkflowError::NotFound(_)) => {
+                                            clock.sleep(Duration::from_millis(100)).await;
+                                        }
+                                        other => return other,
+                                    }
                                 }
-                                other => return other,
+                            })
+                            .await
+                            .unwrap_or_else(|_| panic!("seed {seed}: {run} never ended"));
+                        match ended {
+                            Ok(()) => completed += 1,
+                            Err(WorkflowError::Ended(RunStatus::Failed {
+                                error,
+                                compensated: 0,
+                            })) if error.contains("insufficient funds") => {
+                                refused += 1;
+                                continue;
                             }
+                            other => panic!("seed {seed}: {run} ended {other:?}"),
                         }
-                    })
-                    .await
-                    .unwrap_or_else(|_| panic!("seed {seed}: {run} never ended"));
-                match ended {
-                    Ok(()) => completed += 1,
-                    Err(WorkflowError::Ended(RunStatus::Failed {
-                        error,
-                        compensated: 0,
-                    })) if error.contains("insufficient funds") => {
-                        refused += 1;
-                        continue;
+                        // The run's input, as it started (read back from the runs
+                        // that completed: debit from, credit to).
+                        let input: Transfer = transfers
+                            .query(&run, "input")
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| panic!("seed {seed}: {run} published no input"));
+                        expected[input.from as usize] -= input.amount;
+                        expected[input.to as usize] += input.amount;
                     }
-                    other => panic!("seed {seed}: {run} ended {other:?}"),
                 }
-                // The run's input, as it started (read back from the runs
-                // that completed: debit from, credit to).
-                let input: Transfer = transfers
-                    .query(&run, "input")
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| panic!("seed {seed}: {run} published no input"));
-                expected[input.from as usize] -= input.amount;
-                expected[input.to as usize] += input.amount;
-            }
-        }
-        let mut balances = Vec::new();
-        for n in 0..ACCOUNTS {
-            let balance = accounts
-                .get(&format!("a{n}"))
-                .unwrap()
-                .call(format!("audit-{n}"), 0, Duration::from_secs(10))
-                .await
-                .unwrap_or_else(|e| panic!("seed {seed}: account {n} unreadable: {e}"));
-            balances.push(balance);
-        }
-        assert_eq!(
-            balances, expected,
-            "seed {seed}: balances differ from the completed transfers"
-        );
-        assert_eq!(
-            balances.iter().sum::<i64>(),
-            OPENING * ACCOUNTS as i64,
-            "seed {seed}: money was made or lost"
-        );
-        Outcome {
-            completed,
-            refused,
-            balances,
-            trace_hash: cluster.trace().hash(),
-        }
+                let mut balances = Vec::new();
+                for n in 0..ACCOUNTS {
+                    let balance = accounts
+                        .get(&format!("a{n}"))
+                        .unwrap()
+                        .call(format!("audit-{n}"), 0, Duration::from_secs(10))
+                        .await
+                        .unwrap_or_else(|e| panic!("seed {seed}: account {n} unreadable: {e}"));
+                    balances.push(balance);
+                }
+                assert_eq!(
+                    balances, expected,
+                    "seed {seed}: balances differ from the completed transfers"
+                );
+                assert_eq!(
+                    balances.iter().sum::<i64>(),
+                    OPENING * ACCOUNTS as i64,
+                    "seed {seed}: money was made or lost"
+                );
+                Outcome {
+                    completed,
+                    refused,
+                    balances,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
+        .await
     })
 }
 
 #[test]
 fn transfers_conserve_money_and_apply_once_under_the_nemesis() {
-    let outcomes = run_seeds("bank", &SeedPlan::from_env(12), scenario);
+    let plan = SeedPlan::from_env(12).with_fresh("bank", 100);
+    let outcomes = run_seeds("bank", &plan, scenario);
     assert!(
         outcomes.iter().all(|o| o.completed > 0),
         "every seed completed transfers: {outcomes:?}"

@@ -23,6 +23,7 @@ use plexspaces::seams::{Clock, Rng};
 use plexspaces::{Env, NodeName};
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
 use plexspaces_tests_sim::cluster_setup::{fast_distribution, network_nemesis, node_addr};
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -207,103 +208,114 @@ fn scenario(seed: u64) -> Outcome {
         let _report = ReportOnPanic::new(format!("distribution seed {seed}\n{schedule}"));
         schedule.run(&cluster).await;
 
-        // Healed: membership converges on every node...
-        let dists: Vec<Distribution> = shared.lock().unwrap().dists.values().cloned().collect();
-        for dist in &dists {
-            dist.wait_for(Duration::from_secs(10), |m| {
-                m.len() == NODES && m.iter().all(|m| m.status == MemberStatus::Up)
-            })
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "seed {seed}: {} never saw all up: {:?}",
-                    dist.node(),
-                    dist.members()
-                )
-            });
-        }
-        // ...and every node reaches every other node's actor.
-        let systems: Vec<(usize, ActorSystem)> = shared
-            .lock()
-            .unwrap()
-            .systems
-            .iter()
-            .map(|(i, s)| (*i, s.clone()))
-            .collect();
-        for (from, system) in &systems {
-            for to in (0..NODES).filter(|to| to != from) {
-                let remote = system.resolve::<Sink>(&sink_id(to)).unwrap();
-                let note = Note {
-                    from: format!("check{from}"),
-                    run: 0,
-                    seq: 1,
-                };
-                let answer = remote.ask(note, Duration::from_secs(5)).await;
-                assert_eq!(
-                    answer,
-                    Ok(1),
-                    "seed {seed}: n{from} cannot reach n{to} after healing"
+        // The liveness oracle: everything after healing ends in time.
+        finish_within(
+            seed,
+            "healing, reaching every node and the kept refs",
+            Duration::from_secs(300),
+            async {
+                // Healed: membership converges on every node...
+                let dists: Vec<Distribution> =
+                    shared.lock().unwrap().dists.values().cloned().collect();
+                for dist in &dists {
+                    dist.wait_for(Duration::from_secs(10), |m| {
+                        m.len() == NODES && m.iter().all(|m| m.status == MemberStatus::Up)
+                    })
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "seed {seed}: {} never saw all up: {:?}",
+                            dist.node(),
+                            dist.members()
+                        )
+                    });
+                }
+                // ...and every node reaches every other node's actor.
+                let systems: Vec<(usize, ActorSystem)> = shared
+                    .lock()
+                    .unwrap()
+                    .systems
+                    .iter()
+                    .map(|(i, s)| (*i, s.clone()))
+                    .collect();
+                for (from, system) in &systems {
+                    for to in (0..NODES).filter(|to| to != from) {
+                        let remote = system.resolve::<Sink>(&sink_id(to)).unwrap();
+                        let note = Note {
+                            from: format!("check{from}"),
+                            run: 0,
+                            seq: 1,
+                        };
+                        let answer = remote.ask(note, Duration::from_secs(5)).await;
+                        assert_eq!(
+                            answer,
+                            Ok(1),
+                            "seed {seed}: n{from} cannot reach n{to} after healing"
+                        );
+                    }
+                }
+                // Every kept ref whose target kept its run answers again.
+                let kept: Vec<((usize, usize), Kept)> = shared
+                    .lock()
+                    .unwrap()
+                    .kept
+                    .iter()
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect();
+                let mut revived = 0;
+                let interrupted = shared.lock().unwrap().interrupted.clone();
+                for ((from, to), (remote, incarnation)) in kept {
+                    let dist = shared.lock().unwrap().dists[&from].clone();
+                    if incarnation_of(&dist, to) != Some(incarnation) {
+                        continue; // the target restarted: its old run's actor is gone
+                    }
+                    let note = Note {
+                        from: format!("kept{from}"),
+                        run: 0,
+                        seq: 1,
+                    };
+                    let answer = remote.ask(note, Duration::from_secs(5)).await;
+                    assert_eq!(
+                        answer,
+                        Ok(1),
+                        "seed {seed}: n{from}'s kept ref to n{to} does not answer after healing"
+                    );
+                    revived += u64::from(interrupted.contains(&(from, to)));
+                }
+                shared.lock().unwrap().revived = revived;
+                let shared = shared.lock().unwrap();
+                let violations = shared.violations.lock().unwrap();
+                assert!(
+                    violations.is_empty(),
+                    "seed {seed}: order broken: {violations:?}"
                 );
-            }
-        }
-        // Every kept ref whose target kept its run answers again.
-        let kept: Vec<((usize, usize), Kept)> = shared
-            .lock()
-            .unwrap()
-            .kept
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        let mut revived = 0;
-        let interrupted = shared.lock().unwrap().interrupted.clone();
-        for ((from, to), (remote, incarnation)) in kept {
-            let dist = shared.lock().unwrap().dists[&from].clone();
-            if incarnation_of(&dist, to) != Some(incarnation) {
-                continue; // the target restarted: its old run's actor is gone
-            }
-            let note = Note {
-                from: format!("kept{from}"),
-                run: 0,
-                seq: 1,
-            };
-            let answer = remote.ask(note, Duration::from_secs(5)).await;
-            assert_eq!(
-                answer,
-                Ok(1),
-                "seed {seed}: n{from}'s kept ref to n{to} does not answer after healing"
-            );
-            revived += u64::from(interrupted.contains(&(from, to)));
-        }
-        shared.lock().unwrap().revived = revived;
-        let shared = shared.lock().unwrap();
-        let violations = shared.violations.lock().unwrap();
-        assert!(
-            violations.is_empty(),
-            "seed {seed}: order broken: {violations:?}"
-        );
-        assert!(
-            shared.wrong_replies.is_empty(),
-            "seed {seed}: {:?}",
-            shared.wrong_replies
-        );
-        assert!(
-            shared.acked > 500,
-            "seed {seed}: only {} asks answered",
-            shared.acked
-        );
-        Outcome {
-            acked: shared.acked,
-            failed: shared.failed,
-            max_view: shared.max_view,
-            revived: shared.revived,
-            trace_hash: cluster.trace().hash(),
-        }
+                assert!(
+                    shared.wrong_replies.is_empty(),
+                    "seed {seed}: {:?}",
+                    shared.wrong_replies
+                );
+                assert!(
+                    shared.acked > 500,
+                    "seed {seed}: only {} asks answered",
+                    shared.acked
+                );
+                Outcome {
+                    acked: shared.acked,
+                    failed: shared.failed,
+                    max_view: shared.max_view,
+                    revived: shared.revived,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
+        .await
     })
 }
 
 #[test]
 fn remote_asks_keep_order_and_membership_heals_under_the_nemesis() {
-    let outcomes = run_seeds("distribution", &SeedPlan::from_env(24), scenario);
+    let plan = SeedPlan::from_env(24).with_fresh("distribution", 60);
+    let outcomes = run_seeds("distribution", &plan, scenario);
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
     assert!(failed > 0, "the nemesis never made an ask fail");
     assert!(

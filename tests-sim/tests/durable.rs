@@ -30,6 +30,7 @@ use plexspaces::storage::journal::JournalConfig;
 use plexspaces_sim::{
     Cluster, ClusterConfig, DiskFaults, FaultKinds, NemesisConfig, ReportOnPanic, Schedule,
 };
+use plexspaces_tests_sim::liveness::{AFTER_HEALING, finish_within};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -196,22 +197,28 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
             })
         };
         schedule.run(&cluster).await;
-        let (requests, acked) = done_rx.next().await.expect("the client finishes");
+        let (requests, acked) = finish_within(seed, "the client's requests", AFTER_HEALING, done_rx.next())
+            .await
+            .expect("the client finishes");
         drop(client);
         // After the storm: every key once more, until each is answered.
-        let mut replies = BTreeMap::new();
-        for (key, op) in &requests {
-            let reply = loop {
-                let account = slot.lock().unwrap().clone();
-                if let Some(account) = account
-                    && let Ok(reply) = account.call(key.clone(), *op, Duration::from_secs(1)).await
-                {
-                    break reply;
-                }
-                madsim::time::sleep(Duration::from_millis(50)).await;
-            };
-            replies.insert(key.clone(), reply);
-        }
+        let replies = finish_within(seed, "re-sending every key after healing", AFTER_HEALING, async {
+            let mut replies = BTreeMap::new();
+            for (key, op) in &requests {
+                let reply = loop {
+                    let account = slot.lock().unwrap().clone();
+                    if let Some(account) = account
+                        && let Ok(reply) = account.call(key.clone(), *op, Duration::from_secs(1)).await
+                    {
+                        break reply;
+                    }
+                    madsim::time::sleep(Duration::from_millis(50)).await;
+                };
+                replies.insert(key.clone(), reply);
+            }
+            replies
+        })
+        .await;
         for (key, reply) in &acked {
             assert_eq!(replies[key], *reply, "seed {seed}: the acknowledged reply to {key} changed");
         }
@@ -250,7 +257,7 @@ fn durable_accounts_apply_every_request_exactly_once_under_crashes() {
 
 #[test]
 fn durable_actors_that_rerun_side_effects_on_replay_are_caught() {
-    caught_within("ReplaySideEffects", 4, |seed| {
+    caught_within("ReplaySideEffects", 4, &["the fee ran"], |seed| {
         planted(seed, Some(plexspaces::PlantedBug::ReplaySideEffects));
     });
 }

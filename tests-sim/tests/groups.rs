@@ -15,6 +15,7 @@ use plexspaces::groups::ProcessGroups;
 use plexspaces::seams::{Clock, Rng};
 use plexspaces_sim::{Cluster, ClusterConfig, ReportOnPanic};
 use plexspaces_tests_sim::cluster_setup::{fast_distribution, network_nemesis, node_addr};
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -121,60 +122,71 @@ fn scenario(seed: u64) -> Outcome {
             })
         };
         schedule.run(&cluster).await;
-        freezer.await.unwrap();
 
-        // Every live node must list exactly the members joined on the live
-        // nodes.
-        let deadline = clock.now() + Duration::from_secs(10);
-        loop {
-            let (truth, views) = {
-                let shared = shared.lock().unwrap();
-                let truth: BTreeSet<ActorId> = shared
-                    .nodes
-                    .iter()
-                    .filter(|(i, _)| cluster.is_up(**i))
-                    .flat_map(|(_, (_, mine))| mine.iter().cloned())
-                    .collect();
-                let groups: Vec<(usize, ProcessGroups)> = shared
-                    .nodes
-                    .iter()
-                    .filter(|(i, _)| cluster.is_up(**i))
-                    .map(|(i, (g, _))| (*i, g.clone()))
-                    .collect();
-                (truth, groups)
-            };
-            let mut agreed = true;
-            let mut seen = Vec::new();
-            for (i, groups) in &views {
-                let members: BTreeSet<ActorId> = groups
-                    .members("acme", "ns", "workers")
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .collect();
-                agreed &= members == truth;
-                seen.push((i, members));
-            }
-            if agreed {
-                let shared = shared.lock().unwrap();
-                return Outcome {
-                    changes: shared.changes,
-                    members: truth.len(),
-                    trace_hash: cluster.trace().hash(),
-                };
-            }
-            assert!(
-                clock.now() < deadline,
-                "seed {seed}: views never converged on {truth:?}: {seen:?}"
-            );
-            clock.sleep(Duration::from_millis(100)).await;
-        }
+        // The liveness oracle: everything after healing ends in time.
+        finish_within(
+            seed,
+            "group views converging after healing",
+            Duration::from_secs(300),
+            async {
+                freezer.await.unwrap();
+
+                // Every live node must list exactly the members joined on the live
+                // nodes.
+                let deadline = clock.now() + Duration::from_secs(10);
+                loop {
+                    let (truth, views) = {
+                        let shared = shared.lock().unwrap();
+                        let truth: BTreeSet<ActorId> = shared
+                            .nodes
+                            .iter()
+                            .filter(|(i, _)| cluster.is_up(**i))
+                            .flat_map(|(_, (_, mine))| mine.iter().cloned())
+                            .collect();
+                        let groups: Vec<(usize, ProcessGroups)> = shared
+                            .nodes
+                            .iter()
+                            .filter(|(i, _)| cluster.is_up(**i))
+                            .map(|(i, (g, _))| (*i, g.clone()))
+                            .collect();
+                        (truth, groups)
+                    };
+                    let mut agreed = true;
+                    let mut seen = Vec::new();
+                    for (i, groups) in &views {
+                        let members: BTreeSet<ActorId> = groups
+                            .members("acme", "ns", "workers")
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .collect();
+                        agreed &= members == truth;
+                        seen.push((i, members));
+                    }
+                    if agreed {
+                        let shared = shared.lock().unwrap();
+                        return Outcome {
+                            changes: shared.changes,
+                            members: truth.len(),
+                            trace_hash: cluster.trace().hash(),
+                        };
+                    }
+                    assert!(
+                        clock.now() < deadline,
+                        "seed {seed}: views never converged on {truth:?}: {seen:?}"
+                    );
+                    clock.sleep(Duration::from_millis(100)).await;
+                }
+            },
+        )
+        .await
     })
 }
 
 #[test]
 fn group_views_converge_on_the_live_members_after_the_nemesis() {
-    let outcomes = run_seeds("groups", &SeedPlan::from_env(24), scenario);
+    let plan = SeedPlan::from_env(24).with_fresh("groups", 100);
+    let outcomes = run_seeds("groups", &plan, scenario);
     assert!(outcomes.iter().all(|o| o.changes > 50), "{outcomes:?}");
     assert_deterministic(2, scenario);
 }

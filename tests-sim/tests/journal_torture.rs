@@ -14,6 +14,7 @@ use plexspaces_sim::{
     Cluster, ClusterConfig, DiskFaults, FaultKinds, NemesisConfig, ReportOnPanic, Schedule,
 };
 use plexspaces_tests_sim::journal_workload::{self, Acked};
+use plexspaces_tests_sim::liveness::{AFTER_HEALING, finish_within};
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use std::time::Duration;
 
@@ -58,7 +59,14 @@ fn scenario(seed: u64, bug: Option<PlantedBug>) -> Result<Outcome, String> {
         cluster.set_disk_faults(true);
         schedule.run(&cluster).await;
         cluster.crash(node); // faults are off: this crash keeps everything
-        journal_workload::check(cluster.disk(node).clone(), config, &acked).await?;
+        let checked = journal_workload::check(cluster.disk(node).clone(), config, &acked);
+        finish_within(
+            seed,
+            "reopening and reading the journal",
+            AFTER_HEALING,
+            checked,
+        )
+        .await?;
         let acked = acked.lock().unwrap().len();
         if acked < 100 {
             return Err(format!(
@@ -75,7 +83,8 @@ fn scenario(seed: u64, bug: Option<PlantedBug>) -> Result<Outcome, String> {
 
 #[test]
 fn the_correct_journal_loses_nothing_acknowledged() {
-    let outcomes = run_seeds("journal_torture", &SeedPlan::from_env(24), |seed| {
+    let plan = SeedPlan::from_env(24).with_fresh("journal_torture", 100);
+    let outcomes = run_seeds("journal_torture", &plan, |seed| {
         scenario(seed, None).unwrap_or_else(|violation| panic!("{violation}"))
     });
     let crashes: u64 = outcomes.iter().map(|o| o.crashes).sum();
@@ -88,14 +97,25 @@ fn the_correct_journal_loses_nothing_acknowledged() {
 /// The seed budget each planted bug must be caught within.
 const PLANTED_BUG_SEEDS: u64 = 24;
 
+/// The oracle's failures: an acknowledged entry lost, altered or numbered
+/// twice, or a journal that refuses to open over what the bug did to it.
+const ORACLE_FAILURES: &[&str] = &[
+    "acknowledged twice",
+    "is lost or altered",
+    "refuses to open",
+];
+
 fn caught_within(bug: PlantedBug) -> u64 {
-    for seed in 0..PLANTED_BUG_SEEDS {
-        if let Err(violation) = scenario(seed, Some(bug)) {
-            println!("{bug:?} caught at seed {seed}: {violation}");
-            return seed;
-        }
-    }
-    panic!("{bug:?} survived {PLANTED_BUG_SEEDS} seeds: the simulator does not see it");
+    plexspaces_tests_sim::caught_within(
+        &format!("{bug:?}"),
+        PLANTED_BUG_SEEDS,
+        ORACLE_FAILURES,
+        |seed| {
+            if let Err(violation) = scenario(seed, Some(bug)) {
+                panic!("{violation}");
+            }
+        },
+    )
 }
 
 #[test]

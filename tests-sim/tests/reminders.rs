@@ -27,6 +27,7 @@ use plexspaces::seams::Clock;
 use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces_sim::{Cluster, ClusterConfig, FaultKinds, NemesisConfig, ReportOnPanic, Schedule};
 use plexspaces_tests_sim::cluster_setup::{journal_server, shared_journal};
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,76 +274,86 @@ fn scenario(seed: u64) -> Outcome {
             })
         };
         schedule.run(&cluster).await;
-        let cancelled_at = registrar.await.unwrap();
-        for (i, at) in &cancelled_at {
-            assert!(
-                *at < start_wall + 6 * HOUR,
-                "seed {seed}: a{i}'s cancel was acknowledged only after its due time"
-            );
-        }
-
-        // The healthy half: every due time from an hour after the faults
-        // stopped to ten minutes before the end fired, once.
-        let end_wall = clock.wall_clock();
-        let healthy_from = start_wall + faulty + HOUR;
-        let healthy_to = end_wall - 10 * MINUTE;
-        let checker = any_up(&cluster, &shared, 0);
-        checker
-            .dist
-            .wait_for(MINUTE, |m| {
-                m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
-            })
-            .await
-            .unwrap_or_else(|_| panic!("seed {seed}: never all up at the end"));
-        let mut fired = 0;
-        for i in 0..PERIODIC {
-            let id = format!("a{i}");
-            let rang = checker
-                .alarms
-                .get(&id)
-                .unwrap()
-                .call(format!("final-{id}"), AlarmMsg::Rang, MINUTE)
-                .await
-                .unwrap_or_else(|e| panic!("seed {seed}: alarm {id} unreachable: {e}"));
-            fired += rang.len();
-            let ids: BTreeSet<&String> = rang.iter().map(|(f, _)| f).collect();
-            assert_eq!(
-                ids.len(),
-                rang.len(),
-                "seed {seed}: {id} applied a firing twice"
-            );
-            let dues: BTreeSet<u64> = rang.iter().map(|(_, d)| *d).collect();
-            let anchor = start_wall + HOUR + MINUTE * (i as u32 * 7);
-            let mut due = anchor;
-            while due < healthy_to {
-                if due >= healthy_from {
+        // The liveness oracle: everything after healing ends in time.
+        finish_within(
+            seed,
+            "registration and the checks after healing",
+            2 * HOUR,
+            async {
+                let cancelled_at = registrar.await.unwrap();
+                for (i, at) in &cancelled_at {
                     assert!(
-                        dues.contains(&ms(due)),
-                        "seed {seed}: {id}'s due time {:?} after the start passed unfired",
-                        due.duration_since(start_wall).unwrap()
+                        *at < start_wall + 6 * HOUR,
+                        "seed {seed}: a{i}'s cancel was acknowledged only after its due time"
                     );
                 }
-                due += PERIOD;
-            }
-            if i < CANCELLED {
-                assert!(
-                    !rang.iter().any(|(f, _)| f.contains("/doomed@")),
-                    "seed {seed}: {id}'s cancelled reminder fired: {rang:?}"
-                );
-            }
-        }
-        let shared = shared.lock().unwrap();
-        Outcome {
-            fired,
-            max_view: shared.max_view,
-            trace_hash: cluster.trace().hash(),
-        }
+
+                // The healthy half: every due time from an hour after the faults
+                // stopped to ten minutes before the end fired, once.
+                let end_wall = clock.wall_clock();
+                let healthy_from = start_wall + faulty + HOUR;
+                let healthy_to = end_wall - 10 * MINUTE;
+                let checker = any_up(&cluster, &shared, 0);
+                checker
+                    .dist
+                    .wait_for(MINUTE, |m| {
+                        m.iter().filter(|m| m.status == MemberStatus::Up).count() == NODES
+                    })
+                    .await
+                    .unwrap_or_else(|_| panic!("seed {seed}: never all up at the end"));
+                let mut fired = 0;
+                for i in 0..PERIODIC {
+                    let id = format!("a{i}");
+                    let rang = checker
+                        .alarms
+                        .get(&id)
+                        .unwrap()
+                        .call(format!("final-{id}"), AlarmMsg::Rang, MINUTE)
+                        .await
+                        .unwrap_or_else(|e| panic!("seed {seed}: alarm {id} unreachable: {e}"));
+                    fired += rang.len();
+                    let ids: BTreeSet<&String> = rang.iter().map(|(f, _)| f).collect();
+                    assert_eq!(
+                        ids.len(),
+                        rang.len(),
+                        "seed {seed}: {id} applied a firing twice"
+                    );
+                    let dues: BTreeSet<u64> = rang.iter().map(|(_, d)| *d).collect();
+                    let anchor = start_wall + HOUR + MINUTE * (i as u32 * 7);
+                    let mut due = anchor;
+                    while due < healthy_to {
+                        if due >= healthy_from {
+                            assert!(
+                                dues.contains(&ms(due)),
+                                "seed {seed}: {id}'s due time {:?} after the start passed unfired",
+                                due.duration_since(start_wall).unwrap()
+                            );
+                        }
+                        due += PERIOD;
+                    }
+                    if i < CANCELLED {
+                        assert!(
+                            !rang.iter().any(|(f, _)| f.contains("/doomed@")),
+                            "seed {seed}: {id}'s cancelled reminder fired: {rang:?}"
+                        );
+                    }
+                }
+                let shared = shared.lock().unwrap();
+                Outcome {
+                    fired,
+                    max_view: shared.max_view,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
+        .await
     })
 }
 
 #[test]
 fn reminders_fire_once_per_due_time_and_cancelled_ones_never_over_a_simulated_day() {
-    let outcomes = run_seeds("reminders", &SeedPlan::from_env(3), scenario);
+    let plan = SeedPlan::from_env(3).with_fresh("reminders", 2);
+    let outcomes = run_seeds("reminders", &plan, scenario);
     assert!(
         outcomes.iter().any(|o| o.max_view > 4),
         "no seed saw membership change: {outcomes:?}"

@@ -10,7 +10,8 @@ const QUIET: Duration = Duration::from_secs(10);
 
 #[test]
 fn three_nodes_survive_every_fault_and_recover() {
-    let outcomes = run_seeds("storm", &SeedPlan::from_env(8), |seed| {
+    let plan = SeedPlan::from_env(8).with_fresh("storm", 8);
+    let outcomes = run_seeds("storm", &plan, |seed| {
         storm::run(seed, ACTIVE, QUIET).unwrap_or_else(|violation| panic!("{violation}"))
     });
     for outcome in &outcomes {

@@ -14,6 +14,7 @@ use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, ExitR
 use plexspaces::seams::{Clock, Instant, Rng};
 use plexspaces::supervision::{ChildSpec, Restart, Strategy, Supervisor, SupervisorSpec};
 use plexspaces_sim::{Cluster, ClusterConfig};
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,15 @@ where
                 let _ = tx.send(outcome).await;
             }
         });
-        rx.next().await.expect("the node reports")
+        // The liveness oracle: the scenario's own checks end in time.
+        finish_within(
+            seed,
+            "the supervision scenario",
+            Duration::from_secs(300),
+            rx.next(),
+        )
+        .await
+        .expect("the node reports")
     })
 }
 
@@ -145,7 +154,8 @@ fn tree_planted(seed: u64, bug: Option<PlantedBug>) -> BTreeMap<&'static str, u3
 
 #[test]
 fn a_tree_under_random_crashes_returns_to_its_shape() {
-    run_seeds("supervision_tree", &SeedPlan::from_env(12), tree_scenario);
+    let plan = SeedPlan::from_env(12).with_fresh("supervision_tree", 60);
+    run_seeds("supervision_tree", &plan, tree_scenario);
     assert_deterministic(3, tree_scenario);
 }
 
@@ -206,17 +216,19 @@ fn intensity_scenario(seed: u64) -> (usize, usize) {
 
 #[test]
 fn restart_intensity_is_honoured_exactly() {
-    run_seeds(
-        "supervision_intensity",
-        &SeedPlan::from_env(24),
-        intensity_scenario,
-    );
+    let plan = SeedPlan::from_env(24).with_fresh("supervision_intensity", 60);
+    run_seeds("supervision_intensity", &plan, intensity_scenario);
     assert_deterministic(5, intensity_scenario);
 }
 
 #[test]
 fn a_supervisor_restarting_temporary_children_is_caught() {
-    caught_within("RestartTemporaryChild", 6, |seed| {
-        tree_planted(seed, Some(PlantedBug::RestartTemporaryChild));
-    });
+    caught_within(
+        "RestartTemporaryChild",
+        6,
+        &["the temporary worker was restarted"],
+        |seed| {
+            tree_planted(seed, Some(PlantedBug::RestartTemporaryChild));
+        },
+    );
 }

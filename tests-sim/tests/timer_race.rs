@@ -5,6 +5,7 @@
 
 use plexspaces::seams::{Clock, Rng, Spawn};
 use plexspaces_sim::{ChaChaRng, ClockSkew, SimClock, SimSpawner, Trace};
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,9 +32,13 @@ fn scenario(seed: u64) -> Vec<u64> {
                 })
             })
             .collect();
-        for handle in handles {
-            handle.await.expect("task failed");
-        }
+        // The liveness oracle: the longest nap is 50 ms.
+        let all = async {
+            for handle in handles {
+                handle.await.expect("task failed");
+            }
+        };
+        finish_within(seed, "the racing tasks", Duration::from_secs(1), all).await;
         let order = finished.lock().unwrap().clone();
         let mut sorted = order.clone();
         sorted.sort_unstable();
@@ -44,7 +49,8 @@ fn scenario(seed: u64) -> Vec<u64> {
 
 #[test]
 fn timer_race_over_seeds() {
-    let orders = run_seeds("timer_race", &SeedPlan::from_env(50), scenario);
+    let plan = SeedPlan::from_env(50).with_fresh("timer_race", 400);
+    let orders = run_seeds("timer_race", &plan, scenario);
     for seed in [0, 7, 99] {
         assert_deterministic(seed, scenario);
     }

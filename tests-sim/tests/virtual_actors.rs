@@ -27,6 +27,7 @@ use plexspaces_sim::Cluster;
 use plexspaces_tests_sim::cluster_setup::{
     StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -200,80 +201,91 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             })
         };
         let _report = storage.storm("virtual actors", seed, 0x5707_a6e5).await;
-
-        // Healed: membership converges on every node...
-        let nodes: Vec<(usize, Distribution, VirtualActors<Tally>)> = shared
-            .lock()
-            .unwrap()
-            .nodes
-            .iter()
-            .map(|(i, (d, t))| (*i, d.clone(), t.clone()))
-            .collect();
-        wait_all_up(nodes.iter().map(|(_, d, _)| d), NODES, seed).await;
-        // ...every id is reachable from every node, and has kept every
-        // acknowledged key exactly once.
-        let acked = shared.lock().unwrap().acked.clone();
-        for i in 0..IDS {
-            let id = id_name(i);
-            for (index, _, tallies) in &nodes {
-                let keys = tallies
-                    .get(&id)
+        // The liveness oracle: everything after healing ends in time.
+        finish_within(
+            seed,
+            "reaching every id after healing",
+            Duration::from_secs(300),
+            async {
+                // Healed: membership converges on every node...
+                let nodes: Vec<(usize, Distribution, VirtualActors<Tally>)> = shared
+                    .lock()
                     .unwrap()
-                    .call(
-                        format!("check-{index}-{id}"),
-                        TallyMsg::Keys,
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("seed {seed}: {id} unreachable from n{index}: {e}"));
-                let applied: BTreeSet<&String> = keys.iter().collect();
-                assert_eq!(
-                    applied.len(),
-                    keys.len(),
-                    "seed {seed}: {id} applied a key twice"
-                );
-                for key in acked.get(&id).into_iter().flatten() {
-                    assert!(
-                        applied.contains(key),
-                        "seed {seed}: {id} lost acknowledged {key}"
+                    .nodes
+                    .iter()
+                    .map(|(i, (d, t))| (*i, d.clone(), t.clone()))
+                    .collect();
+                wait_all_up(nodes.iter().map(|(_, d, _)| d), NODES, seed).await;
+                // ...every id is reachable from every node, and has kept every
+                // acknowledged key exactly once.
+                let acked = shared.lock().unwrap().acked.clone();
+                for i in 0..IDS {
+                    let id = id_name(i);
+                    for (index, _, tallies) in &nodes {
+                        let keys = tallies
+                            .get(&id)
+                            .unwrap()
+                            .call(
+                                format!("check-{index}-{id}"),
+                                TallyMsg::Keys,
+                                Duration::from_secs(10),
+                            )
+                            .await
+                            .unwrap_or_else(|e| {
+                                panic!("seed {seed}: {id} unreachable from n{index}: {e}")
+                            });
+                        let applied: BTreeSet<&String> = keys.iter().collect();
+                        assert_eq!(
+                            applied.len(),
+                            keys.len(),
+                            "seed {seed}: {id} applied a key twice"
+                        );
+                        for key in acked.get(&id).into_iter().flatten() {
+                            assert!(
+                                applied.contains(key),
+                                "seed {seed}: {id} lost acknowledged {key}"
+                            );
+                        }
+                    }
+                    let hosts: Vec<usize> = nodes
+                        .iter()
+                        .filter(|(_, _, t)| t.active_ids().contains(&id))
+                        .map(|(i, _, _)| *i)
+                        .collect();
+                    assert_eq!(
+                        hosts.len(),
+                        1,
+                        "seed {seed}: {id} active on {hosts:?} after healing"
                     );
                 }
-            }
-            let hosts: Vec<usize> = nodes
-                .iter()
-                .filter(|(_, _, t)| t.active_ids().contains(&id))
-                .map(|(i, _, _)| *i)
-                .collect();
-            assert_eq!(
-                hosts.len(),
-                1,
-                "seed {seed}: {id} active on {hosts:?} after healing"
-            );
-        }
-        sampler.abort();
-        let shared = shared.lock().unwrap();
-        assert!(
-            shared.violations.is_empty(),
-            "seed {seed}: {:?}",
-            shared.violations
-        );
-        let acked: usize = shared.acked.values().map(Vec::len).sum();
-        assert!(
-            acked > 200,
-            "seed {seed}: only {acked} additions acknowledged"
-        );
-        Outcome {
-            acked,
-            failed: shared.failed,
-            max_view: shared.max_view,
-            trace_hash: cluster.trace().hash(),
-        }
+                sampler.abort();
+                let shared = shared.lock().unwrap();
+                assert!(
+                    shared.violations.is_empty(),
+                    "seed {seed}: {:?}",
+                    shared.violations
+                );
+                let acked: usize = shared.acked.values().map(Vec::len).sum();
+                assert!(
+                    acked > 200,
+                    "seed {seed}: only {acked} additions acknowledged"
+                );
+                Outcome {
+                    acked,
+                    failed: shared.failed,
+                    max_view: shared.max_view,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
+        .await
     })
 }
 
 #[test]
 fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_nemesis() {
-    let outcomes = run_seeds("virtual_actors", &SeedPlan::from_env(24), scenario);
+    let plan = SeedPlan::from_env(24).with_fresh("virtual_actors", 40);
+    let outcomes = run_seeds("virtual_actors", &plan, scenario);
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
     assert!(
         failed > 0,
@@ -289,18 +301,21 @@ fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_ne
 /// Each planted bug must fail some seed within this budget.
 const PLANTED_BUG_SEEDS: u64 = 6;
 
-fn caught(bug: PlantedBug) {
-    caught_within(&format!("{bug:?}"), PLANTED_BUG_SEEDS, |seed| {
+fn caught(bug: PlantedBug, expected: &[&str]) {
+    caught_within(&format!("{bug:?}"), PLANTED_BUG_SEEDS, expected, |seed| {
         planted(seed, Some(bug));
     });
 }
 
 #[test]
 fn a_journal_server_without_fencing_is_caught() {
-    caught(PlantedBug::SkipFencing);
+    caught(
+        PlantedBug::SkipFencing,
+        &["applied a key twice", "lost acknowledged"],
+    );
 }
 
 #[test]
 fn hosts_that_never_hand_off_are_caught() {
-    caught(PlantedBug::SkipHandOff);
+    caught(PlantedBug::SkipHandOff, &["two activations", "active on"]);
 }

@@ -31,6 +31,7 @@ use plexspaces::{Env, PlantedBug};
 use plexspaces_tests_sim::cluster_setup::{
     StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
 };
+use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -201,44 +202,54 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
         });
         let _report = storage.storm("workflows", seed, 0xf10_c0ffee).await;
         let cluster = &storage.cluster;
-
-        let nodes: Vec<(Distribution, Workflows<Job>, VirtualActors<Effects>)> =
-            shared.lock().unwrap().nodes.values().cloned().collect();
-        wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
-        let (_, jobs, effects) = &nodes[0];
-        let mut completed = 0;
-        for n in 0..RUNS {
-            let ended = jobs.result(&run_id(n), Duration::from_secs(90)).await;
-            let world = effects
-                .get(&format!("w{n}"))
-                .unwrap()
-                .call(format!("check-{n}"), None, Duration::from_secs(10))
-                .await
-                .unwrap_or_else(|e| panic!("seed {seed}: run {n}'s effects unreadable: {e}"));
-            if n % 2 == 0 {
-                assert_eq!(ended, Ok(n), "seed {seed}: run {n} did not complete");
-                assert_eq!(world, ["a", "b", "c"], "seed {seed}: run {n}'s effects");
-                completed += 1;
-            } else {
-                assert_eq!(
-                    ended,
-                    Err(WorkflowError::Ended(RunStatus::Failed {
-                        error: "step \"c\" failed: refused".into(),
-                        compensated: 2
-                    })),
-                    "seed {seed}: run {n}"
-                );
-                assert_eq!(
-                    world,
-                    ["a", "b", "undo-b", "undo-a"],
-                    "seed {seed}: run {n}'s effects and compensations"
-                );
-            }
-        }
-        Outcome {
-            completed,
-            trace_hash: cluster.trace().hash(),
-        }
+        // The liveness oracle: every run ends, and its effects are readable, in time.
+        finish_within(
+            seed,
+            "the runs' results and effects after healing",
+            Duration::from_secs(900),
+            async {
+                let nodes: Vec<(Distribution, Workflows<Job>, VirtualActors<Effects>)> =
+                    shared.lock().unwrap().nodes.values().cloned().collect();
+                wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
+                let (_, jobs, effects) = &nodes[0];
+                let mut completed = 0;
+                for n in 0..RUNS {
+                    let ended = jobs.result(&run_id(n), Duration::from_secs(90)).await;
+                    let world = effects
+                        .get(&format!("w{n}"))
+                        .unwrap()
+                        .call(format!("check-{n}"), None, Duration::from_secs(10))
+                        .await
+                        .unwrap_or_else(|e| {
+                            panic!("seed {seed}: run {n}'s effects unreadable: {e}")
+                        });
+                    if n % 2 == 0 {
+                        assert_eq!(ended, Ok(n), "seed {seed}: run {n} did not complete");
+                        assert_eq!(world, ["a", "b", "c"], "seed {seed}: run {n}'s effects");
+                        completed += 1;
+                    } else {
+                        assert_eq!(
+                            ended,
+                            Err(WorkflowError::Ended(RunStatus::Failed {
+                                error: "step \"c\" failed: refused".into(),
+                                compensated: 2
+                            })),
+                            "seed {seed}: run {n}"
+                        );
+                        assert_eq!(
+                            world,
+                            ["a", "b", "undo-b", "undo-a"],
+                            "seed {seed}: run {n}'s effects and compensations"
+                        );
+                    }
+                }
+                Outcome {
+                    completed,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
+        .await
     })
 }
 
@@ -246,7 +257,9 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
 fn every_run_ends_with_each_effect_once_under_the_nemesis() {
     // Seed 21 found superseded activations answering queries from stale
     // state (fixed by claim checks before queries).
-    let plan = SeedPlan::from_env(12).with_regressions(&[21]);
+    let plan = SeedPlan::from_env(12)
+        .with_regressions(&[21])
+        .with_fresh("workflows", 60);
     let outcomes = run_seeds("workflows", &plan, scenario);
     assert!(outcomes.iter().all(|o| o.completed == RUNS / 2));
     assert_deterministic(1, scenario);
@@ -254,7 +267,7 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
 
 #[test]
 fn a_run_that_drops_early_signals_is_caught() {
-    caught_within("DropEarlySignal", 6, |seed| {
+    caught_within("DropEarlySignal", 6, &["did not complete"], |seed| {
         planted(seed, Some(PlantedBug::DropEarlySignal));
     });
 }

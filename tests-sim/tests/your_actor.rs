@@ -156,7 +156,8 @@ mod scenario {
 #[test]
 fn your_actor_counts_every_acknowledged_visit_once() {
     use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
-    let acked = run_seeds("your_actor", &SeedPlan::from_env(8), scenario::run);
+    let plan = SeedPlan::from_env(8).with_fresh("your_actor", 200);
+    let acked = run_seeds("your_actor", &plan, scenario::run);
     println!("acknowledged visits per seed: {acked:?}");
     assert_deterministic(0, scenario::run);
 }
