@@ -100,6 +100,12 @@ pub fn patient_retry() -> plexspaces::workflow::RetryPolicy {
     }
 }
 
+/// Messages between checkpoints of the durable actors the distributed
+/// scenarios host: small, so checkpoints are written (and fenced) through
+/// the shared journal under partitions and crashes, not only appends (the
+/// default of 1,000 is never reached in a scenario).
+pub const STORM_CHECKPOINT_INTERVAL: u64 = 3;
+
 /// A workflow kind's configuration tuned for a storm: short call attempts
 /// and leases (so a cut-off driver is replaced within seconds), frequent
 /// resumption, and compensations under [`patient_retry`].
@@ -109,6 +115,7 @@ pub fn storm_workflows(
 ) -> plexspaces::workflow::WorkflowConfig {
     let mut config = plexspaces::workflow::WorkflowConfig::new(kind, journal);
     config.hosting.attempt_timeout = Duration::from_millis(500);
+    config.hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     config.lease = Duration::from_secs(2);
     config.call_timeout = Duration::from_secs(2);
     config.resume_every = Duration::from_millis(200);
@@ -221,6 +228,20 @@ impl StorageCluster {
             clock,
             nodes,
         }
+    }
+
+    /// How many streams have a checkpoint on the storage node's journal:
+    /// the scenarios check that checkpoints went through the shared journal
+    /// (and its fencing) too, not only appends.
+    pub async fn checkpointed_streams(&self) -> usize {
+        use plexspaces::storage::disk::Disk;
+        let names = self
+            .cluster
+            .disk(self.nodes)
+            .list()
+            .await
+            .expect("the storage node's disk lists its files");
+        names.iter().filter(|n| n.starts_with("ckpt-")).count()
     }
 
     /// The network nemesis's 20 active seconds (then quiet), with the

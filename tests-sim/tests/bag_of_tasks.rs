@@ -22,7 +22,7 @@ use plexspaces::tuplespace::{
 };
 use plexspaces::{Env, PlantedBug, tuple};
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, shared_journal, wait_all_up,
+    STORM_CHECKPOINT_INTERVAL, StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
 use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
@@ -74,6 +74,7 @@ fn space_config(env: &Env, storage: SocketAddr, bug: Option<PlantedBug>) -> Shar
     let journal = shared_journal(env, storage, Duration::from_millis(500));
     let mut config = SharedSpacesConfig::new(journal);
     config.hosting.attempt_timeout = Duration::from_millis(500);
+    config.hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     config.hosting.planted_bug = bug;
     config.call_timeout = Duration::from_secs(2);
     config.poll_max = Duration::from_millis(100);
@@ -259,6 +260,10 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 "seed {seed}: task {task}: acknowledged completions differ from the space's"
             );
         }
+        assert!(
+            storage.checkpointed_streams().await > 0,
+            "seed {seed}: no checkpoint went through the shared journal"
+        );
         Outcome {
             completed_acked: shared.acked.len(),
             lease_lost: shared.lease_lost,

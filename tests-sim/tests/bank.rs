@@ -23,7 +23,8 @@ use plexspaces::workflow::{
     RunId, RunStatus, StepError, StepKey, Workflow, WorkflowContext, WorkflowError, Workflows,
 };
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
+    STORM_CHECKPOINT_INTERVAL, StorageCluster, fast_distribution, patient_retry, shared_journal,
+    storm_workflows, wait_all_up,
 };
 use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, run_seeds};
@@ -136,6 +137,7 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
     let journal = shared_journal(&env, addrs[STORAGE], Duration::from_millis(500));
     let mut hosting = VirtualConfig::new("acct", journal.clone());
     hosting.attempt_timeout = Duration::from_millis(500);
+    hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     let accounts =
         VirtualActors::register(&system, hosting, |_| Account { balance: OPENING }).unwrap();
     let config = storm_workflows("xfer", journal);
@@ -257,6 +259,10 @@ fn scenario(seed: u64) -> Outcome {
                     balances.iter().sum::<i64>(),
                     OPENING * ACCOUNTS as i64,
                     "seed {seed}: money was made or lost"
+                );
+                assert!(
+                    storage.checkpointed_streams().await > 0,
+                    "seed {seed}: no checkpoint went through the shared journal"
                 );
                 Outcome {
                     completed,

@@ -25,7 +25,7 @@ use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName, PlantedBug};
 use plexspaces_sim::Cluster;
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, shared_journal, wait_all_up,
+    STORM_CHECKPOINT_INTERVAL, StorageCluster, fast_distribution, shared_journal, wait_all_up,
 };
 use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
@@ -106,6 +106,7 @@ async fn run_node(
     // Short enough that ids deactivate and reactivate during the run.
     config.deactivation_timeout = Duration::from_secs(2);
     config.attempt_timeout = Duration::from_millis(500);
+    config.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     config.planted_bug = bug;
     let tallies = VirtualActors::register(&system, config, |_| Tally::default()).unwrap();
     shared
@@ -269,6 +270,10 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 assert!(
                     acked > 200,
                     "seed {seed}: only {acked} additions acknowledged"
+                );
+                assert!(
+                    storage.checkpointed_streams().await > 0,
+                    "seed {seed}: no checkpoint went through the shared journal"
                 );
                 Outcome {
                     acked,

@@ -29,7 +29,8 @@ use plexspaces::workflow::{
 };
 use plexspaces::{Env, PlantedBug};
 use plexspaces_tests_sim::cluster_setup::{
-    StorageCluster, fast_distribution, patient_retry, shared_journal, storm_workflows, wait_all_up,
+    STORM_CHECKPOINT_INTERVAL, StorageCluster, fast_distribution, patient_retry, shared_journal,
+    storm_workflows, wait_all_up,
 };
 use plexspaces_tests_sim::liveness::finish_within;
 use plexspaces_tests_sim::{SeedPlan, assert_deterministic, caught_within, run_seeds};
@@ -144,6 +145,7 @@ async fn run_node(
     let journal = shared_journal(&env, addrs[STORAGE], Duration::from_millis(500));
     let mut hosting = VirtualConfig::new("fx", journal.clone());
     hosting.attempt_timeout = Duration::from_millis(500);
+    hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     let effects = VirtualActors::register(&system, hosting, |_| Effects::default()).unwrap();
     let mut config = storm_workflows("job", journal);
     config.hosting.planted_bug = bug;
@@ -243,6 +245,10 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                         );
                     }
                 }
+                assert!(
+                    storage.checkpointed_streams().await > 0,
+                    "seed {seed}: no checkpoint went through the shared journal"
+                );
                 Outcome {
                     completed,
                     trace_hash: cluster.trace().hash(),
