@@ -182,3 +182,45 @@ async fn long_streams_are_read_in_pages() {
     assert_eq!(seen, (5..=200).collect::<Vec<_>>());
     server.shutdown();
 }
+
+/// The storage crate's disk probe: counts syncs, fails one on demand.
+#[path = "../../storage/tests/common/mod.rs"]
+mod probe;
+
+#[tokio::test]
+async fn a_server_reopens_its_journal_after_a_failed_sync() {
+    use plexspaces::storage::disk::MemDisk;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let env = env("reopening").await;
+    let disk = probe::ProbeDisk::new(MemDisk::new());
+    let failing = disk.probe.clone();
+    let open: plexspaces::durability::shared::Reopen<FileJournal<probe::ProbeDisk<MemDisk>>> =
+        Arc::new(move || {
+            let disk = disk.clone();
+            Box::pin(async move { FileJournal::open(disk, JournalConfig::default(), 7).await })
+        });
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server =
+        JournalServer::start_reopening(env, JournalServerConfig::new(listen, secret()), open)
+            .await
+            .unwrap();
+    let a = client("a", &server).await;
+    a.claim("s").await.unwrap();
+    assert_eq!(a.append("s", b"one").await.unwrap(), 1);
+    // The server's disk fails a sync: its journal stops; that append is not
+    // acknowledged.
+    failing.fail_next_sync.store(true, Ordering::SeqCst);
+    assert!(a.append("s", b"lost?").await.is_err());
+    // The next request is served by the reopened journal, which kept what
+    // was acknowledged; fencing survived (the epoch is journaled).
+    let b = client("b", &server).await;
+    let entries = b.replay_from("s", 1).await.unwrap();
+    assert_eq!(entries[0].data, b"one");
+    b.claim("s").await.unwrap();
+    let next = b.last_seq("s") + 1;
+    assert_eq!(b.append("s", b"two").await.unwrap(), next);
+    let refused = a.append("s", b"stale").await.unwrap_err();
+    assert!(matches!(refused, JournalError::Fenced { .. }), "{refused}");
+    server.shutdown();
+}

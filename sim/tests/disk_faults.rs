@@ -332,7 +332,11 @@ async fn a_saved_checkpoint_stays_the_latest_after_a_crash_losing_directory_chan
                 .unwrap();
             saved = Some((seq, state));
         }
-        assert_eq!(journal.segment_ids().len(), 1, "no compaction removed anything");
+        assert_eq!(
+            journal.segment_ids().len(),
+            1,
+            "no compaction removed anything"
+        );
         if seed % 2 == 1 {
             journal.append("acct", b"after").await.unwrap();
         }

@@ -55,24 +55,37 @@ pub fn network_nemesis(seed: u64, nodes: usize) -> Schedule {
 }
 
 /// The storage node's main task: a journal server on the node's disk,
-/// listening on `listen`, until the node dies. `configure` adjusts the
-/// server's config first (a planted bug, say).
+/// listening on `listen`, until the node dies; it reopens its journal
+/// whenever a failed sync stops it, and the node's restart opens it again
+/// after a crash. `configure` adjusts the server's config first (a planted
+/// bug, say).
 pub async fn journal_server(
     env: plexspaces::Env,
     listen: SocketAddr,
     journal_id: u64,
     configure: impl FnOnce(&mut plexspaces::durability::shared::JournalServerConfig),
 ) {
-    use plexspaces::durability::shared::{JournalServer, JournalServerConfig};
+    use plexspaces::durability::shared::{JournalServer, JournalServerConfig, Reopen};
+    use plexspaces::seams::Clock;
     use plexspaces::storage::journal::{FileJournal, JournalConfig};
-    let journal = FileJournal::open(env.disk().clone(), JournalConfig::default(), journal_id)
-        .await
-        .expect("the storage node's journal opens");
+    let disk = env.disk().clone();
+    let open: Reopen<FileJournal<plexspaces::storage::disk::DynDisk>> =
+        std::sync::Arc::new(move || {
+            let disk = disk.clone();
+            Box::pin(
+                async move { FileJournal::open(disk, JournalConfig::default(), journal_id).await },
+            )
+        });
     let mut config = JournalServerConfig::new(listen, ClusterSecret::new(SECRET).unwrap());
     configure(&mut config);
-    let _server = JournalServer::start(env.clone(), config, journal)
-        .await
-        .expect("the journal server starts");
+    // Opening may fail while the disk fails syncs: try again, as an
+    // operator's supervisor would.
+    let _server = loop {
+        match JournalServer::start_reopening(env.clone(), config.clone(), open.clone()).await {
+            Ok(server) => break server,
+            Err(_) => env.sleep(Duration::from_millis(50)).await,
+        }
+    };
     std::future::pending::<()>().await;
 }
 
@@ -123,9 +136,11 @@ pub fn storm_workflows(
     config
 }
 
-/// For `active` from now: every 1–4 s, cuts node `storage` off from one of
-/// the nodes `0..nodes` for 0.3–2 s, healing the network after each cut.
-/// The draws come from `rng_seed` (the scenario's seed, salted).
+/// For `active` from now: every 1–4 s, either cuts node `storage` off from
+/// one of the nodes `0..nodes` for 0.3–2 s (healing the network after each
+/// cut), or, one time in four, crashes the storage node and restarts it
+/// 0.3–2 s later (its journal server reopens its journal from what is
+/// durable). The draws come from `rng_seed` (the scenario's seed, salted).
 fn cut_storage_off_now_and_then(
     cluster: std::sync::Arc<plexspaces_sim::Cluster>,
     clock: plexspaces_sim::SimClock,
@@ -142,6 +157,14 @@ fn cut_storage_off_now_and_then(
             clock
                 .sleep(Duration::from_millis(rng.gen_range(1000..4000)))
                 .await;
+            if rng.gen_range(0..4) == 0 {
+                cluster.crash(storage);
+                clock
+                    .sleep(Duration::from_millis(rng.gen_range(300..2000)))
+                    .await;
+                cluster.restart(storage);
+                continue;
+            }
             let node = rng.gen_range(0..nodes as u64) as usize;
             cluster.partition(storage, node);
             clock
@@ -230,6 +253,18 @@ impl StorageCluster {
         }
     }
 
+    /// How many times the storage node crashed (its journal server and
+    /// journal reopened from what was durable).
+    pub fn storage_crashes(&self) -> u64 {
+        self.cluster.disk(self.nodes).fault_counts().crashes
+    }
+
+    /// How many syncs failed on the storage node (each stopped its journal,
+    /// which the server reopened).
+    pub fn storage_sync_errors(&self) -> u64 {
+        self.cluster.disk(self.nodes).fault_counts().sync_errors
+    }
+
     /// How many streams have a checkpoint on the storage node's journal:
     /// the scenarios check that checkpoints went through the shared journal
     /// (and its fencing) too, not only appends.
@@ -245,8 +280,9 @@ impl StorageCluster {
     }
 
     /// The network nemesis's 20 active seconds (then quiet), with the
-    /// storage node cut off from one node at a time (draws from `seed ^
-    /// salt`), then the network healed. Returns a guard that prints the
+    /// storage node cut off from one node at a time or crashed and
+    /// restarted (draws from `seed ^ salt`), its disk losing and tearing
+    /// unsynced writes and failing syncs meanwhile, then everything healed. Returns a guard that prints the
     /// fault schedule, named `name`, if the test panics while it lives.
     pub async fn storm(&self, name: &str, seed: u64, salt: u64) -> plexspaces_sim::ReportOnPanic {
         let schedule = network_nemesis(seed, self.nodes);
@@ -259,8 +295,11 @@ impl StorageCluster {
             Duration::from_secs(20),
             seed ^ salt,
         );
+        let storage_disk = self.cluster.disk(self.nodes);
+        storage_disk.set_faults(plexspaces_sim::DiskFaults::recoverable());
         schedule.run(&self.cluster).await;
         cutter.await.unwrap();
+        storage_disk.set_faults(plexspaces_sim::DiskFaults::none());
         self.cluster.heal_network();
         report
     }

@@ -177,6 +177,8 @@ async fn run_node(
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
+    /// The storage node\'s crashes and failed syncs (each reopened its journal).
+    storage_faults: (u64, u64),
     completed_acked: usize,
     lease_lost: u64,
     trace_hash: u64,
@@ -265,6 +267,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             "seed {seed}: no checkpoint went through the shared journal"
         );
         Outcome {
+            storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
             completed_acked: shared.acked.len(),
             lease_lost: shared.lease_lost,
             trace_hash: cluster.trace().hash(),
@@ -279,6 +282,11 @@ fn every_task_is_completed_exactly_once_under_the_nemesis() {
     let plan = SeedPlan::from_env(24).with_fresh("bag_of_tasks", 40);
     let outcomes = run_seeds("bag_of_tasks", &plan, scenario);
     assert!(
+        outcomes.iter().any(|o| o.storage_faults.0 > 0)
+            && outcomes.iter().any(|o| o.storage_faults.1 > 0),
+        "no seed crashed the storage node or failed its syncs: {outcomes:?}"
+    );
+    assert!(
         outcomes.iter().any(|o| o.lease_lost > 0),
         "no lease ever ran out: the faults never hit a worker mid-task: {outcomes:?}"
     );
@@ -287,7 +295,7 @@ fn every_task_is_completed_exactly_once_under_the_nemesis() {
 
 #[test]
 fn leases_that_still_complete_after_running_out_are_caught() {
-    caught_within("LeaseOutlivesExpiry", 6, &["completed by"], |seed| {
+    caught_within("LeaseOutlivesExpiry", 12, &["completed by"], |seed| {
         planted(seed, Some(PlantedBug::LeaseOutlivesExpiry));
     });
 }

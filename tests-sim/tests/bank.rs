@@ -172,6 +172,8 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
+    /// The storage node\'s crashes and failed syncs (each reopened its journal).
+    storage_faults: (u64, u64),
     completed: usize,
     refused: usize,
     balances: Vec<i64>,
@@ -265,6 +267,7 @@ fn scenario(seed: u64) -> Outcome {
                     "seed {seed}: no checkpoint went through the shared journal"
                 );
                 Outcome {
+                    storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     completed,
                     refused,
                     balances,
@@ -280,6 +283,11 @@ fn scenario(seed: u64) -> Outcome {
 fn transfers_conserve_money_and_apply_once_under_the_nemesis() {
     let plan = SeedPlan::from_env(12).with_fresh("bank", 100);
     let outcomes = run_seeds("bank", &plan, scenario);
+    assert!(
+        outcomes.iter().any(|o| o.storage_faults.0 > 0)
+            && outcomes.iter().any(|o| o.storage_faults.1 > 0),
+        "no seed crashed the storage node or failed its syncs: {outcomes:?}"
+    );
     assert!(
         outcomes.iter().all(|o| o.completed > 0),
         "every seed completed transfers: {outcomes:?}"

@@ -165,6 +165,8 @@ fn check_single_activation(cluster: &Cluster, shared: &Mutex<Shared>) {
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
+    /// The storage node\'s crashes and failed syncs (each reopened its journal).
+    storage_faults: (u64, u64),
     acked: usize,
     failed: u64,
     max_view: u64,
@@ -276,6 +278,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     "seed {seed}: no checkpoint went through the shared journal"
                 );
                 Outcome {
+                    storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     acked,
                     failed: shared.failed,
                     max_view: shared.max_view,
@@ -291,6 +294,11 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
 fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_nemesis() {
     let plan = SeedPlan::from_env(24).with_fresh("virtual_actors", 40);
     let outcomes = run_seeds("virtual_actors", &plan, scenario);
+    assert!(
+        outcomes.iter().any(|o| o.storage_faults.0 > 0)
+            && outcomes.iter().any(|o| o.storage_faults.1 > 0),
+        "no seed crashed the storage node or failed its syncs: {outcomes:?}"
+    );
     let failed: u64 = outcomes.iter().map(|o| o.failed).sum();
     assert!(
         failed > 0,

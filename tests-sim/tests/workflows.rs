@@ -186,6 +186,8 @@ async fn run_node(
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
+    /// The storage node\'s crashes and failed syncs (each reopened its journal).
+    storage_faults: (u64, u64),
     completed: u32,
     trace_hash: u64,
 }
@@ -236,7 +238,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                                 error: "step \"c\" failed: refused".into(),
                                 compensated: 2
                             })),
-                            "seed {seed}: run {n}"
+                            "seed {seed}: run {n} did not end compensated"
                         );
                         assert_eq!(
                             world,
@@ -250,6 +252,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     "seed {seed}: no checkpoint went through the shared journal"
                 );
                 Outcome {
+                    storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     completed,
                     trace_hash: cluster.trace().hash(),
                 }
@@ -267,13 +270,23 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
         .with_regressions(&[21])
         .with_fresh("workflows", 60);
     let outcomes = run_seeds("workflows", &plan, scenario);
+    assert!(
+        outcomes.iter().any(|o| o.storage_faults.0 > 0)
+            && outcomes.iter().any(|o| o.storage_faults.1 > 0),
+        "no seed crashed the storage node or failed its syncs: {outcomes:?}"
+    );
     assert!(outcomes.iter().all(|o| o.completed == RUNS / 2));
     assert_deterministic(1, scenario);
 }
 
 #[test]
 fn a_run_that_drops_early_signals_is_caught() {
-    caught_within("DropEarlySignal", 6, &["did not complete"], |seed| {
-        planted(seed, Some(PlantedBug::DropEarlySignal));
-    });
+    caught_within(
+        "DropEarlySignal",
+        6,
+        &["did not complete", "did not end compensated"],
+        |seed| {
+            planted(seed, Some(PlantedBug::DropEarlySignal));
+        },
+    );
 }

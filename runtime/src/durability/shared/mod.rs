@@ -25,7 +25,7 @@ mod client;
 mod server;
 
 pub use client::{SharedJournal, SharedJournalConfig};
-pub use server::{JournalServer, JournalServerConfig};
+pub use server::{JournalServer, JournalServerConfig, JournalServerError, Reopen};
 
 /// The prefix of the stream that holds a stream's epochs. `@` never starts
 /// an actor id or a virtual actor's stream, so it cannot collide.

@@ -63,6 +63,33 @@ impl JournalServerConfig {
     }
 }
 
+/// A journal server could not start.
+#[derive(Debug)]
+pub enum JournalServerError {
+    /// Its listening address could not be bound.
+    Net(NetError),
+    /// Its journal could not be opened.
+    Journal(JournalError),
+}
+
+impl std::fmt::Display for JournalServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalServerError::Net(e) => write!(f, "journal server: {e}"),
+            JournalServerError::Journal(e) => write!(f, "journal server: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for JournalServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JournalServerError::Net(e) => Some(e),
+            JournalServerError::Journal(e) => Some(e),
+        }
+    }
+}
+
 /// A running journal server. Dropping it does not stop it; call
 /// [`JournalServer::shutdown`].
 pub struct JournalServer {
@@ -71,9 +98,18 @@ pub struct JournalServer {
     accepting: JoinHandle<()>,
 }
 
+/// Opens the served journal again, for a server that reopens it after it
+/// stopped (a failed write or sync makes a journal fail-stop).
+pub type Reopen<J> =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<J, JournalError>> + Send + Sync>;
+
 struct Service<J> {
     env: Env,
-    journal: J,
+    /// The journal served now; replaced by a reopened one after it stops.
+    journal: Mutex<Arc<J>>,
+    reopen: Option<Reopen<J>>,
+    /// Held while a stopped journal is being reopened (one reopen at a time).
+    reopening: AsyncMutex<()>,
     config: JournalServerConfig,
     me: Identity,
     /// Connections in their handshake, bounded.
@@ -85,11 +121,38 @@ struct Service<J> {
 }
 
 impl JournalServer {
-    /// Serves `journal` on `config.listen` until shut down.
+    /// Serves `journal` on `config.listen` until shut down. If the journal
+    /// stops (fail-stop after a failed write or sync), every request fails
+    /// from then on; see [`JournalServer::start_reopening`].
     pub async fn start<J: Journal>(
         env: Env,
         config: JournalServerConfig,
         journal: J,
+    ) -> Result<JournalServer, NetError> {
+        Self::serve(env, config, journal, None).await
+    }
+
+    /// Serves the journal `open` opens, and opens it again whenever it
+    /// stops: the request that met the failure fails (it was not
+    /// acknowledged) and the next ones go to the reopened journal, which
+    /// recovered what is durable. Fencing survives the reopen (epochs are
+    /// journaled).
+    pub async fn start_reopening<J: Journal>(
+        env: Env,
+        config: JournalServerConfig,
+        open: Reopen<J>,
+    ) -> Result<JournalServer, JournalServerError> {
+        let journal = open().await.map_err(JournalServerError::Journal)?;
+        Self::serve(env, config, journal, Some(open))
+            .await
+            .map_err(JournalServerError::Net)
+    }
+
+    async fn serve<J: Journal>(
+        env: Env,
+        config: JournalServerConfig,
+        journal: J,
+        reopen: Option<Reopen<J>>,
     ) -> Result<JournalServer, NetError> {
         let mut listener = env.net().listen(config.listen).await?;
         let addr = listener.local_addr();
@@ -101,7 +164,9 @@ impl JournalServer {
         };
         let service = Arc::new(Service {
             env: env.clone(),
-            journal,
+            journal: Mutex::new(Arc::new(journal)),
+            reopen,
+            reopening: AsyncMutex::new(()),
             admission: Admission::new(config.admission),
             config,
             me,
@@ -236,24 +301,58 @@ impl<J: Journal> Service<J> {
             .clone()
     }
 
-    /// The stream's current epoch (0 before any claim).
-    fn epoch(&self, stream: &str) -> u64 {
-        self.journal.last_seq(&fence_stream(stream))
+    /// The journal served now.
+    fn current(&self) -> Arc<J> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces `stopped` (if it is still the journal served) by a freshly
+    /// opened one. A failed open leaves the stopped one (every request
+    /// fails) and is tried again by the next request that meets it.
+    async fn reopen_after(&self, stopped: &Arc<J>) {
+        let Some(open) = &self.reopen else {
+            return;
+        };
+        let _one_at_a_time = self.reopening.lock().await;
+        if !Arc::ptr_eq(&self.current(), stopped) {
+            return; // another request reopened it already
+        }
+        match open().await {
+            Ok(journal) => {
+                tracing::info!("journal server: reopened its journal after it stopped");
+                *self.journal.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(journal);
+            }
+            Err(e) => tracing::warn!("journal server: reopening its journal failed: {e}"),
+        }
     }
 
     async fn execute(&self, op: JournalOp) -> JournalOutcome {
-        match op {
+        let journal = self.current();
+        match self.execute_on(&journal, op).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if e.is_stopped() {
+                    self.reopen_after(&journal).await;
+                }
+                failed(&e)
+            }
+        }
+    }
+
+    async fn execute_on(&self, journal: &J, op: JournalOp) -> Result<JournalOutcome, JournalError> {
+        Ok(match op {
             JournalOp::Claim { stream } => {
                 let lock = self.lock_of(&stream);
                 let _held = lock.lock().await;
                 // The fence stream's sequence number *is* the epoch: durable
                 // and strictly increasing by construction.
-                match self.journal.append(&fence_stream(&stream), b"").await {
-                    Ok(epoch) => JournalOutcome::Claimed {
-                        epoch,
-                        last_seq: self.journal.last_seq(&stream),
-                    },
-                    Err(e) => failed(&e),
+                let epoch = journal.append(&fence_stream(&stream), b"").await?;
+                JournalOutcome::Claimed {
+                    epoch,
+                    last_seq: journal.last_seq(&stream),
                 }
             }
             JournalOp::Append {
@@ -264,26 +363,24 @@ impl<J: Journal> Service<J> {
             } => {
                 let lock = self.lock_of(&stream);
                 let _held = lock.lock().await;
-                if let Some(refusal) = self.fence_check(&stream, epoch, Some(first_seq)) {
-                    return refusal;
+                if let Some(refusal) = self.fence_check(journal, &stream, epoch, Some(first_seq)) {
+                    return Ok(refusal);
                 }
                 if entries.is_empty() {
                     // A claim check: the writer's claim stands.
-                    return JournalOutcome::Appended {
+                    return Ok(JournalOutcome::Appended {
                         last_seq: first_seq.saturating_sub(1),
-                    };
+                    });
                 }
                 let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-                match self.journal.append_all(&stream, &refs).await {
-                    Ok(last_seq) => JournalOutcome::Appended { last_seq },
-                    Err(e) => failed(&e),
-                }
+                let last_seq = journal.append_all(&stream, &refs).await?;
+                JournalOutcome::Appended { last_seq }
             }
             JournalOp::Read {
                 stream,
                 from_seq,
                 max_bytes,
-            } => self.read(&stream, from_seq, max_bytes as usize).await,
+            } => read(journal, &stream, from_seq, max_bytes as usize).await?,
             JournalOp::SaveCheckpoint {
                 stream,
                 epoch,
@@ -292,27 +389,24 @@ impl<J: Journal> Service<J> {
             } => {
                 let lock = self.lock_of(&stream);
                 let _held = lock.lock().await;
-                if let Some(refusal) = self.fence_check(&stream, epoch, None) {
-                    return refusal;
+                if let Some(refusal) = self.fence_check(journal, &stream, epoch, None) {
+                    return Ok(refusal);
                 }
-                match self.journal.save_checkpoint(&stream, seq, &state).await {
-                    Ok(()) => JournalOutcome::Saved,
-                    Err(e) => failed(&e),
-                }
+                journal.save_checkpoint(&stream, seq, &state).await?;
+                JournalOutcome::Saved
             }
             JournalOp::LatestCheckpoint { stream } => {
-                match self.journal.latest_checkpoint(&stream).await {
-                    Ok(found) => JournalOutcome::Checkpoint(found.map(|c| (c.seq, c.state))),
-                    Err(e) => failed(&e),
-                }
+                let found = journal.latest_checkpoint(&stream).await?;
+                JournalOutcome::Checkpoint(found.map(|c| (c.seq, c.state)))
             }
-        }
+        })
     }
 
     /// Why a write by `epoch` (expecting to write `first_seq` next) must be
-    /// refused, if it must.
+    /// refused, if it must. The stream's epoch is its fence stream's length.
     fn fence_check(
         &self,
+        journal: &J,
         stream: &str,
         epoch: u64,
         first_seq: Option<u64>,
@@ -321,13 +415,13 @@ impl<J: Journal> Service<J> {
         if self.config.planted_bug == Some(crate::PlantedBug::SkipFencing) {
             return None;
         }
-        let current = self.epoch(stream);
+        let current = journal.last_seq(&fence_stream(stream));
         if epoch != current {
             return Some(JournalOutcome::Fenced(format!(
                 "writer epoch {epoch}, current epoch {current}"
             )));
         }
-        let next = self.journal.last_seq(stream) + 1;
+        let next = journal.last_seq(stream) + 1;
         match first_seq {
             Some(first) if first != next => Some(JournalOutcome::Fenced(format!(
                 "write expected sequence number {first}, the stream's next is {next}"
@@ -335,30 +429,35 @@ impl<J: Journal> Service<J> {
             _ => None,
         }
     }
+}
 
-    async fn read(&self, stream: &str, from_seq: u64, max_bytes: usize) -> JournalOutcome {
-        let mut entries = Vec::new();
-        let mut bytes = 0;
-        let mut more = false;
-        // A bounded page: entries past the budget are visited but not kept.
-        let visited = self
-            .journal
-            .replay_each(stream, from_seq, |seq, data| {
-                if more || (!entries.is_empty() && bytes + data.len() > max_bytes) {
-                    more = true;
-                    return;
-                }
-                bytes += data.len();
-                entries.push((seq, data.to_vec()));
-            })
-            .await;
-        match visited {
-            Ok(_) => JournalOutcome::Entries { entries, more },
-            Err(JournalError::Truncated {
-                first_available, ..
-            }) => JournalOutcome::Truncated { first_available },
-            Err(e) => failed(&e),
-        }
+/// A bounded page of `stream` from `from_seq`: entries past the budget are
+/// visited but not kept.
+async fn read<J: Journal>(
+    journal: &J,
+    stream: &str,
+    from_seq: u64,
+    max_bytes: usize,
+) -> Result<JournalOutcome, JournalError> {
+    let mut entries = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
+    let visited = journal
+        .replay_each(stream, from_seq, |seq, data| {
+            if more || (!entries.is_empty() && bytes + data.len() > max_bytes) {
+                more = true;
+                return;
+            }
+            bytes += data.len();
+            entries.push((seq, data.to_vec()));
+        })
+        .await;
+    match visited {
+        Ok(_) => Ok(JournalOutcome::Entries { entries, more }),
+        Err(JournalError::Truncated {
+            first_available, ..
+        }) => Ok(JournalOutcome::Truncated { first_available }),
+        Err(e) => Err(e),
     }
 }
 
