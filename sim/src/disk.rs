@@ -307,6 +307,42 @@ impl SimDisk {
         self.state().counts
     }
 
+    /// Damage at rest, on demand: flips one bit, chosen from the disk's
+    /// seed, of a file this directory durably names and that has durable
+    /// bytes. Reads see the flip at once (as after the cache let go of the
+    /// page). Returns the file's name and the flipped byte's offset, or
+    /// `None` if the directory names no such file.
+    pub fn flip_bit_at_rest(&self) -> Option<(String, u64)> {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let named: Vec<(String, u64)> = state
+            .dirs
+            .get(&*self.path)?
+            .durable
+            .iter()
+            .filter(|(_, id)| state.files.get(id).is_some_and(|f| !f.durable.is_empty()))
+            .map(|(name, id)| (name.clone(), *id))
+            .collect();
+        if named.is_empty() {
+            return None;
+        }
+        let (name, id) = named[state.below(named.len() as u64) as usize].clone();
+        let len = state.files[&id].durable.len() as u64;
+        let bit = state.below(len * 8);
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+        let file = state
+            .files
+            .get_mut(&id)
+            .expect("a named file's data exists");
+        file.durable[byte] ^= mask;
+        if let Some(cached) = file.cache.get_mut(byte) {
+            *cached ^= mask;
+        }
+        state.counts.bit_flips += 1;
+        state.trace.record(Event::Fault, 0xF11B ^ bit);
+        Some((name, byte as u64))
+    }
+
     /// The node crashed: decide what of the unsynced writes and directory
     /// changes reached the platter, and forget the rest.
     pub fn crash(&self) {
