@@ -38,6 +38,18 @@ pub fn fast_distribution(addrs: &[SocketAddr], index: usize, nodes: usize) -> Di
 /// Twenty seconds of every fault but disk faults on `nodes` nodes (a fault
 /// every 1.5 s on average, each up to 3 s), then five quiet seconds.
 pub fn network_nemesis(seed: u64, nodes: usize) -> Schedule {
+    nemesis_of(
+        seed,
+        nodes,
+        FaultKinds {
+            disk: false,
+            ..FaultKinds::all()
+        },
+    )
+}
+
+/// The network nemesis's timing with only `kinds` of faults.
+pub fn nemesis_of(seed: u64, nodes: usize, kinds: FaultKinds) -> Schedule {
     Schedule::draw(
         seed,
         nodes,
@@ -46,10 +58,7 @@ pub fn network_nemesis(seed: u64, nodes: usize) -> Schedule {
             quiet: Duration::from_secs(5),
             mean_gap: Duration::from_millis(1500),
             max_fault: Duration::from_secs(3),
-            kinds: FaultKinds {
-                disk: false,
-                ..FaultKinds::all()
-            },
+            kinds,
         },
     )
 }
@@ -285,7 +294,19 @@ impl StorageCluster {
     /// unsynced writes and failing syncs meanwhile, then everything healed. Returns a guard that prints the
     /// fault schedule, named `name`, if the test panics while it lives.
     pub async fn storm(&self, name: &str, seed: u64, salt: u64) -> plexspaces_sim::ReportOnPanic {
-        let schedule = network_nemesis(seed, self.nodes);
+        self.storm_of(name, seed, salt, network_nemesis(seed, self.nodes))
+            .await
+    }
+
+    /// [`StorageCluster::storm`] with the nodes' faults drawn in `schedule`
+    /// (the storage node's cuts, crashes and disk faults as always).
+    pub async fn storm_of(
+        &self,
+        name: &str,
+        seed: u64,
+        salt: u64,
+        schedule: Schedule,
+    ) -> plexspaces_sim::ReportOnPanic {
         let report = plexspaces_sim::ReportOnPanic::new(format!("{name} seed {seed}\n{schedule}"));
         let cutter = cut_storage_off_now_and_then(
             self.cluster.clone(),

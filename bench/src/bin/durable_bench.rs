@@ -133,10 +133,7 @@ async fn recovery(
         .unwrap();
     for i in 0..messages {
         actor
-            .tell(plexspaces::durability::Request {
-                key: format!("m{i}"),
-                msg: 1,
-            })
+            .tell(plexspaces::durability::Request::new(format!("m{i}"), 1))
             .await
             .unwrap();
     }

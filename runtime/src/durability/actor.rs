@@ -53,6 +53,27 @@ pub struct Request<M> {
     pub key: String,
     /// The message.
     pub msg: M,
+    /// The sender sent this key before and does not know what became of
+    /// it (its reply was lost, or an attempt is still on its way). Such a
+    /// request is never answered from memory (`DurableActor::query`): it
+    /// is handled and its reply journaled under the key, even when it
+    /// changes nothing, so that an earlier attempt arriving late is
+    /// answered the same and not applied (an empty take answered from
+    /// memory, then applied by its delayed first attempt, would take a
+    /// tuple nobody receives); and a superseded activation cannot answer
+    /// it from stale state, since its journal write is fenced.
+    pub retry: bool,
+}
+
+impl<M> Request<M> {
+    /// A first request under `key`.
+    pub fn new(key: impl Into<String>, msg: M) -> Self {
+        Request {
+            key: key.into(),
+            msg,
+            retry: false,
+        }
+    }
 }
 
 /// What a recovery did.
@@ -458,7 +479,8 @@ impl<A: DurableActor> Actor for Durable<A> {
         request: Request<A::Msg>,
     ) -> Result<A::Reply, ActorError> {
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
-        if !self.dedupe.contains_key(&request.key)
+        if !request.retry
+            && !self.dedupe.contains_key(&request.key)
             && let Some(reply) = self.state.query(&env, &request.msg)
         {
             // Answered from memory: first make sure the memory is current.
@@ -489,14 +511,22 @@ impl<A: DurableActor> ActorRef<Durable<A>> {
         msg: A::Msg,
         timeout: Duration,
     ) -> Result<A::Reply, AskError> {
-        self.ask(
-            Request {
-                key: key.into(),
-                msg,
-            },
-            timeout,
-        )
-        .await
+        self.ask(Request::new(key, msg), timeout).await
+    }
+
+    /// [`ActorRef::call`] for a key sent before whose outcome is unknown
+    /// (see [`Request::retry`]).
+    pub async fn call_again(
+        &self,
+        key: impl Into<String>,
+        msg: A::Msg,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError> {
+        let request = Request {
+            retry: true,
+            ..Request::new(key, msg)
+        };
+        self.ask(request, timeout).await
     }
 }
 

@@ -432,8 +432,8 @@ pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
             .into_iter()
             .enumerate()
             .map(|(i, msg)| Request {
-                key: format!("op-{i}"),
-                msg,
+                retry: i % 2 == 1,
+                ..Request::new(format!("op-{i}"), msg)
             })
             .collect()
     });

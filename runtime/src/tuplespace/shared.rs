@@ -12,7 +12,14 @@
 //!   the space.
 //! - Every operation carries an idempotency key, and a retry after a lost
 //!   reply gets the original answer: a tuple whose take was applied but
-//!   whose reply was lost is handed to the retry, not lost.
+//!   whose reply was lost is handed to the retry, not lost. A take (plain
+//!   or leased, blocking or not) whose outcome is unknown when its call
+//!   gives up is asked again under the same key until it is answered, so
+//!   it returns the tuple it took, never a second one and never none; it
+//!   may therefore return later than its timeout while the space cannot
+//!   be reached. (Dropping a take future while it is being asked can still
+//!   leave a tuple taken by nobody: hold leases for work that may be
+//!   abandoned.)
 //! - A node that hosts a space can die: the next call activates the space
 //!   elsewhere from its journal.
 //! - `take_leased` takes a tuple for a while: `complete` removes it for
@@ -211,12 +218,21 @@ impl SharedTupleSpace {
 
     /// Sends one operation under a fresh key (retried under that key).
     async fn call(&self, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
-        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-        let key = format!("{}:{n}", self.shared.nonce);
-        self.call_keyed(key, op).await
+        self.call_keyed(self.fresh_key(), op).await
     }
 
     async fn call_keyed(&self, key: String, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
+        self.call_marked(key, op, false).await
+    }
+
+    /// Calls `op` under `key`; `retried` if this key was sent before with
+    /// an unknown outcome.
+    async fn call_marked(
+        &self,
+        key: String,
+        op: SpaceOp,
+        retried: bool,
+    ) -> Result<SpaceReply, SharedSpaceError> {
         // A tuple the hosting node could not decode is refused here, with
         // the error the host would give, rather than failing in transit.
         if let SpaceOp::Write(tuples) | SpaceOp::Complete { write: tuples, .. } = &op {
@@ -224,11 +240,13 @@ impl SharedTupleSpace {
                 tuple.check_depth().map_err(SharedSpaceError::Space)?;
             }
         }
-        match self
-            .target
-            .call(key, op, self.shared.config.call_timeout)
-            .await
-        {
+        let timeout = self.shared.config.call_timeout;
+        let called = if retried {
+            self.target.call_again(key, op, timeout).await
+        } else {
+            self.target.call(key, op, timeout).await
+        };
+        match called {
             Ok(SpaceReply::Refused(e)) => Err(SharedSpaceError::Space(e)),
             Ok(SpaceReply::LeaseLost) => Err(SharedSpaceError::LeaseLost),
             Ok(reply) => Ok(reply),
@@ -236,7 +254,41 @@ impl SharedTupleSpace {
         }
     }
 
-    /// Asks `op` until its answer holds a tuple, or `timeout` passes.
+    /// Calls `op` under `key` until its outcome is known: a failure that
+    /// may or may not have applied it (a timeout, a lost connection, an
+    /// unreachable host) is asked again under the same key, which the space
+    /// answers with the original answer if it did apply. For takes, whose
+    /// tuple would otherwise be taken by nobody.
+    async fn call_resolved(
+        &self,
+        key: String,
+        op: SpaceOp,
+    ) -> Result<SpaceReply, SharedSpaceError> {
+        let config = &self.shared.config;
+        let mut pause = config.poll_min;
+        let mut retried = false;
+        loop {
+            match self.call_marked(key.clone(), op.clone(), retried).await {
+                Err(SharedSpaceError::Call(e))
+                    if crate::virtual_actor::not_applied_or_unknown(&e) =>
+                {
+                    self.shared.env.sleep(pause).await;
+                    pause = (pause * 2).min(config.poll_max);
+                    retried = true;
+                }
+                answered => return answered,
+            }
+        }
+    }
+
+    /// A fresh idempotency key for one operation.
+    fn fresh_key(&self) -> String {
+        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
+        format!("{}:{n}", self.shared.nonce)
+    }
+
+    /// Asks `op` until its answer holds a tuple, or `timeout` passes. Each
+    /// ask is resolved ([`SharedTupleSpace::call_resolved`]) before the next.
     async fn poll(
         &self,
         op: SpaceOp,
@@ -247,7 +299,7 @@ impl SharedTupleSpace {
         let deadline = timeout.map(|t| env.now() + t);
         let mut pause = config.poll_min;
         loop {
-            let reply = self.call(op.clone()).await?;
+            let reply = self.call_resolved(self.fresh_key(), op.clone()).await?;
             if !matches!(reply, SpaceReply::Tuple(None) | SpaceReply::Leased(None)) {
                 return Ok(Some(reply));
             }
@@ -347,7 +399,7 @@ impl SharedTupleSpace {
             pattern: pattern.clone(),
             lease_ms: None,
         };
-        Self::tuple(Some(self.call(op).await?))
+        Self::tuple(Some(self.call_resolved(self.fresh_key(), op).await?))
     }
 
     /// Every matching tuple, removed.
@@ -355,7 +407,8 @@ impl SharedTupleSpace {
         &self,
         pattern: &Pattern,
     ) -> Result<Vec<Tuple>, SharedSpaceError> {
-        Self::tuples(self.call(SpaceOp::TakeAll(pattern.clone())).await?)
+        let op = SpaceOp::TakeAll(pattern.clone());
+        Self::tuples(self.call_resolved(self.fresh_key(), op).await?)
     }
 
     /// Waits up to `timeout` for a matching tuple and takes it under a

@@ -336,6 +336,34 @@ impl<A: DurableActor> VirtualRef<A> {
     where
         A::Msg: Clone,
     {
+        self.call_with(key, msg, timeout, false).await
+    }
+
+    /// [`VirtualRef::call`] for a key this caller sent before without
+    /// learning its outcome: every attempt is marked a retry (see
+    /// [`crate::durability::Request::retry`]).
+    pub async fn call_again(
+        &self,
+        key: impl Into<String>,
+        msg: A::Msg,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError>
+    where
+        A::Msg: Clone,
+    {
+        self.call_with(key, msg, timeout, true).await
+    }
+
+    async fn call_with(
+        &self,
+        key: impl Into<String>,
+        msg: A::Msg,
+        timeout: Duration,
+        mut retried: bool,
+    ) -> Result<A::Reply, AskError>
+    where
+        A::Msg: Clone,
+    {
         let key = key.into();
         let env = self.host.env().clone();
         let config = &self.host.config;
@@ -355,7 +383,14 @@ impl<A: DurableActor> VirtualRef<A> {
             let outcome = match self.route() {
                 Route::Actor(actor) => {
                     let attempt = remaining.min(config.attempt_timeout);
-                    let outcome = actor.call(key.clone(), msg.clone(), attempt).await;
+                    let outcome = if retried {
+                        actor.call_again(key.clone(), msg.clone(), attempt).await
+                    } else {
+                        actor.call(key.clone(), msg.clone(), attempt).await
+                    };
+                    // Whatever became of this attempt, the next one asks
+                    // again a key that may have been applied.
+                    retried = true;
                     if actor.is_local() {
                         self.host.touch(&self.id);
                     }
@@ -376,6 +411,13 @@ impl<A: DurableActor> VirtualRef<A> {
             backoff.pause().await;
         }
     }
+}
+
+/// Whether a call's failure left the request unapplied or its outcome
+/// unknown (applied under a key a retry finds in the dedupe table), so
+/// asking again under the same key is safe and tells which.
+pub(crate) fn not_applied_or_unknown(e: &AskError) -> bool {
+    retryable(e)
 }
 
 /// Whether an attempt's failure left the request unapplied (or applied

@@ -403,10 +403,7 @@ pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
     v.visit("workflow::History", || vec![history()]);
     v.visit("workflow::RunView", || vec![view()]);
     v.visit("workflow::Request<RunOp>", || {
-        vec![Request {
-            key: "start".into(),
-            msg: RunOp::Start { input: vec![42, 7] },
-        }]
+        vec![Request::new("start", RunOp::Start { input: vec![42, 7] })]
     });
     v.visit("workflow::RunOp", ops);
     v.visit("workflow::Result<RunReply>", || {
