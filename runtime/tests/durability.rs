@@ -7,7 +7,7 @@ use plexspaces::durability::{
     DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend, RecoveryReport,
     state_at,
 };
-use plexspaces::storage::journal::JournalConfig;
+use plexspaces::storage::journal::{Journal, JournalConfig};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -349,4 +349,60 @@ async fn the_file_journal_carries_state_across_a_node_restart() {
         system.shutdown().await;
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A counter whose reads are answered from memory.
+#[derive(Default, Serialize, Deserialize)]
+struct Tally(u64);
+
+#[derive(Clone, Serialize, Deserialize)]
+enum TallyOp {
+    Add(u64),
+    Get,
+}
+
+impl DurableActor for Tally {
+    type Msg = TallyOp;
+    type Reply = u64;
+    async fn handle(&mut self, _: &mut DurableContext<'_>, op: TallyOp) -> Result<u64, ActorError> {
+        if let TallyOp::Add(n) = op {
+            self.0 += n;
+        }
+        Ok(self.0)
+    }
+    fn query(&self, _: &Env, op: &TallyOp) -> Option<u64> {
+        matches!(op, TallyOp::Get).then_some(self.0)
+    }
+}
+
+#[tokio::test]
+async fn a_retried_key_is_journaled_even_when_memory_could_answer() {
+    let system = system("retry").await;
+    let journal = JournalBackend::memory();
+    let tally = system
+        .spawn(
+            "tally",
+            Durable::new(
+                Tally::default(),
+                journal.clone(),
+                DurabilityConfig::default(),
+            ),
+        )
+        .unwrap();
+    // A first request that changes nothing is answered from memory: no
+    // journal write, and its key is not kept.
+    assert_eq!(tally.call("read-1", TallyOp::Get, SECOND).await, Ok(0));
+    assert_eq!(journal.last_seq("tally@n1"), 0);
+    // A retried one is handled and journaled under its key...
+    assert_eq!(
+        tally.call_again("read-2", TallyOp::Get, SECOND).await,
+        Ok(0)
+    );
+    assert!(journal.last_seq("tally@n1") > 0);
+    assert_eq!(tally.call("add", TallyOp::Add(5), SECOND).await, Ok(5));
+    // ...so an earlier attempt of that key arriving late gets the same
+    // answer, not a new one.
+    assert_eq!(tally.call("read-2", TallyOp::Get, SECOND).await, Ok(0));
+    assert_eq!(tally.call("read-3", TallyOp::Get, SECOND).await, Ok(5));
+    system.shutdown().await;
 }
