@@ -66,6 +66,15 @@ impl DurableActor for Effects {
     }
 }
 
+// What the world saw, outside the system, reset per seed (madsim runs a
+// seed on the test's thread): each run's driver starts (its code entered
+// from the top), and each step's or compensation's executions that
+// succeeded, by run and effect.
+thread_local! {
+    static DRIVERS: std::cell::RefCell<BTreeMap<u32, u32>> = const { std::cell::RefCell::new(BTreeMap::new()) };
+    static SUCCEEDED: std::cell::RefCell<BTreeMap<(u32, String), u32>> = const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
 /// Applies `effect` to run `n`'s world under `key`.
 async fn apply(
     effects: VirtualActors<Effects>,
@@ -78,7 +87,9 @@ async fn apply(
         .call(key, Some(effect.to_string()), Duration::from_secs(2))
         .await
         .map(drop)
-        .map_err(|e| StepError::retryable(e.to_string()))
+        .map_err(|e| StepError::retryable(e.to_string()))?;
+    SUCCEEDED.with(|s| *s.borrow_mut().entry((n, effect.to_string())).or_default() += 1);
+    Ok(())
 }
 
 struct Job {
@@ -90,6 +101,7 @@ impl Workflow for Job {
     type Output = u32;
 
     async fn run(&self, ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+        DRIVERS.with(|d| *d.borrow_mut().entry(n).or_default() += 1);
         for label in ["a", "b"] {
             let effects = self.effects.clone();
             ctx.step_with(label, &patient_retry(), |key| {
@@ -186,6 +198,8 @@ async fn run_node(
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
+    /// Effects that succeeded more than once (each under the same key).
+    reruns: u32,
     /// The storage node\'s crashes and failed syncs (each reopened its journal).
     storage_faults: (u64, u64),
     completed: u32,
@@ -197,6 +211,8 @@ fn scenario(seed: u64) -> Outcome {
 }
 
 fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
+    DRIVERS.with(|d| d.borrow_mut().clear());
+    SUCCEEDED.with(|s| s.borrow_mut().clear());
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -251,7 +267,24 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     storage.checkpointed_streams().await > 0,
                     "seed {seed}: no checkpoint went through the shared journal"
                 );
+                // Outside the system: a step or compensation succeeded at
+                // most once per driver of its run (a driver that ran it and
+                // lost its lease before recording it makes the next one run
+                // it again, under the same key, applied once).
+                let drivers = DRIVERS.with(|d| d.borrow().clone());
+                let mut reruns = 0;
+                SUCCEEDED.with(|s| {
+                    for ((n, effect), runs) in s.borrow().iter() {
+                        let allowed = drivers.get(n).copied().unwrap_or(0);
+                        assert!(
+                            *runs <= allowed,
+                            "seed {seed}: run {n}'s {effect} ran {runs} times with {allowed} drivers"
+                        );
+                        reruns += runs - 1;
+                    }
+                });
                 Outcome {
+                    reruns,
                     storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     completed,
                     trace_hash: cluster.trace().hash(),
@@ -270,6 +303,8 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
         .with_regressions(&[21])
         .with_fresh("workflows", 60);
     let outcomes = run_seeds("workflows", &plan, scenario);
+    let reruns: u32 = outcomes.iter().map(|o| o.reruns).sum();
+    println!("workflows: {reruns} effects ran again after a driver lost its run");
     assert!(
         outcomes.iter().any(|o| o.storage_faults.0 > 0)
             && outcomes.iter().any(|o| o.storage_faults.1 > 0),
