@@ -211,12 +211,18 @@ pub async fn wait_all_up<'a>(
 /// node serving a journal server: the shape of every scenario whose state
 /// lives in a shared journal.
 pub struct StorageCluster {
-    /// The cluster (the storage node is index `nodes`).
+    /// The cluster (the storage node is index `nodes`, the adversary
+    /// `nodes + 1`).
     pub cluster: std::sync::Arc<plexspaces_sim::Cluster>,
     /// A clock for the test's own waits.
     pub clock: plexspaces_sim::SimClock,
     nodes: usize,
+    /// What the adversary tried and got (see [`crate::adversary`]).
+    pub attacks: std::sync::Arc<std::sync::Mutex<crate::adversary::Attacks>>,
 }
+
+/// How long the adversary attacks: the nemesis's active period and a bit.
+const ATTACK_PERIOD: Duration = Duration::from_secs(22);
 
 impl StorageCluster {
     /// Starts node `i` of `0..nodes` as `node(env, i, addrs)` (again after
@@ -253,12 +259,28 @@ impl StorageCluster {
             journal_server(env, storage, journal_id, configure.clone())
         });
         assert_eq!(cluster.addr(nodes, journal_port), storage);
+        // A stranger attacking every node and the journal server.
+        let attacks: std::sync::Arc<std::sync::Mutex<crate::adversary::Attacks>> =
+            std::sync::Arc::default();
+        let intruder = node_addr(nodes + 1, port);
+        let (targets, record) = (addrs.clone(), std::sync::Arc::clone(&attacks));
+        let adversary = cluster.add_node("intruder", move |env| {
+            crate::adversary::run(
+                env,
+                targets.clone(),
+                intruder,
+                ATTACK_PERIOD,
+                record.clone(),
+            )
+        });
+        assert_eq!(cluster.addr(adversary, port), intruder);
         let cluster = std::sync::Arc::new(cluster);
         let clock = plexspaces_sim::SimClock::new(cluster.trace().clone(), Default::default());
         StorageCluster {
             cluster,
             clock,
             nodes,
+            attacks,
         }
     }
 
@@ -322,6 +344,16 @@ impl StorageCluster {
         cutter.await.unwrap();
         storage_disk.set_faults(plexspaces_sim::DiskFaults::none());
         self.cluster.heal_network();
+        let attacks = self.attacks.lock().unwrap().clone();
+        assert!(
+            attacks.admitted.is_empty(),
+            "seed {seed}: the adversary was admitted: {:?}",
+            attacks.admitted
+        );
+        assert!(
+            attacks.tried > 10 && attacks.replayed > 0,
+            "seed {seed}: the adversary attacked ({attacks:?})"
+        );
         report
     }
 }

@@ -16,6 +16,8 @@
 //! - `PLEXSPACES_SEED=S`: seed `S` alone (a reproduction).
 
 #[cfg(madsim)]
+pub mod adversary;
+#[cfg(madsim)]
 pub mod cluster_setup;
 #[cfg(madsim)]
 pub mod journal_workload;
