@@ -584,26 +584,35 @@ impl<W: Workflow> Workflows<W> {
     }
 
     /// Waits up to `timeout` for the run to end and returns its output;
-    /// `Ended` if it failed or was cancelled.
+    /// `Ended` if it failed or was cancelled. A record that cannot be
+    /// reached for a while is asked again until `timeout`; only then is it
+    /// `Unavailable` (or `Timeout` if it was reachable and still running).
     pub async fn result(&self, run: &RunId, timeout: Duration) -> Result<W::Output, WorkflowError> {
         let env = &self.engine.env;
         let deadline = env.now() + timeout;
         let mut pause = Duration::from_millis(5);
         loop {
-            let view = self.view(run).await?;
-            match view.status {
-                Some(RunStatus::Completed) => {
-                    let output = view.output.ok_or_else(|| {
-                        WorkflowError::Decode("a completed run without output".into())
-                    })?;
-                    return decode(&output, "the run's output");
-                }
-                Some(status) if status.is_terminal() => return Err(WorkflowError::Ended(status)),
-                _ => {}
-            }
+            // A record unreachable for a moment (its node moving, a
+            // partition) is asked again until the caller's deadline.
+            let unreachable = match self.view(run).await {
+                Ok(view) => match view.status {
+                    Some(RunStatus::Completed) => {
+                        let output = view.output.ok_or_else(|| {
+                            WorkflowError::Decode("a completed run without output".into())
+                        })?;
+                        return decode(&output, "the run's output");
+                    }
+                    Some(status) if status.is_terminal() => {
+                        return Err(WorkflowError::Ended(status));
+                    }
+                    _ => None,
+                },
+                Err(unavailable @ WorkflowError::Unavailable(_)) => Some(unavailable),
+                Err(other) => return Err(other),
+            };
             let left = deadline.saturating_duration_since(env.now());
             if left.is_zero() {
-                return Err(WorkflowError::Timeout);
+                return Err(unreachable.unwrap_or(WorkflowError::Timeout));
             }
             env.sleep(pause.min(left)).await;
             pause = (pause * 2).min(self.engine.config.poll_max);
