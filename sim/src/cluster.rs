@@ -322,9 +322,20 @@ impl ReportOnPanic {
     }
 }
 
+thread_local! {
+    /// Set while a shrinker re-runs a failing seed: the reports of its
+    /// trials are not printed.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Silences (or restores) [`ReportOnPanic`] on this thread.
+pub fn quiet_reports(quiet: bool) {
+    QUIET.with(|q| q.set(quiet));
+}
+
 impl Drop for ReportOnPanic {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && !QUIET.with(|q| q.get()) {
             let report = self.report.lock().unwrap_or_else(|p| p.into_inner());
             eprintln!("{report}");
         }

@@ -38,11 +38,13 @@ mod seams;
 mod trace;
 
 #[cfg(madsim)]
-pub use cluster::{Cluster, ClusterConfig, ReportOnPanic};
+pub use cluster::{Cluster, ClusterConfig, ReportOnPanic, quiet_reports};
 #[cfg(madsim)]
 pub use disk::{DiskFaults, DiskLatency, FaultCounts, SECTOR_BYTES, SimDisk, SimFile};
 #[cfg(madsim)]
-pub use nemesis::{Fault, FaultKinds, NemesisConfig, Schedule, ScheduledFault};
+pub use nemesis::{
+    Fault, FaultKinds, NemesisConfig, Schedule, ScheduledFault, keep_only, last_drawn,
+};
 #[cfg(madsim)]
 pub use net::{SimConnection, SimListener, SimNet, SimReader, SimWriter};
 pub use rng::ChaChaRng;

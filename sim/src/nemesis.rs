@@ -116,6 +116,48 @@ pub struct ScheduledFault {
     pub at: Duration,
     /// What.
     pub fault: Fault,
+    /// The episode it belongs to: a fault and the step that ends it (a
+    /// crash and its restart, a partition and its heal) share one, and a
+    /// shrunk schedule keeps or drops episodes whole.
+    pub episode: usize,
+}
+
+thread_local! {
+    /// Episodes to keep in schedules drawn on this thread (the shrinker
+    /// sets it); `None`: all.
+    static KEEP: std::cell::RefCell<Option<std::collections::BTreeSet<usize>>> =
+        const { std::cell::RefCell::new(None) };
+    /// The last schedule drawn on this thread, in full and as kept.
+    static LAST_DRAWN: std::cell::RefCell<Option<(Schedule, Schedule)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps only `episodes` in the schedules drawn on this thread from now on
+/// (`None`: every episode). A shrinker sets it between runs of one seed;
+/// `PLEXSPACES_SCHEDULE_KEEP=1,4,7` does the same for a replay.
+pub fn keep_only(episodes: Option<std::collections::BTreeSet<usize>>) {
+    KEEP.with(|keep| *keep.borrow_mut() = episodes);
+}
+
+/// The last schedule drawn on this thread: as drawn, and as run (its kept
+/// episodes).
+pub fn last_drawn() -> Option<(Schedule, Schedule)> {
+    LAST_DRAWN.with(|last| last.borrow().clone())
+}
+
+/// The episodes `PLEXSPACES_SCHEDULE_KEEP` names, if it is set.
+fn kept_from_env() -> Option<std::collections::BTreeSet<usize>> {
+    let value = std::env::var("PLEXSPACES_SCHEDULE_KEEP").ok()?;
+    let kept = value
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            part.trim().parse::<usize>().unwrap_or_else(|_| {
+                panic!("PLEXSPACES_SCHEDULE_KEEP={value:?}: not a list of episode numbers")
+            })
+        })
+        .collect();
+    Some(kept)
 }
 
 /// A fault schedule: printed in full when a run fails.
@@ -150,6 +192,7 @@ impl Schedule {
         .map(|(_, kind)| kind)
         .collect();
         let mut faults = Vec::new();
+        let mut episode = 0;
         let mut busy_until = vec![Duration::ZERO; nodes];
         let gap_ms = config.mean_gap.as_millis().max(2) as u64;
         let max_ms = config.max_fault.as_millis().max(1) as u64;
@@ -161,10 +204,15 @@ impl Schedule {
             let lasting = Duration::from_millis(1 + below(max_ms));
             let end = (at + lasting).min(config.active);
             let mut pair = |start: Fault, stop: Fault| {
-                faults.push(ScheduledFault { at, fault: start });
+                faults.push(ScheduledFault {
+                    at,
+                    fault: start,
+                    episode,
+                });
                 faults.push(ScheduledFault {
                     at: end,
                     fault: stop,
+                    episode,
                 });
             };
             match kind {
@@ -187,6 +235,7 @@ impl Schedule {
                 4 => faults.push(ScheduledFault {
                     at,
                     fault: Fault::ResetConnections(node),
+                    episode,
                 }),
                 5 => {
                     let ms = below(60_000) as i64 - 30_000;
@@ -196,13 +245,42 @@ impl Schedule {
                 _ => {}
             }
             at += Duration::from_millis(gap_ms / 2 + below(gap_ms));
+            episode += 1;
         }
         faults.sort_by_key(|f| f.at); // stable: a start stays before its own end
-        Schedule {
+        let drawn = Schedule {
             faults,
             quiet: config.quiet,
             active: config.active,
-        }
+        };
+        // Drawing every episode first keeps the random stream, and so the
+        // kept episodes, the same whatever is dropped.
+        let kept = KEEP
+            .with(|keep| keep.borrow().clone())
+            .or_else(kept_from_env);
+        let run = match &kept {
+            Some(kept) => Schedule {
+                faults: drawn
+                    .faults
+                    .iter()
+                    .filter(|f| kept.contains(&f.episode))
+                    .copied()
+                    .collect(),
+                ..drawn.clone()
+            },
+            None => drawn.clone(),
+        };
+        LAST_DRAWN.with(|last| *last.borrow_mut() = Some((drawn, run.clone())));
+        run
+    }
+
+    /// The episodes of this schedule, in order.
+    pub fn episodes(&self) -> Vec<usize> {
+        let mut episodes: Vec<usize> = self.faults.iter().map(|f| f.episode).collect();
+        episodes.dedup();
+        episodes.sort_unstable();
+        episodes.dedup();
+        episodes
     }
 
     /// Runs the schedule against `cluster`, sleeping on virtual time between
@@ -243,7 +321,13 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fault schedule ({} steps):", self.faults.len())?;
         for step in &self.faults {
-            writeln!(f, "  {:>9.3}s  {:?}", step.at.as_secs_f64(), step.fault)?;
+            writeln!(
+                f,
+                "  {:>9.3}s  {:?}  (episode {})",
+                step.at.as_secs_f64(),
+                step.fault,
+                step.episode
+            )?;
         }
         writeln!(f, "  {:>9.3}s  heal everything", self.active.as_secs_f64())?;
         write!(f, "  then quiet for {:.3}s", self.quiet.as_secs_f64())
@@ -291,6 +375,33 @@ mod tests {
             }
             assert_eq!(down, [false; 3], "seed {seed}: every node fault ends");
         }
+    }
+
+    #[test]
+    fn kept_episodes_are_kept_whole_and_the_rest_unchanged() {
+        let config = NemesisConfig::default();
+        let full = Schedule::draw(11, 3, &config);
+        let episodes = full.episodes();
+        assert!(episodes.len() > 4);
+        let kept: std::collections::BTreeSet<usize> = episodes.iter().copied().step_by(2).collect();
+        keep_only(Some(kept.clone()));
+        let shrunk = Schedule::draw(11, 3, &config);
+        keep_only(None);
+        let expected: Vec<ScheduledFault> = full
+            .faults
+            .iter()
+            .filter(|f| kept.contains(&f.episode))
+            .copied()
+            .collect();
+        assert_eq!(shrunk.faults, expected);
+        assert_eq!(shrunk.episodes(), kept.into_iter().collect::<Vec<_>>());
+        let (drawn, run) = last_drawn().unwrap();
+        assert_eq!((drawn, run), (full.clone(), shrunk));
+        assert_eq!(
+            Schedule::draw(11, 3, &config),
+            full,
+            "all again once cleared"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod journal_workload;
 #[cfg(madsim)]
 pub mod liveness;
 #[cfg(madsim)]
+pub mod shrink;
+#[cfg(madsim)]
 pub mod storm;
 
 use std::fmt::Debug;
@@ -173,6 +175,20 @@ pub fn fresh_window(base: &str, scenario: &str) -> u64 {
     (1 << 32) + (hash >> 16)
 }
 
+/// The test target this process runs (its binary's name without cargo's
+/// hash), for replay commands.
+pub fn current_test_target() -> String {
+    let binary = std::env::args().next().unwrap_or_default();
+    let stem = std::path::Path::new(&binary)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem,
+    }
+}
+
 /// The command that replays `seed` of the scenario in test target `test`.
 pub fn replay_command(test: &str, seed: u64) -> String {
     format!(
@@ -196,6 +212,11 @@ pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) ->
             Err(panic) => {
                 eprintln!("scenario {test} failed with seed {seed}");
                 eprintln!("replay: {}", replay_command(test, seed));
+                if failed.is_empty() {
+                    report_shrunk(test, seed, &panic_text(panic.as_ref()), &|s| {
+                        scenario(s);
+                    });
+                }
                 if !keep_going {
                     resume_unwind(panic);
                 }
@@ -215,6 +236,39 @@ pub fn run_seeds<T>(test: &str, plan: &SeedPlan, scenario: impl Fn(u64) -> T) ->
     }
     println!("scenario {test}: {} seeds passed", plan.seeds.len());
     outcomes
+}
+
+/// Shrinks a failure of `scenario` at `seed` (see [`shrink`]) and prints
+/// the shrunk schedule and its replay command, unless
+/// `PLEXSPACES_NO_SHRINK` is set. Returns the shrunk failure.
+#[cfg(madsim)]
+pub fn report_shrunk(
+    test: &str,
+    seed: u64,
+    failure: &str,
+    scenario: &dyn Fn(u64),
+) -> Option<shrink::Shrunk> {
+    if std::env::var_os("PLEXSPACES_NO_SHRINK").is_some() {
+        return None;
+    }
+    let shrunk = shrink::shrink(seed, failure, scenario)?;
+    eprintln!(
+        "shrunk seed {seed} of {test} from {} events ({} episodes) to {} ({} trials); it fails \
+         the same way with\n{}\nreplay: {}",
+        shrunk.drawn_events,
+        shrunk.drawn_episodes,
+        shrunk.events,
+        shrunk.trials,
+        shrunk.schedule,
+        shrunk.replay_command(test)
+    );
+    Some(shrunk)
+}
+
+/// Without the simulator there is nothing to shrink.
+#[cfg(not(madsim))]
+pub fn report_shrunk(_: &str, _: u64, _: &str, _: &dyn Fn(u64)) -> Option<()> {
+    None
 }
 
 /// The text of a panic's payload (what `panic!` and `assert!` said).
@@ -240,7 +294,16 @@ pub fn caught_within(what: &str, budget: u64, expected: &[&str], planted: impl F
         !expected.is_empty(),
         "name the oracle's failure to look for"
     );
-    for seed in 0..budget {
+    // A replay asks for the one seed that caught it.
+    let seeds: Vec<u64> = match std::env::var("PLEXSPACES_SEED") {
+        Ok(seed) => vec![
+            seed.trim()
+                .parse()
+                .expect("PLEXSPACES_SEED is a whole number"),
+        ],
+        Err(_) => (0..budget).collect(),
+    };
+    for seed in seeds {
         let Err(panic) = catch_unwind(AssertUnwindSafe(|| planted(seed))) else {
             continue;
         };
@@ -251,6 +314,16 @@ pub fn caught_within(what: &str, budget: u64, expected: &[&str], planted: impl F
              (expected one of {expected:?}): {text}"
         );
         println!("{what} caught at seed {seed}: {text}");
+        // Shrinking a planted bug's failure shows what it takes to see it
+        // (on request: it reruns the scenario many times).
+        if std::env::var_os("PLEXSPACES_SHRINK_PLANTED").is_some() {
+            let test = format!(
+                "{} -- {}",
+                current_test_target(),
+                std::thread::current().name().unwrap_or("")
+            );
+            report_shrunk(&test, seed, &text, &planted);
+        }
         return seed;
     }
     panic!("{what} survived {budget} seeds: the simulator does not see it");

@@ -145,3 +145,32 @@ fn the_same_seed_gives_the_same_trace() {
         "different seeds, different runs"
     );
 }
+
+/// The shrinker on a planted bug's failure: a schedule of fewer events that
+/// still fails the same way, and replays.
+#[test]
+fn a_planted_bugs_failure_shrinks_to_a_few_events_and_replays() {
+    use plexspaces_tests_sim::shrink::{shrink, signature};
+    let run = |seed: u64| {
+        if let Err(violation) = scenario(seed, Some(PlantedBug::AckBeforeSync)) {
+            panic!("{violation}");
+        }
+    };
+    let failure = match scenario(0, Some(PlantedBug::AckBeforeSync)) {
+        Err(violation) => violation,
+        Ok(_) => panic!("the planted bug is caught at seed 0"),
+    };
+    let shrunk = shrink(0, &failure, &run).expect("the scenario draws a schedule");
+    println!("{}", shrunk.schedule);
+    assert!(
+        shrunk.events <= 10 && shrunk.events < shrunk.drawn_events,
+        "shrunk to {} of {} events",
+        shrunk.events,
+        shrunk.drawn_events
+    );
+    plexspaces_sim::keep_only(Some(shrunk.kept.iter().copied().collect()));
+    let again = scenario(0, Some(PlantedBug::AckBeforeSync));
+    plexspaces_sim::keep_only(None);
+    let again = again.expect_err("the shrunk schedule still fails");
+    assert_eq!(signature(&again), signature(&failure));
+}

@@ -300,7 +300,7 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
     // Seed 21 found superseded activations answering queries from stale
     // state (fixed by claim checks before queries).
     let plan = SeedPlan::from_env(12)
-        .with_regressions(&[21])
+        .with_regressions(&[21, 6_000_000_294])
         .with_fresh("workflows", 60);
     let outcomes = run_seeds("workflows", &plan, scenario);
     let reruns: u32 = outcomes.iter().map(|o| o.reruns).sum();
