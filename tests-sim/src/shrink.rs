@@ -184,7 +184,7 @@ mod tests {
             kept.contains(&3) && kept.contains(&11)
         });
         assert_eq!(found, [3, 11]);
-        assert!(runs < 60, "{runs} runs");
+        assert!(runs <= 100, "{runs} runs for 20 episodes");
         // Fails whatever is kept: nothing is needed.
         assert_eq!(ddmin((0..5).collect(), &mut |_| true), Vec::<usize>::new());
     }
