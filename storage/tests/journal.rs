@@ -886,3 +886,365 @@ async fn appends_past_the_pending_bound_are_refused_and_queue_nothing() {
     );
     assert_eq!(data_of(&journal, "s", 1).await.len(), 5);
 }
+
+#[tokio::test]
+async fn bounds_are_inclusive_a_name_an_entry_and_a_checkpoint_at_their_limit_are_taken() {
+    use plexspaces_storage::journal::checkpoint::CHECKPOINT_STATE_BYTES_MAX;
+    let config = JournalConfig {
+        entry_bytes_max: 1000,
+        ..JournalConfig::default()
+    };
+    let journal = FileJournal::open(MemDisk::new(), config, ID).await.unwrap();
+    let longest = "s".repeat(STREAM_NAME_BYTES_MAX);
+    assert_eq!(journal.append(&longest, &[7; 1000]).await.unwrap(), 1);
+    assert!(matches!(
+        journal.append(&format!("{longest}x"), b"x").await,
+        Err(JournalError::InvalidStream { .. })
+    ));
+    assert!(matches!(
+        journal.append("s", &[7; 1001]).await,
+        Err(JournalError::TooLarge {
+            len: 1001,
+            max: 1000
+        })
+    ));
+    let state = vec![9u8; CHECKPOINT_STATE_BYTES_MAX];
+    journal.save_checkpoint(&longest, 1, &state).await.unwrap();
+    let saved = journal.latest_checkpoint(&longest).await.unwrap().unwrap();
+    assert_eq!(saved.state.len(), CHECKPOINT_STATE_BYTES_MAX);
+    let too_big = vec![9u8; CHECKPOINT_STATE_BYTES_MAX + 1];
+    assert!(matches!(
+        journal.save_checkpoint(&longest, 1, &too_big).await,
+        Err(JournalError::TooLarge { .. })
+    ));
+}
+
+/// Segments larger than one disk read (64 MiB) are recovered in pieces,
+/// and entries of several MiB (frames up to the 16 MiB payload limit)
+/// are taken.
+#[tokio::test]
+async fn a_segment_larger_than_one_read_is_recovered_whole() {
+    let config = JournalConfig {
+        segment_bytes_max: 128 << 20,
+        entry_bytes_max: 4 << 20,
+        ..JournalConfig::default()
+    };
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), config.clone(), ID)
+        .await
+        .unwrap();
+    let entry = vec![5u8; 2 << 20];
+    for _ in 0..35 {
+        journal.append("big", &entry).await.unwrap();
+    }
+    assert_eq!(journal.segment_ids().len(), 1);
+    drop(journal);
+    let journal = FileJournal::open(disk, config, ID).await.unwrap();
+    let mut count = 0;
+    journal
+        .replay_each("big", 1, |_, data| {
+            assert_eq!(data.len(), 2 << 20);
+            count += 1;
+        })
+        .await
+        .unwrap();
+    assert_eq!(count, 35);
+}
+
+#[tokio::test]
+async fn batches_keep_their_record_and_byte_bounds() {
+    async fn journal(
+        records: usize,
+        bytes: usize,
+    ) -> (FileJournal<ProbeDisk<MemDisk>>, ProbeDisk<MemDisk>) {
+        let disk = ProbeDisk::new(MemDisk::new());
+        let config = JournalConfig {
+            batch_records_max: records,
+            batch_bytes_max: bytes,
+            ..JournalConfig::default()
+        };
+        (
+            FileJournal::open(disk.clone(), config, ID).await.unwrap(),
+            disk,
+        )
+    }
+    let syncs = |disk: &ProbeDisk<MemDisk>| disk.probe.syncs.load(Ordering::SeqCst);
+    // Ten small entries in one call: batches of three records.
+    let (by_records, disk) = journal(3, 1 << 20).await;
+    let before = syncs(&disk);
+    by_records.append_all("s", &[&b"x"[..]; 10]).await.unwrap();
+    assert_eq!(syncs(&disk) - before, 4, "ten records, three a batch");
+    assert_eq!(data_of_bytes(&by_records, "s").await.len(), 10);
+    // Six entries of 40 bytes (76-byte frames): a batch stops before the
+    // frames would pass 200 bytes, so three a batch.
+    let (by_bytes, disk) = journal(1000, 200).await;
+    let forty = [7u8; 40];
+    let before = syncs(&disk);
+    by_bytes.append_all("s", &[&forty[..]; 6]).await.unwrap();
+    assert_eq!(syncs(&disk) - before, 2, "three 76-byte frames a batch");
+    // An entry larger than a batch still goes, alone.
+    let before = syncs(&disk);
+    by_bytes.append("s", &[1u8; 500]).await.unwrap();
+    assert_eq!(syncs(&disk) - before, 1);
+    assert_eq!(data_of_bytes(&by_bytes, "s").await.len(), 7);
+}
+
+async fn data_of_bytes<J: Journal>(journal: &J, stream: &str) -> Vec<Vec<u8>> {
+    journal
+        .replay_from(stream, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_roll_reuses_a_segment_file_a_cut_roll_left_behind() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    // A roll cancelled after creating the next segment's file.
+    disk.create("seg-0000000000000002.log").await.unwrap();
+    for i in 0..40 {
+        journal
+            .append("s", format!("entry {i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    assert!(
+        journal.segment_ids().len() >= 3,
+        "{:?}",
+        journal.segment_ids()
+    );
+    drop(journal);
+    let reopened = FileJournal::open(disk, small_segments(), ID).await.unwrap();
+    assert_eq!(data_of(&reopened, "s", 1).await.len(), 40);
+}
+
+#[tokio::test]
+async fn compaction_counts_what_it_removes_and_replay_knows_where_streams_start() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    for i in 0..60 {
+        journal
+            .append("s", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    journal.save_checkpoint("s", 40, b"forty").await.unwrap();
+    drop(journal);
+    // The save compacted already: nothing more to remove after reopening.
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    assert_eq!(journal.compact().await.unwrap(), 0);
+    let segments = journal.segment_ids().len();
+    match journal.replay_from("s", 1).await {
+        Err(JournalError::Truncated {
+            requested: 1,
+            first_available,
+            ..
+        }) => {
+            let held = data_of(&journal, "s", first_available).await;
+            assert_eq!(held[0].0, first_available);
+            assert_eq!(held.len() as u64, 60 - first_available + 1);
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    journal.save_checkpoint("s", 60, b"sixty").await.unwrap();
+    assert!(journal.segment_ids().len() < segments);
+    assert_eq!(journal.compact().await.unwrap(), 0);
+    assert_eq!(journal.last_seq("s"), 60);
+    // A stream with nothing left in the log but a checkpoint: replay below
+    // it names the first entry not in the checkpoint.
+    let fresh = FileJournal::open(MemDisk::new(), small_segments(), ID)
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        fresh.append("t", b"0123456789").await.unwrap();
+    }
+    fresh.append("u", b"pin").await.unwrap();
+    fresh.save_checkpoint("u", 1, b"u").await.unwrap();
+    for _ in 0..40 {
+        fresh.append("u", b"0123456789").await.unwrap();
+    }
+    fresh.save_checkpoint("t", 40, b"t").await.unwrap();
+    fresh.save_checkpoint("u", 41, b"u").await.unwrap();
+    let removed_t = fresh.replay_from("t", 1).await;
+    assert!(
+        matches!(
+            removed_t,
+            Err(JournalError::Truncated {
+                first_available: 41,
+                ..
+            })
+        ),
+        "{removed_t:?}"
+    );
+    assert!(fresh.replay_from("t", 41).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn compact_returns_how_many_segments_went() {
+    use plexspaces_storage::journal::checkpoint::encode_checkpoint;
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    journal.append("pin", b"first").await.unwrap();
+    for i in 0..60 {
+        journal
+            .append("s", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    // "pin" has no checkpoint: the oldest segment stays, and so do all.
+    journal.save_checkpoint("s", 60, b"all").await.unwrap();
+    let before = journal.segment_ids().len();
+    assert!(before >= 4);
+    drop(journal);
+    // A checkpoint of "pin" lands (as if saved by a run that crashed
+    // before compacting): opening does not compact; compact() does, and
+    // says how many segments went.
+    let hex: String = "pin".bytes().map(|b| format!("{b:02x}")).collect();
+    let file = disk.create(&format!("ckpt-{hex}")).await.unwrap();
+    file.append(&encode_checkpoint(ID, "pin", 1, 2, b"p"))
+        .await
+        .unwrap();
+    let reopened = FileJournal::open(disk, small_segments(), ID).await.unwrap();
+    assert_eq!(reopened.segment_ids().len(), before);
+    let removed = reopened.compact().await.unwrap();
+    assert_eq!(removed, before - reopened.segment_ids().len());
+    assert!(removed > 0);
+    assert_eq!(
+        reopened.compact().await.unwrap(),
+        0,
+        "nothing more to remove"
+    );
+    assert_eq!(reopened.last_seq("s"), 60);
+    assert!(matches!(
+        reopened.replay_from("pin", 1).await,
+        Err(JournalError::Truncated {
+            first_available: 2,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_torn_tail_before_a_segment_with_frames_is_corruption() {
+    let disk = MemDisk::new();
+    let segments = rolled_journal(&disk, 60).await;
+    // Cut the seal (and one more byte) off a segment whose successor holds
+    // frames: unlike a roll cut short, that is damage.
+    let victim = disk.open(&segments[1]).await.unwrap();
+    let size = victim.size().await.unwrap();
+    victim.set_len(size - 5).await.unwrap();
+    assert!(matches!(
+        FileJournal::open(disk, small_segments(), ID)
+            .await
+            .map(drop),
+        Err(JournalError::Corrupt { segment: 2, .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_deleted_middle_segment_is_named_by_its_predecessors_seal() {
+    let disk = MemDisk::new();
+    let segments = rolled_journal(&disk, 60).await;
+    disk.remove(&segments[1]).await.unwrap();
+    match FileJournal::open(disk, small_segments(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::MissingSegment { file, named_by }) => {
+            assert_eq!((file, named_by), (segments[1].clone(), segments[0].clone()));
+        }
+        other => panic!("expected the missing middle segment named, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stream_starting_past_one_without_a_checkpoint_is_refused() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    for i in 0..60 {
+        journal
+            .append("s", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    journal.save_checkpoint("s", 30, b"half").await.unwrap();
+    drop(journal);
+    // The checkpoint that covered the compacted entries is deleted.
+    let checkpoint = disk
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.starts_with("ckpt-"))
+        .unwrap();
+    disk.remove(&checkpoint).await.unwrap();
+    match FileJournal::open(disk, small_segments(), ID)
+        .await
+        .map(drop)
+    {
+        Err(JournalError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("starts at seq"), "{reason}")
+        }
+        other => panic!("expected the gap refused, got {other:?}"),
+    }
+}
+
+/// Replay coalesces a stream's nearby frames into one read; with other
+/// streams' frames between them (small gaps, gaps past the coalescing
+/// bound, frames spanning segments, and runs longer than one read), every
+/// stream still replays exactly its own entries, from any point.
+#[tokio::test]
+async fn interleaved_streams_replay_exactly_from_any_point() {
+    let config = JournalConfig {
+        segment_bytes_max: 16 << 20,
+        ..JournalConfig::default()
+    };
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), config.clone(), ID)
+        .await
+        .unwrap();
+    let mut model: std::collections::BTreeMap<&str, Vec<Vec<u8>>> = Default::default();
+    let mut put = |stream: &'static str, len: usize, tag: u8| {
+        let data: Vec<u8> = (0..len).map(|i| tag ^ (i as u8)).collect();
+        model.entry(stream).or_default().push(data.clone());
+        (stream, data)
+    };
+    let mut writes = Vec::new();
+    for round in 0..30u8 {
+        writes.push(put("a", 100 + round as usize, round));
+        writes.push(put("b", 300 * 1024, round)); // a gap past the bound for "a"
+        writes.push(put("a", 50, round.wrapping_add(1)));
+        writes.push(put("c", 10, round));
+    }
+    // A long run of one stream: more than one read's worth back to back.
+    for round in 0..40u8 {
+        writes.push(put("d", 300 * 1024, round));
+    }
+    for (stream, data) in &writes {
+        journal.append(stream, data).await.unwrap();
+    }
+    for (name, entries) in &model {
+        for from in [1u64, 2, entries.len() as u64 / 2, entries.len() as u64] {
+            let got = journal.replay_from(name, from).await.unwrap();
+            let want = &entries[(from - 1) as usize..];
+            assert_eq!(got.len(), want.len(), "{name} from {from}");
+            for (i, entry) in got.iter().enumerate() {
+                assert_eq!(entry.seq, from + i as u64);
+                assert_eq!(&entry.data, &want[i], "{name} #{}", entry.seq);
+            }
+        }
+    }
+}

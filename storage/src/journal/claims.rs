@@ -55,3 +55,47 @@ impl Claims {
         self.map().get(stream).map_or(0, |c| c.last_seq)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_recorded_advanced_by_its_own_epoch_only_and_read_back() {
+        let claims = Claims::default();
+        assert_eq!(claims.last_seq("s"), 0);
+        assert!(matches!(claims.of("s"), Err(JournalError::Fenced { .. })));
+        claims.granted(
+            "s",
+            Claim {
+                epoch: 3,
+                last_seq: 10,
+            },
+        );
+        assert_eq!(
+            claims.of("s").unwrap(),
+            Claim {
+                epoch: 3,
+                last_seq: 10
+            }
+        );
+        assert_eq!(claims.last_seq("s"), 10);
+        claims.appended("s", 3, 12);
+        assert_eq!(claims.last_seq("s"), 12);
+        // An append acknowledged under an older claim changes nothing.
+        claims.appended("s", 2, 99);
+        assert_eq!(claims.last_seq("s"), 12);
+        // Nor does one for a stream never claimed.
+        claims.appended("t", 3, 5);
+        assert_eq!(claims.last_seq("t"), 0);
+        claims.granted(
+            "s",
+            Claim {
+                epoch: 4,
+                last_seq: 20,
+            },
+        );
+        assert_eq!(claims.of("s").unwrap().epoch, 4);
+        assert_eq!(claims.last_seq("s"), 20);
+    }
+}

@@ -567,12 +567,16 @@ impl<D: Disk> FileJournal<D> {
                         // and recovery reseals its predecessor.
                         return Err(self.fail_stop(e));
                     }
+                    let sealed_size = previous_size + seal.len() as u64;
+                    // The seal is the segment's last bytes, for good.
+                    let on_disk = previous_file.size().await.map_err(|e| self.fail_stop(e))?;
+                    assert_eq!(on_disk, sealed_size, "a sealed segment ends with its seal");
                     let mut state = self.state();
                     let sealed = state
                         .segments
                         .get_mut(&previous_id)
                         .expect("the previous segment is held while the writer slot is");
-                    sealed.size = previous_size + seal.len() as u64;
+                    sealed.size = sealed_size;
                 }
                 self.state().segments.insert(
                     id,
@@ -928,6 +932,11 @@ impl Repair {
             encode_seal(&mut seal, self.segment, last_lsn, successor);
             segment.file.write_at_and_sync(segment.size, &seal).await?;
             segment.size += seal.len() as u64;
+            assert_eq!(
+                segment.file.size().await?,
+                segment.size,
+                "a sealed segment ends with its seal"
+            );
         }
         Ok(())
     }

@@ -286,6 +286,54 @@ mod tests {
     }
 
     #[test]
+    fn only_a_frame_with_lsn_0_no_stream_and_no_data_is_a_seal() {
+        let seal = FrameHeader {
+            segment_id: 1,
+            lsn: SEAL_LSN,
+            commit_lsn: 9,
+        };
+        let record = |stream, data: &'static [u8]| Record {
+            stream,
+            seq: 2,
+            data,
+        };
+        assert_eq!(seal_successor(&seal, &record("", &[])), Some(2));
+        assert_eq!(seal_successor(&seal, &record("s", &[])), None);
+        assert_eq!(seal_successor(&seal, &record("", b"x")), None);
+        let frame = FrameHeader { lsn: 1, ..seal };
+        assert_eq!(seal_successor(&frame, &record("", &[])), None);
+    }
+
+    #[test]
+    fn a_frame_at_the_payload_limit_decodes_and_one_byte_more_is_refused() {
+        let stream = "s";
+        // postcard: 1 byte of string length, the string, 1 byte of seq, a
+        // 4-byte varint of the data length (the data is over 2^21 bytes).
+        let data = vec![1u8; FRAME_PAYLOAD_BYTES_MAX - 1 - stream.len() - 1 - 4];
+        let header = FrameHeader {
+            segment_id: 1,
+            lsn: 1,
+            commit_lsn: 0,
+        };
+        let mut out = Vec::new();
+        let record = Record {
+            stream,
+            seq: 1,
+            data: &data,
+        };
+        encode_frame(&mut out, header, &record);
+        assert_eq!(out.len(), FRAME_HEADER_BYTES + FRAME_PAYLOAD_BYTES_MAX);
+        let (_, decoded, len) = decode_frame(&out).unwrap();
+        assert_eq!((decoded.data.len(), len), (data.len(), out.len()));
+        let mut longer = out.clone();
+        longer[4..8].copy_from_slice(&(FRAME_PAYLOAD_BYTES_MAX as u32 + 1).to_le_bytes());
+        assert_eq!(
+            decode_frame(&longer).unwrap_err(),
+            FrameError::TooLarge(FRAME_PAYLOAD_BYTES_MAX as u32 + 1)
+        );
+    }
+
+    #[test]
     fn a_huge_length_is_refused_before_reading_further() {
         let (_, mut bytes) = sample();
         bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());

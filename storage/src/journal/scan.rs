@@ -289,7 +289,7 @@ mod tests {
         after.extend_from_slice(&[0; 10]);
         assert!(matches!(
             scan_segment(&after, 4),
-            Err(ScanError::Corrupt { .. })
+            Err(ScanError::Corrupt { offset, .. }) if offset == bytes.len() as u64
         ));
         // A seal naming the wrong last lsn, or another segment, is no seal:
         // nothing proves it was written after the frames, so a torn tail.
