@@ -399,7 +399,7 @@ mod tests {
             "a new commit, new seeds"
         );
         assert_ne!(start, fresh_window("abc123", "durable"), "per scenario");
-        assert!(start >= 1 << 32 && start < (1 << 32) + (1 << 48));
+        assert!((1 << 32..(1 << 32) + (1 << 48)).contains(&start));
         assert_eq!(
             default.clone().with_fresh_from(None, "bank", 3).seeds(),
             [0, 1]

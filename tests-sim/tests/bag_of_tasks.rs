@@ -255,8 +255,12 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             (0..TASKS).collect::<Vec<_>>(),
             "seed {seed}: tasks lost"
         );
-        let shared = shared.lock().unwrap();
-        for (task, acked) in &shared.acked {
+        // Copied out of the lock: the checks below await.
+        let (acked, lease_lost) = {
+            let shared = shared.lock().unwrap();
+            (shared.acked.clone(), shared.lease_lost)
+        };
+        for (task, acked) in &acked {
             assert_eq!(
                 acked, &per_task[task],
                 "seed {seed}: task {task}: acknowledged completions differ from the space's"
@@ -268,8 +272,8 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
         );
         Outcome {
             storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
-            completed_acked: shared.acked.len(),
-            lease_lost: shared.lease_lost,
+            completed_acked: acked.len(),
+            lease_lost,
             trace_hash: cluster.trace().hash(),
         }
         })

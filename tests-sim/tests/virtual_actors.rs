@@ -262,13 +262,17 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     );
                 }
                 sampler.abort();
-                let shared = shared.lock().unwrap();
-                assert!(
-                    shared.violations.is_empty(),
-                    "seed {seed}: {:?}",
-                    shared.violations
-                );
-                let acked: usize = shared.acked.values().map(Vec::len).sum();
+                // Read out of the lock: the checks below await.
+                let (acked, failed, max_view) = {
+                    let shared = shared.lock().unwrap();
+                    assert!(
+                        shared.violations.is_empty(),
+                        "seed {seed}: {:?}",
+                        shared.violations
+                    );
+                    let acked: usize = shared.acked.values().map(Vec::len).sum();
+                    (acked, shared.failed, shared.max_view)
+                };
                 assert!(
                     acked > 200,
                     "seed {seed}: only {acked} additions acknowledged"
@@ -280,8 +284,8 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 Outcome {
                     storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     acked,
-                    failed: shared.failed,
-                    max_view: shared.max_view,
+                    failed,
+                    max_view,
                     trace_hash: cluster.trace().hash(),
                 }
             },
