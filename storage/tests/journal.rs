@@ -908,10 +908,13 @@ async fn bounds_are_inclusive_a_name_an_entry_and_a_checkpoint_at_their_limit_ar
             max: 1000
         })
     ));
-    let state = vec![9u8; CHECKPOINT_STATE_BYTES_MAX];
+    // The documented capacity (FORMAT.md), written out rather than read
+    // from the constant, so a changed constant fails here.
+    assert_eq!(CHECKPOINT_STATE_BYTES_MAX, 32 << 20);
+    let state = vec![9u8; 32 << 20];
     journal.save_checkpoint(&longest, 1, &state).await.unwrap();
     let saved = journal.latest_checkpoint(&longest).await.unwrap().unwrap();
-    assert_eq!(saved.state.len(), CHECKPOINT_STATE_BYTES_MAX);
+    assert_eq!(saved.state.len(), 32 << 20);
     let too_big = vec![9u8; CHECKPOINT_STATE_BYTES_MAX + 1];
     assert!(matches!(
         journal.save_checkpoint(&longest, 1, &too_big).await,
@@ -919,9 +922,10 @@ async fn bounds_are_inclusive_a_name_an_entry_and_a_checkpoint_at_their_limit_ar
     ));
 }
 
-/// Segments larger than one disk read (64 MiB) are recovered in pieces,
-/// and entries of several MiB (frames up to the 16 MiB payload limit)
-/// are taken.
+/// Segments larger than one disk read (64 MiB) are recovered in pieces
+/// of 8 MiB (not one read per frame, nor one huge allocation), and
+/// entries of several MiB (frames up to the 16 MiB payload limit) are
+/// taken.
 #[tokio::test]
 async fn a_segment_larger_than_one_read_is_recovered_whole() {
     let config = JournalConfig {
@@ -929,7 +933,7 @@ async fn a_segment_larger_than_one_read_is_recovered_whole() {
         entry_bytes_max: 4 << 20,
         ..JournalConfig::default()
     };
-    let disk = MemDisk::new();
+    let disk = ProbeDisk::new(MemDisk::new());
     let journal = FileJournal::open(disk.clone(), config.clone(), ID)
         .await
         .unwrap();
@@ -939,7 +943,12 @@ async fn a_segment_larger_than_one_read_is_recovered_whole() {
     }
     assert_eq!(journal.segment_ids().len(), 1);
     drop(journal);
-    let journal = FileJournal::open(disk, config, ID).await.unwrap();
+    disk.probe.take_reads();
+    let journal = FileJournal::open(disk.clone(), config, ID).await.unwrap();
+    let (reads, largest) = disk.probe.take_reads();
+    // 70 MiB of frames: nine 8 MiB pieces, plus the marker and header.
+    assert_eq!(largest, 8 << 20, "recovery reads in 8 MiB pieces");
+    assert!(reads <= 12, "recovery took {reads} reads");
     let mut count = 0;
     journal
         .replay_each("big", 1, |_, data| {
@@ -949,6 +958,39 @@ async fn a_segment_larger_than_one_read_is_recovered_whole() {
         .await
         .unwrap();
     assert_eq!(count, 35);
+    let (reads, largest) = disk.probe.take_reads();
+    assert!(largest <= 8 << 20, "replay read {largest} bytes at once");
+    // Three 2 MiB frames fit in an 8 MiB read: 12 reads for 35.
+    assert!(reads <= 12, "replay took {reads} reads for 35 frames");
+}
+
+/// Replaying one stream whose frames sit between another stream's reads
+/// the segment in a few large pieces, skipping the other stream's frames,
+/// rather than one read per frame.
+#[tokio::test]
+async fn replay_of_an_interleaved_stream_reads_across_the_other_streams_frames() {
+    let disk = ProbeDisk::new(MemDisk::new());
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    let other = vec![1u8; 4 << 10];
+    for i in 0..200u32 {
+        journal.append("mine", &i.to_le_bytes()).await.unwrap();
+        journal.append("theirs", &other).await.unwrap();
+    }
+    disk.probe.take_reads();
+    let mut seen = Vec::new();
+    journal
+        .replay_each("mine", 1, |seq, data| seen.push((seq, data.to_vec())))
+        .await
+        .unwrap();
+    let expected: Vec<_> = (0..200u32)
+        .map(|i| (u64::from(i) + 1, i.to_le_bytes().to_vec()))
+        .collect();
+    assert_eq!(seen, expected);
+    let (reads, _) = disk.probe.take_reads();
+    // ~820 KiB from the first frame to the last, gaps of ~4 KiB: one read.
+    assert!(reads <= 2, "replay took {reads} reads for 200 frames");
 }
 
 #[tokio::test]

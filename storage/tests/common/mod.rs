@@ -1,4 +1,5 @@
-//! Test helpers: a disk wrapper that counts syncs and fails them on demand.
+//! Test helpers: a disk wrapper that counts syncs and reads and fails
+//! syncs on demand.
 
 #![allow(dead_code)]
 
@@ -11,9 +12,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct Probe {
     pub syncs: AtomicU64,
     pub fail_next_sync: AtomicBool,
+    /// `read_at` calls, and the largest length one asked for.
+    pub reads: AtomicU64,
+    pub largest_read: AtomicU64,
 }
 
-/// Wraps a disk: counts `sync_data` calls and fails one when asked.
+impl Probe {
+    /// Reads and the largest read since the last call.
+    pub fn take_reads(&self) -> (u64, u64) {
+        (
+            self.reads.swap(0, Ordering::SeqCst),
+            self.largest_read.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+/// Wraps a disk: counts `sync_data` and `read_at` calls and fails a sync
+/// when asked.
 #[derive(Clone, Debug)]
 pub struct ProbeDisk<D> {
     pub inner: D,
@@ -72,6 +87,10 @@ impl<D: Disk> Disk for ProbeDisk<D> {
 
 impl<F: DiskFile> DiskFile for ProbeFile<F> {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, DiskError> {
+        self.probe.reads.fetch_add(1, Ordering::SeqCst);
+        self.probe
+            .largest_read
+            .fetch_max(len as u64, Ordering::SeqCst);
         self.inner.read_at(offset, len).await
     }
     async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), DiskError> {
