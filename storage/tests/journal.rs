@@ -1194,6 +1194,26 @@ async fn a_torn_tail_before_a_segment_with_frames_is_corruption() {
     ));
 }
 
+/// Only the segment just before an empty last one may end torn (a roll cut
+/// short); an earlier segment ending torn is damage even then.
+#[tokio::test]
+async fn a_torn_tail_far_before_an_empty_last_segment_is_corruption() {
+    let disk = MemDisk::new();
+    let segments = rolled_journal(&disk, 60).await;
+    assert!(segments.len() >= 4, "{segments:?}");
+    let last = disk.open(segments.last().unwrap()).await.unwrap();
+    last.set_len(SEGMENT_HEADER_BYTES as u64).await.unwrap();
+    let victim = disk.open(&segments[1]).await.unwrap();
+    let size = victim.size().await.unwrap();
+    victim.set_len(size - 5).await.unwrap();
+    assert!(matches!(
+        FileJournal::open(disk, small_segments(), ID)
+            .await
+            .map(drop),
+        Err(JournalError::Corrupt { segment: 2, .. })
+    ));
+}
+
 #[tokio::test]
 async fn a_deleted_middle_segment_is_named_by_its_predecessors_seal() {
     let disk = MemDisk::new();
