@@ -144,6 +144,28 @@ pub struct FaultCounts {
     pub no_space: u64,
 }
 
+/// A write fault armed on demand for the next write in one directory
+/// ([`SimDisk::arm_write_fault`]): the write is acknowledged, also by the
+/// `sync_data` after it, but its bytes never reach the platter where they
+/// should.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The bytes never reach the platter.
+    Lost,
+    /// The bytes land on another sector of the same file.
+    Misdirected,
+}
+
+/// Where an armed [`WriteFault`] hit: the file (by the name this
+/// directory durably gives it now, `None` once it was removed or if it
+/// was never durably named) and the offset the write was meant for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFaultHit {
+    pub fault: WriteFault,
+    pub file: Option<String>,
+    pub offset: u64,
+}
+
 /// A simulated node's disk. Clones share it; it survives the node's
 /// crashes, which is the point.
 #[derive(Clone)]
@@ -157,6 +179,9 @@ pub struct SimFile {
     state: Arc<Mutex<DiskState>>,
     id: u64,
     name: Arc<str>,
+    /// The directory the file was opened in (an armed write fault's
+    /// target is a directory).
+    dir: Arc<str>,
 }
 
 struct DiskState {
@@ -168,6 +193,15 @@ struct DiskState {
     files: BTreeMap<u64, FileData>,
     dirs: BTreeMap<String, Dir>,
     counts: FaultCounts,
+    armed: Option<Armed>,
+}
+
+/// A one-shot write fault: its directory, and once it fired, the file id
+/// and offset it hit.
+struct Armed {
+    dir: String,
+    fault: WriteFault,
+    hit: Option<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -282,6 +316,7 @@ impl SimDisk {
                 files: BTreeMap::new(),
                 dirs,
                 counts: FaultCounts::default(),
+                armed: None,
             })),
             path: "".into(),
         }
@@ -341,6 +376,36 @@ impl SimDisk {
         state.counts.bit_flips += 1;
         state.trace.record(Event::Fault, 0xF11B ^ bit);
         Some((name, byte as u64))
+    }
+
+    /// Arms a one-shot write fault: the next write to a file of this
+    /// directory is lost or misdirected (whatever the fault
+    /// probabilities), and still acknowledged. Replaces a fault armed
+    /// before. [`write_fault_hit`](Self::write_fault_hit) tells where it hit.
+    pub fn arm_write_fault(&self, fault: WriteFault) {
+        self.state().armed = Some(Armed {
+            dir: self.path.to_string(),
+            fault,
+            hit: None,
+        });
+    }
+
+    /// Where the armed write fault hit, once a write set it off.
+    pub fn write_fault_hit(&self) -> Option<WriteFaultHit> {
+        let state = self.state();
+        let armed = state.armed.as_ref()?;
+        let (id, offset) = armed.hit?;
+        let file = state.dirs.get(&armed.dir).and_then(|dir| {
+            dir.durable
+                .iter()
+                .find(|(_, named)| **named == id)
+                .map(|(name, _)| name.clone())
+        });
+        Some(WriteFaultHit {
+            fault: armed.fault,
+            file,
+            offset,
+        })
     }
 
     /// The node crashed: decide what of the unsynced writes and directory
@@ -472,6 +537,7 @@ impl SimDisk {
             state: self.state.clone(),
             id,
             name: name.into(),
+            dir: self.path.clone(),
         }
     }
 }
@@ -614,10 +680,20 @@ impl SimFile {
             state.trace.record(Event::Fault, 0x5FAC);
             return Err(DiskError::new(DiskErrorKind::NoSpace, op, &*self.name));
         }
-        let fate = if state.chance(state.faults.lost_write) {
+        let armed = state
+            .armed
+            .as_mut()
+            .filter(|a| a.hit.is_none() && *a.dir == *self.dir)
+            .map(|a| {
+                a.hit = Some((self.id, offset));
+                a.fault
+            });
+        let fate = if armed == Some(WriteFault::Lost) || state.chance(state.faults.lost_write) {
             state.counts.lost_writes += 1;
             Fate::Lost
-        } else if state.chance(state.faults.misdirected_write) {
+        } else if armed == Some(WriteFault::Misdirected)
+            || state.chance(state.faults.misdirected_write)
+        {
             state.counts.misdirected_writes += 1;
             let sectors = new_len / SECTOR_BYTES as u64 + 1;
             let mut to = state.below(sectors) * SECTOR_BYTES as u64;

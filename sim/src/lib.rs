@@ -40,7 +40,9 @@ mod trace;
 #[cfg(madsim)]
 pub use cluster::{Cluster, ClusterConfig, ReportOnPanic, quiet_reports};
 #[cfg(madsim)]
-pub use disk::{DiskFaults, DiskLatency, FaultCounts, SECTOR_BYTES, SimDisk, SimFile};
+pub use disk::{
+    DiskFaults, DiskLatency, FaultCounts, SECTOR_BYTES, SimDisk, SimFile, WriteFault, WriteFaultHit,
+};
 #[cfg(madsim)]
 pub use nemesis::{
     Fault, FaultKinds, NemesisConfig, Schedule, ScheduledFault, keep_only, last_drawn,

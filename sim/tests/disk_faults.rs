@@ -2,7 +2,7 @@
 //! journal's checksums see what the faults do to data at rest.
 #![cfg(madsim)]
 
-use plexspaces_sim::{DiskFaults, SECTOR_BYTES, SimDisk, Trace};
+use plexspaces_sim::{DiskFaults, SECTOR_BYTES, SimDisk, Trace, WriteFault, WriteFaultHit};
 use plexspaces_storage::disk::{Disk, DiskErrorKind, DiskFile};
 use plexspaces_storage::journal::{FileJournal, Journal, JournalConfig, JournalError};
 use std::sync::Arc;
@@ -240,6 +240,61 @@ async fn lost_and_misdirected_writes_show_only_after_a_crash() {
     assert!(
         after.windows(4).any(|w| w == b"HERE"),
         "but it landed somewhere"
+    );
+}
+
+/// An armed write fault hits exactly the next write in its directory,
+/// whatever the probabilities, and reports the file by the name it ends
+/// up with.
+#[madsim::test]
+async fn an_armed_write_fault_hits_the_next_write_in_its_directory_only() {
+    let root = disk(9, DiskFaults::none());
+    let dir = root.subdir("d").await.unwrap();
+    root.sync_dir().await.unwrap();
+    let outside = root.create("outside").await.unwrap();
+    let tmp = dir.create("x.tmp").await.unwrap();
+    dir.arm_write_fault(WriteFault::Lost);
+    assert_eq!(dir.write_fault_hit(), None, "nothing written yet");
+    outside.append(b"elsewhere").await.unwrap();
+    assert_eq!(dir.write_fault_hit(), None, "another directory's write");
+    tmp.append(b"first").await.unwrap();
+    tmp.append(b"second").await.unwrap();
+    tmp.sync_data().await.unwrap();
+    outside.sync_data().await.unwrap();
+    dir.rename("x.tmp", "x").await.unwrap();
+    dir.sync_dir().await.unwrap();
+    assert_eq!(
+        dir.write_fault_hit(),
+        Some(WriteFaultHit {
+            fault: WriteFault::Lost,
+            file: Some("x".to_string()),
+            offset: 0,
+        })
+    );
+    root.crash();
+    let x = dir.open("x").await.unwrap();
+    assert_eq!(
+        x.read_at(0, 64).await.unwrap(),
+        b"\0\0\0\0\0second",
+        "only the first write was lost"
+    );
+    assert_eq!(contents(&root, "outside").await.unwrap(), b"elsewhere");
+    assert_eq!(root.fault_counts().lost_writes, 1);
+
+    let misdirected = disk(10, DiskFaults::none());
+    prepare(&misdirected, &[b'.'; 2 * SECTOR_BYTES], b"").await;
+    misdirected.arm_write_fault(WriteFault::Misdirected);
+    let file = misdirected.open("f").await.unwrap();
+    file.write_at(0, b"HERE").await.unwrap();
+    file.write_at(8, b"NEXT").await.unwrap();
+    file.sync_data().await.unwrap();
+    misdirected.crash();
+    let after = contents(&misdirected, "f").await.unwrap();
+    assert_ne!(&after[..4], b"HERE", "the armed write went elsewhere");
+    assert_eq!(&after[8..12], b"NEXT", "the next one did not");
+    assert_eq!(
+        misdirected.write_fault_hit().unwrap().file.as_deref(),
+        Some("f")
     );
 }
 
