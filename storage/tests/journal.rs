@@ -1017,10 +1017,14 @@ async fn batches_keep_their_record_and_byte_bounds() {
     by_records.append_all("s", &[&b"x"[..]; 10]).await.unwrap();
     assert_eq!(syncs(&disk) - before, 4, "ten records, three a batch");
     assert_eq!(data_of_bytes(&by_records, "s").await.len(), 10);
-    // Six entries of 40 bytes (76-byte frames): a batch stops before the
-    // frames would pass 200 bytes, so three a batch.
-    let (by_bytes, disk) = journal(1000, 200).await;
+    // Six entries of 40 bytes (76-byte frames, headers included): a batch
+    // of at most 200 bytes written takes two, of at most 228 exactly three.
     let forty = [7u8; 40];
+    let (two_a_batch, disk) = journal(1000, 200).await;
+    let before = syncs(&disk);
+    two_a_batch.append_all("s", &[&forty[..]; 6]).await.unwrap();
+    assert_eq!(syncs(&disk) - before, 3, "two 76-byte frames a batch");
+    let (by_bytes, disk) = journal(1000, 3 * 76).await;
     let before = syncs(&disk);
     by_bytes.append_all("s", &[&forty[..]; 6]).await.unwrap();
     assert_eq!(syncs(&disk) - before, 2, "three 76-byte frames a batch");

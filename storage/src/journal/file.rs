@@ -17,7 +17,7 @@ use super::checkpoint::{
 };
 use super::frame::{
     FrameHeader, Record, SEGMENT_HEADER_BYTES, SegmentHeader, decode_frame, encode_frame,
-    encode_seal,
+    encode_seal, frame_len,
 };
 use super::marker::{MARKER_NAME, encode_marker};
 use super::scan::{ScanEnd, ScanError, scan_segment_with};
@@ -472,8 +472,15 @@ impl<D: Disk> FileJournal<D> {
         let mut placed = Vec::new();
         let mut last_lsn = state.durable_lsn;
         while let Some(next) = state.pending.front() {
+            // The bound is on the bytes written: whole frames, headers
+            // included (a frame larger than the bound still goes, alone).
+            let next_len = frame_len(&Record {
+                stream: &next.stream,
+                seq: next.seq,
+                data: &next.data,
+            });
             let full = placed.len() >= self.inner.config.batch_records_max
-                || bytes.len() + next.data.len() > self.inner.config.batch_bytes_max;
+                || bytes.len() + next_len > self.inner.config.batch_bytes_max;
             if full && !placed.is_empty() {
                 break;
             }
