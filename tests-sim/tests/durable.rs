@@ -245,7 +245,8 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
 #[test]
 fn durable_accounts_apply_every_request_exactly_once_under_crashes() {
     let plan = SeedPlan::from_env(10)
-        .with_regressions(&[9_001_352, 9_001_930, 9_002_104, 9_003_813, 9_004_697]);
+        .with_regressions(&[9_001_352, 9_001_930, 9_002_104, 9_003_813, 9_004_697])
+        .with_fresh("durable", 100);
     let outcomes = run_seeds("durable", &plan, scenario);
     let crashes: u64 = outcomes.iter().map(|o| o.crashes).sum();
     assert!(
