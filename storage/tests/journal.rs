@@ -993,6 +993,29 @@ async fn replay_of_an_interleaved_stream_reads_across_the_other_streams_frames()
     assert!(reads <= 2, "replay took {reads} reads for 200 frames");
 }
 
+/// A checkpoint save cut short leaves a `.tmp` file: open removes it and
+/// the saved checkpoints stand.
+#[tokio::test]
+async fn a_checkpoint_save_cut_short_is_cleared_and_the_saved_one_stands() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    journal.append("s", b"1").await.unwrap();
+    journal.save_checkpoint("s", 1, b"saved").await.unwrap();
+    drop(journal);
+    let names = disk.list().await.unwrap();
+    let saved = names.iter().find(|n| n.starts_with("ckpt-")).unwrap();
+    let cut_short = disk.create(&format!("{saved}.tmp")).await.unwrap();
+    cut_short.append(b"half a checkpoint").await.unwrap();
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    assert_eq!(disk.list().await.unwrap(), names, "the .tmp is gone");
+    let checkpoint = journal.latest_checkpoint("s").await.unwrap().unwrap();
+    assert_eq!((checkpoint.seq, checkpoint.state), (1, b"saved".to_vec()));
+}
+
 #[tokio::test]
 async fn batches_keep_their_record_and_byte_bounds() {
     async fn journal(

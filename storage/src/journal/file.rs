@@ -735,12 +735,11 @@ async fn load_checkpoints<D: Disk>(
     journal_id: u64,
 ) -> Result<BTreeMap<String, CheckpointFile>, JournalError> {
     let mut checkpoints = BTreeMap::new();
-    for name in names
-        .iter()
-        .filter(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
-    {
+    for name in names {
+        // Not a name this journal writes, or a save cut short (`.tmp`,
+        // never a valid name, removed by `open`): leave it alone.
         let Some(stream) = parse_checkpoint_name(name) else {
-            continue; // not a name this journal writes: leave it alone
+            continue;
         };
         let bytes = read_all(&disk.open(name).await?).await?;
         let checkpoint = decode_checkpoint_file(journal_id, &bytes).map_err(|e| {
