@@ -8,7 +8,7 @@
 mod common;
 
 use common::ProbeDisk;
-use plexspaces_storage::disk::{Disk, DiskFile, FsDisk, MemDisk};
+use plexspaces_storage::disk::{Disk, DiskErrorKind, DiskFile, FsDisk, MemDisk};
 use plexspaces_storage::journal::frame::SEGMENT_HEADER_BYTES;
 use plexspaces_storage::journal::{
     FileJournal, Journal, JournalConfig, JournalError, MemoryJournal, STREAM_NAME_BYTES_MAX,
@@ -1014,6 +1014,141 @@ async fn a_checkpoint_save_cut_short_is_cleared_and_the_saved_one_stands() {
     assert_eq!(disk.list().await.unwrap(), names, "the .tmp is gone");
     let checkpoint = journal.latest_checkpoint("s").await.unwrap().unwrap();
     assert_eq!((checkpoint.seq, checkpoint.state), (1, b"saved".to_vec()));
+}
+
+/// A segment that cannot be created fails the roll, and the journal,
+/// with the disk's own error (not a confusing one from a fallback).
+#[tokio::test]
+async fn a_roll_whose_create_fails_reports_the_disks_error() {
+    let disk = ProbeDisk::new(MemDisk::new());
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    let before = journal.segment_ids().len();
+    disk.probe.fail_next_create.store(true, Ordering::SeqCst);
+    let mut failure = None;
+    for i in 0..200 {
+        if let Err(e) = journal
+            .append("s", format!("entry {i:04}").as_bytes())
+            .await
+        {
+            failure = Some(e);
+            break;
+        }
+    }
+    assert_eq!(journal.segment_ids().len(), before, "no segment was added");
+    match failure {
+        Some(JournalError::Stopped { cause }) => {
+            assert_eq!(
+                (cause.kind(), cause.op()),
+                (DiskErrorKind::Io, "create"),
+                "{cause}"
+            )
+        }
+        other => panic!("expected a stop caused by the create's I/O error, got {other:?}"),
+    }
+}
+
+/// Replay reads frames that sit close together in one piece up to 8 MiB
+/// exactly, and frames far apart (other streams' megabytes between them)
+/// in pieces of their own rather than reading the gap.
+#[tokio::test]
+async fn replay_reads_near_frames_together_up_to_8_mib_and_far_ones_apart() {
+    use plexspaces_storage::journal::frame::{Record, frame_len};
+    let config = JournalConfig {
+        segment_bytes_max: 64 << 20,
+        entry_bytes_max: 4 << 20,
+        ..JournalConfig::default()
+    };
+    // Two adjacent frames of "near" spanning exactly 8 MiB.
+    let sample = vec![0u8; 4 << 20];
+    let overhead = frame_len(&Record {
+        stream: "near",
+        seq: 1,
+        data: &sample[..(4 << 20) - 64],
+    }) - ((4 << 20) - 64);
+    let half = (4 << 20) - overhead;
+    let disk = ProbeDisk::new(MemDisk::new());
+    let journal = FileJournal::open(disk.clone(), config, ID).await.unwrap();
+    journal.append("near", &sample[..half]).await.unwrap();
+    journal.append("near", &sample[..half]).await.unwrap();
+    // Two frames of "far" with 300 KiB of another stream between them.
+    journal.append("far", b"first").await.unwrap();
+    journal.append("other", &[1u8; 300 << 10]).await.unwrap();
+    journal.append("far", b"second").await.unwrap();
+    disk.probe.take_reads();
+    let mut near = 0;
+    journal
+        .replay_each("near", 1, |_, data| {
+            assert_eq!(data.len(), half);
+            near += 1;
+        })
+        .await
+        .unwrap();
+    assert_eq!(near, 2);
+    assert_eq!(
+        disk.probe.take_reads(),
+        (1, 8 << 20),
+        "two frames spanning 8 MiB exactly: one read"
+    );
+    let mut far = Vec::new();
+    journal
+        .replay_each("far", 1, |_, data| far.push(data.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(far, [b"first".to_vec(), b"second".to_vec()]);
+    let (reads, largest) = disk.probe.take_reads();
+    assert_eq!(reads, 2, "a 300 KiB gap is not read across");
+    assert!(largest < 64, "read {largest} bytes for a small frame");
+}
+
+/// A stream compacted away whole under its checkpoint: replay from before
+/// the checkpoint says where the entries start again.
+#[tokio::test]
+async fn replay_of_a_stream_compacted_whole_names_the_first_seq_after_its_checkpoint() {
+    let disk = MemDisk::new();
+    let journal = FileJournal::open(disk.clone(), small_segments(), ID)
+        .await
+        .unwrap();
+    for i in 0..40 {
+        journal
+            .append("gone", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    journal
+        .save_checkpoint("gone", 40, b"all of it")
+        .await
+        .unwrap();
+    for i in 0..40 {
+        journal
+            .append("filler", format!("entry {i:04}").as_bytes())
+            .await
+            .unwrap();
+    }
+    assert!(journal.compact().await.unwrap() > 0);
+    // Before and after reopening (which knows the stream only from its
+    // checkpoint).
+    for journal in [
+        journal,
+        FileJournal::open(disk.clone(), small_segments(), ID)
+            .await
+            .unwrap(),
+    ] {
+        match journal.replay_from("gone", 1).await {
+            Err(JournalError::Truncated {
+                stream,
+                requested,
+                first_available,
+            }) => assert_eq!(
+                (stream.as_str(), requested, first_available),
+                ("gone", 1, 41)
+            ),
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+        assert!(journal.replay_from("gone", 41).await.unwrap().is_empty());
+        assert_eq!(journal.last_seq("gone"), 40);
+    }
 }
 
 #[tokio::test]

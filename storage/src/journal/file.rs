@@ -279,10 +279,8 @@ impl<D: Disk> FileJournal<D> {
                 id: next,
                 empty_and_last: position + 2 == segment_ids.len() && last_is_empty,
             });
-            let repair = recover_segment(&disk, &mut state, journal_id, id, successor).await?;
-            if repair.is_needed() {
-                repairs.push(repair);
-            }
+            // A repair with nothing to do does nothing when applied.
+            repairs.push(recover_segment(&disk, &mut state, journal_id, id, successor).await?);
         }
         check_checkpoints_against_log(&state, &checkpoints)?;
         for repair in repairs {
@@ -923,10 +921,6 @@ struct Repair {
 }
 
 impl Repair {
-    fn is_needed(&self) -> bool {
-        self.cut_at.is_some() || self.seal.is_some()
-    }
-
     async fn apply<F: DiskFile>(&self, segment: &mut Segment<F>) -> Result<(), JournalError> {
         if let Some(offset) = self.cut_at {
             segment.file.set_len(offset).await?;
@@ -978,12 +972,11 @@ fn check_checkpoints_against_log<F>(
 
 /// Writes the journal's marker: from now on, a directory with the marker
 /// and no segment has lost its log.
+/// Called only when open's listing had no marker; a marker created since
+/// means another opener is at work on the directory, and its
+/// `AlreadyExists` is the error.
 async fn write_marker<D: Disk>(disk: &D, journal_id: u64) -> Result<(), JournalError> {
-    let file = match disk.create(MARKER_NAME).await {
-        Err(e) if e.kind() == DiskErrorKind::AlreadyExists => disk.open(MARKER_NAME).await?,
-        other => other?,
-    };
-    file.set_len(0).await?;
+    let file = disk.create(MARKER_NAME).await?;
     file.write_at_and_sync(0, &encode_marker(journal_id))
         .await?;
     disk.sync_dir().await?;

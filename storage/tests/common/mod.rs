@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct Probe {
     pub syncs: AtomicU64,
     pub fail_next_sync: AtomicBool,
+    /// Fails the next `create` with an I/O error.
+    pub fail_next_create: AtomicBool,
     /// `read_at` calls, and the largest length one asked for.
     pub reads: AtomicU64,
     pub largest_read: AtomicU64,
@@ -52,6 +54,9 @@ impl<D: Disk> ProbeDisk<D> {
 impl<D: Disk> Disk for ProbeDisk<D> {
     type File = ProbeFile<D::File>;
     async fn create(&self, name: &str) -> Result<Self::File, DiskError> {
+        if self.probe.fail_next_create.swap(false, Ordering::SeqCst) {
+            return Err(DiskError::new(DiskErrorKind::Io, "create", "injected"));
+        }
         let inner = self.inner.create(name).await?;
         Ok(ProbeFile {
             inner,
