@@ -1151,6 +1151,60 @@ async fn replay_of_a_stream_compacted_whole_names_the_first_seq_after_its_checkp
     }
 }
 
+/// A checkpoint that cannot be read is an error, never "no checkpoint"
+/// (which would send the caller to replay from a log compacted under it).
+#[tokio::test]
+async fn a_checkpoint_that_cannot_be_opened_is_an_error_not_none() {
+    let disk = ProbeDisk::new(MemDisk::new());
+    let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+        .await
+        .unwrap();
+    journal.append("s", b"1").await.unwrap();
+    journal.save_checkpoint("s", 1, b"state").await.unwrap();
+    disk.probe.fail_next_open.store(true, Ordering::SeqCst);
+    match journal.latest_checkpoint("s").await {
+        Err(JournalError::Disk(e)) => assert_eq!(e.kind(), DiskErrorKind::Io),
+        other => panic!("expected the disk's error, got {other:?}"),
+    }
+    assert!(journal.latest_checkpoint("never").await.unwrap().is_none());
+}
+
+/// Replay checks each frame it reads against what recovery indexed: a
+/// frame replaced on disk after open by another stream's, or by a later
+/// one of the same stream (same length, valid checksum), is refused, not
+/// returned as the entry asked for.
+#[tokio::test]
+async fn replay_refuses_a_frame_replaced_after_open() {
+    for (replacement, what) in [(3, "another stream's frame"), (4, "a later frame")] {
+        let disk = MemDisk::new();
+        let journal = FileJournal::open(disk.clone(), JournalConfig::default(), ID)
+            .await
+            .unwrap();
+        // Frames in order: a1 b1 a2 b2 a3, all the same length.
+        for (stream, data) in [
+            ("a", b"1"),
+            ("b", b"1"),
+            ("a", b"2"),
+            ("b", b"2"),
+            ("a", b"3"),
+        ] {
+            journal.append(stream, data).await.unwrap();
+        }
+        let segment = last_segment(&disk).await;
+        let size = segment.size().await.unwrap();
+        let frame = (size as usize - SEGMENT_HEADER_BYTES) / 5;
+        let at = |i: usize| (SEGMENT_HEADER_BYTES + i * frame) as u64;
+        let bytes = segment.read_at(at(replacement), frame).await.unwrap();
+        segment.write_at(at(2), &bytes).await.unwrap();
+        match journal.replay_from("a", 1).await {
+            Err(JournalError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("differs"), "{what}: {reason}")
+            }
+            other => panic!("{what} in place of a2 was not refused: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn batches_keep_their_record_and_byte_bounds() {
     async fn journal(

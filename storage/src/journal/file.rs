@@ -872,12 +872,10 @@ async fn recover_segment<D: Disk>(
         (ScanEnd::TornTail { offset }, None) => Some(offset),
         // Sealed only once its successor was durable: the successor is lost.
         (ScanEnd::Sealed { successor: named }, None) => return Err(missing(named)),
-        (ScanEnd::Sealed { successor: named }, Some(next)) => {
-            if named == next.id {
-                None
-            } else if named < next.id {
-                return Err(missing(named));
-            } else {
+        (ScanEnd::Sealed { successor: named }, Some(next)) => match named.cmp(&next.id) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Less => return Err(missing(named)),
+            std::cmp::Ordering::Greater => {
                 return Err(corrupt(
                     segment.size,
                     format!(
@@ -886,7 +884,7 @@ async fn recover_segment<D: Disk>(
                     ),
                 ));
             }
-        }
+        },
         (ScanEnd::Clean, Some(_)) => None,
         (ScanEnd::TornTail { offset }, Some(next)) if next.empty_and_last => Some(offset),
         // Later segments exist only once everything here was synced.

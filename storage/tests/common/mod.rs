@@ -14,6 +14,8 @@ pub struct Probe {
     pub fail_next_sync: AtomicBool,
     /// Fails the next `create` with an I/O error.
     pub fail_next_create: AtomicBool,
+    /// Fails the next `open` with an I/O error.
+    pub fail_next_open: AtomicBool,
     /// `read_at` calls, and the largest length one asked for.
     pub reads: AtomicU64,
     pub largest_read: AtomicU64,
@@ -64,6 +66,9 @@ impl<D: Disk> Disk for ProbeDisk<D> {
         })
     }
     async fn open(&self, name: &str) -> Result<Self::File, DiskError> {
+        if self.probe.fail_next_open.swap(false, Ordering::SeqCst) {
+            return Err(DiskError::new(DiskErrorKind::Io, "open", "injected"));
+        }
         let inner = self.inner.open(name).await?;
         Ok(ProbeFile {
             inner,
