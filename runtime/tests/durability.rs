@@ -406,3 +406,49 @@ async fn a_retried_key_is_journaled_even_when_memory_could_answer() {
     assert_eq!(tally.call("read-3", TallyOp::Get, SECOND).await, Ok(5));
     system.shutdown().await;
 }
+
+/// Keys are remembered for the newest `dedupe_window` requests (the table
+/// is bounded): those are still deduplicated, older ones are forgotten and
+/// handled again as new. A restart rebuilds the same window from the
+/// journal.
+#[tokio::test]
+async fn the_dedupe_window_keeps_the_newest_keys_and_forgets_older_ones() {
+    let system = system("window").await;
+    let journal = JournalBackend::memory();
+    let config = DurabilityConfig {
+        dedupe_window: 3,
+        ..DurabilityConfig::default()
+    };
+    let spawn = || {
+        system.spawn(
+            "window",
+            Durable::new(Tally::default(), journal.clone(), config.clone()),
+        )
+    };
+    let tally = spawn().unwrap();
+    for (i, key) in ["k1", "k2", "k3", "k4", "k5"].into_iter().enumerate() {
+        assert_eq!(
+            tally.call(key, TallyOp::Add(1), SECOND).await,
+            Ok(i as u64 + 1)
+        );
+    }
+    // The window holds k3, k4, k5.
+    assert_eq!(tally.call("k5", TallyOp::Add(1), SECOND).await, Ok(5));
+    assert_eq!(tally.call("k3", TallyOp::Add(1), SECOND).await, Ok(3));
+    assert_eq!(
+        tally.call("k2", TallyOp::Add(1), SECOND).await,
+        Ok(6),
+        "a key older than the window is handled again"
+    );
+    // Now k4, k5, k2.
+    assert_eq!(tally.call("k3", TallyOp::Add(1), SECOND).await, Ok(7));
+    // Now k5, k2, k3; the same after a restart.
+    tally.stop();
+    tally.wait_exit().await;
+    let tally = spawn().unwrap();
+    assert_eq!(tally.call("k5", TallyOp::Add(1), SECOND).await, Ok(5));
+    assert_eq!(tally.call("k2", TallyOp::Add(1), SECOND).await, Ok(6));
+    assert_eq!(tally.call("k3", TallyOp::Add(1), SECOND).await, Ok(7));
+    assert_eq!(tally.call("k4", TallyOp::Add(1), SECOND).await, Ok(8));
+    system.shutdown().await;
+}
