@@ -161,8 +161,11 @@ pub enum WriteFault {
 /// was never durably named) and the offset the write was meant for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriteFaultHit {
+    /// The fault that hit.
     pub fault: WriteFault,
+    /// The file's durable name now, if it has one.
     pub file: Option<String>,
+    /// Where in the file the write was meant to go.
     pub offset: u64,
 }
 
