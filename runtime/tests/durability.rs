@@ -241,6 +241,24 @@ async fn checkpoints_shorten_recovery_and_time_travel_rebuilds_any_point() {
         Ok(6),
         "dedupe survives checkpoints"
     );
+    // The count toward the next checkpoint carries over recovery: the 2
+    // replayed messages, "b" and two more deposits make 5.
+    for i in 13..=14 {
+        account
+            .call(format!("d{i}"), Op::Deposit(i), SECOND)
+            .await
+            .unwrap();
+    }
+    account.stop();
+    account.wait_exit().await;
+    let account = spawn().unwrap();
+    assert_eq!(account.call("b2", Op::Balance, SECOND).await, Ok(105));
+    let report = reports.lock().unwrap()[2].clone();
+    assert_eq!(
+        (report.checkpoint_seq, report.replayed_messages),
+        (Some(30), 0),
+        "checkpointed after the fifth message since the last checkpoint"
+    );
 
     // The memory journal compacts at once, so time travel needs a journal
     // that keeps history: a file journal with big segments.
