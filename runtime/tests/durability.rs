@@ -7,6 +7,7 @@ use plexspaces::durability::{
     DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend, RecoveryReport,
     state_at,
 };
+use plexspaces::seams::Clock;
 use plexspaces::storage::journal::{Journal, JournalConfig};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
@@ -469,4 +470,74 @@ async fn the_dedupe_window_keeps_the_newest_keys_and_forgets_older_ones() {
     assert_eq!(tally.call("k3", TallyOp::Add(1), SECOND).await, Ok(7));
     assert_eq!(tally.call("k4", TallyOp::Add(1), SECOND).await, Ok(8));
     system.shutdown().await;
+}
+
+/// Draws a random number and reads the clock through the context (both
+/// journaled); replies with every draw so far.
+#[derive(Default, Serialize, Deserialize)]
+struct Draws(Vec<(u64, u128)>);
+
+impl DurableActor for Draws {
+    type Msg = ();
+    type Reply = Vec<(u64, u128)>;
+    async fn handle(
+        &mut self,
+        ctx: &mut DurableContext<'_>,
+        _: (),
+    ) -> Result<Vec<(u64, u128)>, ActorError> {
+        let n = ctx.random_u64().await?;
+        let at = ctx.now().await?;
+        let nanos = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| ActorError::new(e.to_string()))?
+            .as_nanos();
+        self.0.push((n, nanos));
+        Ok(self.0.clone())
+    }
+}
+
+/// `random_u64` and `now` come from the node's seams the first time and
+/// from the journal on replay: random numbers differ from call to call,
+/// the time is the node's wall clock, and a restarted actor rebuilds the
+/// very same values.
+#[tokio::test]
+async fn random_numbers_and_time_are_drawn_once_and_replayed() {
+    let system = system("draws").await;
+    let journal = JournalBackend::memory();
+    let (reports, config) = reports();
+    let spawn = || {
+        system.spawn(
+            "draws",
+            Durable::new(Draws::default(), journal.clone(), config.clone()),
+        )
+    };
+    let wall = || {
+        system
+            .env()
+            .wall_clock()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    };
+    let before = wall();
+    let draws = spawn().unwrap();
+    let mut live = Vec::new();
+    for i in 1..=3 {
+        live = draws.call(format!("k{i}"), (), SECOND).await.unwrap();
+    }
+    let after = wall();
+    draws.stop();
+    draws.wait_exit().await;
+    let draws = spawn().unwrap();
+    let replayed = draws.call("k4", (), SECOND).await.unwrap();
+    assert_eq!(reports.lock().unwrap()[1].replayed_messages, 3);
+    assert_eq!(replayed[..3], live[..], "replay rebuilt the same draws");
+    let numbers: std::collections::BTreeSet<u64> = replayed.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers.len(), 4, "four draws, four numbers: {replayed:?}");
+    for (_, at) in &live {
+        assert!(
+            (before..=after).contains(at),
+            "{at} is the node's wall clock"
+        );
+    }
 }
