@@ -31,7 +31,10 @@ fn stream(name: &str) -> String {
 async fn env(name: &str) -> Env {
     let dir = std::env::temp_dir().join(format!("plexspaces-pg-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 async fn journal(node: &str) -> PgJournal {

@@ -5,10 +5,8 @@
 //! cargo run --example door_fsm
 //! ```
 
-use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::behavior::{Fsm, FsmInput, GenFsm, Transition};
-use plexspaces::seams::Clock;
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
 use std::time::Duration;
 
 struct CodeLock {
@@ -50,7 +48,7 @@ impl GenFsm for CodeLock {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/door_fsm").await?);
+    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?));
     let door = system.spawn("door", Fsm::new(CodeLock { code: 1234 }))?;
     let timeout = Duration::from_secs(1);
     println!("wrong code -> {:?}", door.send_event(1111, timeout).await?);

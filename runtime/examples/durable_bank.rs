@@ -76,7 +76,9 @@ impl DurableActor for Account {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::panic::set_hook(Box::new(|info| eprintln!("(crash: {info})")));
-    let env = Env::tokio(NodeName::new("node1")?, "data/durable_bank").await?;
+    let env = Env::tokio(NodeName::new("node1")?)
+        .with_data_dir("data/durable_bank")
+        .await?;
     let system = ActorSystem::new(env.clone());
     let journal = JournalBackend::file(&env, JournalConfig::default()).await?;
     let spec =

@@ -4,9 +4,8 @@
 //! cargo run --example event_bus
 //! ```
 
-use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::behavior::{EventHandler, EventManager};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
 use std::time::Duration;
 
 struct Printer(&'static str);
@@ -24,7 +23,7 @@ impl EventHandler<String> for Printer {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/event_bus").await?);
+    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?));
     let bus = system.spawn("bus", EventManager::<String>::new())?;
     let timeout = Duration::from_secs(1);
     let audit = bus.add_handler(Printer("audit"), timeout).await?;

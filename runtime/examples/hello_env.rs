@@ -8,15 +8,15 @@
 //! cargo run --example hello_env
 //! ```
 
-use plexspaces::seams::{
-    ByteReader, ByteWriter, Clock, Connection, Disk, DiskFile, Listener, Net, Rng,
-};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
+use plexspaces::seams::{ByteReader, ByteWriter, Connection, Disk, DiskFile, Listener, Net};
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let env = Env::tokio(NodeName::new("node1")?, "data/hello_env").await?;
+    let env = Env::tokio(NodeName::new("node1")?)
+        .with_data_dir("data/hello_env")
+        .await?;
 
     // Disk: read the previous count, write the next one crash-safely.
     let visits = match env.disk().open("visits").await {

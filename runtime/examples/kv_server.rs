@@ -5,8 +5,7 @@
 //! cargo run --example kv_server
 //! ```
 
-use plexspaces::actor::{Actor, ActorError, ActorSystem, Context};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -38,7 +37,7 @@ impl Actor for KvStore {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/kv_server").await?);
+    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?));
     let kv = system.spawn("kv", KvStore::default())?;
     let timeout = Duration::from_secs(1);
     kv.tell(Kv::Put("language".into(), "rust".into())).await?; // a cast

@@ -10,9 +10,9 @@
 //! cargo run --example ledger
 //! ```
 
-use plexspaces::seams::{Disk, Rng};
-use plexspaces::storage::journal::{FileJournal, Journal, JournalConfig};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
+use plexspaces::seams::Disk;
+use plexspaces::storage::journal::{FileJournal, Journal};
 
 const ACCOUNT: &str = "account-42@node1";
 const CHECKPOINT_EVERY: u64 = 5;
@@ -25,7 +25,9 @@ fn decode(bytes: &[u8]) -> Result<i64, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let env = Env::tokio(NodeName::new("node1")?, "data/ledger").await?;
+    let env = Env::tokio(NodeName::new("node1")?)
+        .with_data_dir("data/ledger")
+        .await?;
     let disk = env.disk().subdir("journal").await?;
     let journal = FileJournal::open(disk, JournalConfig::default(), env.next_u64()).await?;
 

@@ -12,17 +12,8 @@
 //! cargo run --example order_workflow
 //! ```
 
-use plexspaces::actor::{ActorError, ActorRef, ActorSystem};
-use plexspaces::durability::{
-    DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend,
-};
-use plexspaces::seams::Clock;
-use plexspaces::storage::journal::JournalConfig;
-use plexspaces::workflow::{
-    RetryPolicy, RunId, RunStatus, StepError, Workflow, WorkflowConfig, WorkflowContext,
-    WorkflowError, Workflows,
-};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
+use plexspaces::workflow::StepKey;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -115,12 +106,10 @@ struct OrderWorkflow {
 
 /// An actor's answer as a step's result: a refusal is terminal, anything
 /// else (a timeout, a restart) worth retrying.
-fn step_result(result: Result<i64, plexspaces::actor::AskError>) -> Result<i64, StepError> {
+fn step_result(result: Result<i64, AskError>) -> Result<i64, StepError> {
     match result {
         Ok(n) => Ok(n),
-        Err(plexspaces::actor::AskError::Failed(e)) if !e.is_unavailable() => {
-            Err(StepError::terminal(e.message()))
-        }
+        Err(AskError::Failed(e)) if !e.is_unavailable() => Err(StepError::terminal(e.message())),
         Err(e) => Err(StepError::retryable(e.to_string())),
     }
 }
@@ -133,7 +122,7 @@ impl Workflow for OrderWorkflow {
         let retry = RetryPolicy::attempts(5);
         let (stock, payments) = (self.stock.clone(), self.payments.clone());
 
-        let take = |key: plexspaces::workflow::StepKey| {
+        let take = |key: StepKey| {
             let (stock, order) = (stock.clone(), order.clone());
             async move {
                 step_result(
@@ -158,7 +147,7 @@ impl Workflow for OrderWorkflow {
         });
         ctx.publish("stage", &"stock reserved").await?;
 
-        let charge = |key: plexspaces::workflow::StepKey| {
+        let charge = |key: StepKey| {
             let (payments, order) = (payments.clone(), order.clone());
             async move {
                 let op = PaymentOp::Charge {
@@ -196,7 +185,9 @@ impl Workflow for OrderWorkflow {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let env = Env::tokio(NodeName::new("node1")?, "data/order_workflow").await?;
+    let env = Env::tokio(NodeName::new("node1")?)
+        .with_data_dir("data/order_workflow")
+        .await?;
     let system = ActorSystem::new(env.clone());
     let journal = JournalBackend::file(&env, JournalConfig::default()).await?;
     let stock = system.spawn(

@@ -5,10 +5,7 @@
 //! cargo run --example supervision_tree
 //! ```
 
-use plexspaces::actor::{Actor, ActorError, ActorSystem, Context};
-use plexspaces::seams::Clock;
-use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
 use std::time::Duration;
 
 struct Flaky {
@@ -34,8 +31,7 @@ impl Actor for Flaky {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let system =
-        ActorSystem::new(Env::tokio(NodeName::new("node1")?, "data/supervision_tree").await?);
+    let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?));
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(5, Duration::from_secs(10))
         .child(ChildSpec::actor("flaky", || Flaky { handled: 0 }));

@@ -106,23 +106,49 @@ impl Env {
     }
 
     /// The production environment: tokio's clock and executor (of the
-    /// runtime this is called on), OS randomness, files under `data_dir`
-    /// (created if missing) and TCP.
+    /// runtime this is called on), OS randomness and TCP, with a disk in
+    /// memory: enough for a program that keeps nothing on disk. Give it a
+    /// directory with [`Env::with_data_dir`] (or any disk with
+    /// [`Env::with_disk`]) before anything journals to it.
     #[cfg(feature = "tokio")]
-    pub async fn tokio(
-        node: NodeName,
-        data_dir: impl Into<std::path::PathBuf>,
-    ) -> Result<Self, plexspaces_storage::disk::DiskError> {
+    pub fn tokio(node: NodeName) -> Self {
         use crate::tokio_backend::{OsRng, TokioClock, TokioSpawner};
-        let disk = plexspaces_storage::disk::FsDisk::open_dir(data_dir).await?;
-        Ok(Env::new(
+        Env::new(
             node,
             TokioClock::new(),
             TokioSpawner::current(),
             OsRng::new(),
-            disk,
+            plexspaces_storage::disk::MemDisk::new(),
             plexspaces_net::TcpNet::new(),
-        ))
+        )
+    }
+
+    /// This environment with its disk replaced by the files under
+    /// `data_dir` (created if missing).
+    #[cfg(feature = "tokio")]
+    pub async fn with_data_dir(
+        self,
+        data_dir: impl Into<std::path::PathBuf>,
+    ) -> Result<Self, plexspaces_storage::disk::DiskError> {
+        let disk = plexspaces_storage::disk::FsDisk::open_dir(data_dir).await?;
+        Ok(self.with_disk(disk))
+    }
+
+    /// This environment with its disk replaced by `disk`; the other seams
+    /// are shared with `self`. Meant for building a node's environment:
+    /// code that already holds the old one keeps the old disk.
+    pub fn with_disk(self, disk: impl Disk) -> Self {
+        let parts = &self.inner;
+        Env {
+            inner: Arc::new(EnvParts {
+                node: parts.node.clone(),
+                clock: parts.clock.clone(),
+                spawner: parts.spawner.clone(),
+                rng: parts.rng.clone(),
+                disk: DynDisk::new(disk),
+                net: parts.net.clone(),
+            }),
+        }
     }
 
     /// This node's name.

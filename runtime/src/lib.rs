@@ -13,7 +13,7 @@
 //! use std::time::Duration;
 //!
 //! let dir = std::env::temp_dir().join(format!("plexspaces-doc-env-{}", std::process::id()));
-//! let env = Env::tokio(NodeName::new("node1")?, &dir).await?;
+//! let env = Env::tokio(NodeName::new("node1")?).with_data_dir(&dir).await?;
 //! let started = env.now();
 //! let roll = env.gen_range(1..7);
 //! let task = env.spawn({
@@ -37,6 +37,7 @@ mod env;
 pub mod groups;
 pub mod names;
 mod nesting;
+pub mod prelude;
 pub mod registry;
 pub mod reminders;
 pub(crate) mod retry;

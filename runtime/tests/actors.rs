@@ -17,7 +17,12 @@ const SECOND: Duration = Duration::from_secs(1);
 
 async fn system(test: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-actors-{}-{test}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Records every message in order; can be told to fail, panic, sleep or stop.

@@ -15,7 +15,12 @@ const SECOND: Duration = Duration::from_secs(1);
 
 async fn system(test: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-beh-{}-{test}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// A GenServer: a key-value store with calls that answer and casts that don't.

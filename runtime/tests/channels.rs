@@ -13,7 +13,10 @@ use std::time::Duration;
 async fn service(test: &str, config: ChannelConfig) -> ChannelService {
     let dir = std::env::temp_dir().join(format!("plexspaces-ch-{}-{test}", std::process::id()));
     ChannelService::new(
-        Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap(),
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
         config,
     )
 }
@@ -126,7 +129,12 @@ async fn a_topic_reaches_every_subscriber_and_waits_for_a_full_one() {
         "dropping unsubscribes"
     );
     let dir = std::env::temp_dir().join(format!("plexspaces-ch-{}-sys", std::process::id()));
-    let system = ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap());
+    let system = ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    );
     system.channels().send_to_queue("q", vec![7]).await;
     assert_eq!(
         system.channels().queue_len("q"),

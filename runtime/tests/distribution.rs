@@ -95,7 +95,10 @@ async fn node_with(
     adjust: impl FnOnce(DistributionConfig) -> DistributionConfig,
 ) -> (ActorSystem, Distribution) {
     let dir = std::env::temp_dir().join(format!("plexspaces-dist-{}-{name}", std::process::id()));
-    let env = Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap();
+    let env = Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap();
     let system = ActorSystem::new(env);
     let config = DistributionConfig::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -472,7 +475,7 @@ async fn a_ref_to_a_node_that_comes_back_works_again() {
         let dir =
             std::env::temp_dir().join(format!("plexspaces-dist-{}-{name}", std::process::id()));
         let name = NodeName::new(name).unwrap();
-        async move { Env::tokio(name, dir).await.unwrap() }
+        async move { Env::tokio(name).with_data_dir(dir).await.unwrap() }
     };
     // Every byte between a and b passes a relay the test can hold.
     let relay_a = relay(&env_of("relays").await).await;

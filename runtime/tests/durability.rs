@@ -2,7 +2,7 @@
 //! requests, checkpoints, recovery of an interrupted message, divergence,
 //! time travel, and the file journal across a restart.
 
-use plexspaces::actor::{ActorError, ActorSystem, AskError, ExitReason};
+use plexspaces::actor::{ActorError, ActorErrorKind, ActorSystem, AskError, ExitReason};
 use plexspaces::durability::{
     DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend, RecoveryReport,
     state_at,
@@ -20,7 +20,12 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn system(test: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-dur-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// A bank account: deposits, and a fee looked up through a side effect.
@@ -348,7 +353,8 @@ async fn the_file_journal_carries_state_across_a_node_restart() {
     let dir = std::env::temp_dir().join(format!("plexspaces-dur-{}-file", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for (round, expected) in [(1, 100), (2, 200)] {
-        let env = Env::tokio(NodeName::new("n1").unwrap(), &dir)
+        let env = Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(&dir)
             .await
             .unwrap();
         let system = ActorSystem::new(env.clone());
@@ -423,6 +429,59 @@ async fn a_retried_key_is_journaled_even_when_memory_could_answer() {
     // answer, not a new one.
     assert_eq!(tally.call("read-2", TallyOp::Get, SECOND).await, Ok(0));
     assert_eq!(tally.call("read-3", TallyOp::Get, SECOND).await, Ok(5));
+    system.shutdown().await;
+}
+
+/// The query path: reads need no key and write nothing; a command sent as
+/// a query is refused with a typed error and not applied.
+#[tokio::test]
+async fn queries_are_answered_without_a_key_or_a_journal_write() {
+    let system = system("query").await;
+    let journal = JournalBackend::memory();
+    let tally = system
+        .spawn(
+            "tally",
+            Durable::new(
+                Tally::default(),
+                journal.clone(),
+                DurabilityConfig::default(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(tally.call("add-1", TallyOp::Add(3), SECOND).await, Ok(3));
+    let written = journal.last_seq("tally@n1");
+    assert!(written > 0);
+    for _ in 0..3 {
+        assert_eq!(tally.query(TallyOp::Get, SECOND).await, Ok(3));
+    }
+    assert_eq!(journal.last_seq("tally@n1"), written, "a query wrote");
+    let refused = tally.query(TallyOp::Add(100), SECOND).await.unwrap_err();
+    let AskError::Failed(refused) = refused else {
+        panic!("expected a failed ask, got {refused:?}");
+    };
+    assert_eq!(refused.kind(), ActorErrorKind::NotAQuery);
+    assert_eq!(
+        journal.last_seq("tally@n1"),
+        written,
+        "a refused query wrote"
+    );
+    assert_eq!(tally.query(TallyOp::Get, SECOND).await, Ok(3), "applied");
+    // Queries see every command before them, and survive a restart's replay.
+    assert_eq!(tally.call("add-2", TallyOp::Add(4), SECOND).await, Ok(7));
+    assert_eq!(tally.query(TallyOp::Get, SECOND).await, Ok(7));
+    tally.stop();
+    tally.wait_exit().await;
+    let tally = system
+        .spawn(
+            "tally",
+            Durable::new(
+                Tally::default(),
+                journal.clone(),
+                DurabilityConfig::default(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(tally.query(TallyOp::Get, SECOND).await, Ok(7));
     system.shutdown().await;
 }
 

@@ -30,7 +30,12 @@ impl Actor for Counter {
 
 async fn system(name: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-groups-{}-{name}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new(name).unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Waits until `groups` lists exactly `want` in the group.

@@ -45,7 +45,10 @@ impl Actor for Echo {
 async fn node(name: &str, seeds: &[SocketAddr]) -> (ActorSystem, Distribution) {
     let dir =
         std::env::temp_dir().join(format!("plexspaces-hostile-{}-{name}", std::process::id()));
-    let env = Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap();
+    let env = Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap();
     let system = ActorSystem::new(env);
     // The production defaults: heartbeats every 200 ms, Down after 3 s,
     // handshakes cut at 2 s.
@@ -276,7 +279,8 @@ async fn connections_in_their_handshake_are_bounded_per_source() {
     };
     let dir =
         std::env::temp_dir().join(format!("plexspaces-hostile-{}-bounded", std::process::id()));
-    let env = Env::tokio(NodeName::new("bounded").unwrap(), dir)
+    let env = Env::tokio(NodeName::new("bounded").unwrap())
+        .with_data_dir(dir)
         .await
         .unwrap();
     let system = ActorSystem::new(env.clone());
@@ -288,12 +292,12 @@ async fn connections_in_their_handshake_are_bounded_per_source() {
     let dist = system.start_distribution(config).await.unwrap();
 
     let secret = ClusterSecret::new(SECRET).unwrap();
-    let server_env = Env::tokio(
-        NodeName::new("journal-host").unwrap(),
-        std::env::temp_dir().join(format!("plexspaces-hostile-{}-js", std::process::id())),
-    )
-    .await
-    .unwrap();
+    let server_env = Env::tokio(NodeName::new("journal-host").unwrap())
+        .with_data_dir(
+            std::env::temp_dir().join(format!("plexspaces-hostile-{}-js", std::process::id())),
+        )
+        .await
+        .unwrap();
     let mut server_config = plexspaces::durability::shared::JournalServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         secret,

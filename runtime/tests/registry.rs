@@ -24,7 +24,12 @@ impl Actor for Echo {
 async fn system(name: &str) -> ActorSystem {
     let dir =
         std::env::temp_dir().join(format!("plexspaces-registry-{}-{name}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new(name).unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -20,7 +20,10 @@ async fn env(name: &str) -> Env {
         std::process::id(),
         rand_suffix()
     ));
-    Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 fn rand_suffix() -> u64 {

@@ -16,7 +16,12 @@ type Log = Arc<Mutex<Vec<String>>>;
 
 async fn system(test: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-sup-{}-{test}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// A worker that logs its starts and can be made to crash or finish.
@@ -299,4 +304,62 @@ async fn children_are_added_removed_and_restarted_on_demand() {
         sup.remove_child("x", SECOND).await,
         Err(SupervisorError::NoSuchChild("x".into()))
     );
+}
+
+/// `child` hands out the running incarnation at once, even asked right
+/// after a crash the supervisor has not handled yet: one ask, no polling.
+#[tokio::test]
+async fn a_supervised_child_is_found_by_name_without_polling() {
+    let system = system("child-by-name").await;
+    let log = Log::default();
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .child(worker("w", &log))
+        .child(worker("t", &log).restart(Restart::Transient))
+        .child(worker("tmp", &log).restart(Restart::Temporary));
+    let root = system.spawn("root", Supervisor::new(spec)).unwrap();
+
+    let first = root.child::<Worker>("w", SECOND).await.unwrap();
+    assert_eq!(first.ask(Work::Ping, SECOND).await.unwrap(), "w");
+    for round in 1..=3 {
+        let before = root.child::<Worker>("w", SECOND).await.unwrap();
+        // The crash's reply is lost; the next `child` must not return the
+        // incarnation that just died.
+        assert!(before.ask(Work::Crash, SECOND).await.is_err());
+        let after = root.child::<Worker>("w", SECOND).await.unwrap();
+        assert!(!after.ptr_eq(&before), "round {round}: a dead incarnation");
+        assert_eq!(after.ask(Work::Ping, SECOND).await.unwrap(), "w");
+    }
+    let stats = root.stats(SECOND).await.unwrap();
+    assert_eq!(stats.children[0].restarts, 3, "each crash restarted once");
+
+    // A transient child that finished normally is not running.
+    let t = root.child::<Worker>("t", SECOND).await.unwrap();
+    t.ask(Work::Finish, SECOND).await.unwrap();
+    wait_stopped(&t).await;
+    assert_eq!(
+        root.child::<Worker>("t", SECOND).await.unwrap_err(),
+        SupervisorError::NotRunning("t".into())
+    );
+    // A temporary child that crashed is gone.
+    let tmp = root.child::<Worker>("tmp", SECOND).await.unwrap();
+    assert!(tmp.ask(Work::Crash, SECOND).await.is_err());
+    wait_stopped(&tmp).await;
+    assert_eq!(
+        root.child::<Worker>("tmp", SECOND).await.unwrap_err(),
+        SupervisorError::NoSuchChild("tmp".into())
+    );
+    // Asking for the wrong type is a typed error, not a panic.
+    assert!(matches!(
+        root.child::<Supervisor>("w", SECOND).await.unwrap_err(),
+        SupervisorError::WrongType { ref name, .. } if name == "w"
+    ));
+    assert_eq!(
+        root.child::<Worker>("nobody", SECOND).await.unwrap_err(),
+        SupervisorError::NoSuchChild("nobody".into())
+    );
+}
+
+/// Waits until `actor` has exited.
+async fn wait_stopped<A: Actor>(actor: &ActorRef<A>) {
+    actor.wait_exit().await;
 }

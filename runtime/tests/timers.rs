@@ -13,7 +13,12 @@ const SECOND: Duration = Duration::from_secs(1);
 
 async fn system(name: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-timers-{}-{name}", std::process::id()));
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Records every timer message with the time it arrived.

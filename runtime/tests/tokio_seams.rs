@@ -118,7 +118,8 @@ fn os_randomness_differs_between_generators_and_draws() {
 #[tokio::test]
 async fn a_tokio_env_reaches_disk_network_clock_tasks_and_randomness() {
     let dir = std::env::temp_dir().join(format!("plexspaces-env-{}", std::process::id()));
-    let env = Env::tokio(NodeName::new("n1").unwrap(), &dir)
+    let env = Env::tokio(NodeName::new("n1").unwrap())
+        .with_data_dir(&dir)
         .await
         .unwrap();
     assert_eq!(env.node().as_str(), "n1");

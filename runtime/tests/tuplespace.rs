@@ -18,7 +18,10 @@ use std::time::Duration;
 
 async fn env(test: &str) -> Env {
     let dir = std::env::temp_dir().join(format!("plexspaces-ts-{}-{test}", std::process::id()));
-    Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new("n1").unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 fn task(kind: &str) -> Pattern {

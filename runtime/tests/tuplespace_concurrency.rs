@@ -24,7 +24,10 @@ use std::time::Duration;
 
 async fn env(test: &str) -> Env {
     let dir = std::env::temp_dir().join(format!("plexspaces-tsc-{}-{test}", std::process::id()));
-    Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new("n1").unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 fn any2() -> Pattern {

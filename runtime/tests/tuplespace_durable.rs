@@ -19,7 +19,10 @@ async fn env(test: &str, fresh: bool) -> Env {
     if fresh {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new("n1").unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 fn task(n: i64) -> Tuple {

@@ -22,7 +22,12 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn system(test: &str) -> ActorSystem {
     let dir = std::env::temp_dir().join(format!("plexspaces-unenc-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    ActorSystem::new(Env::tokio(NodeName::new("n1").unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new("n1").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Bytes whose `Serialize` refuses to encode an empty value (as a user's

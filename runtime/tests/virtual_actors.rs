@@ -56,7 +56,10 @@ fn dir(name: &str) -> std::path::PathBuf {
 async fn env(name: &str) -> Env {
     let dir = dir(name);
     let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

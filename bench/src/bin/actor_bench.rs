@@ -73,7 +73,8 @@ mod plex {
     pub async fn system() -> ActorSystem {
         let dir = std::env::temp_dir().join(format!("plexspaces-bench-{}", std::process::id()));
         ActorSystem::new(
-            Env::tokio(NodeName::new("bench").unwrap(), dir)
+            Env::tokio(NodeName::new("bench").unwrap())
+                .with_data_dir(dir)
                 .await
                 .unwrap(),
         )

@@ -57,7 +57,8 @@ async fn env(name: &str) -> Env {
         .join("../target/bench-durable")
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new("bench").unwrap(), dir)
+    Env::tokio(NodeName::new("bench").unwrap())
+        .with_data_dir(dir)
         .await
         .unwrap()
 }

@@ -59,7 +59,10 @@ impl Baseline {
 
 async fn plexspaces(producers: usize, consumers: usize, per_producer: usize) -> f64 {
     let dir = std::env::temp_dir().join(format!("plexspaces-queue-bench-{}", std::process::id()));
-    let env = Env::tokio(NodeName::new("q").unwrap(), dir).await.unwrap();
+    let env = Env::tokio(NodeName::new("q").unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap();
     let config = ChannelConfig {
         queue_capacity: CAPACITY,
         ..ChannelConfig::default()

@@ -41,7 +41,12 @@ async fn system(name: &str) -> ActorSystem {
         "plexspaces-remote-bench-{}-{name}",
         std::process::id()
     ));
-    ActorSystem::new(Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap())
+    ActorSystem::new(
+        Env::tokio(NodeName::new(name).unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Raw TCP: `n` round trips of `size` bytes each way.

@@ -110,7 +110,12 @@ const SETTERS: usize = 100;
 
 async fn plexspaces_timers(n: usize) -> Lateness {
     let dir = std::env::temp_dir().join(format!("plexspaces-timer-bench-{}", std::process::id()));
-    let system = ActorSystem::new(Env::tokio(NodeName::new("t").unwrap(), dir).await.unwrap());
+    let system = ActorSystem::new(
+        Env::tokio(NodeName::new("t").unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    );
     let sinks: Vec<_> = (0..SETTERS)
         .map(|i| {
             let options = SpawnOptions {
@@ -273,7 +278,8 @@ async fn registration(n: usize, concurrency: usize) -> (f64, f64) {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let env = Env::tokio(NodeName::new("r").unwrap(), dir.join("node"))
+    let env = Env::tokio(NodeName::new("r").unwrap())
+        .with_data_dir(dir.join("node"))
         .await
         .unwrap();
     let system = ActorSystem::new(env.clone());

@@ -81,7 +81,7 @@ fn main() {
     rt.block_on(async {
         tokio::spawn(async move {
             let dir = std::env::temp_dir().join(format!("plexspaces-tsbench-{}", std::process::id()));
-            let env = Env::tokio(NodeName::new("bench").unwrap(), dir).await.unwrap();
+            let env = Env::tokio(NodeName::new("bench").unwrap()).with_data_dir(dir).await.unwrap();
             let config = TupleSpaceConfig { tuples_max: 1_000_000, ..TupleSpaceConfig::default() };
             let space = TupleSpace::new("bench", env.clone(), config);
             let baseline = Baseline::default();

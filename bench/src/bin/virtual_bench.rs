@@ -61,7 +61,10 @@ async fn env(name: &str) -> Env {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new(name).unwrap(), dir).await.unwrap()
+    Env::tokio(NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
 }
 
 struct Stats {

@@ -53,7 +53,8 @@ async fn env(name: &str) -> Env {
     let dir =
         std::env::temp_dir().join(format!("plexspaces-wfbench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new("bench").unwrap(), dir)
+    Env::tokio(NodeName::new("bench").unwrap())
+        .with_data_dir(dir)
         .await
         .unwrap()
 }
