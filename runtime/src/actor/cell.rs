@@ -213,25 +213,46 @@ pub(crate) async fn wait_exit(watch: ExitWatch) -> ExitReason {
     .await
 }
 
+/// The exit reason `watch` waits for, if the actor has exited already.
+pub(crate) fn exited(watch: &ExitWatch) -> Option<ExitReason> {
+    let signals = watch.0.signals();
+    match &signals.exit {
+        Some((run, reason)) if *run >= watch.1 => Some(reason.clone()),
+        _ => None,
+    }
+}
+
 /// A type-erased handle on an actor, for supervisors and links: its id,
 /// status, exit and a way to stop it.
 #[derive(Clone)]
-pub(crate) struct ChildCell(Arc<Cell>);
+pub(crate) struct ChildCell {
+    cell: Arc<Cell>,
+    /// The child's `ActorRef<A>`, for callers who know `A`.
+    typed: Arc<dyn std::any::Any + Send + Sync>,
+}
 
 impl ChildCell {
     pub(crate) fn of<A: super::Actor>(actor: &super::ActorRef<A>) -> Self {
-        ChildCell(actor.cell.clone())
+        ChildCell {
+            cell: actor.cell.clone(),
+            typed: Arc::new(actor.clone()),
+        }
     }
 
     pub(crate) fn id(&self) -> &ActorId {
-        &self.0.id
+        &self.cell.id
     }
 
     pub(crate) fn stop(&self, reason: ExitReason) {
-        self.0.request_stop(reason);
+        self.cell.request_stop(reason);
     }
 
     pub(crate) fn exit_watch(&self) -> ExitWatch {
-        self.0.exit_watch()
+        self.cell.exit_watch()
+    }
+
+    /// The child's ref, if it is an `A`.
+    pub(crate) fn actor_ref<A: super::Actor>(&self) -> Option<super::ActorRef<A>> {
+        self.typed.downcast_ref::<super::ActorRef<A>>().cloned()
     }
 }

@@ -18,7 +18,7 @@
 //! }
 //!
 //! let dir = std::env::temp_dir().join(format!("plexspaces-doc-actor-{}", std::process::id()));
-//! let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?, dir).await?);
+//! let system = ActorSystem::new(Env::tokio(NodeName::new("node1")?).with_data_dir(dir).await?);
 //! let greeter = system.spawn("greeter", Greeter)?;
 //! let reply = greeter.ask("ada".into(), Duration::from_secs(1)).await?;
 //! assert_eq!(reply, "hello ada, from greeter@node1");
@@ -43,7 +43,7 @@ pub mod timers;
 pub use actor::{Actor, ActorStatus};
 pub use actor_ref::ActorRef;
 pub(crate) use actor_ref::ReplySender;
-pub(crate) use cell::{ChildCell, wait_exit};
+pub(crate) use cell::{ChildCell, exited, wait_exit};
 pub use context::Context;
 pub use error::{ActorError, ActorErrorKind, AskError, ExitReason, SendError, SpawnError};
 pub use id::{ActorId, InvalidActorName};

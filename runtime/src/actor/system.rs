@@ -332,12 +332,17 @@ async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envel
     let _dropped = DroppedExit(cell.clone());
     // Boxed: run once, they should not weigh on every idle actor's task.
     let started = Box::pin(AssertUnwindSafe(actor.pre_start(&mut ctx)).catch_unwind()).await;
+    // The asker whose message crashed the actor hears of it (its reply
+    // sender dropped) only once the exit is published, so whoever it tells
+    // (a supervisor it asks for the child, say) already knows the actor
+    // is gone.
+    let mut crashed_asker = None;
     let (reason, state_intact) = match started {
         Err(panic) => (ExitReason::Panic(panic_message(panic.as_ref())), false),
         Ok(Err(e)) => (ExitReason::Error(e.to_string()), true),
         Ok(Ok(())) => {
             cell.set_status(ActorStatus::Active);
-            message_loop(&mut actor, &mut ctx, &mut rx, &cell).await
+            message_loop(&mut actor, &mut ctx, &mut rx, &cell, &mut crashed_asker).await
         }
     };
     if state_intact {
@@ -358,6 +363,7 @@ async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envel
     });
     ctx.system.unregister(&cell);
     cell.publish_exit(reason);
+    drop(crashed_asker);
 }
 
 /// Publishes a Shutdown exit if the actor's task is dropped before it
@@ -381,6 +387,7 @@ async fn message_loop<A: Actor>(
     ctx: &mut Context<A>,
     rx: &mut Receiver<Envelope<A>>,
     cell: &Arc<Cell>,
+    crashed_asker: &mut Option<ReplySender<A>>,
 ) -> (ExitReason, bool) {
     let mut batch = std::collections::VecDeque::new();
     loop {
@@ -409,7 +416,8 @@ async fn message_loop<A: Actor>(
                 continue;
             }
         };
-        if let Some(panic) = handle_one(actor, ctx, rx, batch.len(), envelope).await {
+        if let Some((panic, asker)) = handle_one(actor, ctx, rx, batch.len(), envelope).await {
+            *crashed_asker = asker;
             return (ExitReason::Panic(panic), false);
         }
         if let Some(reason) = ctx.stop.take() {
@@ -433,15 +441,19 @@ fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
     }
 }
 
+/// What a handler's panic leaves: its message and the asker's reply
+/// sender (if it was an ask), to be dropped once the exit is published.
+type Crash<A> = (String, Option<ReplySender<A>>);
+
 /// Runs one message through the facets and the handler; returns the panic
-/// message if the handler panicked.
+/// if the handler panicked.
 async fn handle_one<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
     rx: &Receiver<Envelope<A>>,
     in_hand: usize,
     envelope: Envelope<A>,
-) -> Option<String> {
+) -> Option<Crash<A>> {
     let Envelope {
         msg,
         reply,
@@ -464,7 +476,7 @@ async fn handle_one<A: Actor>(
                 }
                 None
             }
-            Err(panic) => Some(panic_message(panic.as_ref())),
+            Err(panic) => Some((panic_message(panic.as_ref()), reply)),
         };
     }
     // The facet path lives in its own (boxed) future, so an actor without
@@ -487,7 +499,7 @@ async fn handle_with_facets<A: Actor>(
     msg: A::Msg,
     reply: Option<ReplySender<A>>,
     correlation: u64,
-) -> Option<String> {
+) -> Option<Crash<A>> {
     let id = ctx.myself.id().clone();
     let meta = MessageMeta {
         actor: &id,
@@ -531,6 +543,6 @@ async fn handle_with_facets<A: Actor>(
             }
             None
         }
-        Err(panic) => Some(panic_message(panic.as_ref())),
+        Err(panic) => Some((panic_message(panic.as_ref()), reply)),
     }
 }

@@ -12,5 +12,6 @@ mod supervisor;
 
 pub use spec::{Backoff, ChildSpec, Intensity, Restart, Strategy, SupervisorSpec};
 pub use supervisor::{
-    ChildStats, Supervisor, SupervisorError, SupervisorMsg, SupervisorReply, SupervisorStats,
+    ChildStats, RunningChild, Supervisor, SupervisorError, SupervisorMsg, SupervisorReply,
+    SupervisorStats,
 };

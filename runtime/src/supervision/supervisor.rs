@@ -64,6 +64,9 @@ pub enum SupervisorMsg {
     RestartChild(String),
     /// Report on the children.
     Stats,
+    /// The child of this name, as running now (see
+    /// [`ActorRef::<Supervisor>::child`]).
+    Child(String),
     /// A child exited.
     ChildExited(ChildExit),
 }
@@ -97,7 +100,35 @@ pub enum SupervisorReply {
     Done,
     /// The report.
     Stats(SupervisorStats),
+    /// The child asked for.
+    Child(RunningChild),
 }
+
+/// A running child, as a supervisor hands it out: turned into a typed ref
+/// by [`ActorRef::<Supervisor>::child`].
+#[derive(Clone)]
+pub struct RunningChild(ChildCell);
+
+impl RunningChild {
+    /// The child's id.
+    pub fn id(&self) -> &ActorId {
+        self.0.id()
+    }
+}
+
+impl fmt::Debug for RunningChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RunningChild({})", self.id())
+    }
+}
+
+impl PartialEq for RunningChild {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for RunningChild {}
 
 /// A supervisor operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +141,16 @@ pub enum SupervisorError {
     StartFailed(SpawnError),
     /// The supervisor did not answer.
     Ask(AskError),
+    /// The child exists but is not running: a transient child that ended
+    /// normally, or one the supervisor gave up restarting.
+    NotRunning(String),
+    /// The child is not the actor type asked for.
+    WrongType {
+        /// The child's name.
+        name: String,
+        /// The type asked for.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for SupervisorError {
@@ -119,11 +160,23 @@ impl fmt::Display for SupervisorError {
             SupervisorError::DuplicateChild(name) => write!(f, "a child named {name:?} exists"),
             SupervisorError::StartFailed(e) => write!(f, "child failed to start: {e}"),
             SupervisorError::Ask(e) => write!(f, "supervisor unreachable: {e}"),
+            SupervisorError::NotRunning(name) => write!(f, "child {name:?} is not running"),
+            SupervisorError::WrongType { name, expected } => {
+                write!(f, "child {name:?} is not a {expected}")
+            }
         }
     }
 }
 
-impl std::error::Error for SupervisorError {}
+impl std::error::Error for SupervisorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SupervisorError::StartFailed(e) => Some(e),
+            SupervisorError::Ask(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl Supervisor {
     /// A supervisor that will run `spec` once spawned.
@@ -271,6 +324,42 @@ impl Supervisor {
         Ok(())
     }
 
+    /// The child `name` as running now. One that has exited but whose exit
+    /// the supervisor has not handled yet (its watcher's report is still on
+    /// the way) is handled first, so a caller never gets an incarnation
+    /// that is already gone, and never has to poll for the next one.
+    async fn running_child(
+        &mut self,
+        ctx: &mut Context<Self>,
+        name: String,
+    ) -> Result<Result<SupervisorReply, SupervisorError>, ActorError> {
+        let Some(index) = self.position(&name) else {
+            return Ok(Err(SupervisorError::NoSuchChild(name)));
+        };
+        let child = &self.children[index];
+        let exit = child
+            .running
+            .as_ref()
+            .and_then(|cell| crate::actor::exited(&cell.exit_watch()));
+        if let Some(reason) = exit {
+            let exit = ChildExit {
+                name: name.clone(),
+                generation: child.generation,
+                reason,
+            };
+            // The watcher's own report of this exit arrives later and is
+            // ignored: the restart bumps the generation.
+            self.child_exited(ctx, exit).await?;
+        }
+        Ok(match self.position(&name) {
+            None => Err(SupervisorError::NoSuchChild(name)),
+            Some(index) => match &self.children[index].running {
+                Some(cell) => Ok(SupervisorReply::Child(RunningChild(cell.clone()))),
+                None => Err(SupervisorError::NotRunning(name)),
+            },
+        })
+    }
+
     fn stats(&self) -> SupervisorStats {
         SupervisorStats {
             children: self
@@ -353,6 +442,7 @@ impl Actor for Supervisor {
                 }
             },
             SupervisorMsg::Stats => Ok(SupervisorReply::Stats(self.stats())),
+            SupervisorMsg::Child(name) => self.running_child(ctx, name).await?,
         })
     }
 
@@ -423,6 +513,33 @@ impl ActorRef<Supervisor> {
         )? {
             SupervisorReply::Started(id) => Ok(id),
             other => unreachable!("restart_child answered {other:?}"),
+        }
+    }
+
+    /// The child `name`, as running now: no polling and no sleeping while
+    /// it restarts, since the supervisor answers only once it has handled
+    /// an exit it has not yet seen (restarting the child, after its
+    /// backoff, if its policy says so). A ref it returns may still stop
+    /// later; ask again then.
+    pub async fn child<A: Actor>(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<ActorRef<A>, SupervisorError> {
+        match flatten(
+            self.ask(SupervisorMsg::Child(name.to_string()), timeout)
+                .await,
+        )? {
+            SupervisorReply::Child(child) => {
+                child
+                    .0
+                    .actor_ref::<A>()
+                    .ok_or_else(|| SupervisorError::WrongType {
+                        name: name.to_string(),
+                        expected: std::any::type_name::<A>(),
+                    })
+            }
+            other => unreachable!("child answered {other:?}"),
         }
     }
 
