@@ -24,6 +24,10 @@ pub enum ActorErrorKind {
     /// message, a side effect's result, the reply): see
     /// [`ActorError::unencodable`].
     Unencodable,
+    /// A durable actor was asked, as a query, a message its
+    /// `DurableActor::query` does not answer (a command): nothing was
+    /// applied.
+    NotAQuery,
 }
 
 impl ActorError {

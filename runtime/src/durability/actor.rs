@@ -32,11 +32,18 @@ pub trait DurableActor: Serialize + DeserializeOwned + Send + 'static {
         msg: Self::Msg,
     ) -> impl Future<Output = Result<Self::Reply, ActorError>> + Send;
 
-    /// Answers `msg` from the state without changing it, if it can: such
-    /// an answer is neither journaled nor remembered under its key, so a
-    /// read costs no journal write. `None` (the default) handles `msg` with
-    /// [`DurableActor::handle`], journaled. A request whose key already has
-    /// a journaled reply gets that reply, never a query's answer.
+    /// Answers `msg` from the state without changing it (it has only
+    /// `&self`), if `msg` is a read: such an answer is neither journaled
+    /// nor remembered, so a read costs no journal write and needs no
+    /// idempotency key. `None` (the default) means `msg` is a command.
+    ///
+    /// This is the actor's query path: [`ActorRef::query`] and
+    /// [`VirtualRef::query`](crate::virtual_actor::VirtualRef::query) send a
+    /// message here and nowhere else (a command sent that way is refused
+    /// with [`ActorErrorKind::NotAQuery`](crate::actor::ActorErrorKind::NotAQuery),
+    /// unapplied). A *command* this answers is answered here too, unless
+    /// its key already has a journaled reply (which it gets instead) or it
+    /// is a retry (see [`RequestKind::RetriedCommand`]).
     ///
     /// It may read the clock (`env`): a query is never replayed.
     fn query(&self, env: &Env, msg: &Self::Msg) -> Option<Self::Reply> {
@@ -45,33 +52,58 @@ pub trait DurableActor: Serialize + DeserializeOwned + Send + 'static {
     }
 }
 
-/// A request to a durable actor: the message and its idempotency key. A key
-/// seen before gets the original reply and is not handled again.
+/// A request to a durable actor: the message, its idempotency key and
+/// whether it is a command or a query. A command whose key was seen before
+/// gets the original reply and is not handled again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request<M> {
-    /// The idempotency key (unique per distinct request).
+    /// The idempotency key (unique per distinct command; empty for a
+    /// query).
     pub key: String,
     /// The message.
     pub msg: M,
-    /// The sender sent this key before and does not know what became of
-    /// it (its reply was lost, or an attempt is still on its way). Such a
-    /// request is never answered from memory (`DurableActor::query`): it
-    /// is handled and its reply journaled under the key, even when it
+    /// Command, retried command or query.
+    pub kind: RequestKind,
+}
+
+/// How a durable actor takes a [`Request`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestKind {
+    /// A command sent under its key for the first time.
+    #[default]
+    Command,
+    /// A command whose sender sent this key before and does not know what
+    /// became of it (its reply was lost, or an attempt is still on its
+    /// way). It is never answered from memory ([`DurableActor::query`]):
+    /// it is handled and its reply journaled under the key, even when it
     /// changes nothing, so that an earlier attempt arriving late is
     /// answered the same and not applied (an empty take answered from
     /// memory, then applied by its delayed first attempt, would take a
     /// tuple nobody receives); and a superseded activation cannot answer
     /// it from stale state, since its journal write is fenced.
-    pub retry: bool,
+    RetriedCommand,
+    /// A read, answered by [`DurableActor::query`] alone: never journaled,
+    /// never handled, no key. A message `query` does not answer is
+    /// refused (`ActorErrorKind::NotAQuery`).
+    Query,
 }
 
 impl<M> Request<M> {
-    /// A first request under `key`.
+    /// A first request of a command under `key`.
     pub fn new(key: impl Into<String>, msg: M) -> Self {
         Request {
             key: key.into(),
             msg,
-            retry: false,
+            kind: RequestKind::Command,
+        }
+    }
+
+    /// A query: no key, no journal write.
+    pub fn query(msg: M) -> Self {
+        Request {
+            key: String::new(),
+            msg,
+            kind: RequestKind::Query,
         }
     }
 }
@@ -479,10 +511,25 @@ impl<A: DurableActor> Actor for Durable<A> {
         request: Request<A::Msg>,
     ) -> Result<A::Reply, ActorError> {
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
-        if !request.retry
-            && !self.dedupe.contains_key(&request.key)
-            && let Some(reply) = self.state.query(&env, &request.msg)
-        {
+        let from_memory = match request.kind {
+            RequestKind::Query => match self.state.query(&env, &request.msg) {
+                Some(reply) => Some(reply),
+                None => {
+                    return Err(ActorError::with_kind(
+                        format!(
+                            "{id}: this {} is a command, not a query (send it with `call`)",
+                            std::any::type_name::<A::Msg>()
+                        ),
+                        crate::actor::ActorErrorKind::NotAQuery,
+                    ));
+                }
+            },
+            RequestKind::Command if !self.dedupe.contains_key(&request.key) => {
+                self.state.query(&env, &request.msg)
+            }
+            RequestKind::Command | RequestKind::RetriedCommand => None,
+        };
+        if let Some(reply) = from_memory {
             // Answered from memory: first make sure the memory is current.
             if let Err(failure) = self.check_ownership(&env).await {
                 ctx.fail(failure.clone());
@@ -515,7 +562,7 @@ impl<A: DurableActor> ActorRef<Durable<A>> {
     }
 
     /// [`ActorRef::call`] for a key sent before whose outcome is unknown
-    /// (see [`Request::retry`]).
+    /// (see [`RequestKind::RetriedCommand`]).
     pub async fn call_again(
         &self,
         key: impl Into<String>,
@@ -523,10 +570,17 @@ impl<A: DurableActor> ActorRef<Durable<A>> {
         timeout: Duration,
     ) -> Result<A::Reply, AskError> {
         let request = Request {
-            retry: true,
+            kind: RequestKind::RetriedCommand,
             ..Request::new(key, msg)
         };
         self.ask(request, timeout).await
+    }
+
+    /// Asks the read `msg` (one [`DurableActor::query`] answers): no key,
+    /// no journal write, nothing remembered. A command sent this way is
+    /// refused unapplied (`ActorErrorKind::NotAQuery`).
+    pub async fn query(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
+        self.ask(Request::query(msg), timeout).await
     }
 }
 

@@ -34,7 +34,7 @@ mod context;
 mod entry;
 pub mod shared;
 
-pub use actor::{Durable, DurableActor, RecoveryReport, Request, state_at};
+pub use actor::{Durable, DurableActor, RecoveryReport, Request, RequestKind, state_at};
 pub use backend::JournalBackend;
 pub use context::DurableContext;
 pub use entry::ReplayDiverged;

@@ -394,7 +394,7 @@ pub(crate) fn lease_ms(lease: Duration) -> u64 {
 pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
     use super::encoded_sample as sample;
     use super::{Field, Kind};
-    use crate::durability::Request;
+    use crate::durability::{Request, RequestKind};
     fn ops() -> Vec<SpaceOp> {
         let pattern = Pattern::new(vec![
             Field::Exact(Value::from("task")),
@@ -432,7 +432,11 @@ pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
             .into_iter()
             .enumerate()
             .map(|(i, msg)| Request {
-                retry: i % 2 == 1,
+                kind: [
+                    RequestKind::Command,
+                    RequestKind::RetriedCommand,
+                    RequestKind::Query,
+                ][i % 3],
                 ..Request::new(format!("op-{i}"), msg)
             })
             .collect()

@@ -336,7 +336,7 @@ impl<A: DurableActor> VirtualRef<A> {
     where
         A::Msg: Clone,
     {
-        self.call_with(key, msg, timeout, false).await
+        self.call_with(key, msg, timeout, Attempts::First).await
     }
 
     /// [`VirtualRef::call`] for a key this caller sent before without
@@ -351,7 +351,20 @@ impl<A: DurableActor> VirtualRef<A> {
     where
         A::Msg: Clone,
     {
-        self.call_with(key, msg, timeout, true).await
+        self.call_with(key, msg, timeout, Attempts::Retried).await
+    }
+
+    /// Asks the read `msg` (one [`DurableActor::query`] answers) of the
+    /// actor wherever it is active, activating it if need be: no key, no
+    /// journal write. Retried like [`VirtualRef::call`] (a read is safe to
+    /// repeat); a command sent this way is refused unapplied
+    /// ([`ActorErrorKind::NotAQuery`](crate::actor::ActorErrorKind::NotAQuery)).
+    pub async fn query(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError>
+    where
+        A::Msg: Clone,
+    {
+        self.call_with(String::new(), msg, timeout, Attempts::Query)
+            .await
     }
 
     async fn call_with(
@@ -359,7 +372,7 @@ impl<A: DurableActor> VirtualRef<A> {
         key: impl Into<String>,
         msg: A::Msg,
         timeout: Duration,
-        mut retried: bool,
+        mut attempts: Attempts,
     ) -> Result<A::Reply, AskError>
     where
         A::Msg: Clone,
@@ -383,14 +396,18 @@ impl<A: DurableActor> VirtualRef<A> {
             let outcome = match self.route() {
                 Route::Actor(actor) => {
                     let attempt = remaining.min(config.attempt_timeout);
-                    let outcome = if retried {
-                        actor.call_again(key.clone(), msg.clone(), attempt).await
-                    } else {
-                        actor.call(key.clone(), msg.clone(), attempt).await
+                    let outcome = match attempts {
+                        Attempts::First => actor.call(key.clone(), msg.clone(), attempt).await,
+                        Attempts::Retried => {
+                            actor.call_again(key.clone(), msg.clone(), attempt).await
+                        }
+                        Attempts::Query => actor.query(msg.clone(), attempt).await,
                     };
                     // Whatever became of this attempt, the next one asks
                     // again a key that may have been applied.
-                    retried = true;
+                    if attempts == Attempts::First {
+                        attempts = Attempts::Retried;
+                    }
                     if actor.is_local() {
                         self.host.touch(&self.id);
                     }
@@ -411,6 +428,17 @@ impl<A: DurableActor> VirtualRef<A> {
             backoff.pause().await;
         }
     }
+}
+
+/// What the attempts of one call send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempts {
+    /// A command, not sent before under its key.
+    First,
+    /// A command whose key may have been applied.
+    Retried,
+    /// A read.
+    Query,
 }
 
 /// Whether a call's failure left the request unapplied or its outcome

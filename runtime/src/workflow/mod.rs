@@ -532,10 +532,13 @@ impl<W: Workflow> Workflows<W> {
     }
 
     async fn view(&self, run: &RunId) -> Result<record::RunView, WorkflowError> {
-        match self
-            .call(run, self.engine.fresh_key("view"), RunOp::View)
-            .await?
-        {
+        // A read: the query path, no key and no journal write.
+        let reply = self
+            .record(run)?
+            .query(RunOp::View, self.engine.config.call_timeout)
+            .await
+            .map_err(unavailable)?;
+        match reply {
             RunReply::View(view) => Ok(view),
             other => Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
         }
@@ -685,7 +688,7 @@ impl<W: Workflow> Workflows<W> {
             tenant: tenant.to_string(),
         };
         match index
-            .call(engine.fresh_key("list"), op, engine.config.call_timeout)
+            .query(op, engine.config.call_timeout)
             .await
             .map_err(unavailable)?
         {
