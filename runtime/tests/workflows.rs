@@ -208,6 +208,26 @@ async fn steps_run_once_retries_succeed_and_signals_sent_early_are_kept() {
         RunId::new("acme", "bad/id"),
         Err(WorkflowError::InvalidId(_))
     ));
+    // A UUID is a run id, under a long tenant name: the record's name
+    // (`order:tenant/uuid`) is too long for a journal stream and is hashed
+    // into one; the run keeps its id for lookups and lists.
+    let uuid = RunId::new(
+        "acme-corporation.europe-west.production.billing-and-invoicing",
+        "3f2b8c1e-9d4a-4f6b-8e2c-7a1d5b9c0e34",
+    )
+    .unwrap();
+    assert_eq!(flow.start(&uuid, &5).await.unwrap(), RunStatus::Running);
+    assert!(
+        flow.result(&uuid, WAIT)
+            .await
+            .unwrap()
+            .starts_with("r-5 charged 5 shipped")
+    );
+    assert_eq!(flow.status(&uuid).await.unwrap(), RunStatus::Completed);
+    assert_eq!(
+        flow.list(uuid.tenant()).await.unwrap(),
+        vec![(uuid.clone(), Some(RunStatus::Completed))]
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -29,8 +29,12 @@ impl fmt::Display for InvalidActorName {
 impl std::error::Error for InvalidActorName {}
 
 impl ActorId {
-    /// Longest actor name, in bytes (so `name@node` fits a journal stream name).
-    pub const NAME_LEN_MAX: usize = 32;
+    /// Longest actor name, in bytes: room for a UUID or a URL-ish key
+    /// inside a virtual actor's `kind:id` or a workflow's
+    /// `kind:tenant/id`. A durable actor whose id is longer than a journal
+    /// stream name journals under a hash of it
+    /// ([`stream_for`](crate::durability::stream_for)).
+    pub const NAME_LEN_MAX: usize = 255;
 
     /// The id of actor `name` on `node`.
     pub fn new(name: &str, node: NodeName) -> Result<Self, InvalidActorName> {

@@ -164,8 +164,10 @@ impl<A: DurableActor> Durable<A> {
 
     /// Journals under `stream` instead of the actor's id. A virtual actor
     /// uses its node-independent identity, so any node finds its history.
+    /// A name longer than a stream allows is hashed
+    /// ([`stream_for`](super::stream_for)).
     pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
-        self.stream = stream.into();
+        self.stream = super::stream_for(&stream.into());
         self
     }
 
@@ -486,7 +488,7 @@ impl<A: DurableActor> Actor for Durable<A> {
 
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         if self.stream.is_empty() {
-            self.stream = ctx.id().to_string();
+            self.stream = super::stream_for(&ctx.id().to_string());
         }
         // Fencing first: on a shared journal, any earlier activation of this
         // stream can no longer write once this returns.
@@ -595,7 +597,7 @@ pub async fn state_at<A: DurableActor>(
     initial: A,
 ) -> Result<A, String> {
     let mut durable = Durable::new(initial, journal.clone(), DurabilityConfig::default());
-    durable.stream = id.to_string();
+    durable.stream = super::stream_for(&id.to_string());
     let entries = journal
         .replay_from(&durable.stream, 1)
         .await

@@ -47,6 +47,41 @@ pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
 
 use std::sync::Arc;
 
+/// Longest stream a durable actor journals under: a journal stream name
+/// ([`STREAM_NAME_BYTES_MAX`](plexspaces_storage::journal::STREAM_NAME_BYTES_MAX))
+/// less the journal server's prefix for the stream holding its epochs,
+/// so every backend can hold it and its fence.
+pub const STREAM_BYTES_MAX: usize =
+    plexspaces_storage::journal::STREAM_NAME_BYTES_MAX - shared::FENCE_PREFIX.len();
+
+/// The journal stream a durable actor named `name` (its id, or a virtual
+/// actor's `kind:id`) journals under: `name` itself when it fits
+/// ([`STREAM_BYTES_MAX`] bytes), else a readable prefix of it, `@@` and the SHA-256 of the whole
+/// name (128 bits, hex). No name that fits contains `@@` (an actor id has
+/// one `@`, a virtual actor's name none), so a hashed stream never equals
+/// a name that fits, and two long names share a stream only if their
+/// hashes collide. Names that fit keep their stream, so journals written
+/// before long names were allowed are found as they were.
+pub fn stream_for(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    if name.len() <= STREAM_BYTES_MAX {
+        return name.to_string();
+    }
+    const HASH_HEX: usize = 32;
+    let mut prefix_len = STREAM_BYTES_MAX - HASH_HEX - 2;
+    while !name.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest[..HASH_HEX / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let stream = format!("{}@@{hex}", &name[..prefix_len]);
+    debug_assert!(stream.len() <= STREAM_BYTES_MAX);
+    stream
+}
+
 /// A hook called with each recovery's report.
 pub type RecoveryHook = Arc<dyn Fn(&RecoveryReport) + Send + Sync>;
 
@@ -104,5 +139,46 @@ impl std::fmt::Debug for DurabilityConfig {
             .field("dedupe_window", &self.dedupe_window)
             .field("query_claim_check", &self.query_claim_check)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STREAM_BYTES_MAX, stream_for};
+
+    #[test]
+    fn names_that_fit_are_their_own_stream() {
+        for name in ["a", "account@node1", &"n".repeat(STREAM_BYTES_MAX)] {
+            assert_eq!(stream_for(name), name);
+        }
+    }
+
+    #[test]
+    fn long_names_hash_into_distinct_streams_that_fit() {
+        let prefix = "customer/eu-west/".repeat(12);
+        let streams: Vec<String> = (0..50)
+            .map(|i| stream_for(&format!("{prefix}{i}")))
+            .collect();
+        for (i, stream) in streams.iter().enumerate() {
+            assert!(stream.len() <= STREAM_BYTES_MAX, "{stream}");
+            assert!(stream.contains("@@"), "{stream}");
+            assert!(stream.starts_with("customer/eu-west/"), "{stream}");
+            assert_eq!(stream, &stream_for(&format!("{prefix}{i}")), "stable");
+        }
+        let mut unique = streams.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), streams.len(), "two long names share a stream");
+        // One byte over the limit is hashed too.
+        let over = "n".repeat(STREAM_BYTES_MAX + 1);
+        assert_ne!(stream_for(&over), over);
+    }
+
+    #[test]
+    fn the_readable_prefix_is_cut_at_a_character_boundary() {
+        let name = "é".repeat(100); // 200 bytes of two-byte characters
+        let stream = stream_for(&name);
+        assert!(stream.len() <= STREAM_BYTES_MAX);
+        assert!(stream.starts_with("éé"));
     }
 }

@@ -148,7 +148,9 @@ pub enum VirtualError {
     /// A setting is out of range.
     InvalidConfig(String),
     /// The id is empty, holds `@` or a control character, or `kind:id` is
-    /// longer than an actor name may be.
+    /// longer than an actor name may be
+    /// ([`ActorId::NAME_LEN_MAX`](crate::actor::ActorId::NAME_LEN_MAX),
+    /// 255 bytes: a UUID fits with room to spare).
     InvalidId(String),
 }
 

@@ -39,7 +39,8 @@
 //!
 //! A run is named by tenant and id ([`RunId`]); ids are unique per tenant
 //! and starting an existing run returns it. `kind:tenant/id` must fit an
-//! actor name (32 bytes).
+//! actor name ([`ActorId::NAME_LEN_MAX`](crate::actor::ActorId::NAME_LEN_MAX),
+//! 255 bytes), so a UUID serves as a run id.
 
 mod context;
 mod declarative;

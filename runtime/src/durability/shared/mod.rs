@@ -29,4 +29,4 @@ pub use server::{JournalServer, JournalServerConfig, JournalServerError, Reopen}
 
 /// The prefix of the stream that holds a stream's epochs. `@` never starts
 /// an actor id or a virtual actor's stream, so it cannot collide.
-const FENCE_PREFIX: &str = "@fence ";
+pub(crate) const FENCE_PREFIX: &str = "@fence ";
