@@ -11,14 +11,7 @@
 //! cargo run --example durable_bank
 //! ```
 
-use plexspaces::actor::{ActorError, ActorSystem, AskError};
-use plexspaces::durability::{
-    DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend,
-};
-use plexspaces::seams::Clock;
-use plexspaces::storage::journal::JournalConfig;
-use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
-use plexspaces::{Env, NodeName};
+use plexspaces::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -71,6 +64,11 @@ impl DurableActor for Account {
         }
         Ok((self.balance, self.runs))
     }
+
+    /// Reading the balance is a query: no idempotency key, no journal write.
+    fn query(&self, _: &Env, op: &Op) -> Option<(i64, u32)> {
+        matches!(op, Op::Balance).then_some((self.balance, self.runs))
+    }
 }
 
 #[tokio::main]
@@ -91,32 +89,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     let root = system.spawn("root", Supervisor::new(spec))?;
     let timeout = Duration::from_secs(5);
-    root.stats(timeout).await?;
-    let account = || async {
-        loop {
-            match system.lookup::<Durable<Account>>("account") {
-                Some(found) => return found,
-                None => env.sleep(Duration::from_millis(1)).await,
-            }
-        }
-    };
+    // The account as running now: the supervisor answers once any restart
+    // it owes is done, so there is nothing to poll for.
+    let account = || root.child::<Durable<Account>>("account", timeout);
 
-    // Every distinct request needs its own idempotency key: a query under a
-    // key used before would get that earlier answer back.
-    let query = format!("balance-{:016x}", plexspaces::seams::Rng::next_u64(&env));
-    let (balance, runs) = account().await.call(query, Op::Balance, timeout).await?;
+    // A read is a query: no idempotency key, nothing journaled.
+    let (balance, runs) = account().await?.query(Op::Balance, timeout).await?;
     println!("recovered: balance {balance} after {runs} earlier run(s)");
+    // Every command carries its idempotency key.
     let (_, run) = account()
-        .await
+        .await?
         .call(format!("run-{runs}"), Op::NewRun, timeout)
         .await?;
     let (balance, _) = account()
-        .await
+        .await?
         .call(format!("deposit-{run}"), Op::Deposit(100), timeout)
         .await?;
     println!("run {run}: deposit 100 -> balance {balance}");
     let (again, _) = account()
-        .await
+        .await?
         .call("deposit-1", Op::Deposit(100), timeout)
         .await?;
     println!(
@@ -125,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let charge = format!("fee-{run}");
     let first = account()
-        .await
+        .await?
         .call(charge.clone(), Op::ChargeFeeAndCrash, timeout)
         .await;
     println!(
@@ -135,19 +126,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => format!("no reply ({e})"),
         }
     );
-    // Retried under the same key until the restarted actor answers: the
-    // name may still point at the crashed run for a moment (a retry is
-    // safe, the key makes it apply once).
-    let (balance, _) = loop {
-        match account()
-            .await
-            .call(charge.clone(), Op::ChargeFeeAndCrash, timeout)
-            .await
-        {
-            Err(AskError::Stopped(_)) => env.sleep(Duration::from_millis(1)).await,
-            answer => break answer?,
-        }
-    };
+    // Retried under the same key on the restarted account (the supervisor
+    // hands out the new incarnation): the key makes it apply once.
+    let (balance, _) = account()
+        .await?
+        .call(charge.clone(), Op::ChargeFeeAndCrash, timeout)
+        .await?;
     println!(
         "after the supervisor's restart, the retried charge answers balance {balance}; \
          fee service called {} time(s) this run",

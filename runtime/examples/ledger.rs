@@ -46,9 +46,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bad) = bad_entry {
         return Err(bad.into());
     }
-    println!(
-        "recovered balance {balance} (checkpoint at seq {from}, then {replayed} entries replayed)"
-    );
+    match from {
+        0 if replayed == 0 => println!("a new ledger: balance {balance}"),
+        0 => {
+            println!("recovered balance {balance} (no checkpoint yet: {replayed} entries replayed)")
+        }
+        _ => println!(
+            "recovered balance {balance} (checkpoint at seq {from}, then {replayed} entries replayed)"
+        ),
+    }
 
     // Three new deposits of 1 to 100, each durable before it counts.
     for _ in 0..3 {

@@ -55,6 +55,13 @@ impl DurableActor for Stock {
         *units += change;
         Ok(*units)
     }
+
+    fn query(&self, _: &Env, op: &StockOp) -> Option<i64> {
+        match op {
+            StockOp::Count(sku) => Some(self.units.get(sku).copied().unwrap_or(0)),
+            _ => None,
+        }
+    }
 }
 
 /// Money taken, by order.
@@ -88,6 +95,10 @@ impl DurableActor for Payments {
             PaymentOp::Total => {}
         }
         Ok(self.taken)
+    }
+
+    fn query(&self, _: &Env, op: &PaymentOp) -> Option<i64> {
+        matches!(op, PaymentOp::Total).then_some(self.taken)
     }
 }
 
@@ -272,20 +283,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => println!("order-3: {other:?}"),
     }
 
-    let left = stock
-        .call(
-            format!("count-{}", std::process::id()),
-            StockOp::Count("mug".into()),
-            CALL,
-        )
-        .await?;
-    let taken = payments
-        .call(
-            format!("total-{}", std::process::id()),
-            PaymentOp::Total,
-            CALL,
-        )
-        .await?;
+    // Reads are queries: no key, nothing journaled.
+    let left = stock.query(StockOp::Count("mug".into()), CALL).await?;
+    let taken = payments.query(PaymentOp::Total, CALL).await?;
     println!("mugs left: {left} (10 restocked, 2 shipped); money taken: {taken} (one order of 30)");
     assert_eq!(
         (left, taken),
