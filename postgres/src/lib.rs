@@ -93,6 +93,7 @@ SELECT count(*) FROM saved";
 
 /// How to reach the database.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PgJournalConfig {
     /// A libpq-style connection string (`host=127.0.0.1 user=... dbname=...`).
     pub connection: String,

@@ -170,15 +170,16 @@ async fn node(
 ) -> (ActorSystem, Distribution, VirtualActors<Counter>) {
     let env = env(name).await;
     let system = ActorSystem::new(env.clone());
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(800),
-        ..DistributionConfig::new(
+    let config = {
+        let mut config = DistributionConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             ClusterSecret::new(b"a-cluster-secret-of-some-length").unwrap(),
         )
-        .with_seeds(seeds.iter().copied())
+        .with_seeds(seeds.iter().copied());
+        config.heartbeat_interval = Duration::from_millis(20);
+        config.suspect_after = Duration::from_millis(300);
+        config.down_after = Duration::from_millis(800);
+        config
     };
     let dist = system.start_distribution(config).await.unwrap();
     let journal = PgJournal::connect(env, PgJournalConfig::new(connection()))

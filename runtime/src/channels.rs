@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// Bounds of the channels of a [`ChannelService`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChannelConfig {
     /// Most messages a queue holds (ready and unacknowledged together).
     pub queue_capacity: usize,
@@ -39,6 +40,7 @@ impl Default for ChannelConfig {
 
 /// A channel operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChannelError {
     /// The queue is full (`try_send_to_queue` only).
     QueueFull(String),

@@ -39,6 +39,7 @@ type GroupKey = (String, String, String);
 
 /// A process group operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupError {
     /// A tenant, namespace or group name is empty, too long or holds a
     /// control character.

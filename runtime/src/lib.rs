@@ -50,8 +50,8 @@ pub mod virtual_actor;
 pub mod workflow;
 
 /// Deliberate bugs the simulator's tests plant, to show the simulator
-/// finds them (feature `planted-bugs`, for tests only).
-#[cfg(feature = "planted-bugs")]
+/// finds them: acted on only with the `planted-bugs` feature (tests only).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlantedBug {
     /// The journal server applies writes without checking the writer's

@@ -107,6 +107,7 @@ impl ObjectRegistration {
 
 /// A registry operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// A tenant id, namespace or object id is empty, too long, or holds a
     /// control character (tenant ids: `[A-Za-z0-9._-]` only).

@@ -23,10 +23,8 @@ async fn service(test: &str, config: ChannelConfig) -> ChannelService {
 
 #[tokio::test(start_paused = true)]
 async fn a_queue_gives_each_message_to_one_receiver_and_redelivers_unacknowledged_ones() {
-    let config = ChannelConfig {
-        ack_timeout: Duration::from_secs(5),
-        ..ChannelConfig::default()
-    };
+    let mut config = ChannelConfig::default();
+    config.ack_timeout = Duration::from_secs(5);
     let channels = service("queue", config).await;
     for n in 0..4u8 {
         channels.send_to_queue("jobs", vec![n]).await;
@@ -67,10 +65,8 @@ async fn a_queue_gives_each_message_to_one_receiver_and_redelivers_unacknowledge
 
 #[tokio::test(start_paused = true)]
 async fn a_waiting_receiver_is_woken_by_a_send_and_a_full_queue_pushes_back() {
-    let config = ChannelConfig {
-        queue_capacity: 2,
-        ..ChannelConfig::default()
-    };
+    let mut config = ChannelConfig::default();
+    config.queue_capacity = 2;
     let channels = service("full", config).await;
     let receiver = {
         let channels = channels.clone();
@@ -98,10 +94,8 @@ async fn a_waiting_receiver_is_woken_by_a_send_and_a_full_queue_pushes_back() {
 
 #[tokio::test]
 async fn a_topic_reaches_every_subscriber_and_waits_for_a_full_one() {
-    let config = ChannelConfig {
-        subscriber_capacity: 1,
-        ..ChannelConfig::default()
-    };
+    let mut config = ChannelConfig::default();
+    config.subscriber_capacity = 1;
     let channels = service("topic", config).await;
     assert_eq!(
         channels.publish_to_topic("news", b"nobody".to_vec()).await,

@@ -73,16 +73,15 @@ impl Actor for Watcher {
 }
 
 fn fast(config: DistributionConfig) -> DistributionConfig {
-    DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        // Generous against a loaded CI machine: a false "down" would fail
-        // the tests that expect nodes to stay up.
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_secs(1),
-        reconnect_min: Duration::from_millis(10),
-        reconnect_max: Duration::from_millis(100),
-        ..config
-    }
+    let mut config = config;
+    config.heartbeat_interval = Duration::from_millis(20);
+    // Generous against a loaded CI machine: a false "down" would fail
+    // the tests that expect nodes to stay up.
+    config.suspect_after = Duration::from_millis(300);
+    config.down_after = Duration::from_secs(1);
+    config.reconnect_min = Duration::from_millis(10);
+    config.reconnect_max = Duration::from_millis(100);
+    config
 }
 
 async fn node(name: &str, seeds: &[SocketAddr]) -> (ActorSystem, Distribution) {
@@ -255,10 +254,11 @@ async fn a_dead_node_is_declared_down_and_its_remote_refs_exit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_to_an_unreachable_node_times_out_with_a_typed_error() {
-    let slow_down = |c: DistributionConfig| DistributionConfig {
-        suspect_after: Duration::from_secs(30),
-        down_after: Duration::from_secs(60),
-        ..c
+    let slow_down = |c: DistributionConfig| {
+        let mut config = c;
+        config.suspect_after = Duration::from_secs(30);
+        config.down_after = Duration::from_secs(60);
+        config
     };
     let (sys_a, dist_a) = node_with("a6", &[], slow_down).await;
     let (sys_b, dist_b) = node_with("b6", &[dist_a.local_addr()], slow_down).await;
@@ -310,9 +310,10 @@ async fn a_peer_with_the_wrong_secret_is_refused_and_never_becomes_a_member() {
         "{refused:?}"
     );
     // And a node started with the wrong secret never joins.
-    let (_sys_x, dist_x) = node_with("x7", &[dist_a.local_addr()], |c| DistributionConfig {
-        secret: ClusterSecret::new(*b"not-the-cluster-secret").unwrap(),
-        ..c
+    let (_sys_x, dist_x) = node_with("x7", &[dist_a.local_addr()], |c| {
+        let mut config = c;
+        config.secret = ClusterSecret::new(*b"not-the-cluster-secret").unwrap();
+        config
     })
     .await;
     let joined = dist_x
@@ -480,15 +481,17 @@ async fn a_ref_to_a_node_that_comes_back_works_again() {
     // Every byte between a and b passes a relay the test can hold.
     let relay_a = relay(&env_of("relays").await).await;
     let relay_b = relay(&env_of("relays2").await).await;
-    let (sys_a, dist_a) = node_with("a11", &[], |c| DistributionConfig {
-        advertise: Some(relay_a.addr),
-        ..c
+    let (sys_a, dist_a) = node_with("a11", &[], |c| {
+        let mut config = c;
+        config.advertise = Some(relay_a.addr);
+        config
     })
     .await;
     *relay_a.target.lock().unwrap() = Some(dist_a.bound_addr());
-    let (sys_b, dist_b) = node_with("b11", &[relay_a.addr], |c| DistributionConfig {
-        advertise: Some(relay_b.addr),
-        ..c
+    let (sys_b, dist_b) = node_with("b11", &[relay_a.addr], |c| {
+        let mut config = c;
+        config.advertise = Some(relay_b.addr);
+        config
     })
     .await;
     *relay_b.target.lock().unwrap() = Some(dist_b.bound_addr());

@@ -91,12 +91,10 @@ impl DurableActor for Account {
 fn reports() -> (Arc<Mutex<Vec<RecoveryReport>>>, DurabilityConfig) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
-    let config = DurabilityConfig {
-        on_recovered: Some(Arc::new(move |r: &RecoveryReport| {
-            sink.lock().unwrap().push(r.clone())
-        })),
-        ..DurabilityConfig::default()
-    };
+    let mut config = DurabilityConfig::default();
+    config.on_recovered = Some(Arc::new(move |r: &RecoveryReport| {
+        sink.lock().unwrap().push(r.clone())
+    }));
     (reports, config)
 }
 
@@ -493,10 +491,8 @@ async fn queries_are_answered_without_a_key_or_a_journal_write() {
 async fn the_dedupe_window_keeps_the_newest_keys_and_forgets_older_ones() {
     let system = system("window").await;
     let journal = JournalBackend::memory();
-    let config = DurabilityConfig {
-        dedupe_window: 3,
-        ..DurabilityConfig::default()
-    };
+    let mut config = DurabilityConfig::default();
+    config.dedupe_window = 3;
     let spawn = || {
         system.spawn(
             "window",

@@ -125,15 +125,16 @@ async fn members_join_leave_and_are_told_within_their_scope() {
 
 async fn node(name: &str, seeds: &[std::net::SocketAddr]) -> (ActorSystem, Distribution) {
     let system = system(name).await;
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(800),
-        ..DistributionConfig::new(
+    let config = {
+        let mut config = DistributionConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             ClusterSecret::new(b"a-cluster-secret-of-some-length").unwrap(),
         )
-        .with_seeds(seeds.iter().copied())
+        .with_seeds(seeds.iter().copied());
+        config.heartbeat_interval = Duration::from_millis(20);
+        config.suspect_after = Duration::from_millis(300);
+        config.down_after = Duration::from_millis(800);
+        config
     };
     let dist = system.start_distribution(config).await.unwrap();
     (system, dist)

@@ -167,10 +167,9 @@ async fn concurrent_takers_never_get_the_same_tuple() {
 
 #[tokio::test(start_paused = true)]
 async fn timeouts_bounds_and_leases() {
-    let config = TupleSpaceConfig {
-        tuples_max: 2,
-        tuple_bytes_max: 64,
-    };
+    let mut config = TupleSpaceConfig::default();
+    config.tuples_max = 2;
+    config.tuple_bytes_max = 64;
     let space = TupleSpace::new("small", env("bounds").await, config);
     let never = Pattern::new(vec![Field::Exact("never".into())]);
     let start = tokio::time::Instant::now();

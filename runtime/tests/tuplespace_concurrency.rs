@@ -263,14 +263,11 @@ fn run_seed(space: &TupleSpace, seed: u64) -> Seen {
 async fn seeded_interleavings_keep_the_space_a_multiset() {
     let env = env("interleavings").await;
     for seed in 0..300u64 {
-        let space = TupleSpace::new(
-            "mix",
-            env.clone(),
-            TupleSpaceConfig {
-                tuples_max: 24,
-                ..TupleSpaceConfig::default()
-            },
-        );
+        let space = TupleSpace::new("mix", env.clone(), {
+            let mut config = TupleSpaceConfig::default();
+            config.tuples_max = 24;
+            config
+        });
         let log = Arc::new(EventLog::default());
         space.subscribe(
             any2(),
@@ -317,14 +314,11 @@ async fn seeded_interleavings_keep_the_space_a_multiset() {
 /// write and the caller's return).
 #[tokio::test]
 async fn write_all_never_writes_part_of_its_tuples() {
-    let space = TupleSpace::new(
-        "bounded",
-        env("write-all").await,
-        TupleSpaceConfig {
-            tuples_max: 4,
-            ..TupleSpaceConfig::default()
-        },
-    );
+    let space = TupleSpace::new("bounded", env("write-all").await, {
+        let mut config = TupleSpaceConfig::default();
+        config.tuples_max = 4;
+        config
+    });
     struct Filler(TupleSpace, std::sync::atomic::AtomicBool);
     impl TupleSpaceListener for Filler {
         fn on_event(&self, event: &TupleEvent) {

@@ -79,10 +79,8 @@ async fn what_was_written_and_not_taken_survives_a_restart() {
 #[tokio::test]
 async fn a_refused_write_is_not_journaled() {
     let env1 = env("bound", true).await;
-    let bounded = TupleSpaceConfig {
-        tuples_max: 2,
-        ..TupleSpaceConfig::default()
-    };
+    let mut bounded = TupleSpaceConfig::default();
+    bounded.tuples_max = 2;
     {
         let space = open(&env1, bounded.clone()).await;
         space.write(task(1)).await.unwrap();

@@ -26,10 +26,9 @@ fn scratch_dir(test: &str) -> PathBuf {
 }
 
 fn small_segments() -> JournalConfig {
-    JournalConfig {
-        segment_bytes_max: 512,
-        ..JournalConfig::default()
-    }
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 512;
+    config
 }
 
 async fn data_of<J: Journal>(journal: &J, stream: &str, from: u64) -> Vec<(u64, String)> {
@@ -867,10 +866,8 @@ async fn a_roll_cut_before_the_seal_recovers_and_seals() {
 
 #[tokio::test]
 async fn appends_past_the_pending_bound_are_refused_and_queue_nothing() {
-    let config = JournalConfig {
-        pending_records_max: 4,
-        ..JournalConfig::default()
-    };
+    let mut config = JournalConfig::default();
+    config.pending_records_max = 4;
     let journal = FileJournal::open(MemDisk::new(), config, ID).await.unwrap();
     let five: Vec<&[u8]> = vec![b"1", b"2", b"3", b"4", b"5"];
     match journal.append_all("s", &five).await {
@@ -890,10 +887,8 @@ async fn appends_past_the_pending_bound_are_refused_and_queue_nothing() {
 #[tokio::test]
 async fn bounds_are_inclusive_a_name_an_entry_and_a_checkpoint_at_their_limit_are_taken() {
     use plexspaces_storage::journal::checkpoint::CHECKPOINT_STATE_BYTES_MAX;
-    let config = JournalConfig {
-        entry_bytes_max: 1000,
-        ..JournalConfig::default()
-    };
+    let mut config = JournalConfig::default();
+    config.entry_bytes_max = 1000;
     let journal = FileJournal::open(MemDisk::new(), config, ID).await.unwrap();
     let longest = "s".repeat(STREAM_NAME_BYTES_MAX);
     assert_eq!(journal.append(&longest, &[7; 1000]).await.unwrap(), 1);
@@ -928,11 +923,9 @@ async fn bounds_are_inclusive_a_name_an_entry_and_a_checkpoint_at_their_limit_ar
 /// taken.
 #[tokio::test]
 async fn a_segment_larger_than_one_read_is_recovered_whole() {
-    let config = JournalConfig {
-        segment_bytes_max: 128 << 20,
-        entry_bytes_max: 4 << 20,
-        ..JournalConfig::default()
-    };
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 128 << 20;
+    config.entry_bytes_max = 4 << 20;
     let disk = ProbeDisk::new(MemDisk::new());
     let journal = FileJournal::open(disk.clone(), config.clone(), ID)
         .await
@@ -1055,11 +1048,9 @@ async fn a_roll_whose_create_fails_reports_the_disks_error() {
 #[tokio::test]
 async fn replay_reads_near_frames_together_up_to_8_mib_and_far_ones_apart() {
     use plexspaces_storage::journal::frame::{Record, frame_len};
-    let config = JournalConfig {
-        segment_bytes_max: 64 << 20,
-        entry_bytes_max: 4 << 20,
-        ..JournalConfig::default()
-    };
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 64 << 20;
+    config.entry_bytes_max = 4 << 20;
     // Two adjacent frames of "near" spanning exactly 8 MiB.
     let sample = vec![0u8; 4 << 20];
     let overhead = frame_len(&Record {
@@ -1212,11 +1203,9 @@ async fn batches_keep_their_record_and_byte_bounds() {
         bytes: usize,
     ) -> (FileJournal<ProbeDisk<MemDisk>>, ProbeDisk<MemDisk>) {
         let disk = ProbeDisk::new(MemDisk::new());
-        let config = JournalConfig {
-            batch_records_max: records,
-            batch_bytes_max: bytes,
-            ..JournalConfig::default()
-        };
+        let mut config = JournalConfig::default();
+        config.batch_records_max = records;
+        config.batch_bytes_max = bytes;
         (
             FileJournal::open(disk.clone(), config, ID).await.unwrap(),
             disk,
@@ -1484,10 +1473,8 @@ async fn a_stream_starting_past_one_without_a_checkpoint_is_refused() {
 /// stream still replays exactly its own entries, from any point.
 #[tokio::test]
 async fn interleaved_streams_replay_exactly_from_any_point() {
-    let config = JournalConfig {
-        segment_bytes_max: 16 << 20,
-        ..JournalConfig::default()
-    };
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 16 << 20;
     let disk = MemDisk::new();
     let journal = FileJournal::open(disk.clone(), config.clone(), ID)
         .await

@@ -165,7 +165,11 @@ proptest! {
     fn the_file_journal_behaves_like_the_model(ops in ops()) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
-            let config = JournalConfig { segment_bytes_max: 256, ..JournalConfig::default() };
+            let config = {
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 256;
+    config
+};
             let disk = MemDisk::new();
             let mut file = FileJournal::open(disk.clone(), config.clone(), 1).await.unwrap();
             let model = MemoryJournal::new();

@@ -24,13 +24,14 @@ pub fn fast_distribution(addrs: &[SocketAddr], index: usize, nodes: usize) -> Di
         .filter(|i| *i != index)
         .map(|i| addrs[i])
         .collect();
-    DistributionConfig {
-        heartbeat_interval: Duration::from_millis(100),
-        suspect_after: Duration::from_millis(400),
-        down_after: Duration::from_secs(1),
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(300),
-        ..DistributionConfig::new(addrs[index], ClusterSecret::new(SECRET).unwrap())
+    {
+        let mut config = DistributionConfig::new(addrs[index], ClusterSecret::new(SECRET).unwrap());
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.suspect_after = Duration::from_millis(400);
+        config.down_after = Duration::from_secs(1);
+        config.reconnect_min = Duration::from_millis(20);
+        config.reconnect_max = Duration::from_millis(300);
+        config
     }
     .with_seeds(seeds)
 }

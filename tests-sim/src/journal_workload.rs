@@ -21,10 +21,9 @@ pub type Acked = Arc<Mutex<Vec<(String, u64, Vec<u8>)>>>;
 /// The journal bounds the workload uses: small segments, so they roll and
 /// compact often.
 pub fn journal_config() -> JournalConfig {
-    JournalConfig {
-        segment_bytes_max: 4096,
-        ..JournalConfig::default()
-    }
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 4096;
+    config
 }
 
 /// One incarnation of the node after another: open the journal (retrying

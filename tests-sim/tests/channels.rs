@@ -71,14 +71,13 @@ struct Outcome {
 }
 
 async fn run(env: Env, seed: u64) -> Outcome {
-    let channels = ChannelService::new(
-        env.clone(),
-        ChannelConfig {
-            queue_capacity: CAPACITY,
-            ack_timeout: ACK_TIMEOUT,
-            subscriber_capacity: 4,
-        },
-    );
+    let channels = ChannelService::new(env.clone(), {
+        let mut config = ChannelConfig::default();
+        config.queue_capacity = CAPACITY;
+        config.ack_timeout = ACK_TIMEOUT;
+        config.subscriber_capacity = 4;
+        config
+    });
     let book = Arc::new(Mutex::new(Book::default()));
     let mut tasks = Vec::new();
     for producer in 0..PRODUCERS {

@@ -122,12 +122,17 @@ fn planted(seed: u64, bug: Option<plexspaces::PlantedBug>) -> Outcome {
                 let slot = slot.clone();
                 async move {
                     let system = ActorSystem::new(env.clone());
-                    let config = DurabilityConfig {
-                        checkpoint_interval: 20,
-                        planted_bug: bug,
-                        ..DurabilityConfig::default()
-                    };
-                    let journal_config = JournalConfig { segment_bytes_max: 8192, ..JournalConfig::default() };
+                    let config = {
+    let mut config = DurabilityConfig::default();
+    config.checkpoint_interval = 20;
+    config.planted_bug = bug;
+    config
+};
+                    let journal_config = {
+    let mut config = JournalConfig::default();
+    config.segment_bytes_max = 8192;
+    config
+};
                     loop {
                         // (Re)open the journal: after a failed write or sync
                         // the old instance is stopped for good (fail-stop).

@@ -65,13 +65,11 @@ fn id_of(t: &Tuple) -> i64 {
 async fn open(env: &Env) -> DurableTupleSpace {
     loop {
         let opened = async {
-            let journal = JournalBackend::file(
-                env,
-                JournalConfig {
-                    segment_bytes_max: 4096,
-                    ..JournalConfig::default()
-                },
-            )
+            let journal = JournalBackend::file(env, {
+                let mut config = JournalConfig::default();
+                config.segment_bytes_max = 4096;
+                config
+            })
             .await
             .ok()?;
             DurableTupleSpace::open("jobs", env.clone(), TupleSpaceConfig::default(), journal)

@@ -9,7 +9,7 @@
 //! every seed.
 #![cfg(madsim)]
 
-use plexspaces::storage::journal::{JournalConfig, PlantedBug};
+use plexspaces::storage::journal::PlantedBug;
 use plexspaces_sim::{
     Cluster, ClusterConfig, DiskFaults, FaultKinds, NemesisConfig, ReportOnPanic, Schedule,
 };
@@ -28,10 +28,8 @@ struct Outcome {
 fn scenario(seed: u64, bug: Option<PlantedBug>) -> Result<Outcome, String> {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
-        let config = JournalConfig {
-            planted_bug: bug,
-            ..journal_workload::journal_config()
-        };
+        let mut config = journal_workload::journal_config();
+        config.planted_bug = bug;
         let mut cluster = Cluster::new(ClusterConfig {
             disk_faults: DiskFaults {
                 sync_error: 0.002,

@@ -98,14 +98,15 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
         .filter(|i| *i != index)
         .map(|i| addrs[i])
         .collect();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_secs(1),
-        suspect_after: Duration::from_secs(3),
-        down_after: Duration::from_secs(6),
-        handshake_timeout: Duration::from_secs(3),
-        reconnect_min: Duration::from_millis(200),
-        reconnect_max: Duration::from_secs(5),
-        ..DistributionConfig::new(addrs[index], secret.clone())
+    let config = {
+        let mut config = DistributionConfig::new(addrs[index], secret.clone());
+        config.heartbeat_interval = Duration::from_secs(1);
+        config.suspect_after = Duration::from_secs(3);
+        config.down_after = Duration::from_secs(6);
+        config.handshake_timeout = Duration::from_secs(3);
+        config.reconnect_min = Duration::from_millis(200);
+        config.reconnect_max = Duration::from_secs(5);
+        config
     }
     .with_seeds(seeds);
     let dist = system

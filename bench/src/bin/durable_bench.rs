@@ -120,11 +120,9 @@ async fn recovery(
     checkpoint_interval: u64,
 ) -> (Duration, u64) {
     let journal = JournalBackend::memory();
-    let config = DurabilityConfig {
-        checkpoint_interval,
-        dedupe_window: 1000,
-        ..DurabilityConfig::default()
-    };
+    let mut config = DurabilityConfig::default();
+    config.checkpoint_interval = checkpoint_interval;
+    config.dedupe_window = 1000;
     let name = format!("recover{checkpoint_interval}");
     let actor = system
         .spawn(
@@ -178,9 +176,10 @@ fn main() {
             "durable, file journal, no group commit, 64 callers",
             64,
             60,
-            Some(JournalConfig {
-                batch_records_max: 1,
-                ..JournalConfig::default()
+            Some({
+                let mut config = JournalConfig::default();
+                config.batch_records_max = 1;
+                config
             }),
             true,
         ),

@@ -219,10 +219,8 @@ fn appends(runtime: &tokio::runtime::Runtime, root: &Path, scale: usize) {
     let sqlite = sqlite(root, 4000 / scale);
     sqlite.print(floor_rate);
 
-    let fsync_each = JournalConfig {
-        batch_records_max: 1,
-        ..JournalConfig::default()
-    };
+    let mut fsync_each = JournalConfig::default();
+    fsync_each.batch_records_max = 1;
     let group = JournalConfig::default();
     let cases = [
         (

@@ -63,10 +63,8 @@ async fn plexspaces(producers: usize, consumers: usize, per_producer: usize) -> 
         .with_data_dir(dir)
         .await
         .unwrap();
-    let config = ChannelConfig {
-        queue_capacity: CAPACITY,
-        ..ChannelConfig::default()
-    };
+    let mut config = ChannelConfig::default();
+    config.queue_capacity = CAPACITY;
     let channels = Arc::new(ChannelService::new(env, config));
     let total = producers * per_producer;
     let start = Instant::now();

@@ -82,7 +82,11 @@ fn main() {
         tokio::spawn(async move {
             let dir = std::env::temp_dir().join(format!("plexspaces-tsbench-{}", std::process::id()));
             let env = Env::tokio(NodeName::new("bench").unwrap()).with_data_dir(dir).await.unwrap();
-            let config = TupleSpaceConfig { tuples_max: 1_000_000, ..TupleSpaceConfig::default() };
+            let config = {
+    let mut config = TupleSpaceConfig::default();
+    config.tuples_max = 1_000_000;
+    config
+};
             let space = TupleSpace::new("bench", env.clone(), config);
             let baseline = Baseline::default();
             for n in 0..resident {

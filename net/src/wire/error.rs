@@ -9,6 +9,7 @@ use std::fmt;
 /// node will not accept; the connection that carried it is closed and
 /// nothing else is affected.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WireError {
     /// The connection failed underneath.
     Net(NetError),

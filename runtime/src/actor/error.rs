@@ -141,6 +141,7 @@ impl fmt::Display for ExitReason {
 
 /// A message could not be delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The mailbox is full (`try_tell` only; `tell` waits instead).
     MailboxFull(ActorId),
@@ -161,6 +162,7 @@ impl std::error::Error for SendError {}
 
 /// An `ask` got no reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AskError {
     /// No reply within the timeout. The request may still be handled.
     Timeout {
@@ -217,6 +219,7 @@ impl std::error::Error for AskError {}
 
 /// An actor could not be started.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SpawnError {
     /// The name is not a valid actor name.
     InvalidName(String),

@@ -91,6 +91,7 @@ pub struct FacetInfo {
 
 /// Why a facet could not be attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FacetError {
     /// A facet of this name is already attached to the actor (names are
     /// unique per actor: detach the old one first).
@@ -233,6 +234,7 @@ pub enum ConfigValue {
 /// knows with the typed getters, and [`FacetConfig::finish`] refuses any key
 /// it did not read, so a typo is an error, not a silently ignored setting.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct FacetConfig {
     values: BTreeMap<String, ConfigValue>,
     read: std::collections::BTreeSet<String>,
@@ -240,6 +242,7 @@ pub struct FacetConfig {
 
 /// A configuration was refused when the facet was built.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FacetConfigError {
     /// No facet type of that name is registered.
     UnknownFacet(String),

@@ -35,6 +35,7 @@ pub struct TimerId(u64);
 
 /// A timer could not be started.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimerError {
     /// The actor already has `max` live timers.
     TooMany {

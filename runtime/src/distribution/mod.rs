@@ -90,6 +90,7 @@ where
 
 /// How a node joins and watches its cluster.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct DistributionConfig {
     /// Where to accept connections (port 0 picks a free one).
     pub listen: SocketAddr,
@@ -176,6 +177,7 @@ impl DistributionConfig {
 
 /// Distribution could not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum DistributionError {
     /// This actor system already runs distribution.
     AlreadyStarted,
@@ -202,6 +204,7 @@ impl std::error::Error for DistributionError {}
 
 /// A ref to an actor could not be made.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The id names another node and this node runs no distribution.
     NotDistributed(ActorId),

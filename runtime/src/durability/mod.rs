@@ -87,6 +87,7 @@ pub type RecoveryHook = Arc<dyn Fn(&RecoveryReport) + Send + Sync>;
 
 /// How a durable actor journals and recovers.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct DurabilityConfig {
     /// Messages between checkpoints (the design's default: 1000).
     pub checkpoint_interval: u64,
@@ -108,8 +109,10 @@ pub struct DurabilityConfig {
     /// a superseded activation fails and the caller's retry reaches the
     /// current one. Every journal write renews the proof.
     pub query_claim_check: std::time::Duration,
-    /// A deliberately broken variant (feature `planted-bugs`, tests only).
-    #[cfg(feature = "planted-bugs")]
+    /// A deliberately broken variant, for the simulator's tests: always
+    /// present (so enabling the feature anywhere in a build breaks no
+    /// struct literal), acted on only with the `planted-bugs` feature.
+    #[doc(hidden)]
     pub planted_bug: Option<crate::PlantedBug>,
     /// Called after each recovery, with what it did.
     pub on_recovered: Option<RecoveryHook>,
@@ -123,7 +126,6 @@ impl Default for DurabilityConfig {
             cache_side_effects: true,
             dedupe_window: 10_000,
             query_claim_check: std::time::Duration::from_secs(1),
-            #[cfg(feature = "planted-bugs")]
             planted_bug: None,
             on_recovered: None,
         }

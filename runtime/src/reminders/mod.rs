@@ -143,6 +143,7 @@ pub struct Firing {
 
 /// A reminder operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReminderError {
     /// A target or reminder name is empty, too long or holds control
     /// characters.
@@ -187,6 +188,7 @@ impl std::error::Error for ReminderError {}
 
 /// How a node serves reminders.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReminderConfig {
     /// Where the reminder table lives: the embedded file journal for one
     /// node, a shared backend for a cluster.

@@ -70,6 +70,7 @@ where
 
 /// Why a task produced no output.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JoinError {
     /// [`JoinHandle::abort`] stopped it.
     Aborted,

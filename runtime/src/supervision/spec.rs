@@ -147,8 +147,10 @@ pub struct SupervisorSpec {
     pub backoff: Backoff,
     /// The children, started in order, stopped in reverse.
     pub children: Vec<ChildSpec>,
-    /// A deliberately broken variant (feature `planted-bugs`, tests only).
-    #[cfg(feature = "planted-bugs")]
+    /// A deliberately broken variant, for the simulator's tests: always
+    /// present (so enabling the feature anywhere in a build breaks no
+    /// struct literal), acted on only with the `planted-bugs` feature.
+    #[doc(hidden)]
     pub planted_bug: Option<crate::PlantedBug>,
 }
 
@@ -160,7 +162,6 @@ impl SupervisorSpec {
             intensity: Intensity::default(),
             backoff: Backoff::None,
             children: Vec::new(),
-            #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
     }

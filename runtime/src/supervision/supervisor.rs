@@ -132,6 +132,7 @@ impl Eq for RunningChild {}
 
 /// A supervisor operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// No child of that name.
     NoSuchChild(String),

@@ -40,6 +40,7 @@ enum SpaceEvent {
 
 /// A durable space's operation failed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum DurableSpaceError {
     /// The space refused it (full, tuple too large).
     Space(TupleSpaceError),

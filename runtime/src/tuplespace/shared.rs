@@ -52,6 +52,7 @@ use std::time::Duration;
 /// How this node serves and reaches shared spaces. Use the same journal
 /// backend and bounds on every node.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SharedSpacesConfig {
     /// The hosting virtual actors (journal, activation, call retries).
     pub hosting: VirtualConfig,
@@ -81,6 +82,7 @@ impl SharedSpacesConfig {
 
 /// Why a shared space operation failed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum SharedSpaceError {
     /// The space refused it (full, tuple too large); nothing was written.
     Space(TupleSpaceError),

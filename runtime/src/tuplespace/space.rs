@@ -16,6 +16,7 @@ use std::time::Duration;
 
 /// A space's bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TupleSpaceConfig {
     /// Most tuples held at once; a write beyond fails with `Full`.
     pub tuples_max: usize,
@@ -34,6 +35,7 @@ impl Default for TupleSpaceConfig {
 
 /// Why a tuple space refused an operation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum TupleSpaceError {
     /// The space holds its maximum number of tuples.
     Full {

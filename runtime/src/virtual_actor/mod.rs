@@ -64,6 +64,7 @@ pub enum ActivationStrategy {
 
 /// How one kind of virtual actor is hosted.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct VirtualConfig {
     /// The kind's name, the same on every node (1 or more of
     /// `[A-Za-z0-9._-]`).
@@ -88,8 +89,10 @@ pub struct VirtualConfig {
     pub retry_min: Duration,
     /// Longest pause between attempts.
     pub retry_max: Duration,
-    /// A deliberately broken variant (feature `planted-bugs`, tests only).
-    #[cfg(feature = "planted-bugs")]
+    /// A deliberately broken variant, for the simulator's tests: always
+    /// present (so enabling the feature anywhere in a build breaks no
+    /// struct literal), acted on only with the `planted-bugs` feature.
+    #[doc(hidden)]
     pub planted_bug: Option<crate::PlantedBug>,
 }
 
@@ -106,7 +109,6 @@ impl VirtualConfig {
             attempt_timeout: Duration::from_secs(1),
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(500),
-            #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
     }
@@ -144,6 +146,7 @@ impl VirtualConfig {
 
 /// A virtual actor kind or id was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VirtualError {
     /// A setting is out of range.
     InvalidConfig(String),

@@ -300,6 +300,7 @@ impl fmt::Display for RunId {
 
 /// Why a workflow operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WorkflowError {
     /// A step failed for good (after its retries).
     StepFailed {
@@ -389,6 +390,7 @@ fn unavailable(e: AskError) -> WorkflowError {
 
 /// How one workflow kind runs on this node. Use the same on every node.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WorkflowConfig {
     /// The run records' virtual actors: `hosting.kind` is the workflow
     /// kind; its journal holds every run.

@@ -36,12 +36,13 @@ pub async fn node(
 ) -> (ActorSystem, Distribution, JournalBackend) {
     let system = ActorSystem::new(env.clone());
     let secret = ClusterSecret::new(SECRET).unwrap();
-    let config = DistributionConfig {
-        heartbeat_interval: Duration::from_millis(20),
-        suspect_after: Duration::from_millis(300),
-        down_after: Duration::from_millis(800),
-        ..DistributionConfig::new("127.0.0.1:0".parse().unwrap(), secret.clone())
-            .with_seeds(seeds.iter().copied())
+    let config = {
+        let mut config = DistributionConfig::new("127.0.0.1:0".parse().unwrap(), secret.clone())
+            .with_seeds(seeds.iter().copied());
+        config.heartbeat_interval = Duration::from_millis(20);
+        config.suspect_after = Duration::from_millis(300);
+        config.down_after = Duration::from_millis(800);
+        config
     };
     let dist = system.start_distribution(config).await.unwrap();
     let journal = JournalBackend::Shared(SharedJournal::new(

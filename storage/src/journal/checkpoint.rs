@@ -68,6 +68,7 @@ mod serde_bytes_compat {
 
 /// Why checkpoint bytes were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckpointDecodeError {
     /// Not a checkpoint file, or a version this code does not read.
     BadHeader,

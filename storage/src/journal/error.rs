@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 /// What went wrong in a journal.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum JournalError {
     /// The disk failed. If it failed during an append's write or sync, the
     /// journal is now stopped (see [`JournalError::Stopped`]).

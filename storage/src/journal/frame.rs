@@ -41,6 +41,7 @@ pub struct SegmentHeader {
 
 /// Why a segment header was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// Fewer bytes than a header.
     Short,
@@ -126,6 +127,7 @@ pub struct FrameHeader {
 
 /// Why the bytes at an offset are not a valid frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The input ends before the frame does.
     Truncated,

@@ -55,6 +55,7 @@ pub struct JournalEntry {
 
 /// Bounds of a journal. Every queue and batch has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JournalConfig {
     /// A segment is closed and a new one started once it reaches this size.
     pub segment_bytes_max: u64,
@@ -70,14 +71,16 @@ pub struct JournalConfig {
     /// behind the disk, and the caller should slow down.
     pub pending_records_max: usize,
     /// A deliberately broken variant, so the simulator can prove it
-    /// catches it (feature `planted-bugs`, for tests only).
-    #[cfg(feature = "planted-bugs")]
+    /// catches it: always present (so enabling the feature anywhere in a
+    /// build breaks no struct literal), acted on only with the
+    /// `planted-bugs` feature.
+    #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
 
 /// Deliberate bugs the simulator's tests plant in the journal, to show the
 /// simulator finds them (a simulator that finds nothing proves nothing).
-#[cfg(feature = "planted-bugs")]
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlantedBug {
     /// Acknowledge appends without syncing them.
@@ -99,7 +102,6 @@ impl Default for JournalConfig {
             // Sixteen full batches: far more than concurrent appenders
             // queue while one batch syncs, far less than exhausts memory.
             pending_records_max: 16 * 4096,
-            #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
     }

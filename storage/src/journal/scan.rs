@@ -69,6 +69,7 @@ impl SegmentScan<'_> {
 
 /// Why a segment cannot be recovered.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ScanError {
     /// The header is missing or damaged.
     BadHeader(super::frame::HeaderError),

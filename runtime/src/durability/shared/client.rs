@@ -17,6 +17,7 @@ use std::time::Duration;
 
 /// Where the journal server is and how long to wait for it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SharedJournalConfig {
     /// The journal server's address.
     pub server: SocketAddr,

@@ -31,6 +31,7 @@ struct StreamLocks {
 
 /// Where and how a journal server listens.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct JournalServerConfig {
     /// Where to accept connections (port 0 picks a free one).
     pub listen: SocketAddr,
@@ -43,8 +44,10 @@ pub struct JournalServerConfig {
     /// Bounds on connections in their handshake, in total and per source
     /// address (default 256 and 32): one more is closed unread.
     pub admission: AdmissionLimits,
-    /// A deliberately broken variant (feature `planted-bugs`, tests only).
-    #[cfg(feature = "planted-bugs")]
+    /// A deliberately broken variant, for the simulator's tests: always
+    /// present (so enabling the feature anywhere in a build breaks no
+    /// struct literal), acted on only with the `planted-bugs` feature.
+    #[doc(hidden)]
     pub planted_bug: Option<crate::PlantedBug>,
 }
 
@@ -57,7 +60,6 @@ impl JournalServerConfig {
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             handshake_timeout: Duration::from_secs(2),
             admission: AdmissionLimits::default(),
-            #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
     }
@@ -65,6 +67,7 @@ impl JournalServerConfig {
 
 /// A journal server could not start.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum JournalServerError {
     /// Its listening address could not be bound.
     Net(NetError),
