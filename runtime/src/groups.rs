@@ -161,7 +161,7 @@ impl ProcessGroups {
         let name = actor.id().name().to_string();
         match self.call(GroupMsg::Leave { key, name }).await? {
             GroupReply::Left(was) => Ok(was),
-            other => Err(GroupError::Unavailable(format!("unexpected {other:?}"))),
+            other => crate::invariant::wrong_reply("a group operation", &other),
         }
     }
 
@@ -182,7 +182,7 @@ impl ProcessGroups {
                         .and_then(|node| ActorId::new(&name, node).ok())
                 })
                 .collect()),
-            other => Err(GroupError::Unavailable(format!("unexpected {other:?}"))),
+            other => crate::invariant::wrong_reply("a group operation", &other),
         }
     }
 

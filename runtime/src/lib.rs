@@ -35,6 +35,7 @@ pub mod durability;
 pub mod encoded_types;
 mod env;
 pub mod groups;
+mod invariant;
 pub mod names;
 mod nesting;
 pub mod prelude;

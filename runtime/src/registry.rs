@@ -157,7 +157,14 @@ impl fmt::Display for RegistryError {
     }
 }
 
-impl std::error::Error for RegistryError {}
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::Resolve(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 type Key = (String, String, String);
 

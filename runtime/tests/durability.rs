@@ -4,8 +4,8 @@
 
 use plexspaces::actor::{ActorError, ActorErrorKind, ActorSystem, AskError, ExitReason};
 use plexspaces::durability::{
-    DurabilityConfig, Durable, DurableActor, DurableContext, JournalBackend, RecoveryReport,
-    state_at,
+    DurabilityConfig, DurabilityError, Durable, DurableActor, DurableContext, JournalBackend,
+    RecoveryReport, ReplayDiverged, state_at,
 };
 use plexspaces::seams::Clock;
 use plexspaces::storage::journal::{Journal, JournalConfig};
@@ -344,6 +344,28 @@ async fn a_handler_that_diverges_on_replay_fails_recovery_loudly() {
         ),
         other => panic!("expected a failed recovery, got {other}"),
     }
+    // Time travel over the same stream says so with a typed error a
+    // caller can match on: where the handler left the journal, and why.
+    let id = fickle.id().clone();
+    let env = system.env().clone();
+    match state_at::<Fickle>(&env, &journal, &id, 3, Fickle::default()).await {
+        Err(DurabilityError::Diverged(ReplayDiverged { seq, detail })) => {
+            assert_eq!(seq, 2, "the recorded side effect is entry 2");
+            assert!(detail.contains("another-lookup"), "{detail}");
+        }
+        Err(other) => panic!("expected a divergence, got {other:?}"),
+        Ok(_) => panic!("expected a divergence, got a state"),
+    }
+    let diverged = state_at::<Fickle>(&env, &journal, &id, 3, Fickle::default())
+        .await
+        .err()
+        .unwrap();
+    let source = std::error::Error::source(&diverged).expect("the divergence is its source");
+    assert!(
+        source
+            .to_string()
+            .starts_with("replay diverged at journal entry 2")
+    );
 }
 
 #[tokio::test]

@@ -215,7 +215,14 @@ impl fmt::Display for AskError {
     }
 }
 
-impl std::error::Error for AskError {}
+impl std::error::Error for AskError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AskError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// An actor could not be started.
 #[derive(Clone, Debug, PartialEq, Eq)]

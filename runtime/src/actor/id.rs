@@ -78,8 +78,15 @@ mod tests {
         let id = ActorId::new("counter-7", node.clone()).unwrap();
         assert_eq!(id.to_string(), "counter-7@n1");
         assert_eq!((id.name(), id.node()), ("counter-7", &node));
-        for bad in ["", "a@b", "tab\there", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "a@b",
+            "tab\there",
+            &"x".repeat(ActorId::NAME_LEN_MAX + 1),
+        ] {
             assert!(ActorId::new(bad, node.clone()).is_err(), "{bad:?}");
         }
+        let longest = "x".repeat(ActorId::NAME_LEN_MAX);
+        assert_eq!(ActorId::new(&longest, node).unwrap().name(), longest);
     }
 }

@@ -112,10 +112,9 @@ impl<E: Send + 'static> Actor for EventManager<E> {
     }
 }
 
+#[track_caller]
 fn unexpected(reply: EventReply) -> AskError {
-    AskError::Failed(ActorError::new(format!(
-        "unexpected event manager reply {reply:?}"
-    )))
+    crate::invariant::wrong_reply("an event manager operation", &reply)
 }
 
 impl<E: Send + 'static> ActorRef<EventManager<E>> {

@@ -200,7 +200,15 @@ impl fmt::Display for DistributionError {
     }
 }
 
-impl std::error::Error for DistributionError {}
+impl std::error::Error for DistributionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DistributionError::Listen(e) => Some(e),
+            DistributionError::Disk(e) => Some(e),
+            DistributionError::AlreadyStarted | DistributionError::InvalidConfig(_) => None,
+        }
+    }
+}
 
 /// A ref to an actor could not be made.
 #[derive(Clone, Debug, PartialEq, Eq)]

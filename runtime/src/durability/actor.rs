@@ -4,7 +4,8 @@
 use super::DurabilityConfig;
 use super::backend::JournalBackend;
 use super::context::{DurableContext, Mode, Recorded};
-use super::entry::{Entry, ReplayDiverged, decode};
+use super::entry::{Entry, decode};
+use super::error::{DurabilityError, ReplayDiverged};
 use crate::actor::{Actor, ActorError, ActorId, ActorRef, AskError, Context};
 use crate::codec::{encode, encode_own};
 use crate::env::Env;
@@ -220,7 +221,7 @@ impl<A: DurableActor> Durable<A> {
     /// state that cannot be encoded is not checkpointed (recovery replays
     /// from the last checkpoint instead), which is logged, and tried again
     /// after the next interval.
-    async fn checkpoint(&mut self) -> Result<(), String> {
+    async fn checkpoint(&mut self) -> Result<(), DurabilityError> {
         self.since_checkpoint = 0;
         let state = match encode(&self.state, "state") {
             Ok(state) => state,
@@ -241,7 +242,10 @@ impl<A: DurableActor> Durable<A> {
         self.journal
             .save_checkpoint(&self.stream, seq, &encode_own(&envelope))
             .await
-            .map_err(|e| format!("checkpoint failed: {e}"))?;
+            .map_err(|source| DurabilityError::Journal {
+                doing: "saving a checkpoint",
+                source,
+            })?;
         Ok(())
     }
 
@@ -252,7 +256,7 @@ impl<A: DurableActor> Durable<A> {
         id: &ActorId,
         key: String,
         msg: A::Msg,
-    ) -> (Reply<A>, Option<String>) {
+    ) -> (Reply<A>, Option<DurabilityError>) {
         if let Some(reply) = self.dedupe.get(&key) {
             return (decode_reply::<A>(reply), None);
         }
@@ -269,7 +273,10 @@ impl<A: DurableActor> Durable<A> {
         let (state, mut ctx) = self.split(env, id, Mode::Live, VecDeque::new(), vec![message]);
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
-            return (Err(ActorError::unavailable(failure.clone())), Some(failure));
+            return (
+                Err(ActorError::unavailable(failure.to_string())),
+                Some(failure),
+            );
         }
         let reply = encode_reply::<A>(&result);
         let mut entries = std::mem::take(&mut ctx.pending);
@@ -281,9 +288,15 @@ impl<A: DurableActor> Durable<A> {
             .encode(),
         );
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-        if let Err(e) = self.journal.append_all(&self.stream, &refs).await {
-            let failure = format!("journaling the reply failed: {e}");
-            return (Err(ActorError::unavailable(failure.clone())), Some(failure));
+        if let Err(source) = self.journal.append_all(&self.stream, &refs).await {
+            let failure = DurabilityError::Journal {
+                doing: "journaling a reply",
+                source,
+            };
+            return (
+                Err(ActorError::unavailable(failure.to_string())),
+                Some(failure),
+            );
         }
         self.remember(key, reply);
         self.since_checkpoint += 1;
@@ -298,7 +311,7 @@ impl<A: DurableActor> Durable<A> {
     /// Checks the stream is still this activation's if the last proof is
     /// older than `query_claim_check`; `Err` (to fail-stop) if another
     /// activation claimed it since.
-    async fn check_ownership(&mut self, env: &Env) -> Result<(), String> {
+    async fn check_ownership(&mut self, env: &Env) -> Result<(), DurabilityError> {
         let now = env.now();
         let fresh = self
             .owned_at
@@ -309,21 +322,28 @@ impl<A: DurableActor> Durable<A> {
         self.journal
             .check_claim(&self.stream)
             .await
-            .map_err(|e| format!("this activation no longer owns its journal stream: {e}"))?;
+            .map_err(DurabilityError::Superseded)?;
         self.owned_at = Some(now);
         Ok(())
     }
 
     /// Rebuilds the state: latest checkpoint, then every message after it
     /// (finishing one a crash cut short).
-    async fn recover(&mut self, env: &Env, id: &ActorId) -> Result<RecoveryReport, String> {
+    async fn recover(
+        &mut self,
+        env: &Env,
+        id: &ActorId,
+    ) -> Result<RecoveryReport, DurabilityError> {
         let mut report = RecoveryReport {
             actor: id.clone(),
             checkpoint_seq: None,
             replayed_messages: 0,
             finished_in_flight: false,
         };
-        let journal_err = |e: plexspaces_storage::journal::JournalError| format!("recovery: {e}");
+        let journal_err = |source| DurabilityError::Journal {
+            doing: "recovering",
+            source,
+        };
         let from = match self
             .journal
             .latest_checkpoint(&self.stream)
@@ -360,7 +380,12 @@ impl<A: DurableActor> Durable<A> {
         Ok(report)
     }
 
-    async fn replay_group(&mut self, env: &Env, id: &ActorId, group: Group) -> Result<(), String> {
+    async fn replay_group(
+        &mut self,
+        env: &Env,
+        id: &ActorId,
+        group: Group,
+    ) -> Result<(), DurabilityError> {
         let msg: A::Msg = decode(&group.msg, "message")?;
         let mode = Mode::Replay {
             complete: group.reply.is_some(),
@@ -379,14 +404,14 @@ impl<A: DurableActor> Durable<A> {
                         seq,
                         detail: format!("the handler skipped {unused} recorded side effect(s)"),
                     }
-                    .to_string());
+                    .into());
                 }
                 if journaled != reply {
                     return Err(ReplayDiverged {
                         seq,
                         detail: "the handler's reply differs from the journaled one".to_string(),
                     }
-                    .to_string());
+                    .into());
                 }
                 self.remember(group.key, journaled);
             }
@@ -399,7 +424,10 @@ impl<A: DurableActor> Durable<A> {
                 self.journal
                     .append(&self.stream, &entry)
                     .await
-                    .map_err(|e| format!("recovery: journaling a finished reply failed: {e}"))?;
+                    .map_err(|source| DurabilityError::Journal {
+                        doing: "journaling the reply of a message recovery finished",
+                        source,
+                    })?;
                 self.remember(group.key, reply);
             }
         }
@@ -417,13 +445,13 @@ struct Group {
 }
 
 impl Group {
-    fn read(entries: &[JournalEntry], at: &mut usize) -> Result<Group, String> {
+    fn read(entries: &[JournalEntry], at: &mut usize) -> Result<Group, DurabilityError> {
         let first = &entries[*at];
         let Entry::Message { key, msg } = Entry::decode(&first.data)? else {
-            return Err(format!(
-                "journal entry {} should start a message",
-                first.seq
-            ));
+            return Err(DurabilityError::Malformed {
+                seq: first.seq,
+                detail: "should start a message".into(),
+            });
         };
         *at += 1;
         let mut group = Group {
@@ -444,19 +472,19 @@ impl Group {
                     break;
                 }
                 Entry::Reply { key, .. } => {
-                    return Err(format!(
-                        "journal entry {}: reply for {key:?} inside {:?}",
-                        next.seq, group.key
-                    ));
+                    return Err(DurabilityError::Malformed {
+                        seq: next.seq,
+                        detail: format!("reply for {key:?} inside {:?}", group.key),
+                    });
                 }
                 Entry::Message { .. } => {
                     // The previous message was cut short by a crash, and
                     // then... a newer one was journaled: impossible, since
                     // recovery finishes an interrupted message first.
-                    return Err(format!(
-                        "journal entry {}: a message before {:?} was answered",
-                        next.seq, group.key
-                    ));
+                    return Err(DurabilityError::Malformed {
+                        seq: next.seq,
+                        detail: format!("a message before {:?} was never answered", group.key),
+                    });
                 }
             }
             *at += 1;
@@ -478,7 +506,7 @@ fn decode_reply<A: DurableActor>(bytes: &[u8]) -> Reply<A> {
     match decode::<Result<A::Reply, String>>(bytes, "reply") {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(message)) => Err(ActorError::new(message)),
-        Err(e) => Err(ActorError::new(e)),
+        Err(e) => Err(ActorError::new(e.to_string())),
     }
 }
 
@@ -500,7 +528,7 @@ impl<A: DurableActor> Actor for Durable<A> {
         let report = self
             .recover(ctx.env(), ctx.id())
             .await
-            .map_err(ActorError::new)?;
+            .map_err(|e| ActorError::new(e.to_string()))?;
         if let Some(on_recovered) = &self.config.on_recovered {
             on_recovered(&report);
         }
@@ -534,6 +562,7 @@ impl<A: DurableActor> Actor for Durable<A> {
         if let Some(reply) = from_memory {
             // Answered from memory: first make sure the memory is current.
             if let Err(failure) = self.check_ownership(&env).await {
+                let failure = failure.to_string();
                 ctx.fail(failure.clone());
                 return Err(ActorError::unavailable(failure));
             }
@@ -545,7 +574,7 @@ impl<A: DurableActor> Actor for Durable<A> {
         }
         if let Some(failure) = failure {
             // Fail-stop: the in-memory state may be ahead of the journal.
-            ctx.fail(failure);
+            ctx.fail(failure.to_string());
         }
         result
     }
@@ -595,13 +624,16 @@ pub async fn state_at<A: DurableActor>(
     id: &ActorId,
     seq: u64,
     initial: A,
-) -> Result<A, String> {
+) -> Result<A, DurabilityError> {
     let mut durable = Durable::new(initial, journal.clone(), DurabilityConfig::default());
     durable.stream = super::stream_for(&id.to_string());
     let entries = journal
         .replay_from(&durable.stream, 1)
         .await
-        .map_err(|e| format!("time travel: {e}"))?;
+        .map_err(|source| DurabilityError::Journal {
+            doing: "time travel",
+            source,
+        })?;
     let mut at = 0;
     while at < entries.len() {
         let group = Group::read(&entries, &mut at)?;

@@ -2,7 +2,8 @@
 //! anything that must not change on replay (side effects, time, randomness).
 
 use super::backend::JournalBackend;
-use super::entry::{Entry, ReplayDiverged, decode};
+use super::entry::{Entry, decode};
+use super::error::{DurabilityError, ReplayDiverged};
 use crate::actor::{ActorError, ActorId};
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
@@ -40,7 +41,7 @@ pub struct DurableContext<'a> {
     /// Entries written with the next durable point (the message entry).
     pub(crate) pending: Vec<Vec<u8>>,
     /// The first divergence or journal failure, which fails the actor.
-    pub(crate) failure: Option<String>,
+    pub(crate) failure: Option<DurabilityError>,
     /// The planted bug `ReplaySideEffects` (always false otherwise).
     pub(crate) rerun_effects_on_replay: bool,
 }
@@ -58,9 +59,9 @@ impl DurableContext<'_> {
         self.env
     }
 
-    fn fail(&mut self, detail: String) -> ActorError {
-        let error = ActorError::unavailable(detail.clone());
-        self.failure.get_or_insert(detail);
+    fn fail(&mut self, failure: DurabilityError) -> ActorError {
+        let error = ActorError::unavailable(failure.to_string());
+        self.failure.get_or_insert(failure);
         error
     }
 
@@ -73,7 +74,7 @@ impl DurableContext<'_> {
         Fut: Future<Output = T>,
     {
         if let Some(failure) = &self.failure {
-            return Err(ActorError::unavailable(failure.clone()));
+            return Err(ActorError::unavailable(failure.to_string()));
         }
         if self.cache_side_effects && matches!(self.mode, Mode::Replay { .. }) {
             match self.recorded.pop_front() {
@@ -93,7 +94,7 @@ impl DurableContext<'_> {
                             "the journal has side effect {recorded:?}, the handler ran {name:?}"
                         ),
                     };
-                    return Err(self.fail(diverged.to_string()));
+                    return Err(self.fail(diverged.into()));
                 }
                 None if matches!(self.mode, Mode::Replay { complete: true }) => {
                     let diverged = ReplayDiverged {
@@ -102,7 +103,7 @@ impl DurableContext<'_> {
                             "the handler ran side effect {name:?}, which the journal never recorded"
                         ),
                     };
-                    return Err(self.fail(diverged.to_string()));
+                    return Err(self.fail(diverged.into()));
                 }
                 None => self.mode = Mode::Live, // the rest of an interrupted message runs live
             }
@@ -132,7 +133,10 @@ impl DurableContext<'_> {
         self.pending.push(entry.encode());
         let entries: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
         if let Err(e) = self.journal.append_all(self.stream, &entries).await {
-            return Err(self.fail(format!("journaling side effect {name:?} failed: {e}")));
+            return Err(self.fail(DurabilityError::Journal {
+                doing: "journaling a side effect's result",
+                source: e,
+            }));
         }
         self.pending.clear();
         outcome

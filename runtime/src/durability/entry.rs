@@ -1,8 +1,8 @@
 //! What a durable actor writes to its journal stream.
 
+use super::DurabilityError;
 use crate::codec::encode_own;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// One journal entry of a durable actor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,36 +43,19 @@ impl Entry {
         crate::codec::encode_own(self)
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
-        postcard::from_bytes(bytes).map_err(|e| format!("undecodable journal entry: {e}"))
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DurabilityError> {
+        decode(bytes, "journal entry")
     }
 }
 
-/// Replay found the handler doing something other than what the journal
-/// recorded: the handler is not deterministic, or the code changed under a
-/// journal written by the old code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplayDiverged {
-    /// The journal entry's sequence number.
-    pub seq: u64,
-    /// What differed.
-    pub detail: String,
-}
-
-impl fmt::Display for ReplayDiverged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "replay diverged at journal entry {}: {}",
-            self.seq, self.detail
-        )
-    }
-}
-
-impl std::error::Error for ReplayDiverged {}
-
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("journaled {what} does not decode: {e}"))
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, DurabilityError> {
+    postcard::from_bytes(bytes).map_err(|e| DurabilityError::Undecodable {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// The journal entry, for [`crate::encoded_types`].

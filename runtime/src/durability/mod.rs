@@ -32,12 +32,13 @@ mod actor;
 mod backend;
 mod context;
 mod entry;
+mod error;
 pub mod shared;
 
 pub use actor::{Durable, DurableActor, RecoveryReport, Request, RequestKind, state_at};
 pub use backend::JournalBackend;
 pub use context::DurableContext;
-pub use entry::ReplayDiverged;
+pub use error::{DurabilityError, ReplayDiverged};
 
 /// This module's encoded types, for [`crate::encoded_types`].
 pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {

@@ -456,8 +456,9 @@ impl Reminders {
     }
 }
 
+#[track_caller]
 fn unexpected(reply: ShardReply) -> ReminderError {
-    ReminderError::Unavailable(format!("unexpected answer {reply:?}"))
+    crate::invariant::wrong_reply("a reminder shard operation", &reply)
 }
 
 fn shard_of(target: &ReminderTarget, shards: u32) -> u32 {

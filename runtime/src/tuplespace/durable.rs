@@ -62,7 +62,15 @@ impl fmt::Display for DurableSpaceError {
     }
 }
 
-impl std::error::Error for DurableSpaceError {}
+impl std::error::Error for DurableSpaceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DurableSpaceError::Space(e) => Some(e),
+            DurableSpaceError::Journal(e) => Some(e),
+            DurableSpaceError::Unreadable(_) => None,
+        }
+    }
+}
 
 impl From<TupleSpaceError> for DurableSpaceError {
     fn from(e: TupleSpaceError) -> Self {

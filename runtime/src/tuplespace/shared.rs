@@ -92,8 +92,6 @@ pub enum SharedSpaceError {
     /// The space did not answer within the call timeout. The operation may
     /// or may not have been applied.
     Call(AskError),
-    /// The host answered something this version does not expect.
-    Protocol(String),
 }
 
 impl fmt::Display for SharedSpaceError {
@@ -102,12 +100,19 @@ impl fmt::Display for SharedSpaceError {
             SharedSpaceError::Space(e) => e.fmt(f),
             SharedSpaceError::LeaseLost => write!(f, "the lease ran out or does not exist"),
             SharedSpaceError::Call(e) => write!(f, "shared tuple space unreachable: {e}"),
-            SharedSpaceError::Protocol(detail) => write!(f, "shared tuple space: {detail}"),
         }
     }
 }
 
-impl std::error::Error for SharedSpaceError {}
+impl std::error::Error for SharedSpaceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SharedSpaceError::Space(e) => Some(e),
+            SharedSpaceError::Call(e) => Some(e),
+            SharedSpaceError::LeaseLost => None,
+        }
+    }
+}
 
 /// A tuple taken under a lease.
 #[derive(Clone, Debug, PartialEq)]
@@ -208,8 +213,9 @@ impl fmt::Debug for SharedTupleSpace {
     }
 }
 
+#[track_caller]
 fn unexpected(reply: SpaceReply) -> SharedSpaceError {
-    SharedSpaceError::Protocol(format!("unexpected reply {reply:?}"))
+    crate::invariant::wrong_reply("a shared tuple space operation", &reply)
 }
 
 impl SharedTupleSpace {

@@ -236,9 +236,7 @@ impl RunShared {
                     .insert(position.to_string(), step.clone());
                 Ok(step)
             }
-            other => Err(WorkflowError::Unavailable(format!(
-                "unexpected reply {other:?}"
-            ))),
+            other => crate::invariant::wrong_reply("recording a step", &other),
         }
     }
 }

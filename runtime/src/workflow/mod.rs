@@ -543,7 +543,7 @@ impl<W: Workflow> Workflows<W> {
             .map_err(unavailable)?;
         match reply {
             RunReply::View(view) => Ok(view),
-            other => Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+            other => crate::invariant::wrong_reply("a run's view", &other),
         }
     }
 
@@ -571,7 +571,7 @@ impl<W: Workflow> Workflows<W> {
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
             RunReply::Started(status) => status,
-            other => return Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+            other => crate::invariant::wrong_reply("starting a run", &other),
         };
         if !status.is_terminal()
             && engine.runs.owner_of(&key).as_ref() == Some(engine.system.node())
@@ -699,7 +699,7 @@ impl<W: Workflow> Workflows<W> {
                 .into_iter()
                 .filter_map(|(key, status)| RunId::parse(&key).map(|id| (id, status)))
                 .collect()),
-            other => Err(WorkflowError::Unavailable(format!("unexpected {other:?}"))),
+            other => crate::invariant::wrong_reply("listing runs", &other),
         }
     }
 

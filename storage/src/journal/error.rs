@@ -235,4 +235,12 @@ impl fmt::Display for JournalError {
     }
 }
 
-impl std::error::Error for JournalError {}
+impl std::error::Error for JournalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JournalError::Disk(e) => Some(e.as_ref()),
+            JournalError::Stopped { cause } => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+}
