@@ -1,5 +1,6 @@
 //! postcard encoding of the values the runtime journals and sends: the one
-//! place where a value that cannot be encoded becomes a typed error.
+//! place where a value that cannot be encoded, or bytes that do not decode,
+//! become typed errors. Nothing else in the runtime calls postcard.
 //!
 //! Users' values (messages, states, replies, side-effect and step results,
 //! workflow inputs and signals) go through [`encode`]: postcard refuses
@@ -10,6 +11,7 @@
 //! postcard always encodes; [`encode_own`] states that invariant once.
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::fmt;
 
 /// A value could not be encoded (postcard): it serializes a sequence or
@@ -36,6 +38,39 @@ impl fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
+
+/// Journaled or received bytes did not decode as the type the code
+/// expects: damage, or a type changed under data written by older code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What the bytes were (a message, a checkpoint, a journal entry, ...).
+    pub what: String,
+    /// The Rust type they should have decoded as.
+    pub type_name: &'static str,
+    /// What postcard said.
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the {} does not decode as {}: {}",
+            self.what, self.type_name, self.reason
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes `bytes` (a `what`) as a `T`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, DecodeError> {
+    postcard::from_bytes(bytes).map_err(|e| DecodeError {
+        what: what.to_string(),
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })
+}
 
 /// Encodes a user's `value`, used as `what`.
 pub(crate) fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, EncodeError> {

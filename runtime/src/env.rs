@@ -41,12 +41,7 @@ impl NodeName {
     /// Checks and wraps a node name: 1 to 64 ASCII letters, digits, `.`,
     /// `_` or `-` (so it can never contain the `@` of an actor id).
     pub fn new(name: &str) -> Result<Self, InvalidNodeName> {
-        let valid = !name.is_empty()
-            && name.len() <= Self::LEN_MAX
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !valid {
+        if crate::names::check_token("node name", name, Self::LEN_MAX).is_err() {
             return Err(InvalidNodeName(name.to_string()));
         }
         Ok(NodeName(name.into()))

@@ -73,7 +73,7 @@ pub enum PlantedBug {
     RestartTemporaryChild,
 }
 
-pub use codec::EncodeError;
+pub use codec::{DecodeError, EncodeError};
 pub use env::{Env, InvalidNodeName, NodeName};
 
 /// The storage crate: the `Disk` seam and the journal.

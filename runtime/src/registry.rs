@@ -220,15 +220,8 @@ impl TenantRegistry {
         registry: ObjectRegistry,
         system: ActorSystem,
     ) -> Result<Self, RegistryError> {
-        check_name("tenant", tenant)?;
-        if !tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(RegistryError::InvalidName(format!(
-                "tenant {tenant:?}: [A-Za-z0-9._-] only"
-            )));
-        }
+        crate::names::check_token("tenant", tenant, crate::names::NAME_BYTES_MAX)
+            .map_err(RegistryError::InvalidName)?;
         Ok(TenantRegistry {
             tenant: tenant.to_string(),
             registry,

@@ -38,11 +38,7 @@ impl ActorId {
 
     /// The id of actor `name` on `node`.
     pub fn new(name: &str, node: NodeName) -> Result<Self, InvalidActorName> {
-        let valid = !name.is_empty()
-            && name.len() <= Self::NAME_LEN_MAX
-            && !name.contains('@')
-            && !name.chars().any(char::is_control);
-        if !valid {
+        if crate::names::check_free_form("actor name", name, Self::NAME_LEN_MAX, &['@']).is_err() {
             return Err(InvalidActorName(name.to_string()));
         }
         Ok(ActorId {

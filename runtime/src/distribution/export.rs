@@ -39,10 +39,10 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
     fn deliver(&self, env: &Env, payload: Vec<u8>, reply: Option<ReplyTo>) -> BoxFuture<'_, ()> {
         let env = env.clone();
         Box::pin(async move {
-            let msg = match postcard::from_bytes::<A::Msg>(&payload) {
+            let msg = match crate::codec::decode::<A::Msg>(&payload, "remote message") {
                 Ok(msg) => msg,
                 Err(e) => {
-                    let why = format!("payload is not a {}: {e}", std::any::type_name::<A::Msg>());
+                    let why = e.to_string();
                     match reply {
                         Some(reply) => reply(ReplyOutcome::Undecodable(why)).await,
                         None => {
@@ -66,9 +66,9 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
             // task so the connection keeps reading.
             env.spawn_task(Box::pin(async move {
                 let outcome = match rx.await {
-                    Ok(Ok(value)) => match postcard::to_allocvec(&value) {
+                    Ok(Ok(value)) => match crate::codec::encode(&value, "reply") {
                         Ok(bytes) => ReplyOutcome::Replied(bytes),
-                        Err(e) => ReplyOutcome::Failed(format!("cannot encode the reply: {e}")),
+                        Err(e) => ReplyOutcome::Failed(e.to_string()),
                     },
                     Ok(Err(AskError::Failed(e))) if e.is_unavailable() => {
                         ReplyOutcome::Unavailable(e.message().to_string())

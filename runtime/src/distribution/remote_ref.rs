@@ -27,12 +27,8 @@ impl<A: RemoteActor> PendingReply for TypedPending<A> {
         let answer = match outcome {
             None => Err(AskError::ConnectionLost(self.actor)),
             Some(ReplyOutcome::Replied(bytes)) => {
-                postcard::from_bytes::<A::Reply>(&bytes).map_err(|e| {
-                    AskError::Failed(ActorError::new(format!(
-                        "reply is not a {}: {e}",
-                        std::any::type_name::<A::Reply>()
-                    )))
-                })
+                crate::codec::decode::<A::Reply>(&bytes, "remote reply")
+                    .map_err(|e| AskError::Failed(ActorError::new(e.to_string())))
             }
             Some(ReplyOutcome::Failed(why)) => Err(AskError::Failed(ActorError::new(why))),
             Some(ReplyOutcome::Unavailable(why)) => {
@@ -179,8 +175,7 @@ async fn unreachable<A: RemoteActor>(
 }
 
 fn encode<A: RemoteActor>(msg: &A::Msg, max_payload: usize) -> Result<Vec<u8>, ActorError> {
-    let bytes = postcard::to_allocvec(msg)
-        .map_err(|e| ActorError::new(format!("cannot encode the message: {e}")))?;
+    let bytes = crate::codec::encode(msg, "message").map_err(|e| ActorError::unencodable(&e))?;
     if bytes.len() > max_payload {
         return Err(ActorError::new(format!(
             "message of {} bytes exceeds the frame limit ({max_payload} bytes of payload)",

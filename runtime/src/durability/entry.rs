@@ -48,14 +48,11 @@ impl Entry {
     }
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
 ) -> Result<T, DurabilityError> {
-    postcard::from_bytes(bytes).map_err(|e| DurabilityError::Undecodable {
-        what: what.to_string(),
-        reason: e.to_string(),
-    })
+    crate::codec::decode(bytes, what).map_err(DurabilityError::Undecodable)
 }
 
 /// The journal entry, for [`crate::encoded_types`].

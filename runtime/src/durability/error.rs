@@ -21,12 +21,7 @@ pub enum DurabilityError {
     /// checked: this activation's state may be stale.
     Superseded(JournalError),
     /// A journaled value does not decode as the type the code expects.
-    Undecodable {
-        /// What the value is (a journal entry, a message, a checkpoint...).
-        what: String,
-        /// What postcard said.
-        reason: String,
-    },
+    Undecodable(crate::DecodeError),
     /// The stream's entries are not in an order a durable actor writes
     /// them (damage, or a stream another program wrote).
     Malformed {
@@ -47,9 +42,7 @@ impl fmt::Display for DurabilityError {
             DurabilityError::Superseded(e) => {
                 write!(f, "this activation no longer owns its journal stream: {e}")
             }
-            DurabilityError::Undecodable { what, reason } => {
-                write!(f, "journaled {what} does not decode: {reason}")
-            }
+            DurabilityError::Undecodable(e) => write!(f, "journaled {e}"),
             DurabilityError::Malformed { seq, detail } => {
                 write!(f, "journal entry {seq}: {detail}")
             }
@@ -65,7 +58,8 @@ impl std::error::Error for DurabilityError {
                 Some(source)
             }
             DurabilityError::Diverged(d) => Some(d),
-            DurabilityError::Undecodable { .. } | DurabilityError::Malformed { .. } => None,
+            DurabilityError::Undecodable(e) => Some(e),
+            DurabilityError::Malformed { .. } => None,
         }
     }
 }

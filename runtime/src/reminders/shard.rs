@@ -4,6 +4,7 @@
 use super::schedule::{Compiled, Recurrence};
 use super::{ReminderInfo, ReminderTarget};
 use crate::actor::TimerId;
+use crate::codec::{decode, encode_own as encode};
 use crate::durability::JournalBackend;
 use plexspaces_storage::journal::{Journal, JournalError};
 use serde::{Deserialize, Serialize};
@@ -72,10 +73,6 @@ pub(crate) struct Shard {
     events_since_checkpoint: u64,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    crate::codec::encode_own(value)
-}
-
 impl Shard {
     /// Takes the shard over: claims its stream (fencing out any earlier
     /// owner) and rebuilds its entries from the checkpoint and the events.
@@ -91,7 +88,7 @@ impl Shard {
         };
         let from = match journal.latest_checkpoint(&shard.stream).await? {
             Some(checkpoint) => {
-                if let Ok(Snapshot(events)) = postcard::from_bytes(&checkpoint.state) {
+                if let Ok(Snapshot(events)) = decode(&checkpoint.state, "reminder checkpoint") {
                     for event in events {
                         shard.apply(event);
                     }
@@ -108,7 +105,7 @@ impl Shard {
         let mut events = Vec::new();
         journal
             .replay_each(&shard.stream, from, |_, data| {
-                match postcard::from_bytes::<Event>(data) {
+                match decode::<Event>(data, "reminder event") {
                     Ok(event) => events.push(event),
                     Err(e) => tracing::error!("unreadable reminder event skipped: {e}"),
                 }

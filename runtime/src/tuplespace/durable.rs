@@ -155,9 +155,10 @@ impl DurableTupleSpace {
         let mut journaled = Journaled::default();
         let from = match journal.latest_checkpoint(&stream).await? {
             Some(checkpoint) => {
-                let tuples: Vec<Tuple> = postcard::from_bytes(&checkpoint.state).map_err(|e| {
-                    DurableSpaceError::Unreadable(format!("checkpoint of {name:?}: {e}"))
-                })?;
+                let tuples: Vec<Tuple> =
+                    crate::codec::decode(&checkpoint.state, "tuple space checkpoint").map_err(
+                        |e| DurableSpaceError::Unreadable(format!("checkpoint of {name:?}: {e}")),
+                    )?;
                 for tuple in tuples {
                     journaled.apply(&SpaceEvent::Write(tuple));
                 }
@@ -168,7 +169,7 @@ impl DurableTupleSpace {
         let mut unreadable = None;
         journal
             .replay_each(&stream, from, |seq, data| {
-                match postcard::from_bytes::<SpaceEvent>(data) {
+                match crate::codec::decode::<SpaceEvent>(data, "tuple space event") {
                     Ok(event) => {
                         journaled.apply(&event);
                         journaled.since_checkpoint += 1;

@@ -114,17 +114,9 @@ impl VirtualConfig {
     }
 
     fn validate(&self) -> Result<(), VirtualError> {
-        let kind_ok = !self.kind.is_empty()
-            && self
-                .kind
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !kind_ok {
-            return Err(VirtualError::InvalidConfig(format!(
-                "kind {:?}: 1 or more of [A-Za-z0-9._-]",
-                self.kind
-            )));
-        }
+        // A kind leaves room in an actor name for `:` and an id.
+        crate::names::check_token("kind", &self.kind, ActorId::NAME_LEN_MAX / 2)
+            .map_err(VirtualError::InvalidConfig)?;
         if self.deactivation_timeout.is_zero() || self.attempt_timeout.is_zero() {
             return Err(VirtualError::InvalidConfig(
                 "deactivation_timeout and attempt_timeout must be positive".into(),
@@ -222,17 +214,10 @@ impl<A: DurableActor> VirtualActors<A> {
     /// A ref to virtual actor `id` (always valid; nothing runs until it is
     /// used, unless activation is eager).
     pub fn get(&self, id: &str) -> Result<VirtualRef<A>, VirtualError> {
-        let valid = !id.is_empty()
-            && !id.contains('@')
-            && !id.chars().any(char::is_control)
-            && self.host.actor_name(id).len() <= ActorId::NAME_LEN_MAX;
-        if !valid {
-            return Err(VirtualError::InvalidId(format!(
-                "{id:?}: non-empty, no '@' or control characters, and \"{}:{id}\" at most {} bytes",
-                self.host.config.kind,
-                ActorId::NAME_LEN_MAX
-            )));
-        }
+        // `kind:id` is the activations' actor name.
+        let id_max = ActorId::NAME_LEN_MAX - self.host.config.kind.len() - 1;
+        crate::names::check_free_form("virtual actor id", id, id_max, &['@'])
+            .map_err(VirtualError::InvalidId)?;
         let target = VirtualRef {
             host: self.host.clone(),
             id: id.to_string(),

@@ -251,8 +251,8 @@ pub(crate) fn encode<T: Serialize>(
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, WorkflowError> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| WorkflowError::Decode(format!("{what}: {e} (changed its type?)")))
+    crate::codec::decode(bytes, what)
+        .map_err(|e| WorkflowError::Decode(format!("{e} (changed its type?)")))
 }
 
 /// What a workflow's code runs against. Cheap to clone; a clone shares the

@@ -254,18 +254,12 @@ pub struct RunId {
 }
 
 impl RunId {
-    /// Run `id` of `tenant`: each 1 or more of `[A-Za-z0-9._-]`.
+    /// Run `id` of `tenant`: each 1 to 128 bytes of `[A-Za-z0-9._-]` (a
+    /// UUID is a run id).
     pub fn new(tenant: &str, id: &str) -> Result<Self, WorkflowError> {
-        let ok = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        };
-        if !ok(tenant) || !ok(id) {
-            return Err(WorkflowError::InvalidId(format!(
-                "tenant {tenant:?} and id {id:?}: 1 or more of [A-Za-z0-9._-] each"
-            )));
-        }
+        use crate::names::{NAME_BYTES_MAX, check_token};
+        check_token("tenant", tenant, NAME_BYTES_MAX).map_err(WorkflowError::InvalidId)?;
+        check_token("run id", id, NAME_BYTES_MAX).map_err(WorkflowError::InvalidId)?;
         Ok(RunId {
             tenant: tenant.into(),
             id: id.into(),
