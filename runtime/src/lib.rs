@@ -41,7 +41,7 @@ mod nesting;
 pub mod prelude;
 pub mod registry;
 pub mod reminders;
-pub(crate) mod retry;
+pub mod retry;
 pub mod seams;
 pub mod supervision;
 #[cfg(feature = "tokio")]

@@ -2,9 +2,10 @@
 //! nested trees, adding, removing and restarting children.
 
 use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, ExitReason};
+use plexspaces::retry::Backoff;
 use plexspaces::seams::Clock;
 use plexspaces::supervision::{
-    Backoff, ChildSpec, Restart, Strategy, Supervisor, SupervisorError, SupervisorSpec,
+    ChildSpec, Restart, RestartDelay, Strategy, Supervisor, SupervisorError, SupervisorSpec,
 };
 use plexspaces::{Env, NodeName};
 use std::sync::{Arc, Mutex};
@@ -226,11 +227,9 @@ async fn backoff_delays_restarts() {
     let log = Log::default();
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .intensity(10, Duration::from_secs(60))
-        .backoff(Backoff::Exponential {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            jitter: 0.0,
-        })
+        .restart_delay(RestartDelay::Exponential(
+            Backoff::new(Duration::from_millis(100), Duration::from_secs(1)).with_jitter(0.0),
+        ))
         .child(worker("w", &log));
     let sup = system.spawn("sup", Supervisor::new(spec)).unwrap();
     ready(&system, &sup, &["w"]).await;

@@ -118,8 +118,11 @@ pub fn shared_journal(
 pub fn patient_retry() -> plexspaces::workflow::RetryPolicy {
     plexspaces::workflow::RetryPolicy {
         max_attempts: 500,
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
+        backoff: plexspaces::retry::Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        )
+        .with_jitter(0.5),
     }
 }
 

@@ -11,7 +11,8 @@ use super::Dist;
 use super::conn::{self, Side};
 use crate::NodeName;
 use crate::actor::mailbox::{self, Receiver, Sender};
-use crate::seams::{Clock, JoinHandle, Rng};
+use crate::retry::Backoff;
+use crate::seams::{Clock, JoinHandle};
 use futures::channel::oneshot;
 use futures::future::Either;
 use plexspaces_net::ByteWriter;
@@ -256,7 +257,7 @@ impl Link {
 /// shuts down.
 pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Outgoing>) {
     let config = dist.config.clone();
-    let mut backoff = config.reconnect_min;
+    let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max).pauses();
     let mut batch = VecDeque::new();
     loop {
         let Some(addr) = dist.addr_of(&link.peer) else {
@@ -264,7 +265,7 @@ pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Ou
         };
         match dist.dial(addr).await {
             Ok((reader, writer, peer)) if peer.node == link.peer.as_str() => {
-                backoff = config.reconnect_min;
+                backoff.reset();
                 dist.heard_from(&link.peer, None, peer.incarnation);
                 let mut reading = dist.spawn(conn::serve(
                     dist.clone(),
@@ -289,8 +290,7 @@ pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Ou
             ),
             Err(e) => tracing::debug!(peer = %link.peer, %addr, "dial failed: {e}"),
         }
-        dist.env.sleep(dist.env.jitter(backoff, 0.2)).await;
-        backoff = (backoff * 2).min(config.reconnect_max);
+        dist.env.sleep(backoff.next(&dist.env)).await;
     }
 }
 

@@ -51,6 +51,7 @@ pub use plexspaces_net::wire::{AdmissionLimits, ClusterSecret};
 use crate::actor::deadline::Deadlines;
 use crate::actor::{Actor, ActorId, ActorRef};
 use crate::env::{Env, NodeName};
+use crate::retry::Backoff;
 use crate::seams::{Clock, Elapsed, JoinHandle, Rng};
 pub(crate) use export::{Activator, Exported, ExportedRef, ReplyTo};
 use futures::channel::oneshot;
@@ -800,7 +801,8 @@ async fn tick(dist: Arc<Dist>) {
 /// Dials a seed until it answers: the handshake names it, and from then on
 /// it is a member with its own link.
 async fn join_through(dist: Arc<Dist>, seed: SocketAddr) {
-    let mut backoff = dist.config.reconnect_min;
+    let config = &dist.config;
+    let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max).pauses();
     loop {
         match dist.dial(seed).await {
             Ok((_, mut writer, peer)) => {
@@ -818,7 +820,6 @@ async fn join_through(dist: Arc<Dist>, seed: SocketAddr) {
             }
             Err(e) => tracing::debug!(%seed, "seed not reachable yet: {e}"),
         }
-        dist.env.sleep(dist.env.jitter(backoff, 0.2)).await;
-        backoff = (backoff * 2).min(dist.config.reconnect_max);
+        dist.env.sleep(backoff.next(&dist.env)).await;
     }
 }

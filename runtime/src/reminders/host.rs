@@ -6,7 +6,7 @@ use super::schedule::{millis, time_of};
 use super::shard::{Event, Key, Shard};
 use super::{Common, Firing, Recurrence, ReminderConfig, ReminderInfo, ReminderTarget, owner_of};
 use crate::actor::{Actor, ActorError, ActorRef, Context, SpawnError};
-use crate::seams::{Clock, Rng, Spawn};
+use crate::seams::{Clock, Spawn};
 use plexspaces_storage::journal::JournalError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -117,11 +117,8 @@ fn wall_ms(ctx: &ShardContext) -> u64 {
 }
 
 fn retry_delay(config: &ReminderConfig, ctx: &ShardContext, attempts: u32) -> u64 {
-    let backoff = config
-        .retry_min
-        .saturating_mul(1 << attempts.saturating_sub(1).min(20))
-        .min(config.retry_max);
-    ctx.env().jitter(backoff, 0.2).as_millis() as u64
+    let backoff = crate::retry::Backoff::new(config.retry_min, config.retry_max);
+    backoff.delay(attempts, ctx.env()).as_millis() as u64
 }
 
 /// Arms (or re-arms) the timer of `key` for `at_ms`.

@@ -58,7 +58,7 @@ pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
 
 use crate::actor::{ActorId, ActorSystem, AskError, SpawnError};
 use crate::durability::{DurableActor, JournalBackend};
-use crate::retry::Backoff;
+use crate::retry::{Backoff, RetryUntil};
 use crate::virtual_actor::{VirtualActors, eligible_nodes, placement};
 use futures::future::BoxFuture;
 use host::{Coordinator, CoordinatorMsg, ShardActor, ShardMsg, ShardReply, shard_actor_name};
@@ -407,11 +407,10 @@ impl Reminders {
         timeout: Duration,
     ) -> Result<ShardReply, ReminderError> {
         let env = self.system.env().clone();
-        let mut backoff = Backoff::new(
+        let mut backoff = RetryUntil::new(
             &env,
             timeout,
-            Duration::from_millis(10),
-            Duration::from_millis(500),
+            Backoff::new(Duration::from_millis(10), Duration::from_millis(500)),
         );
         let shard = shard_of(target, self.common.config.shards);
         let name = shard_actor_name(shard);

@@ -10,7 +10,7 @@
 mod spec;
 mod supervisor;
 
-pub use spec::{Backoff, ChildSpec, Intensity, Restart, Strategy, SupervisorSpec};
+pub use spec::{ChildSpec, Intensity, Restart, RestartDelay, Strategy, SupervisorSpec};
 pub use supervisor::{
     ChildStats, RunningChild, Supervisor, SupervisorError, SupervisorMsg, SupervisorReply,
     SupervisorStats,

@@ -2,6 +2,7 @@
 
 use crate::actor::ChildCell;
 use crate::actor::{Actor, ActorSystem, SpawnError};
+use crate::retry::Backoff;
 use crate::seams::Rng;
 use std::fmt;
 use std::sync::Arc;
@@ -50,38 +51,23 @@ impl Default for Intensity {
 
 /// How long to wait before a restart.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Backoff {
+pub enum RestartDelay {
     /// Restart at once.
     None,
     /// Always wait this long.
     Fixed(Duration),
-    /// Wait `initial`, doubling with each restart in the intensity window,
-    /// up to `max`, scaled by a random factor in `1 ± jitter`.
-    Exponential {
-        /// The first delay.
-        initial: Duration,
-        /// The longest delay.
-        max: Duration,
-        /// Spread of the random factor, 0 to 1.
-        jitter: f64,
-    },
+    /// Wait as the backoff says for the `n`-th restart in the intensity
+    /// window: its first pause, doubling with each restart.
+    Exponential(Backoff),
 }
 
-impl Backoff {
+impl RestartDelay {
     /// The delay before the `recent`-th restart of the window (1-based).
     pub fn delay(&self, recent: u32, rng: &dyn Rng) -> Duration {
-        match *self {
-            Backoff::None => Duration::ZERO,
-            Backoff::Fixed(d) => d,
-            Backoff::Exponential {
-                initial,
-                max,
-                jitter,
-            } => {
-                let doublings = recent.saturating_sub(1).min(30);
-                let base = initial.saturating_mul(1 << doublings).min(max);
-                rng.jitter(base, jitter).min(max)
-            }
+        match self {
+            RestartDelay::None => Duration::ZERO,
+            RestartDelay::Fixed(d) => *d,
+            RestartDelay::Exponential(backoff) => backoff.delay(recent, rng),
         }
     }
 }
@@ -144,7 +130,7 @@ pub struct SupervisorSpec {
     /// When to give up.
     pub intensity: Intensity,
     /// How long to wait before restarting.
-    pub backoff: Backoff,
+    pub restart_delay: RestartDelay,
     /// The children, started in order, stopped in reverse.
     pub children: Vec<ChildSpec>,
     /// A deliberately broken variant, for the simulator's tests: always
@@ -160,7 +146,7 @@ impl SupervisorSpec {
         SupervisorSpec {
             strategy,
             intensity: Intensity::default(),
-            backoff: Backoff::None,
+            restart_delay: RestartDelay::None,
             children: Vec::new(),
             planted_bug: None,
         }
@@ -181,9 +167,9 @@ impl SupervisorSpec {
         self
     }
 
-    /// Sets the backoff.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+    /// Sets how long to wait before each restart.
+    pub fn restart_delay(mut self, delay: RestartDelay) -> Self {
+        self.restart_delay = delay;
         self
     }
 }
@@ -194,23 +180,15 @@ mod tests {
     use crate::seams::SeededRng;
 
     #[test]
-    fn backoff_grows_and_stays_bounded() {
+    fn restart_delays_grow_and_stay_bounded() {
         let rng = SeededRng::new(1);
         let ms = Duration::from_millis;
-        assert_eq!(Backoff::None.delay(3, &rng), Duration::ZERO);
-        assert_eq!(Backoff::Fixed(ms(5)).delay(9, &rng), ms(5));
-        let exp = Backoff::Exponential {
-            initial: ms(10),
-            max: ms(100),
-            jitter: 0.0,
-        };
+        assert_eq!(RestartDelay::None.delay(3, &rng), Duration::ZERO);
+        assert_eq!(RestartDelay::Fixed(ms(5)).delay(9, &rng), ms(5));
+        let exp = RestartDelay::Exponential(Backoff::new(ms(10), ms(100)).with_jitter(0.0));
         let delays: Vec<Duration> = (1..=6).map(|n| exp.delay(n, &rng)).collect();
         assert_eq!(delays, [ms(10), ms(20), ms(40), ms(80), ms(100), ms(100)]);
-        let jittered = Backoff::Exponential {
-            initial: ms(100),
-            max: ms(1000),
-            jitter: 0.5,
-        };
+        let jittered = RestartDelay::Exponential(Backoff::new(ms(100), ms(1000)).with_jitter(0.5));
         let d = jittered.delay(1, &rng);
         assert!(d >= ms(50) && d <= ms(150), "{d:?}");
         assert!(exp.delay(u32::MAX, &rng) <= ms(100));

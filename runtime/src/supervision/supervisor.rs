@@ -288,7 +288,10 @@ impl Supervisor {
             ));
             return Ok(());
         }
-        let delay = self.spec.backoff.delay(self.recent.len() as u32, &env);
+        let delay = self
+            .spec
+            .restart_delay
+            .delay(self.recent.len() as u32, &env);
         if !delay.is_zero() {
             env.sleep(delay).await;
         }

@@ -42,6 +42,7 @@ use super::value::{Pattern, Tuple};
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::env::Env;
+use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
 use std::fmt;
@@ -135,6 +136,14 @@ struct Shared {
     /// apart from every other node's and from its own earlier runs'.
     nonce: String,
     next_key: AtomicU64,
+}
+
+impl Shared {
+    /// The pauses between polls of a blocked operation, and between
+    /// retries of a call that did not apply: no jitter, as before.
+    fn poll_backoff(&self) -> Backoff {
+        Backoff::new(self.config.poll_min, self.config.poll_max).with_jitter(0.0)
+    }
 }
 
 /// This node's door to the cluster's shared spaces. Cheap to clone.
@@ -272,16 +281,15 @@ impl SharedTupleSpace {
         key: String,
         op: SpaceOp,
     ) -> Result<SpaceReply, SharedSpaceError> {
-        let config = &self.shared.config;
-        let mut pause = config.poll_min;
+        let mut pauses = self.shared.poll_backoff().pauses();
         let mut retried = false;
         loop {
             match self.call_marked(key.clone(), op.clone(), retried).await {
                 Err(SharedSpaceError::Call(e))
                     if crate::virtual_actor::not_applied_or_unknown(&e) =>
                 {
-                    self.shared.env.sleep(pause).await;
-                    pause = (pause * 2).min(config.poll_max);
+                    let env = &self.shared.env;
+                    env.sleep(pauses.next(env)).await;
                     retried = true;
                 }
                 answered => return answered,
@@ -303,14 +311,14 @@ impl SharedTupleSpace {
         timeout: Option<Duration>,
     ) -> Result<Option<SpaceReply>, SharedSpaceError> {
         let env = &self.shared.env;
-        let config = &self.shared.config;
         let deadline = timeout.map(|t| env.now() + t);
-        let mut pause = config.poll_min;
+        let mut pauses = self.shared.poll_backoff().pauses();
         loop {
             let reply = self.call_resolved(self.fresh_key(), op.clone()).await?;
             if !matches!(reply, SpaceReply::Tuple(None) | SpaceReply::Leased(None)) {
                 return Ok(Some(reply));
             }
+            let pause = pauses.next(env);
             let wait = match deadline {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(env.now());
@@ -322,7 +330,6 @@ impl SharedTupleSpace {
                 None => pause,
             };
             env.sleep(wait).await;
-            pause = (pause * 2).min(config.poll_max);
         }
     }
 

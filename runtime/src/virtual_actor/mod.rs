@@ -45,7 +45,7 @@ pub(crate) use host::eligible_nodes;
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
 use crate::env::NodeName;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, RetryUntil};
 use host::{Factory, Host, HostActivator, NotHere};
 use std::fmt;
 use std::sync::Arc;
@@ -374,7 +374,11 @@ impl<A: DurableActor> VirtualRef<A> {
         // may change between attempts).
         let named = ActorId::new(&self.host.actor_name(&self.id), env.node().clone())
             .expect("the id was checked by VirtualActors::get, which made this ref");
-        let mut backoff = Backoff::new(&env, timeout, config.retry_min, config.retry_max);
+        let mut backoff = RetryUntil::new(
+            &env,
+            timeout,
+            Backoff::new(config.retry_min, config.retry_max),
+        );
         loop {
             let remaining = backoff.remaining();
             if remaining.is_zero() {

@@ -12,6 +12,7 @@
 use super::record::{Outcome, RunOp, RunRecord, RunReply, StepEntry};
 use super::{RetryPolicy, StepError, WorkflowError};
 use crate::env::Env;
+use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualRef};
 use futures::future::BoxFuture;
@@ -178,7 +179,9 @@ impl RunShared {
         index: usize,
         deadline_ms: u64,
     ) -> Result<Outcome, WorkflowError> {
-        let mut pause = Duration::from_millis(5);
+        let mut pauses = Backoff::new(Duration::from_millis(5), self.poll_max)
+            .with_jitter(0.0)
+            .pauses();
         loop {
             let op = RunOp::SignalAt {
                 name: name.to_string(),
@@ -200,8 +203,7 @@ impl RunShared {
                 return Ok(Ok(crate::codec::encode_own(&None::<Vec<u8>>)));
             }
             let left = Duration::from_millis(deadline_ms - now_ms);
-            self.env.sleep(pause.min(left)).await;
-            pause = (pause * 2).min(self.poll_max);
+            self.env.sleep(pauses.next(&self.env).min(left)).await;
         }
     }
 

@@ -107,6 +107,7 @@ pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::env::Env;
+use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
 use context::{decode, encode};
@@ -173,14 +174,13 @@ impl fmt::Display for StepError {
 impl std::error::Error for StepError {}
 
 /// How a step retries retryable errors.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all (1: no retries).
     pub max_attempts: u32,
-    /// First pause; doubles each attempt up to `max_backoff`, ±50% jitter.
-    pub initial_backoff: Duration,
-    /// Longest pause.
-    pub max_backoff: Duration,
+    /// The pauses between attempts (default: 100 ms doubling up to 10 s,
+    /// ±50 % jitter).
+    pub backoff: Backoff,
 }
 
 impl RetryPolicy {
@@ -188,8 +188,8 @@ impl RetryPolicy {
     pub fn none() -> Self {
         RetryPolicy {
             max_attempts: 1,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+                .with_jitter(0.5),
         }
     }
 
@@ -203,10 +203,7 @@ impl RetryPolicy {
 
     /// The pause after failed attempt `attempt` (1-based), jittered.
     pub(crate) fn pause(&self, env: &Env, attempt: u32) -> Duration {
-        let doubled = self
-            .initial_backoff
-            .saturating_mul(1 << attempt.saturating_sub(1).min(20));
-        env.jitter(doubled.min(self.max_backoff), 0.5)
+        self.backoff.delay(attempt, env)
     }
 }
 
@@ -590,7 +587,9 @@ impl<W: Workflow> Workflows<W> {
     pub async fn result(&self, run: &RunId, timeout: Duration) -> Result<W::Output, WorkflowError> {
         let env = &self.engine.env;
         let deadline = env.now() + timeout;
-        let mut pause = Duration::from_millis(5);
+        let mut pauses = Backoff::new(Duration::from_millis(5), self.engine.config.poll_max)
+            .with_jitter(0.0)
+            .pauses();
         loop {
             // A record unreachable for a moment (its node moving, a
             // partition) is asked again until the caller's deadline.
@@ -614,8 +613,7 @@ impl<W: Workflow> Workflows<W> {
             if left.is_zero() {
                 return Err(unreachable.unwrap_or(WorkflowError::Timeout));
             }
-            env.sleep(pause.min(left)).await;
-            pause = (pause * 2).min(self.engine.config.poll_max);
+            env.sleep(pauses.next(env).min(left)).await;
         }
     }
 
