@@ -6,8 +6,9 @@
 //! asking again (see `shared.rs`). Operations that find nothing to change
 //! are answered as queries, so an empty poll costs no journal write.
 
+use super::index::TupleIndex;
 use super::space::{TupleSpaceConfig, TupleSpaceError};
-use super::value::{Pattern, Tuple, Value};
+use super::value::{Pattern, Tuple};
 use crate::actor::ActorError;
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
@@ -64,18 +65,16 @@ struct Lease {
     expires_ms: u64,
 }
 
-type BucketKey = (usize, Option<Value>);
-
 /// A shared space's contents. Leased tuples count toward the bound.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HostedSpace {
     name: String,
     tuples_max: usize,
     tuple_bytes_max: usize,
-    /// (arity, first field) → insertion order → tuple, as in memory.
-    buckets: BTreeMap<BucketKey, BTreeMap<u64, Tuple>>,
-    stored: usize,
-    next_seq: u64,
+    /// The tuples not leased, indexed as in memory. (Its encoding is the
+    /// three fields this struct had here before the index was shared, so
+    /// older checkpoints still decode.)
+    tuples: TupleIndex<Tuple>,
     leases: BTreeMap<u64, Lease>,
     next_token: u64,
     /// Not checkpointed: a planted bug lasts until the first checkpoint
@@ -99,9 +98,7 @@ impl HostedSpace {
             name: name.to_string(),
             tuples_max: config.tuples_max,
             tuple_bytes_max: config.tuple_bytes_max,
-            buckets: BTreeMap::new(),
-            stored: 0,
-            next_seq: 0,
+            tuples: TupleIndex::default(),
             leases: BTreeMap::new(),
             next_token: 1,
             #[cfg(feature = "planted-bugs")]
@@ -110,78 +107,11 @@ impl HostedSpace {
     }
 
     fn held(&self) -> usize {
-        self.stored + self.leases.len()
-    }
-
-    fn keys_for(&self, pattern: &Pattern) -> Vec<BucketKey> {
-        let arity = pattern.arity();
-        match pattern.exact_head() {
-            Some(head) => vec![(arity, Some(head.clone()))],
-            None => self
-                .buckets
-                .range((arity, None)..)
-                .take_while(|(k, _)| k.0 == arity)
-                .map(|(k, _)| k.clone())
-                .collect(),
-        }
-    }
-
-    /// The oldest matching tuple: (bucket, seq).
-    fn find(&self, pattern: &Pattern) -> Option<(BucketKey, u64)> {
-        let mut best: Option<(BucketKey, u64)> = None;
-        for key in self.keys_for(pattern) {
-            let Some(bucket) = self.buckets.get(&key) else {
-                continue;
-            };
-            if let Some((&seq, _)) = bucket.iter().find(|(_, t)| pattern.matches(t))
-                && best.as_ref().is_none_or(|(_, b)| seq < *b)
-            {
-                best = Some((key, seq));
-            }
-        }
-        best
-    }
-
-    /// Every matching tuple, oldest first: (seq, bucket).
-    fn find_all(&self, pattern: &Pattern) -> Vec<(u64, BucketKey)> {
-        let mut found: Vec<(u64, BucketKey)> = self
-            .keys_for(pattern)
-            .into_iter()
-            .filter_map(|key| self.buckets.get(&key).map(|b| (key, b)))
-            .flat_map(|(key, bucket)| {
-                bucket
-                    .iter()
-                    .filter(|(_, t)| pattern.matches(t))
-                    .map(move |(&seq, _)| (seq, key.clone()))
-            })
-            .collect();
-        found.sort();
-        found
+        self.tuples.len() + self.leases.len()
     }
 
     fn store(&mut self, tuple: Tuple) {
-        let key = (tuple.0.len(), tuple.0.first().cloned());
-        self.buckets
-            .entry(key)
-            .or_default()
-            .insert(self.next_seq, tuple);
-        self.next_seq += 1;
-        self.stored += 1;
-    }
-
-    fn remove(&mut self, key: &BucketKey, seq: u64) -> Tuple {
-        let bucket = self
-            .buckets
-            .get_mut(key)
-            .expect("find returned this bucket, under the same borrow");
-        let tuple = bucket
-            .remove(&seq)
-            .expect("find returned this tuple, under the same borrow");
-        if bucket.is_empty() {
-            self.buckets.remove(key);
-        }
-        self.stored -= 1;
-        tuple
+        self.tuples.insert(tuple);
     }
 
     fn any_expired(&self, now_ms: u64) -> bool {
@@ -246,7 +176,10 @@ impl HostedSpace {
         match op {
             SpaceOp::Write(tuples) => self.write(tuples, 0),
             SpaceOp::Take { pattern, lease_ms } => {
-                let found = self.find(&pattern).map(|(key, seq)| self.remove(&key, seq));
+                let found = self
+                    .tuples
+                    .find(&pattern)
+                    .map(|slot| self.tuples.remove(&slot));
                 match (found, lease_ms) {
                     (None, None) => SpaceReply::Tuple(None),
                     (None, Some(_)) => SpaceReply::Leased(None),
@@ -267,13 +200,10 @@ impl HostedSpace {
                 }
             }
             SpaceOp::TakeAll(pattern) => {
-                let found = self.find_all(&pattern);
-                SpaceReply::Tuples(
-                    found
-                        .into_iter()
-                        .map(|(seq, key)| self.remove(&key, seq))
-                        .collect(),
-                )
+                // Removing one slot leaves the others valid: a slot names its
+                // bucket and sequence number, which no other removal changes.
+                let found = self.tuples.find_all(&pattern);
+                SpaceReply::Tuples(found.iter().map(|slot| self.tuples.remove(slot)).collect())
             }
             SpaceOp::Complete { token, write } => {
                 if !self.leases.contains_key(&token) {
@@ -294,9 +224,8 @@ impl HostedSpace {
                 None => SpaceReply::LeaseLost,
             },
             SpaceOp::Clear => {
-                self.buckets.clear();
+                self.tuples.clear();
                 self.leases.clear();
-                self.stored = 0;
                 SpaceReply::Done
             }
             // Reads change nothing: normally answered by `query`.
@@ -307,16 +236,19 @@ impl HostedSpace {
     }
 
     fn read(&self, op: &SpaceOp) -> Option<SpaceReply> {
-        let tuple = |(key, seq): (BucketKey, u64)| self.buckets[&key][&seq].clone();
+        let tuples = &self.tuples;
         Some(match op {
-            SpaceOp::Read(pattern) => SpaceReply::Tuple(self.find(pattern).map(tuple)),
+            SpaceOp::Read(pattern) => {
+                SpaceReply::Tuple(tuples.find(pattern).map(|slot| tuples.get(&slot).clone()))
+            }
             SpaceOp::ReadAll(pattern) => SpaceReply::Tuples(
-                self.find_all(pattern)
-                    .into_iter()
-                    .map(|(seq, key)| tuple((key, seq)))
+                tuples
+                    .find_all(pattern)
+                    .iter()
+                    .map(|slot| tuples.get(slot).clone())
                     .collect(),
             ),
-            SpaceOp::Count(pattern) => SpaceReply::Count(self.find_all(pattern).len()),
+            SpaceOp::Count(pattern) => SpaceReply::Count(tuples.find_all(pattern).len()),
             _ => return None,
         })
     }
@@ -365,13 +297,13 @@ impl DurableActor for HostedSpace {
         }
         // Operations that would find nothing to change.
         match op {
-            SpaceOp::Take { pattern, lease_ms } if self.find(pattern).is_none() => {
+            SpaceOp::Take { pattern, lease_ms } if self.tuples.find(pattern).is_none() => {
                 Some(match lease_ms {
                     None => SpaceReply::Tuple(None),
                     Some(_) => SpaceReply::Leased(None),
                 })
             }
-            SpaceOp::TakeAll(pattern) if self.find(pattern).is_none() => {
+            SpaceOp::TakeAll(pattern) if self.tuples.find(pattern).is_none() => {
                 Some(SpaceReply::Tuples(Vec::new()))
             }
             SpaceOp::Complete { token, .. } | SpaceOp::Release { token }
@@ -393,7 +325,7 @@ pub(crate) fn lease_ms(lease: Duration) -> u64 {
 /// [`crate::encoded_types`].
 pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
     use super::encoded_sample as sample;
-    use super::{Field, Kind};
+    use super::{Field, Kind, Value};
     use crate::durability::{Request, RequestKind};
     fn ops() -> Vec<SpaceOp> {
         let pattern = Pattern::new(vec![

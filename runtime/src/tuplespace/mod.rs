@@ -20,6 +20,7 @@
 
 mod durable;
 mod hosted;
+mod index;
 mod shared;
 mod space;
 mod value;

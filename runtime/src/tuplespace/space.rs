@@ -1,6 +1,7 @@
 //! One named, bounded, in-memory tuple space.
 
-use super::value::{Pattern, Tuple, Value};
+use super::index::{Indexed, Slot, TupleIndex};
+use super::value::{Pattern, Tuple};
 use crate::env::Env;
 use crate::seams::{Clock, Instant};
 use futures::StreamExt;
@@ -143,6 +144,18 @@ struct Stored {
     expires: Option<Instant>,
 }
 
+impl Indexed for Stored {
+    fn tuple(&self) -> &Tuple {
+        &self.tuple
+    }
+}
+
+impl Stored {
+    fn live_at(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|at| at > now)
+    }
+}
+
 struct Waiter {
     id: u64,
     pattern: Pattern,
@@ -164,12 +177,10 @@ struct Sub {
 
 #[derive(Default)]
 struct State {
-    /// (arity, first field) → insertion order → tuple.
-    buckets: BTreeMap<(usize, Option<Value>), BTreeMap<u64, Stored>>,
-    count: usize,
+    /// The tuples held, with their leases.
+    tuples: TupleIndex<Stored>,
     /// Tuples with a lease; while none, lookups skip the expiry sweep.
     leased: usize,
-    next_seq: u64,
     waiters: VecDeque<Waiter>,
     /// Tuples handed to waiters that have not picked them up yet, with the
     /// lease they were written with (a taker that gives up puts its tuple
@@ -213,67 +224,18 @@ impl fmt::Debug for TupleSpace {
     }
 }
 
-fn bucket_key(tuple: &Tuple) -> (usize, Option<Value>) {
-    (tuple.0.len(), tuple.0.first().cloned())
-}
-
 impl State {
-    /// Removes expired tuples from one bucket.
-    fn expire(
-        bucket: &mut BTreeMap<u64, Stored>,
-        count: &mut usize,
-        leased: &mut usize,
-        now: Instant,
-    ) {
-        let before = bucket.len();
-        bucket.retain(|_, s| s.expires.is_none_or(|at| at > now));
-        let gone = before - bucket.len();
-        *count -= gone;
-        *leased -= gone;
+    /// The first stored tuple matching `pattern`, oldest first, after
+    /// dropping the expired tuples it could have been.
+    fn find(&mut self, pattern: &Pattern, now: Instant) -> Option<Slot> {
+        if self.leased > 0 {
+            self.leased -= self.tuples.prune(pattern, |s| s.live_at(now));
+        }
+        self.tuples.find(pattern)
     }
 
-    /// The first stored tuple matching `pattern`, by insertion order within
-    /// its bucket: (bucket key, seq).
-    fn find(&mut self, pattern: &Pattern, now: Instant) -> Option<((usize, Option<Value>), u64)> {
-        let arity = pattern.arity();
-        let keys: Vec<(usize, Option<Value>)> = match pattern.exact_head() {
-            Some(head) => vec![(arity, Some(head.clone()))],
-            None => self
-                .buckets
-                .range((arity, None)..)
-                .take_while(|(k, _)| k.0 == arity)
-                .map(|(k, _)| k.clone())
-                .collect(),
-        };
-        let mut best: Option<((usize, Option<Value>), u64)> = None;
-        for key in keys {
-            let Some(bucket) = self.buckets.get_mut(&key) else {
-                continue;
-            };
-            if self.leased > 0 {
-                Self::expire(bucket, &mut self.count, &mut self.leased, now);
-            }
-            if let Some((&seq, _)) = bucket.iter().find(|(_, s)| pattern.matches(&s.tuple))
-                && best.as_ref().is_none_or(|(_, b)| seq < *b)
-            {
-                best = Some((key, seq));
-            }
-        }
-        best
-    }
-
-    fn remove(&mut self, key: &(usize, Option<Value>), seq: u64) -> Tuple {
-        let bucket = self
-            .buckets
-            .get_mut(key)
-            .expect("find returned this bucket, under the same lock");
-        let stored = bucket
-            .remove(&seq)
-            .expect("find returned this tuple, under the same lock");
-        if bucket.is_empty() {
-            self.buckets.remove(key);
-        }
-        self.count -= 1;
+    fn remove(&mut self, slot: &Slot) -> Tuple {
+        let stored = self.tuples.remove(slot);
         if stored.expires.is_some() {
             self.leased -= 1;
         }
@@ -335,13 +297,7 @@ impl State {
     }
 
     fn store(&mut self, tuple: Tuple, expires: Option<Instant>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.buckets
-            .entry(bucket_key(&tuple))
-            .or_default()
-            .insert(seq, Stored { tuple, expires });
-        self.count += 1;
+        self.tuples.insert(Stored { tuple, expires });
         if expires.is_some() {
             self.leased += 1;
         }
@@ -350,13 +306,13 @@ impl State {
     /// The first tuple matching `pattern`, removed (with its Take event) if
     /// `take`, else copied.
     fn get_locked(&mut self, pattern: &Pattern, take: bool, now: Instant) -> Option<Tuple> {
-        let (key, seq) = self.find(pattern, now)?;
+        let slot = self.find(pattern, now)?;
         Some(if take {
-            let tuple = self.remove(&key, seq);
+            let tuple = self.remove(&slot);
             self.events(Action::Take, &tuple);
             tuple
         } else {
-            self.buckets[&key][&seq].tuple.clone()
+            self.tuples.get(&slot).tuple.clone()
         })
     }
 
@@ -460,7 +416,7 @@ impl TupleSpace {
         let events = {
             let mut state = self.state();
             let first_event = state.next_event;
-            if state.count + tuples.len() > self.inner.config.tuples_max {
+            if state.tuples.len() + tuples.len() > self.inner.config.tuples_max {
                 return Err(self.full());
             }
             for tuple in tuples {
@@ -505,7 +461,7 @@ impl TupleSpace {
                 .waiters
                 .iter()
                 .any(|w| w.take && w.pattern.matches(&tuple));
-            if bounded && state.count >= self.inner.config.tuples_max && !taker_waits {
+            if bounded && state.tuples.len() >= self.inner.config.tuples_max && !taker_waits {
                 return Err(self.full());
             }
             state.put_locked(tuple, expires, &mut wake);
@@ -542,29 +498,24 @@ impl TupleSpace {
             let mut state = self.state();
             let first_event = state.next_event;
             let now = self.inner.env.now();
-            while let Some((key, seq)) = state.find(pattern, now) {
-                if take {
-                    let tuple = state.remove(&key, seq);
+            if take {
+                while let Some(slot) = state.find(pattern, now) {
+                    let tuple = state.remove(&slot);
                     state.events(Action::Take, &tuple);
                     out.push(tuple);
-                } else {
-                    // Reading leaves tuples in place: walk every bucket once.
-                    let arity = pattern.arity();
-                    for (_, bucket) in state
-                        .buckets
-                        .range((arity, None)..)
-                        .take_while(|(k, _)| k.0 == arity)
-                    {
-                        out.extend(
-                            bucket
-                                .values()
-                                .filter(|s| s.expires.is_none_or(|at| at > now))
-                                .filter(|s| pattern.matches(&s.tuple))
-                                .map(|s| s.tuple.clone()),
-                        );
-                    }
-                    break;
                 }
+            } else {
+                // Reading leaves tuples in place; expired ones are skipped
+                // (and dropped by the next lookup that takes).
+                let tuples = &state.tuples;
+                out.extend(
+                    tuples
+                        .find_all(pattern)
+                        .iter()
+                        .map(|slot| tuples.get(slot))
+                        .filter(|s| s.live_at(now))
+                        .map(|s| s.tuple.clone()),
+                );
             }
             state.events_since(first_event)
         };
@@ -641,14 +592,13 @@ impl TupleSpace {
     /// Removes every tuple (waiters keep waiting).
     pub async fn clear(&self) {
         let mut state = self.state();
-        state.buckets.clear();
-        state.count = 0;
+        state.tuples.clear();
         state.leased = 0;
     }
 
     /// Tuples held now (expired ones may still be counted until touched).
     pub fn len(&self) -> usize {
-        self.state().count
+        self.state().tuples.len()
     }
 
     /// Whether the space holds no tuples.
