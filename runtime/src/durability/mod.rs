@@ -33,6 +33,7 @@ mod backend;
 mod context;
 mod entry;
 mod error;
+pub(crate) mod ops;
 pub mod shared;
 
 pub use actor::{Durable, DurableActor, RecoveryReport, Request, RequestKind, state_at};

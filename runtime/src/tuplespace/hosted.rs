@@ -10,6 +10,7 @@ use super::index::TupleIndex;
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
 use crate::actor::ActorError;
+use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
 use crate::seams::Clock;
@@ -229,13 +230,12 @@ impl HostedSpace {
                 SpaceReply::Done
             }
             // Reads change nothing: normally answered by `query`.
-            read => self
-                .read(&read)
-                .expect("read() answers every read-only operation, and this is one"),
+            read => ops::answer_read(self, &read),
         }
     }
 
-    fn read(&self, op: &SpaceOp) -> Option<SpaceReply> {
+    /// The answer to a read-only operation (`None`: it writes).
+    fn answer(&self, op: &SpaceOp) -> Option<SpaceReply> {
         let tuples = &self.tuples;
         Some(match op {
             SpaceOp::Read(pattern) => {
@@ -292,10 +292,20 @@ impl DurableActor for HostedSpace {
         if !self.leases.is_empty() && self.any_expired(unix_ms(env.wall_clock())) {
             return None; // returning the tuples is a change: journaled
         }
-        if let Some(reply) = self.read(op) {
-            return Some(reply);
-        }
-        // Operations that would find nothing to change.
+        ops::query(self, env, op)
+    }
+}
+
+impl Ops for HostedSpace {
+    type Op = SpaceOp;
+    type Reply = SpaceReply;
+
+    fn read(&self, op: &SpaceOp) -> Option<SpaceReply> {
+        self.answer(op)
+    }
+
+    /// Operations that would find nothing to change.
+    fn unchanged(&self, _env: &Env, op: &SpaceOp) -> Option<SpaceReply> {
         match op {
             SpaceOp::Take { pattern, lease_ms } if self.tuples.find(pattern).is_none() => {
                 Some(match lease_ms {

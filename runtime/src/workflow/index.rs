@@ -4,6 +4,7 @@
 
 use super::RunStatus;
 use crate::actor::ActorError;
+use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,8 @@ pub(crate) struct RunIndex {
 }
 
 impl RunIndex {
-    fn read(&self, op: &IndexOp) -> Option<IndexReply> {
+    /// The answer to a read-only operation (`None`: it writes).
+    fn answer(&self, op: &IndexOp) -> Option<IndexReply> {
         let pick = |keep: &dyn Fn(&String, &Option<RunStatus>) -> bool| {
             IndexReply::Runs(
                 self.runs
@@ -71,19 +73,25 @@ impl DurableActor for RunIndex {
             IndexOp::Finished(run, status) => {
                 self.runs.insert(run, Some(status));
             }
-            read => {
-                return Ok(self
-                    .read(&read)
-                    .expect("read() answers every read-only operation, and this is one"));
-            }
+            read => return Ok(ops::answer_read(self, &read)),
         }
         Ok(IndexReply::Done)
     }
 
-    fn query(&self, _env: &Env, op: &IndexOp) -> Option<IndexReply> {
-        if let Some(reply) = self.read(op) {
-            return Some(reply);
-        }
+    fn query(&self, env: &Env, op: &IndexOp) -> Option<IndexReply> {
+        ops::query(self, env, op)
+    }
+}
+
+impl Ops for RunIndex {
+    type Op = IndexOp;
+    type Reply = IndexReply;
+
+    fn read(&self, op: &IndexOp) -> Option<IndexReply> {
+        self.answer(op)
+    }
+
+    fn unchanged(&self, _env: &Env, op: &IndexOp) -> Option<IndexReply> {
         match op {
             IndexOp::Add(run) if self.runs.contains_key(run) => Some(IndexReply::Done),
             IndexOp::Finished(run, status) if self.runs.get(run) == Some(&Some(status.clone())) => {

@@ -9,6 +9,7 @@
 
 use super::RunStatus;
 use crate::actor::ActorError;
+use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
 use serde::{Deserialize, Serialize};
@@ -256,13 +257,12 @@ impl RunRecord {
                 self.driver = None;
                 RunReply::Done
             }
-            read @ (RunOp::View | RunOp::SignalAt { .. }) => self
-                .read(&read)
-                .expect("read() answers every read-only operation, and this is one"),
+            read @ (RunOp::View | RunOp::SignalAt { .. }) => ops::answer_read(self, &read),
         }
     }
 
-    fn read(&self, op: &RunOp) -> Option<RunReply> {
+    /// The answer to a read-only operation (`None`: it writes).
+    pub(super) fn answer(&self, op: &RunOp) -> Option<RunReply> {
         Some(match op {
             RunOp::View => RunReply::View(RunView {
                 status: self.status.clone(),
@@ -292,11 +292,21 @@ impl DurableActor for RunRecord {
         Ok(self.apply(op))
     }
 
-    fn query(&self, _env: &Env, op: &RunOp) -> Option<RunReply> {
-        if let Some(reply) = self.read(op) {
-            return Some(reply);
-        }
-        // Answers that change nothing need no journal entry.
+    fn query(&self, env: &Env, op: &RunOp) -> Option<RunReply> {
+        ops::query(self, env, op)
+    }
+}
+
+impl Ops for RunRecord {
+    type Op = RunOp;
+    type Reply = RunReply;
+
+    fn read(&self, op: &RunOp) -> Option<RunReply> {
+        self.answer(op)
+    }
+
+    /// Answers that change nothing need no journal entry.
+    fn unchanged(&self, _env: &Env, op: &RunOp) -> Option<RunReply> {
         match op {
             RunOp::Start { .. } if self.input.is_some() => Some(RunReply::Started(
                 self.status.clone().unwrap_or(RunStatus::Running),
