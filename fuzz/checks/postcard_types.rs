@@ -1,11 +1,12 @@
 //! Postcard decoding of every type PlexSpaces journals or sends between
-//! nodes: the input's first byte picks the type, the rest is decoded as
-//! it. Selectors [`JOURNAL_RECORD`] and [`JOURNAL_CHECKPOINT`] pick the
-//! journal's own frame payload and checkpoint body (given a valid checksum,
-//! so the decoder behind it is reached); any other byte picks a type of
-//! `plexspaces::encoded_types` by position. Shared by the fuzz target and by
-//! `cargo test` (which replays the committed corpus and checks every
-//! type's sample values).
+//! nodes: the input's first four bytes pick the type by the stable hash of
+//! its name (`plexspaces::encoded_types::selector`: the type whose
+//! selector is the next at or above them), the rest is decoded as it.
+//! Besides the types of `plexspaces::encoded_types`, [`JOURNAL_RECORD`]
+//! and [`JOURNAL_CHECKPOINT`] name the journal's own frame payload and
+//! checkpoint body (given a valid checksum, so the decoder behind it is
+//! reached). Shared by the fuzz target and by `cargo test` (which replays
+//! the committed corpus and checks every type's sample values).
 //!
 //! For whatever decodes:
 //! - decoding allocated no more than the frame limit at once, nor a length
@@ -26,50 +27,75 @@ use plexspaces_storage::journal::checkpoint::{
 use plexspaces_storage::journal::frame::{FORMAT_VERSION, Record};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::OnceLock;
 
-/// Selects the journal frame's payload, [`Record`].
-pub const JOURNAL_RECORD: u8 = 0xF0;
-/// Selects a checkpoint file's body (behind a valid header and checksum).
-pub const JOURNAL_CHECKPOINT: u8 = 0xF1;
+/// The journal frame's payload, [`Record`].
+pub const JOURNAL_RECORD: &str = "journal::Record";
+/// A checkpoint file's body (behind a valid header and checksum).
+pub const JOURNAL_CHECKPOINT: &str = "journal::Checkpoint";
 
-/// Checks `bytes` (first byte: the type) and returns the name of the type
+/// Every type an input can pick, by selector.
+fn ring() -> &'static [(u32, &'static str)] {
+    static RING: OnceLock<Vec<(u32, &'static str)>> = OnceLock::new();
+    RING.get_or_init(|| {
+        let mut ring: Vec<(u32, &'static str)> = encoded_types::names()
+            .into_iter()
+            .chain([JOURNAL_RECORD, JOURNAL_CHECKPOINT])
+            .map(|name| (encoded_types::selector(name), name))
+            .collect();
+        ring.sort_unstable();
+        for pair in ring.windows(2) {
+            assert_ne!(
+                pair[0].0, pair[1].0,
+                "{} and {} share a selector",
+                pair[0].1, pair[1].1
+            );
+        }
+        ring
+    })
+}
+
+/// The type the selector `at` picks: the next at or above it, wrapping.
+pub fn picked(at: u32) -> &'static str {
+    let ring = ring();
+    let next = ring.partition_point(|&(selector, _)| selector < at);
+    ring[next % ring.len()].1
+}
+
+/// Checks `bytes` (first four: the type) and returns the name of the type
 /// it picked and whether the rest decoded as it.
 pub fn check(bytes: &[u8]) -> Option<(&'static str, bool)> {
-    let (&selector, body) = bytes.split_first()?;
+    let (head, body) = bytes.split_first_chunk::<4>()?;
     // These values arrive in frames: nothing larger reaches a decoder.
     if body.len() > MAX_FRAME_LEN_DEFAULT as usize {
         return None;
     }
-    match selector {
-        JOURNAL_RECORD => return Some(("journal::Record", record_round_trips(body))),
-        JOURNAL_CHECKPOINT => {
-            return Some(("journal::Checkpoint", checkpoint_round_trips(body)));
+    match picked(u32::from_le_bytes(*head)) {
+        JOURNAL_RECORD => Some((JOURNAL_RECORD, record_round_trips(body))),
+        JOURNAL_CHECKPOINT => Some((JOURNAL_CHECKPOINT, checkpoint_round_trips(body))),
+        want => {
+            let mut pick = Pick {
+                want,
+                body,
+                outcome: None,
+            };
+            encoded_types::visit_all(&mut pick);
+            pick.outcome
         }
-        _ => {}
     }
-    let mut pick = Pick {
-        want: usize::from(selector) % encoded_types::count(),
-        seen: 0,
-        body,
-        outcome: None,
-    };
-    encoded_types::visit_all(&mut pick);
-    pick.outcome
 }
 
 struct Pick<'a> {
-    want: usize,
-    seen: usize,
+    want: &'static str,
     body: &'a [u8],
     outcome: Option<(&'static str, bool)>,
 }
 
 impl EncodedTypes for Pick<'_> {
     fn visit<T: Serialize + DeserializeOwned>(&mut self, name: &'static str, _: fn() -> Vec<T>) {
-        if self.seen == self.want {
+        if name == self.want {
             self.outcome = Some((name, decodes_and_round_trips::<T>(name, self.body)));
         }
-        self.seen += 1;
     }
 }
 
@@ -122,7 +148,7 @@ pub fn assert_encoding_round_trips<T: Serialize + DeserializeOwned>(name: &str, 
 
 /// `body` as a journal frame's payload: a record borrowing from it.
 fn record_round_trips(body: &[u8]) -> bool {
-    let name = "journal::Record";
+    let name = JOURNAL_RECORD;
     let limit = crate::alloc_limit::decode_limit(MAX_FRAME_LEN_DEFAULT as usize, body.len());
     let decoded = crate::alloc_limit::within(limit, name, || {
         postcard::take_from_bytes::<Record<'_>>(body)
@@ -150,7 +176,7 @@ fn record_round_trips(body: &[u8]) -> bool {
 /// magic, version, length and checksum, for the journal named by its
 /// first field.
 fn checkpoint_round_trips(body: &[u8]) -> bool {
-    let name = "journal::Checkpoint";
+    let name = JOURNAL_CHECKPOINT;
     let Ok((journal_id, _)) = postcard::take_from_bytes::<u64>(body) else {
         return false;
     };

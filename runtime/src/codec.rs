@@ -72,6 +72,22 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
     })
 }
 
+/// Receives each type the runtime encodes, in turn, with sample values:
+/// every module's `encoded_types` (built for tests and the `fuzzing`
+/// feature) visits its own, and [`crate::encoded_types`] lists them all
+/// for the decoding fuzz target. It lives here, a leaf, so the modules
+/// that list their types depend on nothing above them.
+#[cfg(any(test, feature = "fuzzing"))]
+pub trait EncodedTypes {
+    /// `T` is encoded under `name`; `samples` makes typical values of it
+    /// (only when asked: the fuzz target visits every type per input).
+    fn visit<T: Serialize + DeserializeOwned>(
+        &mut self,
+        name: &'static str,
+        samples: fn() -> Vec<T>,
+    );
+}
+
 /// Encodes a user's `value`, used as `what`.
 pub(crate) fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>, EncodeError> {
     postcard::to_allocvec(value).map_err(|e| EncodeError {

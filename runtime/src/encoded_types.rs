@@ -4,11 +4,11 @@
 //! corpus. Decoding any of them from arbitrary bytes must fail cleanly or
 //! give a value that encodes and decodes back to itself.
 //!
-//! Not a stable API: hidden from the docs, and the list grows with the
-//! runtime. The fuzz corpus's first byte picks a type by its position, so
-//! a new type moves the ones after it: `runtime/tests/fuzz_corpus.rs`
-//! then reports stale seeds (and rewrites them when asked), and the named
-//! regression inputs there assert which type they select.
+//! Not a stable API: hidden from the docs, built only for tests and the
+//! `fuzzing` feature, and the list grows with the runtime. A fuzz input
+//! picks its type by a stable hash of the type's name ([`selector`]), not
+//! by a position in this list, so adding a type leaves every committed
+//! seed pointing at the type it was made for.
 
 use plexspaces_net::wire::{
     ExitNotice, JournalOp, JournalOutcome, Member, ReplyOutcome, WireMessage,
@@ -17,16 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::OnceLock;
 
-/// Receives each encoded type in turn.
-pub trait EncodedTypes {
-    /// `T` is encoded under `name`; `samples` makes typical values of it
-    /// (only when asked: the fuzz target visits every type per input).
-    fn visit<T: Serialize + DeserializeOwned>(
-        &mut self,
-        name: &'static str,
-        samples: fn() -> Vec<T>,
-    );
-}
+pub use crate::codec::EncodedTypes;
 
 /// Visits every encoded type, always in the same order.
 pub fn visit_all(v: &mut impl EncodedTypes) {
@@ -36,6 +27,33 @@ pub fn visit_all(v: &mut impl EncodedTypes) {
     crate::reminders::encoded_types(v);
     crate::groups::encoded_types(v);
     crate::workflow::encoded_types(v);
+}
+
+/// A type's selector: the FNV-1a hash of its name. The first four bytes
+/// of a fuzz input (little-endian) pick the type whose selector is the
+/// smallest at or above them, wrapping around; an input that starts with
+/// a type's own selector always picks that type.
+pub fn selector(name: &str) -> u32 {
+    name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The names [`visit_all`] visits, in its order.
+pub fn names() -> Vec<&'static str> {
+    struct Names(Vec<&'static str>);
+    impl EncodedTypes for Names {
+        fn visit<T: Serialize + DeserializeOwned>(
+            &mut self,
+            name: &'static str,
+            _: fn() -> Vec<T>,
+        ) {
+            self.0.push(name);
+        }
+    }
+    let mut names = Names(Vec::new());
+    visit_all(&mut names);
+    names.0
 }
 
 /// How many types [`visit_all`] visits.

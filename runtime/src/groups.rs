@@ -470,7 +470,8 @@ impl Actor for GroupsActor {
 
 /// The group actors' messages (they cross the wire), for
 /// [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("groups::GroupMsg", || {
         let key: GroupKey = ("acme".into(), "chat".into(), "room-1".into());
         vec![

@@ -31,6 +31,7 @@ pub mod channels;
 mod codec;
 pub mod distribution;
 pub mod durability;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod encoded_types;
 mod env;

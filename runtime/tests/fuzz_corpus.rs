@@ -28,19 +28,19 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/postcard_types")
 }
 
-/// A seed file's name: the type's position and name, and the sample.
-fn seed_name(index: usize, name: &str, sample: usize) -> String {
+/// A seed file's name: the type's name and the sample.
+fn seed_name(name: &str, sample: usize) -> String {
     let name: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    format!("{index:02}-{name}-{sample}")
+    format!("seed-{name}-{sample}")
 }
 
 /// Every sample: its encoding round-trips, no truncation of it decodes,
-/// and it has a seed file that is `[index] ++ encoding`.
+/// and it has a seed file that is `selector ++ encoding`.
 struct Samples {
-    index: usize,
+    types: usize,
     write: bool,
     checked: usize,
 }
@@ -63,9 +63,9 @@ impl EncodedTypes for Samples {
                     encoding.len()
                 );
             }
-            let mut seed = vec![u8::try_from(self.index).expect("under 256 types")];
+            let mut seed = encoded_types::selector(name).to_le_bytes().to_vec();
             seed.extend_from_slice(&encoding);
-            let path = corpus_dir().join(seed_name(self.index, name, k));
+            let path = corpus_dir().join(seed_name(name, k));
             if self.write {
                 std::fs::write(&path, &seed).unwrap();
             }
@@ -84,24 +84,55 @@ impl EncodedTypes for Samples {
             assert_eq!(postcard_types::check(&seed), Some((name, true)));
             self.checked += 1;
         }
-        self.index += 1;
+        self.types += 1;
     }
 }
 
 #[test]
 fn every_encoded_type_round_trips_and_refuses_truncations() {
     let mut samples = Samples {
-        index: 0,
+        types: 0,
         write: std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some(),
         checked: 0,
     };
     encoded_types::visit_all(&mut samples);
-    assert_eq!(samples.index, encoded_types::count());
+    assert_eq!(samples.types, encoded_types::count());
     assert!(
-        samples.index >= 40,
+        samples.types >= 40,
         "every journaled and wire type is listed"
     );
-    assert!(samples.checked > samples.index);
+    assert!(samples.checked > samples.types);
+}
+
+/// An input picks a type by its name's hash, not by a position: each
+/// type's own selector picks it, any four bytes pick the next type at or
+/// above them, and the names are unique.
+#[test]
+fn inputs_pick_types_by_a_stable_hash_of_their_names() {
+    let mut names = encoded_types::names();
+    names.extend([
+        postcard_types::JOURNAL_RECORD,
+        postcard_types::JOURNAL_CHECKPOINT,
+    ]);
+    for &name in &names {
+        let at = encoded_types::selector(name);
+        assert_eq!(postcard_types::picked(at), name);
+        // Just below a selector picks that type too, unless another
+        // type's selector is right there.
+        if let Some(below) = at.checked_sub(1)
+            && !names.iter().any(|n| encoded_types::selector(n) == below)
+        {
+            assert_eq!(postcard_types::picked(below), name);
+        }
+    }
+    // Fixed values, so a changed hash (which would strand every committed
+    // seed) fails here and not only as stale files.
+    assert_eq!(encoded_types::selector(""), 0x811c_9dc5);
+    assert_eq!(encoded_types::selector("a"), 0xe40c_292c);
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "type names are unique");
 }
 
 /// Seeds for the journal's own types: a real frame payload and a real
@@ -119,19 +150,17 @@ fn the_journal_types_have_real_seeds() {
     let seeds = [
         (
             "journal_record",
-            postcard_types::JOURNAL_RECORD,
             postcard::to_allocvec(&record).unwrap(),
-            "journal::Record",
+            postcard_types::JOURNAL_RECORD,
         ),
         (
             "journal_checkpoint",
-            postcard_types::JOURNAL_CHECKPOINT,
             checkpoint[CHECKPOINT_HEADER_BYTES..].to_vec(),
-            "journal::Checkpoint",
+            postcard_types::JOURNAL_CHECKPOINT,
         ),
     ];
-    for (file, selector, body, name) in seeds {
-        let mut seed = vec![selector];
+    for (file, body, name) in seeds {
+        let mut seed = encoded_types::selector(name).to_le_bytes().to_vec();
         seed.extend_from_slice(&body);
         let path = corpus_dir().join(file);
         if std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some() {
@@ -140,7 +169,7 @@ fn the_journal_types_have_real_seeds() {
         assert_eq!(std::fs::read(&path).unwrap(), seed, "{file} is stale");
         assert_eq!(postcard_types::check(&seed), Some((name, true)));
         // No truncation of a real body decodes.
-        for cut in 1..seed.len() {
+        for cut in 4..seed.len() {
             assert_eq!(postcard_types::check(&seed[..cut]), Some((name, false)));
         }
     }

@@ -649,7 +649,8 @@ pub async fn state_at<A: DurableActor>(
 
 /// A checkpoint's envelope, for [`crate::encoded_types`]. (Requests and
 /// replies are visited with each durable actor's message types.)
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("durability::CheckpointState", || {
         vec![CheckpointState {
             state: vec![3, 1, 4, 1, 5],

@@ -1,7 +1,6 @@
 //! What a durable actor writes to its journal stream.
 
 use super::DurabilityError;
-use crate::codec::encode_own;
 use serde::{Deserialize, Serialize};
 
 /// One journal entry of a durable actor.
@@ -56,7 +55,9 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 }
 
 /// The journal entry, for [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    use crate::codec::encode_own;
     v.visit("durability::Entry", || {
         vec![
             Entry::Message {

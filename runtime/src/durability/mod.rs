@@ -42,7 +42,8 @@ pub use context::DurableContext;
 pub use error::{DurabilityError, ReplayDiverged};
 
 /// This module's encoded types, for [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     entry::encoded_types(v);
     actor::encoded_types(v);
 }

@@ -502,7 +502,8 @@ impl Actor for Coordinator {
 
 /// A shard actor's messages (they cross the wire), for
 /// [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     fn target() -> ReminderTarget {
         ReminderTarget::new("invoice", "inv-7")
     }

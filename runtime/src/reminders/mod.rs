@@ -38,7 +38,8 @@ mod shard;
 pub use schedule::Recurrence;
 
 /// This module's encoded types, for [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("reminders::ReminderTarget", || {
         vec![ReminderTarget::new("invoice", "inv-7")]
     });

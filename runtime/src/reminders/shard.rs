@@ -209,7 +209,8 @@ impl Shard {
 }
 
 /// A shard's stream and checkpoint, for [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     fn target() -> ReminderTarget {
         ReminderTarget::new("invoice", "inv-7")
     }

@@ -327,7 +327,8 @@ impl DurableTupleSpace {
 
 /// The durable space's stream and checkpoint, for
 /// [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     use super::encoded_sample as sample;
     v.visit("tuplespace::SpaceEvent", || {
         vec![

@@ -333,7 +333,8 @@ pub(crate) fn lease_ms(lease: Duration) -> u64 {
 
 /// A shared space's operations, replies and state, for
 /// [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     use super::encoded_sample as sample;
     use super::{Field, Kind, Value};
     use crate::durability::{Request, RequestKind};

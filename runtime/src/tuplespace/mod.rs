@@ -37,6 +37,7 @@ pub use space::{
 pub use value::{Field, Kind, Pattern, Tuple, Value};
 
 /// A tuple with a field of every kind, for [`crate::encoded_types`].
+#[cfg(any(test, feature = "fuzzing"))]
 fn encoded_sample() -> Tuple {
     Tuple::new(vec![
         Value::from("task"),
@@ -49,7 +50,8 @@ fn encoded_sample() -> Tuple {
 }
 
 /// This module's encoded types, for [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("tuplespace::Tuple", || vec![encoded_sample()]);
     v.visit("tuplespace::Pattern", || {
         vec![Pattern::new(vec![

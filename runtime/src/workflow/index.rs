@@ -103,7 +103,8 @@ impl Ops for RunIndex {
 }
 
 /// A kind's index operations and state, for [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     fn finished() -> RunStatus {
         RunStatus::Cancelled { compensated: 2 }
     }

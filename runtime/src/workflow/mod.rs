@@ -54,7 +54,8 @@ pub use declarative::{
 };
 
 /// This module's encoded types, for [`crate::encoded_types`].
-pub(crate) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     use serde_json::json;
     v.visit("workflow::RunStatus", || {
         vec![

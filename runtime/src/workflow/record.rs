@@ -338,7 +338,8 @@ impl Ops for RunRecord {
 }
 
 /// A run's operations, replies and record, for [`crate::encoded_types`].
-pub(super) fn encoded_types(v: &mut impl crate::encoded_types::EncodedTypes) {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     use crate::durability::Request;
     fn step() -> StepEntry {
         StepEntry {
