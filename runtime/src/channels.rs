@@ -8,6 +8,7 @@
 use crate::env::Env;
 use crate::seams::{Clock, Instant};
 use futures::Stream;
+use plexspaces_storage::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
@@ -155,7 +156,7 @@ impl ChannelService {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Puts expired unacknowledged messages of `queue` back at its front.

@@ -19,6 +19,7 @@
 
 use crate::actor::{Actor, ActorId, ActorRef, ActorSystem};
 use crate::distribution::{RemoteActor, ResolveError};
+use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -190,7 +191,7 @@ pub(crate) struct ObjectRegistry {
 
 impl ObjectRegistry {
     fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        self.table.locked()
     }
 }
 

@@ -10,6 +10,7 @@ use crate::trace::{Event, Trace};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use plexspaces::{Env, NodeName};
+use plexspaces_storage::sync::LockExt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -336,7 +337,7 @@ pub fn quiet_reports(quiet: bool) {
 impl Drop for ReportOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() && !QUIET.with(|q| q.get()) {
-            let report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+            let report = self.report.locked();
             eprintln!("{report}");
         }
     }

@@ -17,6 +17,7 @@ use crate::trace::{Event, Trace};
 use plexspaces_storage::disk::{
     Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len,
 };
+use plexspaces_storage::sync::LockExt;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
@@ -326,7 +327,7 @@ impl SimDisk {
     }
 
     fn state(&self) -> MutexGuard<'_, DiskState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Makes operations take virtual time (the default is none).
@@ -643,7 +644,7 @@ impl Disk for SimDisk {
 /// happened.
 async fn take_time(state: &Arc<Mutex<DiskState>>, sync: bool) {
     let delay = {
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = state.locked();
         let range = if sync {
             state.latency.sync.clone()
         } else {
@@ -658,7 +659,7 @@ async fn take_time(state: &Arc<Mutex<DiskState>>, sync: bool) {
 
 impl SimFile {
     fn state(&self) -> MutexGuard<'_, DiskState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     fn missing(&self, op: &'static str) -> DiskError {

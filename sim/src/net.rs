@@ -11,6 +11,7 @@ use futures::StreamExt;
 use futures::task::AtomicWaker;
 use madsim::net::{Endpoint, Receiver, Sender};
 use plexspaces_net::{ByteReader, ByteWriter, Connection, Listener, Net, NetError, NetErrorKind};
+use plexspaces_storage::sync::LockExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -89,7 +90,7 @@ impl SimNet {
     }
 
     fn register(&self, pair: &Arc<Pair>) {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.live.locked();
         live.retain(|weak| weak.strong_count() > 0);
         live.push(Arc::downgrade(pair));
     }
@@ -97,7 +98,7 @@ impl SimNet {
     /// Resets every live connection of this node: both ends' pending and
     /// later reads and writes fail with `ConnectionReset`. Returns how many.
     pub fn reset_connections(&self) -> usize {
-        let live = std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()));
+        let live = std::mem::take(&mut *self.live.locked());
         let mut count = 0;
         for pair in live.iter().filter_map(Weak::upgrade) {
             pair.reset();

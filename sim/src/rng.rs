@@ -2,6 +2,7 @@
 
 use crate::trace::{Event, Trace};
 use plexspaces::seams::Rng;
+use plexspaces_storage::sync::LockExt;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use std::sync::{Arc, Mutex};
@@ -37,11 +38,7 @@ impl ChaChaRng {
 
 impl Rng for ChaChaRng {
     fn next_u64(&self) -> u64 {
-        let value = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next_u64();
+        let value = self.inner.locked().next_u64();
         if let Some(trace) = &self.trace {
             trace.record(Event::RandomDraw, value);
         }
@@ -49,10 +46,7 @@ impl Rng for ChaChaRng {
     }
 
     fn fill_bytes(&self, dest: &mut [u8]) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fill_bytes(dest);
+        self.inner.locked().fill_bytes(dest);
         if let Some(trace) = &self.trace {
             trace.record_bytes(Event::RandomDraw, dest);
         }

@@ -20,3 +20,4 @@
 
 pub mod disk;
 pub mod journal;
+pub mod sync;

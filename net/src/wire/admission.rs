@@ -83,6 +83,8 @@ impl Admission {
     }
 
     fn counts(&self) -> MutexGuard<'_, Counts> {
+        // The workspace's poisoned-lock policy (`plexspaces_storage::sync`,
+        // which this crate does not depend on): take the guard and go on.
         // The counts are plain integers updated in one step each: a panic
         // elsewhere cannot leave them half-changed.
         self.counts.lock().unwrap_or_else(|p| p.into_inner())

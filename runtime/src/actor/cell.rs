@@ -5,6 +5,7 @@ use super::facet::{Facet, FacetError, FacetInfo};
 use super::{ActorId, ActorStatus, ExitReason};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
+use plexspaces_storage::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,7 +80,7 @@ impl Cell {
     }
 
     fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {
-        self.signals.lock().unwrap_or_else(|p| p.into_inner())
+        self.signals.locked()
     }
 
     /// Asks the actor to stop with `reason` after its current message.

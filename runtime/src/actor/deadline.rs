@@ -11,6 +11,7 @@
 use crate::env::Env;
 use crate::seams::{Clock, Instant, Spawn};
 use futures::task::AtomicWaker;
+use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -68,7 +69,7 @@ impl Deadlines {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Runs `future` (pinned by the caller) until it completes or

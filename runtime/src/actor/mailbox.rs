@@ -6,6 +6,7 @@
 //! wakers, so it runs the same under tokio and the simulator.
 
 use futures::task::AtomicWaker;
+use plexspaces_storage::sync::LockExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -25,7 +26,7 @@ struct State<T> {
 
 impl<T> Shared<T> {
     fn state(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 }
 

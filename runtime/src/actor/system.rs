@@ -11,6 +11,7 @@ use super::{
 use crate::env::{Env, NodeName};
 use crate::seams::{Clock, Spawn, panic_message};
 use futures::FutureExt;
+use plexspaces_storage::sync::LockExt;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -106,7 +107,7 @@ impl ActorSystem {
     /// The node's tuple space named `name`, created (with the default
     /// bounds) on first use.
     pub fn tuplespace(&self, name: &str) -> crate::tuplespace::TupleSpace {
-        let mut spaces = self.inner.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spaces = self.inner.spaces.locked();
         spaces
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -125,7 +126,7 @@ impl ActorSystem {
     pub fn process_groups(
         &self,
     ) -> Result<crate::groups::ProcessGroups, crate::groups::GroupError> {
-        let mut groups = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut groups = self.inner.groups.locked();
         let actor = match groups.as_ref() {
             Some(actor) => actor.clone(),
             None => {
@@ -195,10 +196,7 @@ impl ActorSystem {
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Registered>> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.registry.locked()
     }
 
     /// Spawns `actor` under `name` with the default options.

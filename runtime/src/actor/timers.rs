@@ -20,6 +20,7 @@
 use super::deadline::{Deadlines, TimerKey};
 use super::{Actor, ActorRef};
 use crate::seams::Instant;
+use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -77,7 +78,7 @@ const CANCELLED: u8 = 2;
 
 impl Slot {
     fn set_key(&self, key: TimerKey) {
-        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        *self.key.locked() = Some(key);
     }
 
     /// Leaves `ARMED` for `to`; true for the one caller that did.
@@ -94,7 +95,7 @@ impl Slot {
 
     fn cancel(&self, service: &Deadlines) -> bool {
         let was_live = self.finish(CANCELLED);
-        if let Some(key) = self.key.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(key) = self.key.locked().take() {
             service.cancel(key);
         }
         was_live

@@ -17,6 +17,7 @@ use futures::channel::oneshot;
 use futures::future::Either;
 use plexspaces_net::ByteWriter;
 use plexspaces_net::wire::{ExitNotice, FrameWriter, Member, ReplyOutcome, WireError, WireMessage};
+use plexspaces_storage::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -99,7 +100,7 @@ impl Link {
     }
 
     fn state(&self) -> MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Queues `out`, waiting for room. False if the link is gone.

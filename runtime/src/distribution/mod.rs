@@ -62,6 +62,7 @@ use plexspaces_net::wire::{
     self, Admission, FrameReader, FrameWriter, Identity, MAX_FRAME_LEN_DEFAULT, Member, WireError,
 };
 use plexspaces_net::{Connection, DynReader, DynWriter, Listener, Net, NetError};
+use plexspaces_storage::sync::LockExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::Any;
@@ -294,7 +295,7 @@ pub(crate) struct Dist {
 
 impl Dist {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Spawns `future` to run until it ends or the distribution shuts down
@@ -756,13 +757,7 @@ impl Distribution {
         state.activators.clear();
         state.view_listeners.clear();
         drop(state);
-        drop(
-            self.inner
-                .shutdown_tx
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
+        drop(self.inner.shutdown_tx.locked().take());
     }
 }
 

@@ -63,6 +63,7 @@ use crate::retry::{Backoff, RetryUntil};
 use crate::virtual_actor::{VirtualActors, eligible_nodes, placement};
 use futures::future::BoxFuture;
 use host::{Coordinator, CoordinatorMsg, ShardActor, ShardMsg, ShardReply, shard_actor_name};
+use plexspaces_storage::sync::LockExt;
 use schedule::millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -240,7 +241,7 @@ struct Common {
 
 impl Common {
     fn deliverers(&self) -> MutexGuard<'_, BTreeMap<String, Deliverer>> {
-        self.deliverers.lock().unwrap_or_else(|p| p.into_inner())
+        self.deliverers.locked()
     }
 }
 

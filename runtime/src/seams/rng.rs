@@ -5,6 +5,7 @@
 //! deterministic generator for tests and for users who want reproducible
 //! choices of their own.
 
+use plexspaces_storage::sync::LockExt;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -76,7 +77,7 @@ impl SeededRng {
 
 impl Rng for SeededRng {
     fn next_u64(&self) -> u64 {
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.state.locked();
         let s = &mut *guard;
         let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
         let t = s[1] << 17;

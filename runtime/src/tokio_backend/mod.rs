@@ -7,6 +7,7 @@
 
 use crate::seams::{Clock, Instant, Rng, Spawn};
 use futures::future::BoxFuture;
+use plexspaces_storage::sync::LockExt;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -128,7 +129,7 @@ impl Default for OsRng {
 
 impl Rng for OsRng {
     fn next_u64(&self) -> u64 {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.pool.locked();
         if pool.used + 8 > pool.bytes.len() {
             // The OS refusing randomness leaves no safe fallback.
             getrandom::fill(&mut pool.bytes).expect(

@@ -6,6 +6,7 @@ use crate::env::Env;
 use crate::seams::{Clock, Instant};
 use futures::StreamExt;
 use futures::channel::mpsc;
+use plexspaces_storage::sync::LockExt;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -374,7 +375,7 @@ impl TupleSpace {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.locked()
     }
 
     /// The space's bounds.
@@ -782,11 +783,7 @@ impl TupleSpace {
                 return;
             }
             if state.delivering {
-                state = self
-                    .inner
-                    .event_delivered
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
+                state = plexspaces_storage::sync::wait(&self.inner.event_delivered, state);
                 continue;
             }
             let (number, listener, event) = state

@@ -8,6 +8,7 @@ use crate::durability::{Durable, DurableActor};
 use crate::env::{Env, NodeName};
 use crate::seams::{Clock, Instant};
 use futures::future::BoxFuture;
+use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -51,7 +52,7 @@ impl<A: DurableActor> Host<A> {
     }
 
     fn activations(&self) -> MutexGuard<'_, BTreeMap<String, Activation<A>>> {
-        self.activations.lock().unwrap_or_else(|p| p.into_inner())
+        self.activations.locked()
     }
 
     pub(crate) fn env(&self) -> &Env {

@@ -16,6 +16,7 @@ use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualRef};
 use futures::future::BoxFuture;
+use plexspaces_storage::sync::LockExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,8 +234,7 @@ impl RunShared {
             } => {
                 self.note_cancel(cancel_requested);
                 self.history
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .locked()
                     .insert(position.to_string(), step.clone());
                 Ok(step)
             }
@@ -311,11 +311,7 @@ impl WorkflowContext {
     fn next_position(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let position = format!("{}#{n}", self.path);
-        self.shared
-            .visited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(position.clone());
+        self.shared.visited.locked().insert(position.clone());
         position
     }
 
@@ -327,13 +323,7 @@ impl WorkflowContext {
         Fut: Future<Output = Result<Outcome, WorkflowError>>,
     {
         let position = self.next_position();
-        let recorded = self
-            .shared
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&position)
-            .cloned();
+        let recorded = self.shared.history.locked().get(&position).cloned();
         if let Some(step) = recorded {
             if step.name != name {
                 return Err(WorkflowError::Diverged {
@@ -429,14 +419,10 @@ impl WorkflowContext {
         F: FnMut(StepKey) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StepError>> + Send + 'static,
     {
-        self.shared
-            .compensations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Compensation {
-                name: name.to_string(),
-                undo: Box::new(move |key| Box::pin(undo(key))),
-            });
+        self.shared.compensations.locked().push(Compensation {
+            name: name.to_string(),
+            undo: Box::new(move |key| Box::pin(undo(key))),
+        });
     }
 
     /// The wall-clock time, journaled (replay sees the same instant).
@@ -511,13 +497,7 @@ impl WorkflowContext {
                 Ok(now_ms.saturating_add(wait_ms))
             })
             .await?;
-        let index = *self
-            .shared
-            .signals_taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .unwrap_or(&0);
+        let index = *self.shared.signals_taken.locked().get(name).unwrap_or(&0);
         let shared = self.shared.clone();
         let signal = name.to_string();
         let outcome = self
@@ -539,8 +519,7 @@ impl WorkflowContext {
                 *self
                     .shared
                     .signals_taken
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                    .locked()
                     .entry(name.to_string())
                     .or_default() += 1;
                 decode(&bytes, &format!("signal {name:?}")).map(Some)
@@ -611,13 +590,8 @@ impl WorkflowContext {
     ) -> Result<u32, (String, WorkflowError)> {
         self.shared.compensating.store(true, Ordering::SeqCst);
         let undo = self.branch("undo");
-        let mut compensations: Vec<Compensation> = std::mem::take(
-            &mut *self
-                .shared
-                .compensations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let mut compensations: Vec<Compensation> =
+            std::mem::take(&mut *self.shared.compensations.locked());
         let mut done = 0;
         while let Some(mut compensation) = compensations.pop() {
             let name = format!("undo:{}", compensation.name);
@@ -631,16 +605,10 @@ impl WorkflowContext {
 
     /// Recorded positions the code never reached (it changed), if any.
     pub(crate) fn unvisited(&self) -> Option<String> {
-        let visited = self
-            .shared
-            .visited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let visited = self.shared.visited.locked().clone();
         self.shared
             .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .keys()
             .find(|p| !visited.contains(*p))
             .cloned()

@@ -9,6 +9,7 @@ use super::record::{RunOp, RunReply};
 use super::{Engine, RunStatus, Workflow, WorkflowError};
 use crate::seams::{Clock, Rng};
 use futures::FutureExt;
+use plexspaces_storage::sync::LockExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,7 +88,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         // resumer tries again later.
         _ => return,
     };
-    *shared.history.lock().unwrap_or_else(|p| p.into_inner()) = history.steps;
+    *shared.history.locked() = history.steps;
     shared
         .cancel_requested
         .store(history.cancel_requested, Ordering::SeqCst);

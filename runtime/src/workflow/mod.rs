@@ -113,6 +113,7 @@ use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
 use context::{decode, encode};
 use index::{IndexOp, IndexReply, RunIndex};
+use plexspaces_storage::sync::LockExt;
 use record::{RunOp, RunRecord, RunReply};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -431,7 +432,7 @@ pub(crate) struct Engine<W: Workflow> {
 
 impl<W: Workflow> Engine<W> {
     fn driving(&self) -> MutexGuard<'_, BTreeSet<String>> {
-        self.driving.lock().unwrap_or_else(|p| p.into_inner())
+        self.driving.locked()
     }
 
     fn index(&self) -> Result<VirtualRef<RunIndex>, VirtualError> {

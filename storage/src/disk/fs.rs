@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use super::{Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len};
+use crate::sync::LockExt;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -212,7 +213,7 @@ impl DiskFile for FsFile {
         let (file, name, data) = (self.file.clone(), self.name.clone(), data.to_vec());
         let lock = self.append_lock.clone();
         blocking("append", &self.name, move || {
-            let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = lock.locked();
             let io = |e| DiskError::from_io(e, "append", &*name);
             let end = file.metadata().map_err(io)?.len();
             file.write_all_at(&data, end).map_err(io)?;

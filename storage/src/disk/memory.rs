@@ -3,6 +3,7 @@
 //! simulator's disk, which does fail, lives in `plexspaces-sim`.)
 
 use super::{Disk, DiskError, DiskErrorKind, DiskFile, validate_name, validate_read_len};
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,7 +33,7 @@ impl MemDisk {
     }
 
     fn dir(&self) -> MutexGuard<'_, MemDir> {
-        self.dir.lock().unwrap_or_else(|p| p.into_inner())
+        self.dir.locked()
     }
 }
 
@@ -103,7 +104,7 @@ impl Disk for MemDisk {
 
 impl MemFile {
     fn data(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+        self.data.locked()
     }
 }
 

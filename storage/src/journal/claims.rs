@@ -3,6 +3,7 @@
 //! can say which epoch it writes under and which number it expects next.
 
 use super::JournalError;
+use crate::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -22,7 +23,7 @@ pub struct Claims(Mutex<BTreeMap<String, Claim>>);
 
 impl Claims {
     fn map(&self) -> MutexGuard<'_, BTreeMap<String, Claim>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.locked()
     }
 
     /// Records a newly granted claim of `stream`.

@@ -26,6 +26,7 @@ use super::{
     validate_stream,
 };
 use crate::disk::{Disk, DiskError, DiskErrorKind, DiskFile, READ_BYTES_MAX};
+use crate::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -323,7 +324,7 @@ impl<D: Disk> FileJournal<D> {
     }
 
     fn state(&self) -> MutexGuard<'_, State<D::File>> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.locked()
     }
 
     fn stopped_error(cause: &Arc<DiskError>) -> JournalError {

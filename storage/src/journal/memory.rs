@@ -6,6 +6,7 @@ use super::{
     Checkpoint, Journal, JournalConfig, JournalError, validate_checkpoint_seq, validate_entries,
     validate_stream,
 };
+use crate::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
@@ -55,7 +56,7 @@ impl MemoryJournal {
     }
 
     fn streams(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MemoryStream>> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+        self.streams.locked()
     }
 }
 

@@ -10,6 +10,7 @@ use plexspaces_net::wire::{
 use plexspaces_net::{Connection, DynReader, DynWriter, Net};
 use plexspaces_storage::journal::claims::{Claim, Claims};
 use plexspaces_storage::journal::{Checkpoint, Journal, JournalError};
+use plexspaces_storage::sync::LockExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,7 +127,7 @@ impl SharedJournal {
         let inner = &self.inner;
         let request = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let exchange = async {
-            let pooled = inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = inner.idle.locked().pop();
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => self.dial().await?,
@@ -156,7 +157,7 @@ impl SharedJournal {
             .await
         {
             Ok(Ok((conn, outcome))) => {
-                let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let mut idle = inner.idle.locked();
                 if idle.len() < inner.config.idle_connections {
                     idle.push(conn);
                 }

@@ -13,6 +13,7 @@ use plexspaces_net::wire::{
 };
 use plexspaces_net::{Connection, DynConnection, Listener, Net, NetError};
 use plexspaces_storage::journal::{Journal, JournalError};
+use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -216,7 +217,7 @@ impl JournalServer {
 
     /// Stops accepting and closes every connection.
     pub fn shutdown(&self) {
-        drop(self.stop.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.stop.locked().take());
         self.accepting.abort();
     }
 }
@@ -287,7 +288,7 @@ impl<J: Journal> Service<J> {
     }
 
     fn lock_of(&self, stream: &str) -> Arc<AsyncMutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.locks.locked();
         // A lock nobody holds or waits for guards nothing: drop those
         // whenever the table has doubled, so it stays about as big as the
         // streams in use, not as every stream ever written.
@@ -306,10 +307,7 @@ impl<J: Journal> Service<J> {
 
     /// The journal served now.
     fn current(&self) -> Arc<J> {
-        self.journal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.journal.locked().clone()
     }
 
     /// Replaces `stopped` (if it is still the journal served) by a freshly
@@ -326,7 +324,7 @@ impl<J: Journal> Service<J> {
         match open().await {
             Ok(journal) => {
                 tracing::info!("journal server: reopened its journal after it stopped");
-                *self.journal.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(journal);
+                *self.journal.locked() = Arc::new(journal);
             }
             Err(e) => tracing::warn!("journal server: reopening its journal failed: {e}"),
         }
