@@ -4,7 +4,7 @@
 use plexspaces::actor::facet::{
     ConfigValue, Facet, FacetConfig, FacetConfigError, FacetError, MessageMeta, Rejection,
 };
-use plexspaces::actor::facets::MetricsFacet;
+use plexspaces::actor::builtin_facets::MetricsFacet;
 use plexspaces::actor::{
     Actor, ActorError, ActorId, ActorStatus, ActorSystem, AskError, Context, ExitReason, SendError,
     SpawnError, SpawnOptions,

@@ -28,12 +28,16 @@
 #[allow(clippy::module_inception)]
 mod actor;
 mod actor_ref;
+/// The facets that come with the runtime (logging, metrics), attachable
+/// by type name.
+pub mod builtin_facets;
 mod cell;
 mod context;
 pub(crate) mod deadline;
 mod error;
+/// The facet mechanism: the `Facet` trait, the chain run around each
+/// message, the registry of facet types.
 pub mod facet;
-pub mod facets;
 mod id;
 pub(crate) mod mailbox;
 pub(crate) mod proxy;
