@@ -1,10 +1,10 @@
 //! Actors on tokio: tell and ask, ordering, bounded mailboxes, timeouts,
 //! lifecycle hooks and states, panics, monitors, links, the registry, facets.
 
+use plexspaces::actor::builtin_facets::MetricsFacet;
 use plexspaces::actor::facet::{
     ConfigValue, Facet, FacetConfig, FacetConfigError, FacetError, MessageMeta, Rejection,
 };
-use plexspaces::actor::builtin_facets::MetricsFacet;
 use plexspaces::actor::{
     Actor, ActorError, ActorId, ActorStatus, ActorSystem, AskError, Context, ExitReason, SendError,
     SpawnError, SpawnOptions,

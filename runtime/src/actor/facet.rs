@@ -372,8 +372,14 @@ impl FacetRegistry {
     /// A registry with the built-in facets (`logging`, `metrics`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::default();
-        registry.register("logging", super::builtin_facets::LoggingFacet::from_config_boxed);
-        registry.register("metrics", super::builtin_facets::MetricsFacet::from_config_boxed);
+        registry.register(
+            "logging",
+            super::builtin_facets::LoggingFacet::from_config_boxed,
+        );
+        registry.register(
+            "metrics",
+            super::builtin_facets::MetricsFacet::from_config_boxed,
+        );
         registry
     }
 
