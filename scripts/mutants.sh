@@ -21,7 +21,8 @@ mkdir -p "$out"
 if [ "$which" = journal ] || [ "$which" = all ]; then
     echo "== the journal (storage/src/journal), with the storage crate's tests"
     cargo mutants --package plexspaces-storage \
-        --file 'storage/src/journal/*.rs' --exclude 'storage/src/journal/error.rs' \
+        --file 'storage/src/journal/*.rs' --file 'storage/src/journal/file/*.rs' \
+        --exclude 'storage/src/journal/error.rs' \
         --timeout 15 --profile mutants \
         --cargo-test-arg=--lib --cargo-test-arg=--test=journal \
         --cargo-test-arg=--test=journal_props --cargo-test-arg=--test=fuzz_corpus \
