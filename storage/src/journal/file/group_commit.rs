@@ -108,7 +108,11 @@ impl<D: Disk> FileJournal<D> {
             .in_flight
             .take()
             .expect("only the writer slot holder, this task, takes the batch in flight");
-        debug_assert_eq!((batch.segment_id, batch.offset), (segment_id, offset));
+        assert_eq!(
+            (batch.segment_id, batch.offset),
+            (segment_id, offset),
+            "the batch made durable is the one written"
+        );
         apply_durable_batch(&mut state, batch);
         Ok(())
     }
@@ -181,9 +185,23 @@ impl<D: Disk> FileJournal<D> {
                 offset: offset + start as u64,
                 len: (bytes.len() - start) as u32,
             };
+            // Established here: a batch's lsns follow the durable ones
+            // without a gap, in the order appenders got them.
+            assert_eq!(record.lsn, last_lsn + 1, "lsns are gap-free");
             last_lsn = record.lsn;
             placed.push((record.stream, record.seq, location));
         }
+        // The batch bounds: a batch over either bound holds exactly one
+        // record (a frame larger than the bound goes alone).
+        let config = &self.inner.config;
+        assert!(
+            placed.len() <= config.batch_records_max.max(1),
+            "a batch holds at most batch_records_max records"
+        );
+        assert!(
+            bytes.len() <= config.batch_bytes_max || placed.len() == 1,
+            "a batch over batch_bytes_max holds one frame"
+        );
         Batch {
             segment_id,
             offset,
@@ -252,8 +270,24 @@ pub(super) fn apply_durable_batch<F>(state: &mut State<F>, batch: Batch) {
     let segment = state.segments.get_mut(&batch.segment_id).expect(
         "a batch is written to a segment the table holds (compaction never removes the active one)",
     );
+    // Relied on: a batch is written at the end of its segment (a rewrite
+    // of a batch cut short writes the same bytes at the same offset), and
+    // makes durable exactly the lsns after the durable ones.
+    assert_eq!(
+        batch.offset, segment.size,
+        "a batch is written at the end of its segment"
+    );
+    assert!(
+        batch.placed.is_empty() || batch.last_lsn > state.durable_lsn,
+        "a batch makes new lsns durable"
+    );
     segment.size = batch.offset + batch.bytes.len() as u64;
     for (stream, seq, location) in batch.placed {
+        assert!(
+            location.offset >= batch.offset
+                && location.offset + u64::from(location.len) <= segment.size,
+            "a record lies inside its batch, inside its segment"
+        );
         let index = state
             .streams
             .entry(stream.clone())
@@ -261,10 +295,10 @@ pub(super) fn apply_durable_batch<F>(state: &mut State<F>, batch: Batch) {
                 first_seq: seq,
                 locations: VecDeque::new(),
             });
-        debug_assert_eq!(
+        assert_eq!(
             index.first_seq + index.locations.len() as u64,
             seq,
-            "gap-free"
+            "a stream's sequence numbers are gap-free"
         );
         index.locations.push_back(location);
         segment.max_seq.insert(stream, seq);
