@@ -422,3 +422,19 @@ impl Drop for TopicSubscription {
         }
     }
 }
+
+impl crate::actor::ActorSystem {
+    /// The node's queues and topics (in memory, per node), made with the
+    /// default configuration on first use.
+    pub fn channels(&self) -> ChannelService {
+        let env = self.env().clone();
+        ChannelService::clone(&self.service(|| ChannelService::new(env, Default::default())))
+    }
+}
+
+impl<A: crate::actor::Actor> crate::actor::Context<A> {
+    /// This node's queues and topics ([`ActorSystem::channels`](crate::actor::ActorSystem::channels)).
+    pub fn channels(&self) -> ChannelService {
+        self.system().channels()
+    }
+}

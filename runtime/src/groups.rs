@@ -499,3 +499,34 @@ pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
         ]
     });
 }
+
+/// The node's group actor, once started (the system keeps the actor's ref,
+/// not a `ProcessGroups`, which holds the system and would make a cycle).
+#[derive(Default)]
+struct NodeGroups(std::sync::Mutex<Option<ActorRef<GroupsActor>>>);
+
+impl ActorSystem {
+    /// The node's process groups (started on first use; start distribution
+    /// first so they span the cluster).
+    pub fn process_groups(&self) -> Result<ProcessGroups, GroupError> {
+        use plexspaces_storage::sync::LockExt;
+        let node_groups = self.service(NodeGroups::default);
+        let mut groups = node_groups.0.locked();
+        let actor = match groups.as_ref() {
+            Some(actor) => actor.clone(),
+            None => {
+                let actor = ProcessGroups::start(self)?;
+                *groups = Some(actor.clone());
+                actor
+            }
+        };
+        Ok(ProcessGroups::new(self.clone(), actor))
+    }
+}
+
+impl<A: Actor> Context<A> {
+    /// The process groups ([`ActorSystem::process_groups`]).
+    pub fn process_groups(&self) -> Result<ProcessGroups, GroupError> {
+        self.system().process_groups()
+    }
+}

@@ -368,3 +368,12 @@ impl TenantRegistry {
             .collect()
     }
 }
+
+impl ActorSystem {
+    /// The ObjectRegistry as tenant `tenant` sees it: only that tenant's
+    /// objects (see [`crate::registry`]).
+    pub fn registry(&self, tenant: &str) -> Result<TenantRegistry, RegistryError> {
+        let objects = ObjectRegistry::clone(&self.service(ObjectRegistry::default));
+        TenantRegistry::new(tenant, objects, self.clone())
+    }
+}

@@ -88,27 +88,11 @@ impl<A: Actor> Context<A> {
         self.system.env()
     }
 
-    /// The actor system of this node: spawn, lookup by name, the
-    /// registry, TupleSpace, channels and process groups.
+    /// The actor system of this node: spawn, lookup by name, and the
+    /// node's services (registry, tuple spaces, channels, process groups,
+    /// distribution), which their modules add to it.
     pub fn system(&self) -> &ActorSystem {
         &self.system
-    }
-
-    /// This node's tuple space `name` ([`ActorSystem::tuplespace`]).
-    pub fn tuplespace(&self, name: &str) -> crate::tuplespace::TupleSpace {
-        self.system.tuplespace(name)
-    }
-
-    /// This node's queues and topics ([`ActorSystem::channels`]).
-    pub fn channels(&self) -> &crate::channels::ChannelService {
-        self.system.channels()
-    }
-
-    /// The process groups ([`ActorSystem::process_groups`]).
-    pub fn process_groups(
-        &self,
-    ) -> Result<crate::groups::ProcessGroups, crate::groups::GroupError> {
-        self.system.process_groups()
     }
 
     /// The correlation id of the message being handled.

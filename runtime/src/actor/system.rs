@@ -43,18 +43,18 @@ struct Registered {
 
 struct SystemInner {
     env: Env,
-    channels: crate::channels::ChannelService,
-    objects: crate::registry::ObjectRegistry,
-    /// The node's group actor, once started (not a `ProcessGroups`, which
-    /// holds the system and would make a cycle).
-    groups: Mutex<Option<ActorRef<crate::groups::GroupsActor>>>,
-    spaces: Mutex<BTreeMap<String, crate::tuplespace::TupleSpace>>,
+    /// The node's subsystems (channels, the object registry, process
+    /// groups, named tuple spaces, distribution), by type: each is made by
+    /// its own module on first use ([`ActorSystem::service`]) and kept for
+    /// the node's life. The actor layer holds them without knowing them,
+    /// so it imports none of them; they reach the node through the system.
+    /// Bounded by the number of subsystem types.
+    services: Mutex<BTreeMap<std::any::TypeId, Arc<dyn Any + Send + Sync>>>,
     deadlines: Arc<super::deadline::Deadlines>,
     registry: Mutex<BTreeMap<String, Registered>>,
     /// Set by `shutdown`: nothing new is spawned afterwards.
     shut_down: std::sync::atomic::AtomicBool,
     facet_types: FacetRegistry,
-    distribution: std::sync::OnceLock<crate::distribution::Distribution>,
 }
 
 /// One node's actors. Cheap to clone; clones share them.
@@ -81,15 +81,11 @@ impl ActorSystem {
         ActorSystem {
             inner: Arc::new(SystemInner {
                 deadlines: super::deadline::Deadlines::new(env.clone()),
-                spaces: Mutex::new(BTreeMap::new()),
-                channels: crate::channels::ChannelService::new(env.clone(), Default::default()),
-                objects: Default::default(),
-                groups: Mutex::new(None),
+                services: Mutex::new(BTreeMap::new()),
                 env,
                 registry: Mutex::new(BTreeMap::new()),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
                 facet_types: FacetRegistry::with_builtins(),
-                distribution: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -104,90 +100,23 @@ impl ActorSystem {
         self.inner.env.node()
     }
 
-    /// The node's tuple space named `name`, created (with the default
-    /// bounds) on first use.
-    pub fn tuplespace(&self, name: &str) -> crate::tuplespace::TupleSpace {
-        let mut spaces = self.inner.spaces.locked();
-        spaces
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                crate::tuplespace::TupleSpace::new(name, self.inner.env.clone(), Default::default())
-            })
-            .clone()
+    /// The node's service of type `S`, made by `make` on first use (under
+    /// the services' lock: `make` must not reach for another service).
+    pub(crate) fn service<S: Any + Send + Sync>(&self, make: impl FnOnce() -> S) -> Arc<S> {
+        let mut services = self.inner.services.locked();
+        let service = services
+            .entry(std::any::TypeId::of::<S>())
+            .or_insert_with(|| Arc::new(make()))
+            .clone();
+        drop(services);
+        service
+            .downcast::<S>()
+            .unwrap_or_else(|_| unreachable!("services are keyed by their own type"))
     }
 
-    /// The node's queues and topics.
-    pub fn channels(&self) -> &crate::channels::ChannelService {
-        &self.inner.channels
-    }
-
-    /// The node's process groups (started on first use; start distribution
-    /// first so they span the cluster).
-    pub fn process_groups(
-        &self,
-    ) -> Result<crate::groups::ProcessGroups, crate::groups::GroupError> {
-        let mut groups = self.inner.groups.locked();
-        let actor = match groups.as_ref() {
-            Some(actor) => actor.clone(),
-            None => {
-                let actor = crate::groups::ProcessGroups::start(self)?;
-                *groups = Some(actor.clone());
-                actor
-            }
-        };
-        Ok(crate::groups::ProcessGroups::new(self.clone(), actor))
-    }
-
-    /// The ObjectRegistry as tenant `tenant` sees it: only that tenant's
-    /// objects (see [`crate::registry`]).
-    pub fn registry(
-        &self,
-        tenant: &str,
-    ) -> Result<crate::registry::TenantRegistry, crate::registry::RegistryError> {
-        crate::registry::TenantRegistry::new(tenant, self.inner.objects.clone(), self.clone())
-    }
-
-    /// Joins a cluster: listens, dials the seeds, authenticates peers (see
-    /// [`crate::distribution`]). Once per actor system.
-    pub async fn start_distribution(
-        &self,
-        config: crate::distribution::DistributionConfig,
-    ) -> Result<crate::distribution::Distribution, crate::distribution::DistributionError> {
-        use crate::distribution::{Distribution, DistributionError};
-        if self.inner.distribution.get().is_some() {
-            return Err(DistributionError::AlreadyStarted);
-        }
-        let dist =
-            Distribution::start(self.inner.env.clone(), self.inner.deadlines.clone(), config)
-                .await?;
-        if self.inner.distribution.set(dist.clone()).is_err() {
-            dist.shutdown(); // lost a race with another start
-            return Err(DistributionError::AlreadyStarted);
-        }
-        Ok(dist)
-    }
-
-    /// This node's distribution, once started.
-    pub fn distribution(&self) -> Option<&crate::distribution::Distribution> {
-        self.inner.distribution.get()
-    }
-
-    /// A ref to actor `id`, wherever it runs: a local lookup on this node,
-    /// a remote ref (through distribution) on another.
-    pub fn resolve<A: crate::distribution::RemoteActor>(
-        &self,
-        id: &ActorId,
-    ) -> Result<ActorRef<A>, crate::distribution::ResolveError> {
-        use crate::distribution::ResolveError;
-        if id.node() == self.node() {
-            return self
-                .lookup(id.name())
-                .ok_or_else(|| ResolveError::NoSuchActor(id.clone()));
-        }
-        match self.distribution() {
-            Some(dist) => dist.remote_ref(id),
-            None => Err(ResolveError::NotDistributed(id.clone())),
-        }
+    /// The deadlines service, for subsystems that time out asks.
+    pub(crate) fn deadlines(&self) -> &Arc<super::deadline::Deadlines> {
+        &self.inner.deadlines
     }
 
     /// The facet types that can be attached by name.

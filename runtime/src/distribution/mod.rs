@@ -345,3 +345,47 @@ impl Distribution {
         drop(self.inner.shutdown_tx.locked().take());
     }
 }
+
+/// The node's distribution, once started.
+#[derive(Default)]
+struct NodeDistribution(std::sync::OnceLock<Distribution>);
+
+impl crate::actor::ActorSystem {
+    /// Joins a cluster: listens, dials the seeds, authenticates peers (see
+    /// [`crate::distribution`]). Once per actor system.
+    pub async fn start_distribution(
+        &self,
+        config: DistributionConfig,
+    ) -> Result<Distribution, DistributionError> {
+        let slot = self.service(NodeDistribution::default);
+        if slot.0.get().is_some() {
+            return Err(DistributionError::AlreadyStarted);
+        }
+        let dist =
+            Distribution::start(self.env().clone(), self.deadlines().clone(), config).await?;
+        if slot.0.set(dist.clone()).is_err() {
+            dist.shutdown(); // lost a race with another start
+            return Err(DistributionError::AlreadyStarted);
+        }
+        Ok(dist)
+    }
+
+    /// This node's distribution, once started.
+    pub fn distribution(&self) -> Option<Distribution> {
+        self.service(NodeDistribution::default).0.get().cloned()
+    }
+
+    /// A ref to actor `id`, wherever it runs: a local lookup on this node,
+    /// a remote ref (through distribution) on another.
+    pub fn resolve<A: RemoteActor>(&self, id: &ActorId) -> Result<ActorRef<A>, ResolveError> {
+        if id.node() == self.node() {
+            return self
+                .lookup(id.name())
+                .ok_or_else(|| ResolveError::NoSuchActor(id.clone()));
+        }
+        match self.distribution() {
+            Some(dist) => dist.remote_ref(id),
+            None => Err(ResolveError::NotDistributed(id.clone())),
+        }
+    }
+}

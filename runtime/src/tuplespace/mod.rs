@@ -69,3 +69,28 @@ pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     durable::encoded_types(v);
     hosted::encoded_types(v);
 }
+
+/// The node's named tuple spaces.
+#[derive(Default)]
+struct NamedSpaces(std::sync::Mutex<std::collections::BTreeMap<String, TupleSpace>>);
+
+impl crate::actor::ActorSystem {
+    /// The node's tuple space named `name`, created (with the default
+    /// bounds) on first use.
+    pub fn tuplespace(&self, name: &str) -> TupleSpace {
+        use plexspaces_storage::sync::LockExt;
+        let spaces = self.service(NamedSpaces::default);
+        let mut spaces = spaces.0.locked();
+        spaces
+            .entry(name.to_string())
+            .or_insert_with(|| TupleSpace::new(name, self.env().clone(), Default::default()))
+            .clone()
+    }
+}
+
+impl<A: crate::actor::Actor> crate::actor::Context<A> {
+    /// This node's tuple space `name` ([`crate::actor::ActorSystem::tuplespace`]).
+    pub fn tuplespace(&self, name: &str) -> TupleSpace {
+        self.system().tuplespace(name)
+    }
+}
