@@ -176,22 +176,36 @@ async fn run_node(
         .insert(index, (dist, jobs.clone(), effects));
 
     // This node's share of the runs: start each (until acknowledged),
-    // then, a little later, send its "go" (keyed: sent once).
-    for n in (0..RUNS).filter(|n| *n as usize % NODES == index) {
+    // then, a little later, send its "go" (keyed: sent once). Every fourth
+    // run gets its "go" before it starts: a signal that arrives before the
+    // run waits for it must be kept (the planted DropEarlySignal loses
+    // exactly these).
+    let mine = || (0..RUNS).filter(|n| *n as usize % NODES == index);
+    let send_go = |n: u32| {
+        let jobs = jobs.clone();
+        let env = env.clone();
+        async move {
+            while jobs
+                .signal_once(&run_id(n), &format!("go-{n}"), "go", &true)
+                .await
+                .is_err()
+            {
+                env.sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    for n in mine().filter(|n| n % 4 == 0) {
+        send_go(n).await;
+    }
+    for n in mine() {
         while jobs.start(&run_id(n), &n).await.is_err() {
             env.sleep(Duration::from_millis(100)).await;
         }
     }
-    for n in (0..RUNS).filter(|n| *n as usize % NODES == index) {
+    for n in mine().filter(|n| n % 4 != 0) {
         env.sleep(Duration::from_millis(env.gen_range(100..2000)))
             .await;
-        while jobs
-            .signal_once(&run_id(n), &format!("go-{n}"), "go", &true)
-            .await
-            .is_err()
-        {
-            env.sleep(Duration::from_millis(100)).await;
-        }
+        send_go(n).await;
     }
     std::future::pending::<()>().await;
 }

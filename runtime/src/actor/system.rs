@@ -262,14 +262,18 @@ async fn run<A: Actor>(mut actor: A, mut ctx: Context<A>, mut rx: Receiver<Envel
     // The asker whose message crashed the actor hears of it (its reply
     // sender dropped) only once the exit is published, so whoever it tells
     // (a supervisor it asks for the child, say) already knows the actor
-    // is gone.
-    let mut crashed_asker = None;
-    let (reason, state_intact) = match started {
-        Err(panic) => (ExitReason::Panic(panic_message(panic.as_ref())), false),
-        Ok(Err(e)) => (ExitReason::Error(e.to_string()), true),
+    // is gone. (Returned by the loop, not lent to it: a local the loop
+    // borrowed would add to every idle actor's task.)
+    let (reason, state_intact, crashed_asker) = match started {
+        Err(panic) => (
+            ExitReason::Panic(panic_message(panic.as_ref())),
+            false,
+            None,
+        ),
+        Ok(Err(e)) => (ExitReason::Error(e.to_string()), true, None),
         Ok(Ok(())) => {
             cell.set_status(ActorStatus::Active);
-            message_loop(&mut actor, &mut ctx, &mut rx, &cell, &mut crashed_asker).await
+            message_loop(&mut actor, &mut ctx, &mut rx, &cell).await
         }
     };
     if state_intact {
@@ -307,21 +311,21 @@ impl Drop for DroppedExit {
     }
 }
 
-/// Returns the exit reason and whether the actor's state is still sound
-/// (false after a panic in a handler).
+/// Returns the exit reason, whether the actor's state is still sound
+/// (false after a panic in a handler), and the reply sender of the ask
+/// whose handler panicked, if one did.
 async fn message_loop<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
     rx: &mut Receiver<Envelope<A>>,
     cell: &Arc<Cell>,
-    crashed_asker: &mut Option<ReplySender<A>>,
-) -> (ExitReason, bool) {
+) -> (ExitReason, bool, Option<ReplySender<A>>) {
     let mut batch = std::collections::VecDeque::new();
     loop {
         // Signals (stop, facet control) go before the next message.
         if let Some(signal) = cell.take_signal() {
             match signal {
-                Signal::Stop(reason) => return (reason, true),
+                Signal::Stop(reason) => return (reason, true, None),
                 Signal::Control(op) => apply_control(ctx, op),
             }
             continue;
@@ -338,17 +342,16 @@ async fn message_loop<A: Actor>(
                 })
                 .await;
                 if !open {
-                    return (ExitReason::Normal, true);
+                    return (ExitReason::Normal, true, None);
                 }
                 continue;
             }
         };
         if let Some((panic, asker)) = handle_one(actor, ctx, rx, batch.len(), envelope).await {
-            *crashed_asker = asker;
-            return (ExitReason::Panic(panic), false);
+            return (ExitReason::Panic(panic), false, asker);
         }
         if let Some(reason) = ctx.stop.take() {
-            return (reason, true);
+            return (reason, true, None);
         }
     }
 }
