@@ -156,6 +156,9 @@ pub enum ReminderError {
     /// No node could serve the reminder's shard within the timeout, or its
     /// journal failed.
     Unavailable(String),
+    /// A shard's host answered with a reply this version does not expect
+    /// (a bug, or a node running another version): not retried.
+    Protocol(String),
     /// This actor system already runs reminders.
     AlreadyStarted,
     /// The reminder's shard holds
@@ -175,6 +178,7 @@ impl fmt::Display for ReminderError {
             ReminderError::InvalidName(why) => write!(f, "invalid reminder name: {why}"),
             ReminderError::InvalidSchedule(why) => write!(f, "invalid reminder schedule: {why}"),
             ReminderError::Unavailable(why) => write!(f, "reminders unavailable: {why}"),
+            ReminderError::Protocol(why) => write!(f, "reminder protocol error: {why}"),
             ReminderError::AlreadyStarted => f.write_str("reminders are already running"),
             ReminderError::TooMany { shard, max } => {
                 write!(
@@ -459,7 +463,10 @@ impl Reminders {
 
 #[track_caller]
 fn unexpected(reply: ShardReply) -> ReminderError {
-    crate::invariant::wrong_reply("a reminder shard operation", &reply)
+    ReminderError::Protocol(crate::invariant::wrong_remote_reply(
+        "a reminder shard operation",
+        &reply,
+    ))
 }
 
 fn shard_of(target: &ReminderTarget, shards: u32) -> u32 {

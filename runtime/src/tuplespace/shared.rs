@@ -93,6 +93,9 @@ pub enum SharedSpaceError {
     /// The space did not answer within the call timeout. The operation may
     /// or may not have been applied.
     Call(AskError),
+    /// The space's host answered with a reply this version does not
+    /// expect (a bug, or a node running another version).
+    Protocol(String),
 }
 
 impl fmt::Display for SharedSpaceError {
@@ -101,6 +104,7 @@ impl fmt::Display for SharedSpaceError {
             SharedSpaceError::Space(e) => e.fmt(f),
             SharedSpaceError::LeaseLost => write!(f, "the lease ran out or does not exist"),
             SharedSpaceError::Call(e) => write!(f, "shared tuple space unreachable: {e}"),
+            SharedSpaceError::Protocol(why) => write!(f, "shared tuple space: {why}"),
         }
     }
 }
@@ -110,7 +114,7 @@ impl std::error::Error for SharedSpaceError {
         match self {
             SharedSpaceError::Space(e) => Some(e),
             SharedSpaceError::Call(e) => Some(e),
-            SharedSpaceError::LeaseLost => None,
+            SharedSpaceError::LeaseLost | SharedSpaceError::Protocol(_) => None,
         }
     }
 }
@@ -224,7 +228,10 @@ impl fmt::Debug for SharedTupleSpace {
 
 #[track_caller]
 fn unexpected(reply: SpaceReply) -> SharedSpaceError {
-    crate::invariant::wrong_reply("a shared tuple space operation", &reply)
+    SharedSpaceError::Protocol(crate::invariant::wrong_remote_reply(
+        "a shared tuple space operation",
+        &reply,
+    ))
 }
 
 impl SharedTupleSpace {

@@ -238,7 +238,7 @@ impl RunShared {
                     .insert(position.to_string(), step.clone());
                 Ok(step)
             }
-            other => crate::invariant::wrong_reply("recording a step", &other),
+            other => Err(super::protocol("recording a step", &other)),
         }
     }
 }

@@ -333,6 +333,9 @@ pub enum WorkflowError {
     Ended(RunStatus),
     /// Waiting for a result took longer than asked.
     Timeout,
+    /// A run's record or index answered with a reply this version does
+    /// not expect (a bug, or a node running another version).
+    Protocol(String),
 }
 
 impl WorkflowError {
@@ -364,6 +367,7 @@ impl fmt::Display for WorkflowError {
             WorkflowError::NotFound(run) => write!(f, "no run {run}"),
             WorkflowError::Ended(status) => write!(f, "the run ended without output: {status:?}"),
             WorkflowError::Timeout => write!(f, "timed out waiting for the run"),
+            WorkflowError::Protocol(why) => write!(f, "workflow protocol error: {why}"),
         }
     }
 }
@@ -375,6 +379,13 @@ impl std::error::Error for WorkflowError {
             _ => None,
         }
     }
+}
+
+/// A record or index reply of the wrong variant (see
+/// [`crate::invariant::wrong_remote_reply`]).
+#[track_caller]
+pub(crate) fn protocol(op: &str, reply: &impl fmt::Debug) -> WorkflowError {
+    WorkflowError::Protocol(crate::invariant::wrong_remote_reply(op, reply))
 }
 
 fn unavailable(e: AskError) -> WorkflowError {
@@ -536,7 +547,7 @@ impl<W: Workflow> Workflows<W> {
             .map_err(unavailable)?;
         match reply {
             RunReply::View(view) => Ok(view),
-            other => crate::invariant::wrong_reply("a run's view", &other),
+            other => Err(protocol("a run's view", &other)),
         }
     }
 
@@ -564,7 +575,7 @@ impl<W: Workflow> Workflows<W> {
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
             RunReply::Started(status) => status,
-            other => crate::invariant::wrong_reply("starting a run", &other),
+            other => return Err(protocol("starting a run", &other)),
         };
         if !status.is_terminal()
             && engine.runs.owner_of(&key).as_ref() == Some(engine.system.node())
@@ -693,7 +704,7 @@ impl<W: Workflow> Workflows<W> {
                 .into_iter()
                 .filter_map(|(key, status)| RunId::parse(&key).map(|id| (id, status)))
                 .collect()),
-            other => crate::invariant::wrong_reply("listing runs", &other),
+            other => Err(protocol("listing runs", &other)),
         }
     }
 
