@@ -34,7 +34,7 @@ fn the_wire_frame_corpus_keeps_its_properties() {
             "session" => assert!(frames == 13 && end.is_none(), "{name}: {frames} {end:?}"),
             "truncated" => assert!(frames == 12 && end.is_none(), "{name}: {frames} {end:?}"),
             "huge_length" => assert!(matches!(end, Some(WireError::Oversized { .. }))),
-            "wrong_version" => assert!(matches!(end, Some(WireError::UnsupportedVersion(2)))),
+            "wrong_version" => assert!(matches!(end, Some(WireError::UnsupportedVersion(3)))),
             "trailing_byte" => assert!(matches!(end, Some(WireError::Malformed(_)))),
             // Found by the fuzzer: an over-long varint inside a Heartbeat.
             "overlong_varint" => assert!(frames >= 4, "{name}: {frames} {end:?}"),

@@ -59,6 +59,18 @@ fn addr() -> impl Strategy<Value = SocketAddr> {
     (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::from((ip, port)))
 }
 
+fn headers() -> impl Strategy<Value = wire::Headers> {
+    let field = || proptest::option::of("[ -~]{0,24}");
+    (field(), field(), field(), field()).prop_map(|(sender, tenant, principal, trace)| {
+        wire::Headers {
+            sender,
+            tenant,
+            principal,
+            trace,
+        }
+    })
+}
+
 fn message() -> impl Strategy<Value = WireMessage> {
     let name = "[a-z0-9-]{0,12}";
     let bytes = proptest::collection::vec(any::<u8>(), 0..300);
@@ -96,19 +108,29 @@ fn message() -> impl Strategy<Value = WireMessage> {
                     .collect(),
             }
         }),
-        (name, bytes.clone()).prop_map(|(to, payload)| WireMessage::Tell { to, payload }),
-        (name, any::<u64>(), bytes.clone()).prop_map(|(to, request, payload)| WireMessage::Ask {
-            to,
-            request,
-            payload
+        (name, headers(), bytes.clone()).prop_map(|(to, headers, payload)| {
+            WireMessage::Tell {
+                to,
+                headers,
+                payload,
+            }
         }),
-        (any::<u64>(), bytes.clone(), name, 0..6u8).prop_map(|(request, b, text, which)| {
+        (name, any::<u64>(), headers(), bytes.clone()).prop_map(
+            |(to, request, headers, payload)| WireMessage::Ask {
+                to,
+                request,
+                headers,
+                payload
+            }
+        ),
+        (any::<u64>(), bytes.clone(), name, 0..7u8).prop_map(|(request, b, text, which)| {
             let outcome = match which {
                 0 => ReplyOutcome::Replied(b),
                 1 => ReplyOutcome::Failed(text),
                 2 => ReplyOutcome::NoSuchActor,
                 3 => ReplyOutcome::Stopped,
                 4 => ReplyOutcome::Unavailable(text),
+                5 => ReplyOutcome::Rejected(text),
                 _ => ReplyOutcome::Undecodable(text),
             };
             WireMessage::Reply { request, outcome }
@@ -277,6 +299,7 @@ fn a_big_frame_still_arrives_whole_and_the_buffer_stays_within_its_bound() {
     let payload: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
     let msg = WireMessage::Tell {
         to: "big".into(),
+        headers: Default::default(),
         payload,
     };
     let max = wire::MAX_FRAME_LEN_DEFAULT;
@@ -363,6 +386,7 @@ fn the_largest_handshake_messages_fit_the_handshake_limit() {
 fn an_oversized_message_is_not_sent_and_leaves_the_buffer_clean() {
     let big = WireMessage::Tell {
         to: "a".into(),
+        headers: Default::default(),
         payload: vec![0; MAX as usize + 1],
     };
     let mut out = Vec::new();
@@ -530,6 +554,7 @@ async fn a_frame_before_the_handshake_is_a_protocol_violation() {
     let b = me("b", 2);
     dw.send(&WireMessage::Tell {
         to: "x".into(),
+        headers: Default::default(),
         payload: vec![],
     })
     .await

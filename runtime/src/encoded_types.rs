@@ -11,7 +11,7 @@
 //! seed pointing at the type it was made for.
 
 use plexspaces_net::wire::{
-    ExitNotice, JournalOp, JournalOutcome, Member, ReplyOutcome, WireMessage,
+    ExitNotice, Headers, JournalOp, JournalOutcome, Member, ReplyOutcome, WireMessage,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +27,7 @@ pub fn visit_all(v: &mut impl EncodedTypes) {
     crate::reminders::encoded_types(v);
     crate::groups::encoded_types(v);
     crate::workflow::encoded_types(v);
+    crate::distribution::encoded_types(v);
 }
 
 /// A type's selector: the FNV-1a hash of its name. The first four bytes
@@ -98,7 +99,18 @@ fn net_types(v: &mut impl EncodedTypes) {
             WireMessage::Ask {
                 to: "counter:a".into(),
                 request: 9,
+                headers: Headers::default(),
                 payload: vec![1, 2, 3],
+            },
+            WireMessage::Tell {
+                to: "account:bob".into(),
+                headers: Headers {
+                    sender: Some("teller@n1".into()),
+                    tenant: Some("acme".into()),
+                    principal: Some("user:ada".into()),
+                    trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+                },
+                payload: vec![5],
             },
             WireMessage::Exited {
                 target: "worker".into(),
@@ -137,8 +149,10 @@ fn net_types(v: &mut impl EncodedTypes) {
         vec![
             ReplyOutcome::Replied(vec![4]),
             ReplyOutcome::Unavailable("fenced".into()),
+            ReplyOutcome::Rejected("rejected by fraud: over the limit".into()),
         ]
     });
+    v.visit("Headers", || vec![Headers::default()]);
     v.visit("ExitNotice", || {
         vec![ExitNotice::Normal, ExitNotice::Failed("boom".into())]
     });

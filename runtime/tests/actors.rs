@@ -3,7 +3,8 @@
 
 use plexspaces::actor::builtin_facets::MetricsFacet;
 use plexspaces::actor::facet::{
-    ConfigValue, Facet, FacetConfig, FacetConfigError, FacetError, MessageMeta, Rejection,
+    ConfigValue, Facet, FacetConfig, FacetConfigError, FacetError, Hook, Message, Rejection,
+    Verdict,
 };
 use plexspaces::actor::{
     Actor, ActorError, ActorId, ActorStatus, ActorSystem, AskError, Context, ExitReason, SendError,
@@ -334,15 +335,16 @@ impl Facet for OddGuard {
     fn priority(&self) -> i32 {
         self.priority
     }
-    fn before(&mut self, meta: &MessageMeta<'_>) -> Result<(), Rejection> {
+    fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
+        let meta = &msg.meta;
         self.trail
             .lock()
             .unwrap()
             .push(format!("{} before #{}", self.name, meta.correlation));
         if self.name == "guard" && meta.correlation % 2 == 1 {
-            return Err(Rejection("odd correlation".into()));
+            return Hook::ready(Verdict::Reject(Rejection::new("odd correlation")));
         }
-        Ok(())
+        Hook::proceed()
     }
 }
 
@@ -385,7 +387,9 @@ async fn facets_run_by_priority_can_reject_and_are_managed_at_runtime() {
     );
 
     let first = actor.ask(Cmd::Push(1), SECOND).await.unwrap_err(); // correlation 1: odd
-    assert!(matches!(first, AskError::Failed(e) if e.message().contains("guard: odd correlation")));
+    assert!(
+        matches!(first, AskError::Failed(e) if e.is_rejected() && e.message().contains("guard: odd correlation"))
+    );
     assert_eq!(actor.ask(Cmd::Push(2), SECOND).await.unwrap(), [2]);
     assert_eq!(
         *trail.lock().unwrap(),

@@ -499,3 +499,65 @@ async fn declarative_steps_run_branches_choices_and_waits() {
     assert_eq!(keys["reserve"], "acme/d1/prepare.0/#0");
     assert_eq!(keys["charge"], "acme/d1/prepare.1/#0");
 }
+
+/// Counts the messages a run's record actor takes; refuses them all once
+/// `closed` is set (a security facet on the runs of one workflow kind).
+struct RunGuard {
+    seen: Arc<Mutex<u32>>,
+    closed: Arc<Mutex<bool>>,
+}
+
+impl plexspaces::actor::facet::Facet for RunGuard {
+    fn name(&self) -> &str {
+        "run-guard"
+    }
+    fn priority(&self) -> i32 {
+        1000
+    }
+    fn before<'a>(
+        &'a mut self,
+        _msg: &plexspaces::actor::facet::Message<'_>,
+    ) -> plexspaces::actor::facet::Hook<'a, plexspaces::actor::facet::Verdict> {
+        use plexspaces::actor::facet::{Hook, Rejection, Verdict};
+        *self.seen.lock().unwrap() += 1;
+        if *self.closed.lock().unwrap() {
+            return Hook::ready(Verdict::Reject(Rejection::new("closed for maintenance")));
+        }
+        Hook::proceed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hostings_facets_run_on_every_workflow_runs_record_actor() {
+    use plexspaces::actor::facet::FacetSpec;
+    let env = env_at("facets", true, epoch()).await;
+    let system = ActorSystem::new(env.clone());
+    let (seen, closed) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(false)));
+    let mut config = fast("order", JournalBackend::memory());
+    let (seen_by, closed_by) = (seen.clone(), closed.clone());
+    config.hosting = config.hosting.with_facet(FacetSpec::factory(move |_| {
+        Box::new(RunGuard {
+            seen: seen_by.clone(),
+            closed: closed_by.clone(),
+        })
+    }));
+    let log = Log::default();
+    let flow = Workflows::register(&system, config, order(&log, 0, false)).unwrap();
+    let run = RunId::new("acme", "o1").unwrap();
+    flow.signal(&run, "express", &false).await.unwrap();
+    flow.start(&run, &5).await.unwrap();
+    flow.result(&run, WAIT).await.unwrap();
+    assert!(
+        *seen.lock().unwrap() >= 3,
+        "the run's record took its start, steps and result through the facet"
+    );
+    *closed.lock().unwrap() = true;
+    let refused = flow
+        .start(&RunId::new("acme", "o2").unwrap(), &5)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("closed for maintenance"),
+        "{refused}"
+    );
+}

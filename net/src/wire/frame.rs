@@ -13,7 +13,9 @@ use super::{WireError, WireMessage};
 use crate::{ByteReader, ByteWriter};
 
 /// The protocol version this build speaks, in every frame's header.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: messages carry [`Headers`](super::Headers); a reply may say a facet
+/// rejected the message.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Bytes before a frame's body.
 pub const HEADER_LEN: usize = 5;

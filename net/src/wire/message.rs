@@ -57,6 +57,8 @@ pub enum WireMessage {
     Tell {
         /// The actor's name on the receiving node.
         to: String,
+        /// Who sent it, on whose behalf, under which trace.
+        headers: Headers,
         /// The encoded message.
         payload: Vec<u8>,
     },
@@ -67,6 +69,8 @@ pub enum WireMessage {
         to: String,
         /// The caller's id for this request, unique per connection.
         request: u64,
+        /// Who sent it, on whose behalf, under which trace.
+        headers: Headers,
         /// The encoded message.
         payload: Vec<u8>,
     },
@@ -161,6 +165,35 @@ pub enum ReplyOutcome {
     /// The actor did not apply the request and is stopping (its journal
     /// failed or was fenced): resending it elsewhere is safe.
     Unavailable(String),
+    /// A facet of the actor refused the message before its handler ran
+    /// (the facet's name and reason): nothing was applied.
+    Rejected(String),
+}
+
+/// What travels with a message besides its payload. The receiving node's
+/// facets see it (with the node it came from, which the connection
+/// proves); nothing here is trusted by the transport itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Headers {
+    /// The sending actor's id (`name@node`), if an actor sent it.
+    pub sender: Option<String>,
+    /// The tenant the message is for.
+    pub tenant: Option<String>,
+    /// Who the message acts for (a user, a service), as the sender's
+    /// security facet established.
+    pub principal: Option<String>,
+    /// The trace context (a W3C `traceparent`), if the message is traced.
+    pub trace: Option<String>,
+}
+
+impl Headers {
+    /// Whether nothing is set (the common case, sent as four zero bytes).
+    pub fn is_empty(&self) -> bool {
+        self.sender.is_none()
+            && self.tenant.is_none()
+            && self.principal.is_none()
+            && self.trace.is_none()
+    }
 }
 
 /// Why a monitored remote actor exited.

@@ -20,4 +20,4 @@ pub use frame::{
 };
 pub use handshake::{ClusterSecret, HANDSHAKE_FRAME_LEN_MAX, Identity, Peer};
 pub use journal::{JournalOp, JournalOutcome};
-pub use message::{Bytes32, ExitNotice, Member, ReplyOutcome, WireMessage};
+pub use message::{Bytes32, ExitNotice, Headers, Member, ReplyOutcome, WireMessage};

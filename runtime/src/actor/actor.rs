@@ -65,6 +65,15 @@ pub trait Actor: Send + Sized + 'static {
         let _ = (ctx, reason);
         async {}
     }
+
+    /// The user's message inside a runtime wrapper, for facets that read
+    /// payloads ([`Message::payload`](super::facet::Message::payload)): a
+    /// durable actor's `Request<M>` exposes its `M`. Others expose none.
+    #[doc(hidden)]
+    fn inner_message(msg: &Self::Msg) -> Option<&(dyn std::any::Any + Send)> {
+        let _ = msg;
+        None
+    }
 }
 
 /// Where an actor is in its life (the design's state diagram).

@@ -7,9 +7,10 @@
 
 use super::cell::{Cell, ControlOp, wait_exit};
 use super::deadline::{Deadlines, Expired};
-use super::facet::{Facet, FacetError, FacetInfo};
+use super::facet::{Facet, FacetConfig, FacetError, FacetInfo, Headers};
 use super::mailbox::{self, TrySendError};
 use super::{Actor, ActorId, ActorStatus, AskError, ExitReason, SendError};
+use crate::env::NodeName;
 use futures::channel::oneshot;
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +30,31 @@ pub(crate) struct Envelope<A: Actor> {
     /// A periodic timer's tick: cleared when the actor takes the message,
     /// so the timer sends no other tick while this one waits (no burst).
     pub(crate) tick: Option<Arc<AtomicBool>>,
+    /// Headers, the node it came from and its wire form, when any of them
+    /// is known (boxed: most messages carry none).
+    pub(crate) delivery: Option<Box<Delivery>>,
+}
+
+/// What came with a message besides its payload.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    pub(crate) headers: Headers,
+    /// The authenticated peer it came from, for a remote message.
+    pub(crate) source: Option<NodeName>,
+    /// Its encoded form, for a remote message.
+    pub(crate) wire: Option<Vec<u8>>,
+}
+
+impl Delivery {
+    /// `None` for plain headers with nothing set (no box to allocate).
+    pub(crate) fn of(headers: Headers) -> Option<Box<Delivery>> {
+        (!headers.is_empty()).then(|| {
+            Box::new(Delivery {
+                headers,
+                ..Delivery::default()
+            })
+        })
+    }
 }
 
 /// A cheap, cloneable handle to an actor of type `A`.
@@ -99,13 +125,22 @@ impl<A: Actor> ActorRef<A> {
             reply,
             correlation: self.cell.next_correlation(),
             tick: None,
+            delivery: None,
         }
     }
 
     /// Sends `msg` without waiting for it to be handled (a cast). Waits for
     /// room if the mailbox is full (backpressure).
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError> {
-        let envelope = self.envelope(msg, None);
+        self.tell_with(msg, Headers::default()).await
+    }
+
+    /// [`ActorRef::tell`] with headers (sender, tenant, principal, trace
+    /// context) for the actor's facets, on this node or, through a remote
+    /// ref, on the actor's node.
+    pub async fn tell_with(&self, msg: A::Msg, headers: Headers) -> Result<(), SendError> {
+        let mut envelope = self.envelope(msg, None);
+        envelope.delivery = Delivery::of(headers);
         self.mailbox
             .send(envelope)
             .await
@@ -143,8 +178,20 @@ impl<A: Actor> ActorRef<A> {
     /// timeout covers waiting for mailbox room too. After a timeout nothing
     /// of the request stays behind: the reply, if it ever comes, is dropped.
     pub async fn ask(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
+        self.ask_with(msg, Headers::default(), timeout).await
+    }
+
+    /// [`ActorRef::ask`] with headers for the actor's facets (see
+    /// [`ActorRef::tell_with`]).
+    pub async fn ask_with(
+        &self,
+        msg: A::Msg,
+        headers: Headers,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError> {
         let (tx, rx) = oneshot::channel();
-        let envelope = self.envelope(msg, Some(tx));
+        let mut envelope = self.envelope(msg, Some(tx));
+        envelope.delivery = Delivery::of(headers);
         let exchange = async {
             self.mailbox
                 .send(envelope)
@@ -171,8 +218,10 @@ impl<A: Actor> ActorRef<A> {
         &self,
         msg: A::Msg,
         reply: Option<ReplySender<A>>,
+        delivery: Option<Box<Delivery>>,
     ) -> Result<(), SendError> {
-        let envelope = self.envelope(msg, reply);
+        let mut envelope = self.envelope(msg, reply);
+        envelope.delivery = delivery;
         self.mailbox
             .send(envelope)
             .await
@@ -196,29 +245,69 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Attaches `facet` to the running actor (before its next message).
+    /// A facet value cannot travel: through a remote ref this is refused
+    /// with [`FacetError::Remote`]; use [`ActorRef::attach_facet_named`].
     pub async fn attach_facet(&self, facet: Box<dyn Facet>) -> Result<(), FacetError> {
         let (tx, rx) = oneshot::channel();
         self.cell.push_control(ControlOp::Attach(facet, tx));
-        match rx.await {
-            Ok(result) => result,
-            Err(oneshot::Canceled) => Err(FacetError::Stopped(self.cell.id.clone())),
-        }
+        self.control_answer(rx).await?
+    }
+
+    /// Attaches a facet of the registered type `type_name`, built by the
+    /// actor's own node from `config` (validated against the type's
+    /// descriptor there): works locally and through a remote ref. The
+    /// facet stays reachable as its type (`ctx.facet::<T>()`,
+    /// [`ActorRef::with_facet`]).
+    pub async fn attach_facet_named(
+        &self,
+        type_name: &str,
+        config: FacetConfig,
+    ) -> Result<(), FacetError> {
+        let (tx, rx) = oneshot::channel();
+        self.cell.push_control(ControlOp::AttachNamed {
+            type_name: type_name.to_string(),
+            config,
+            reply: tx,
+        });
+        self.control_answer(rx).await?
     }
 
     /// Detaches the facet named `name`; false if none was attached.
-    pub async fn detach_facet(&self, name: &str) -> Result<bool, SendError> {
+    pub async fn detach_facet(&self, name: &str) -> Result<bool, FacetError> {
         let (tx, rx) = oneshot::channel();
         self.cell
             .push_control(ControlOp::Detach(name.to_string(), tx));
-        rx.await
-            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+        self.control_answer(rx).await?
     }
 
     /// The attached facets, in the order they run.
-    pub async fn list_facets(&self) -> Result<Vec<FacetInfo>, SendError> {
+    pub async fn list_facets(&self) -> Result<Vec<FacetInfo>, FacetError> {
         let (tx, rx) = oneshot::channel();
         self.cell.push_control(ControlOp::List(tx));
+        self.control_answer(rx).await?
+    }
+
+    /// Runs `f` on the attached facet of type `T` between two messages and
+    /// returns its result (`None` if no facet of that type is attached):
+    /// how a handle is read back from a facet attached by name. Local
+    /// actors only (a facet is not reachable across nodes as a value).
+    pub async fn with_facet<T: Facet, R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut T) -> R + Send + 'static,
+    ) -> Result<Option<R>, FacetError> {
+        if !self.is_local() {
+            return Err(FacetError::Remote(self.cell.id.clone()));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.cell
+            .push_control(ControlOp::Inspect(Box::new(move |chain| {
+                let _ = tx.send(chain.get_mut::<T>().map(f));
+            })));
+        self.control_answer(rx).await
+    }
+
+    async fn control_answer<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, FacetError> {
         rx.await
-            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+            .map_err(|_| FacetError::Stopped(self.cell.id.clone()))
     }
 }

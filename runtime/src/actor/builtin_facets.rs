@@ -1,7 +1,11 @@
 //! The built-in facets: logging (a tracing span and events per message)
 //! and metrics (message count, handler latency histogram, mailbox depth).
 
-use super::facet::{Facet, FacetConfig, FacetConfigError, MessageMeta, Outcome, Rejection};
+use super::facet::{
+    Facet, FacetBuilder, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor,
+    FacetRegistry, Failure, Hook, Message, MessageMeta, Verdict, priority_in,
+};
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,17 +29,21 @@ impl LoggingFacet {
         }
     }
 
-    /// Builds from configuration: `priority` (900 to 999).
-    pub fn from_config(mut config: FacetConfig) -> Result<Self, FacetConfigError> {
-        let priority = priority_in(&mut config, "priority", Self::PRIORITY, 900..=999)?;
-        config.finish("logging")?;
-        Ok(LoggingFacet { priority })
+    /// The registry's description of the type.
+    pub fn descriptor() -> FacetDescriptor {
+        FacetDescriptor::new(
+            "logging",
+            FacetCategory::Observability,
+            "a tracing span per message and an event with its outcome and latency",
+        )
+        .priority_option(Self::PRIORITY)
     }
 
-    pub(crate) fn from_config_boxed(
-        config: FacetConfig,
-    ) -> Result<Box<dyn Facet>, FacetConfigError> {
-        Ok(Box::new(Self::from_config(config)?))
+    /// Builds from configuration: `priority` (900 to 999).
+    pub fn from_config(mut config: FacetConfig) -> Result<Self, FacetConfigError> {
+        let priority = priority_in(&mut config, Self::PRIORITY, 900..=999)?;
+        config.finish("logging")?;
+        Ok(LoggingFacet { priority })
     }
 }
 
@@ -45,19 +53,21 @@ impl Default for LoggingFacet {
     }
 }
 
-fn priority_in(
-    config: &mut FacetConfig,
-    key: &str,
-    default: i32,
-    band: std::ops::RangeInclusive<i32>,
-) -> Result<i32, FacetConfigError> {
-    match config.int(key)? {
-        None => Ok(default),
-        Some(p) if band.contains(&(p as i32)) && i64::from(p as i32) == p => Ok(p as i32),
-        Some(p) => Err(FacetConfigError::Invalid {
-            key: key.to_string(),
-            reason: format!("{p} is outside {band:?}"),
-        }),
+/// Registers the built-in facet types.
+pub(crate) fn register(registry: &FacetRegistry) {
+    let builtins: [(FacetDescriptor, FacetBuilder); 2] = [
+        (
+            LoggingFacet::descriptor(),
+            std::sync::Arc::new(|config| Ok(Box::new(LoggingFacet::from_config(config)?) as _)),
+        ),
+        (
+            MetricsFacet::descriptor(),
+            std::sync::Arc::new(|config| Ok(Box::new(MetricsFacet::from_config(config)?.0) as _)),
+        ),
+    ];
+    for (descriptor, build) in builtins {
+        let registered = registry.register(descriptor, move |config| build(config));
+        debug_assert!(registered.is_ok(), "built-in names are distinct");
     }
 }
 
@@ -70,27 +80,41 @@ impl Facet for LoggingFacet {
         self.priority
     }
 
-    fn before(&mut self, meta: &MessageMeta<'_>) -> Result<(), Rejection> {
+    fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
+        let meta = &msg.meta;
         tracing::debug!(actor = %meta.actor, correlation = meta.correlation, msg = meta.msg_type, "message received");
-        Ok(())
+        Hook::proceed()
     }
 
-    fn after(&mut self, meta: &MessageMeta<'_>, outcome: &Outcome<'_>, elapsed: Duration) {
-        match outcome {
-            Outcome::Replied(_) => tracing::debug!(
-                actor = %meta.actor,
-                correlation = meta.correlation,
-                elapsed_us = elapsed.as_micros() as u64,
-                "message handled"
-            ),
-            Outcome::Failed(error) => tracing::warn!(
-                actor = %meta.actor,
-                correlation = meta.correlation,
-                elapsed_us = elapsed.as_micros() as u64,
-                %error,
-                "message failed"
-            ),
-        }
+    fn after<'a>(
+        &'a mut self,
+        meta: &MessageMeta<'_>,
+        _reply: &(dyn Any + Send),
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        tracing::debug!(
+            actor = %meta.actor,
+            correlation = meta.correlation,
+            elapsed_us = elapsed.as_micros() as u64,
+            "message handled"
+        );
+        Hook::done()
+    }
+
+    fn on_error<'a>(
+        &'a mut self,
+        meta: &MessageMeta<'_>,
+        failure: &Failure<'_>,
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        tracing::warn!(
+            actor = %meta.actor,
+            correlation = meta.correlation,
+            elapsed_us = elapsed.as_micros() as u64,
+            ?failure,
+            "message failed"
+        );
+        Hook::done()
     }
 
     fn wants_span(&self) -> bool {
@@ -201,19 +225,41 @@ impl MetricsFacet {
         )
     }
 
+    /// The registry's description of the type.
+    pub fn descriptor() -> FacetDescriptor {
+        FacetDescriptor::new(
+            "metrics",
+            FacetCategory::Metrics,
+            "counts messages, failures and rejections, times handlers, watches mailbox depth",
+        )
+        .priority_option(Self::PRIORITY)
+    }
+
     /// Builds from configuration: `priority` (800 to 899).
     pub fn from_config(mut config: FacetConfig) -> Result<(Self, MetricsHandle), FacetConfigError> {
-        let priority = priority_in(&mut config, "priority", Self::PRIORITY, 800..=899)?;
+        let priority = priority_in(&mut config, Self::PRIORITY, 800..=899)?;
         config.finish("metrics")?;
         let (mut facet, handle) = Self::new();
         facet.priority = priority;
         Ok((facet, handle))
     }
 
-    pub(crate) fn from_config_boxed(
-        config: FacetConfig,
-    ) -> Result<Box<dyn Facet>, FacetConfigError> {
-        Ok(Box::new(Self::from_config(config)?.0))
+    /// A handle to read this facet's counters (also for a facet attached
+    /// by type name: reach it with `ctx.facet::<MetricsFacet>()` or
+    /// `ActorRef::with_facet`).
+    pub fn handle(&self) -> MetricsHandle {
+        MetricsHandle {
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn count_latency(&self, elapsed: Duration) {
+        let micros = elapsed.as_micros() as u64;
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.metrics.latency[bucket].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -226,29 +272,38 @@ impl Facet for MetricsFacet {
         self.priority
     }
 
-    fn on_rejected(&mut self, _meta: &MessageMeta<'_>, _by: &str) {
-        self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn before(&mut self, meta: &MessageMeta<'_>) -> Result<(), Rejection> {
-        let depth = meta.mailbox_len as u64;
+    fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
+        let depth = msg.meta.mailbox_len as u64;
         self.metrics.mailbox_depth.store(depth, Ordering::Relaxed);
         self.metrics
             .mailbox_depth_max
             .fetch_max(depth, Ordering::Relaxed);
-        Ok(())
+        Hook::proceed()
     }
 
-    fn after(&mut self, _meta: &MessageMeta<'_>, outcome: &Outcome<'_>, elapsed: Duration) {
-        match outcome {
-            Outcome::Replied(_) => self.metrics.handled.fetch_add(1, Ordering::Relaxed),
-            Outcome::Failed(_) => self.metrics.failed.fetch_add(1, Ordering::Relaxed),
-        };
-        let micros = elapsed.as_micros() as u64;
-        let bucket = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&bound| micros <= bound)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.metrics.latency[bucket].fetch_add(1, Ordering::Relaxed);
+    fn after<'a>(
+        &'a mut self,
+        _meta: &MessageMeta<'_>,
+        _reply: &(dyn Any + Send),
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        self.metrics.handled.fetch_add(1, Ordering::Relaxed);
+        self.count_latency(elapsed);
+        Hook::done()
+    }
+
+    fn on_error<'a>(
+        &'a mut self,
+        _meta: &MessageMeta<'_>,
+        failure: &Failure<'_>,
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        if let Failure::Rejected { .. } = failure {
+            self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+            self.count_latency(elapsed);
+        }
+        Hook::done()
     }
 }

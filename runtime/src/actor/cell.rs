@@ -1,7 +1,7 @@
 //! What an actor shares with its refs: id, status, the stop and control
 //! signals that bypass the mailbox, and the exit broadcast.
 
-use super::facet::{Facet, FacetError, FacetInfo};
+use super::facet::{Facet, FacetChain, FacetConfig, FacetError, FacetInfo};
 use super::{ActorId, ActorStatus, ExitReason};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
@@ -14,8 +14,16 @@ use std::task::{Poll, Waker};
 /// Operations on an actor's facet chain, sent from outside the actor.
 pub(crate) enum ControlOp {
     Attach(Box<dyn Facet>, oneshot::Sender<Result<(), FacetError>>),
-    Detach(String, oneshot::Sender<bool>),
-    List(oneshot::Sender<Vec<FacetInfo>>),
+    /// Build a registered facet type on the actor's node and attach it.
+    AttachNamed {
+        type_name: String,
+        config: FacetConfig,
+        reply: oneshot::Sender<Result<(), FacetError>>,
+    },
+    Detach(String, oneshot::Sender<Result<bool, FacetError>>),
+    List(oneshot::Sender<Result<Vec<FacetInfo>, FacetError>>),
+    /// Run a closure on the chain between messages (local only).
+    Inspect(Box<dyn FnOnce(&mut FacetChain) + Send>),
 }
 
 #[derive(Default)]

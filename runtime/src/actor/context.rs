@@ -2,8 +2,9 @@
 //! the actor system (spawn, lookup, and the services that hang off it),
 //! monitors, links and facets.
 
+use super::actor_ref::Delivery;
 use super::cell::wait_exit;
-use super::facet::{Facet, FacetChain, FacetError, FacetInfo};
+use super::facet::{Facet, FacetChain, FacetError, FacetInfo, Headers};
 use super::{Actor, ActorId, ActorRef, ActorSystem, ExitReason, SpawnError};
 use crate::env::Env;
 use crate::seams::JoinHandle;
@@ -18,6 +19,8 @@ pub struct Context<A: Actor> {
     pub(crate) correlation: u64,
     /// This run's timers (made on first use, cancelled when the run ends).
     pub(crate) timers: Option<Box<super::timers::ActorTimers>>,
+    /// What came with the message being handled, if anything.
+    pub(crate) delivery: Option<Box<Delivery>>,
 }
 
 impl<A: Actor> Context<A> {
@@ -163,6 +166,36 @@ impl<A: Actor> Context<A> {
         self.watchers.push(watching_target);
         // Detached: it must outlive this actor to pass its failure on.
         drop(propagate(self.myself.cell.clone(), target.cell.clone()));
+    }
+
+    /// The headers of the message being handled (sender, tenant,
+    /// principal, trace context); empty if it came with none. Pass them on
+    /// with `tell_with`/`ask_with` to keep a trace or a principal.
+    pub fn headers(&self) -> &Headers {
+        static NONE: Headers = Headers {
+            sender: None,
+            tenant: None,
+            principal: None,
+            trace: None,
+        };
+        self.delivery.as_ref().map_or(&NONE, |d| &d.headers)
+    }
+
+    /// The node the message being handled came from, if it came over the
+    /// network.
+    pub fn source_node(&self) -> Option<&crate::env::NodeName> {
+        self.delivery.as_ref().and_then(|d| d.source.as_ref())
+    }
+
+    /// The attached facet of type `T`, if one is: how a handler calls a
+    /// capability facet (typed, no lookup by name).
+    pub fn facet<T: Facet>(&self) -> Option<&T> {
+        self.facets.get::<T>()
+    }
+
+    /// The attached facet of type `T`, mutably.
+    pub fn facet_mut<T: Facet>(&mut self) -> Option<&mut T> {
+        self.facets.get_mut::<T>()
     }
 
     /// Attaches a facet to this actor; it runs from the next message on.

@@ -28,6 +28,9 @@ pub enum ActorErrorKind {
     /// `DurableActor::query` does not answer (a command): nothing was
     /// applied.
     NotAQuery,
+    /// A facet of the actor refused the message before its handler ran:
+    /// nothing was applied (see [`ActorError::rejected`]).
+    Rejected,
 }
 
 impl ActorError {
@@ -60,6 +63,19 @@ impl ActorError {
             message: error.to_string(),
             kind: ActorErrorKind::Unencodable,
         }
+    }
+
+    /// A facet named `facet` refused the message for `reason`.
+    pub fn rejected(facet: &str, reason: &str) -> Self {
+        ActorError {
+            message: format!("rejected by {facet}: {reason}"),
+            kind: ActorErrorKind::Rejected,
+        }
+    }
+
+    /// Whether a facet refused the message.
+    pub fn is_rejected(&self) -> bool {
+        self.kind == ActorErrorKind::Rejected
     }
 
     pub(crate) fn with_kind(message: impl Into<String>, kind: ActorErrorKind) -> Self {

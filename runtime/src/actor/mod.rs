@@ -31,7 +31,7 @@ mod actor_ref;
 /// The facets that come with the runtime (logging, metrics), attachable
 /// by type name.
 pub mod builtin_facets;
-mod cell;
+pub(crate) mod cell;
 mod context;
 pub(crate) mod deadline;
 mod error;
@@ -46,7 +46,7 @@ pub mod timers;
 
 pub use actor::{Actor, ActorStatus};
 pub use actor_ref::ActorRef;
-pub(crate) use actor_ref::ReplySender;
+pub(crate) use actor_ref::{Delivery, ReplySender};
 pub(crate) use cell::{ChildCell, exited, wait_exit};
 pub use context::Context;
 pub use error::{ActorError, ActorErrorKind, AskError, ExitReason, SendError, SpawnError};

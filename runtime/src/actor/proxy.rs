@@ -5,7 +5,7 @@
 
 use super::actor_ref::{Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
-use super::facet::FacetError;
+use super::facet::Headers;
 use super::mailbox::{self, Receiver};
 use super::{Actor, ActorId, ActorRef, ActorStatus, ExitReason};
 use crate::actor::deadline::Deadlines;
@@ -15,10 +15,12 @@ use std::task::Poll;
 
 /// What the proxy's owner must forward next.
 pub(crate) enum ProxyEvent<A: Actor> {
-    /// A `tell`.
-    Tell(A::Msg),
-    /// An `ask` and where its answer goes.
-    Ask(A::Msg, ReplySender<A>),
+    /// A `tell` and its headers.
+    Tell(A::Msg, Headers),
+    /// An `ask`, its headers, and where its answer goes.
+    Ask(A::Msg, Headers, ReplySender<A>),
+    /// A facet operation for the remote actor's node to apply.
+    Control(ControlOp),
     /// `stop()` (or a link) asked the remote actor to stop.
     Stop,
 }
@@ -67,14 +69,14 @@ impl<A: Actor> ProxyEnd<A> {
             if let Some(signal) = self.cell.take_signal() {
                 match signal {
                     Signal::Stop(_) => return Some(ProxyEvent::Stop),
-                    Signal::Control(op) => refuse_control(&self.cell.id, op),
+                    Signal::Control(op) => return Some(ProxyEvent::Control(op)),
                 }
-                continue;
             }
             if let Some(envelope) = self.batch.pop_front() {
+                let headers = envelope.delivery.map(|d| d.headers).unwrap_or_default();
                 return Some(match envelope.reply {
-                    Some(reply) => ProxyEvent::Ask(envelope.msg, reply),
-                    None => ProxyEvent::Tell(envelope.msg),
+                    Some(reply) => ProxyEvent::Ask(envelope.msg, headers, reply),
+                    None => ProxyEvent::Tell(envelope.msg, headers),
                 });
             }
             let (cell, rx, batch) = (&self.cell, &mut self.rx, &mut self.batch);
@@ -139,20 +141,5 @@ impl<A: Actor> Drop for ProxyEnd<A> {
         // shut down): the remote actor can no longer be reached from here.
         let node = self.cell.id.node().clone();
         self.publish(ExitReason::NodeDown(node));
-    }
-}
-
-/// Facets run on the actor's own node; through a proxy they are refused.
-fn refuse_control(id: &ActorId, op: ControlOp) {
-    match op {
-        ControlOp::Attach(_, reply) => {
-            let _ = reply.send(Err(FacetError::Remote(id.clone())));
-        }
-        ControlOp::Detach(_, reply) => {
-            let _ = reply.send(false);
-        }
-        ControlOp::List(reply) => {
-            let _ = reply.send(Vec::new());
-        }
     }
 }

@@ -3,7 +3,10 @@
 
 use super::actor_ref::{Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
-use super::facet::{Facet, FacetChain, FacetError, FacetRegistry, MessageMeta, Outcome};
+use super::facet::{
+    Before, Facet, FacetChain, FacetError, FacetRegistry, Failure, Headers, Message, MessageMeta,
+    Verdict,
+};
 use super::mailbox::{self, Receiver};
 use super::{
     Actor, ActorError, ActorId, ActorRef, ActorStatus, AskError, Context, ExitReason, SpawnError,
@@ -17,6 +20,7 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::Duration;
 
 /// Options for [`ActorSystem::spawn_with`].
 pub struct SpawnOptions {
@@ -203,6 +207,7 @@ impl ActorSystem {
             watchers: Vec::new(),
             correlation: 0,
             timers: None,
+            delivery: None,
         };
         // No JoinHandle: the loop catches its own panics and publishes its
         // exit through the cell, so the lighter `spawn_task` suffices (it
@@ -362,12 +367,26 @@ fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
         ControlOp::Attach(facet, reply) => {
             let _ = reply.send(ctx.facets.attach(&id, facet));
         }
+        ControlOp::AttachNamed {
+            type_name,
+            config,
+            reply,
+        } => {
+            let attached = ctx
+                .system
+                .facet_types()
+                .build(&type_name, config)
+                .map_err(FacetError::from)
+                .and_then(|facet| ctx.facets.attach(&id, facet));
+            let _ = reply.send(attached);
+        }
         ControlOp::Detach(name, reply) => {
-            let _ = reply.send(ctx.facets.detach(&id, &name));
+            let _ = reply.send(Ok(ctx.facets.detach(&id, &name)));
         }
         ControlOp::List(reply) => {
-            let _ = reply.send(ctx.facets.list());
+            let _ = reply.send(Ok(ctx.facets.list()));
         }
+        ControlOp::Inspect(inspect) => inspect(&mut ctx.facets),
     }
 }
 
@@ -389,11 +408,13 @@ async fn handle_one<A: Actor>(
         reply,
         correlation,
         tick,
+        delivery,
     } = envelope;
     if let Some(tick) = tick {
         tick.store(false, std::sync::atomic::Ordering::Release);
     }
     ctx.correlation = correlation;
+    ctx.delivery = delivery;
     if ctx.facets.is_empty() {
         // The fast path: no facet to consult, nothing to time.
         return match AssertUnwindSafe(actor.handle(ctx, msg))
@@ -417,9 +438,27 @@ async fn handle_one<A: Actor>(
         rx.len() + in_hand,
         msg,
         reply,
-        correlation,
     ))
     .await
+}
+
+/// Headers of a message that came with none.
+static NO_HEADERS: Headers = Headers {
+    sender: None,
+    tenant: None,
+    principal: None,
+    trace: None,
+};
+
+/// Runs every `after` hook in chain order, borrowing the reply afresh for
+/// each call and not across its await (a reply need not be `Sync`).
+macro_rules! run_after {
+    ($facets:expr, $meta:expr, $reply:expr, $elapsed:expr) => {
+        for at in 0..$facets.len() {
+            let hook = $facets.after_at(at, $meta, $reply, $elapsed);
+            hook.resolve().await;
+        }
+    };
 }
 
 async fn handle_with_facets<A: Actor>(
@@ -428,28 +467,90 @@ async fn handle_with_facets<A: Actor>(
     mailbox_len: usize,
     msg: A::Msg,
     reply: Option<ReplySender<A>>,
-    correlation: u64,
 ) -> Option<Crash<A>> {
     let id = ctx.myself.id().clone();
+    let env = ctx.system.env().clone();
+    // The delivery is lent to the facets here and handed back to the
+    // context for the handler (`ctx.headers()`).
+    let delivery = ctx.delivery.take();
     let meta = MessageMeta {
         actor: &id,
-        correlation,
+        correlation: ctx.correlation,
         msg_type: std::any::type_name::<A::Msg>(),
         mailbox_len,
         is_ask: reply.is_some(),
+        headers: delivery.as_ref().map_or(&NO_HEADERS, |d| &d.headers),
+        source_node: delivery.as_ref().and_then(|d| d.source.as_ref()),
+        env: &env,
     };
-    if let Err(rejection) = ctx.facets.before(&meta) {
-        if let Some(reply) = reply {
-            let _ = reply.send(Err(AskError::Failed(ActorError::new(format!(
-                "rejected by {}",
-                rejection.0
-            )))));
+    // Each hook is called with a fresh borrow of the payload, dropped
+    // before its result is awaited (the payload need not be `Sync`).
+    let mut decided = Before::Continue;
+    for at in 0..ctx.facets.len() {
+        let hook = {
+            let message = Message {
+                meta,
+                payload: &msg,
+                inner: A::inner_message(&msg),
+                wire: delivery.as_ref().and_then(|d| d.wire.as_deref()),
+            };
+            ctx.facets.before_at(at, &message)
+        };
+        match hook.resolve().await {
+            Verdict::Continue => continue,
+            Verdict::Reject(rejection) => decided = Before::Rejected { at, rejection },
+            Verdict::Answer(answer) => decided = Before::Answered { at, answer },
         }
-        return None;
+        break;
     }
-    let started = ctx.system.env().now();
+    match decided {
+        Before::Continue => {}
+        Before::Rejected { at, rejection } => {
+            let by = ctx.facets.name_at(at).to_string();
+            let failure = Failure::Rejected {
+                by: &by,
+                rejection: &rejection,
+            };
+            ctx.facets
+                .on_error(&meta, &failure, Duration::ZERO, Some(at))
+                .await;
+            if let Some(reply) = reply {
+                let error = ActorError::rejected(&by, &rejection.reason);
+                let _ = reply.send(Err(AskError::Failed(error)));
+            }
+            return None;
+        }
+        Before::Answered { at, answer } => {
+            let answered = match answer.downcast::<A::Reply>() {
+                Ok(value) => {
+                    run_after!(ctx.facets, &meta, &*value, Duration::ZERO);
+                    Ok(*value)
+                }
+                Err(_) => {
+                    let error = ActorError::new(format!(
+                        "facet {:?} answered in the actor's place with a value that is not a {}",
+                        ctx.facets.name_at(at),
+                        std::any::type_name::<A::Reply>()
+                    ));
+                    let failure = Failure::Handler(&error);
+                    ctx.facets
+                        .on_error(&meta, &failure, Duration::ZERO, None)
+                        .await;
+                    Err(error)
+                }
+            };
+            if let Some(reply) = reply {
+                let _ = reply.send(answered.map_err(AskError::Failed));
+            }
+            return None;
+        }
+    }
+    // The handler sees the headers through its context.
+    let delivery = std::mem::replace(&mut ctx.delivery, delivery);
+    debug_assert!(delivery.is_none(), "the context held no other delivery");
+    let started = env.now();
     let handled = if ctx.facets.wants_span() {
-        let span = tracing::info_span!("message", actor = %id, correlation);
+        let span = tracing::info_span!("message", actor = %id, correlation = ctx.correlation);
         tracing::Instrument::instrument(
             AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind(),
             span,
@@ -460,19 +561,41 @@ async fn handle_with_facets<A: Actor>(
             .catch_unwind()
             .await
     };
-    let elapsed = ctx.system.env().now() - started;
+    let elapsed = env.now() - started;
+    let delivery = ctx.delivery.take();
+    let meta = MessageMeta {
+        actor: &id,
+        correlation: ctx.correlation,
+        msg_type: std::any::type_name::<A::Msg>(),
+        mailbox_len,
+        is_ask: reply.is_some(),
+        headers: delivery.as_ref().map_or(&NO_HEADERS, |d| &d.headers),
+        source_node: delivery.as_ref().and_then(|d| d.source.as_ref()),
+        env: &env,
+    };
     match handled {
-        Ok(result) => {
-            let outcome = match &result {
-                Ok(value) => Outcome::Replied(value as &(dyn Any + Send)),
-                Err(e) => Outcome::Failed(e),
-            };
-            ctx.facets.after(&meta, &outcome, elapsed);
+        Ok(Ok(value)) => {
+            run_after!(ctx.facets, &meta, &value, elapsed);
             if let Some(reply) = reply {
-                let _ = reply.send(result.map_err(AskError::Failed));
+                let _ = reply.send(Ok(value));
             }
             None
         }
-        Err(panic) => Some((panic_message(panic.as_ref()), reply)),
+        Ok(Err(error)) => {
+            ctx.facets
+                .on_error(&meta, &Failure::Handler(&error), elapsed, None)
+                .await;
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(AskError::Failed(error)));
+            }
+            None
+        }
+        Err(panic) => {
+            let panic = panic_message(panic.as_ref());
+            ctx.facets
+                .on_error(&meta, &Failure::Panicked(&panic), elapsed, None)
+                .await;
+            Some((panic, reply))
+        }
     }
 }

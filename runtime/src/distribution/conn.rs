@@ -3,10 +3,12 @@
 //! alike; they differ only in where answers go.
 
 use super::Dist;
-use super::export::{ReplyTo, exit_notice};
+use super::export::{Inbound, ReplyTo, exit_notice};
+use super::facets::{self, FACET_SERVICE, FacetCall};
 use super::link::{Link, Outgoing};
 use crate::NodeName;
 use crate::actor::mailbox::{self, Sender};
+use crate::seams::Spawn;
 use crate::seams::{Clock, Instant, JoinHandle};
 use futures::future::BoxFuture;
 use plexspaces_net::wire::{
@@ -67,9 +69,18 @@ pub(crate) async fn serve<R: ByteReader>(
         }
         match msg {
             WireMessage::Heartbeat { members } => dist.gossip(&peer, members),
-            WireMessage::Tell { to, payload } => {
+            WireMessage::Tell {
+                to,
+                headers,
+                payload,
+            } => {
                 if let Some(actor) = dist.exported(&to) {
-                    actor.deliver(&dist.env, payload, None).await;
+                    let inbound = Inbound {
+                        payload,
+                        headers,
+                        source: peer.clone(),
+                    };
+                    actor.deliver(&dist.env, inbound, None).await;
                 } else {
                     tracing::debug!(%peer, to, "tell for an actor not exported here: dropped");
                 }
@@ -78,10 +89,43 @@ pub(crate) async fn serve<R: ByteReader>(
                 to,
                 request,
                 payload,
+                ..
+            } if to == FACET_SERVICE => {
+                let reply = side.reply_to(request);
+                let dist = dist.clone();
+                // Applied between the target's messages, which may take
+                // long: answered from a task of its own.
+                dist.env.clone().spawn_task(Box::pin(async move {
+                    let outcome = match crate::codec::decode::<FacetCall>(&payload, "facet call") {
+                        Err(e) => ReplyOutcome::Undecodable(e.to_string()),
+                        Ok(call) => match dist.exported(&call.target) {
+                            None => ReplyOutcome::NoSuchActor,
+                            Some(actor) => {
+                                let answer = facets::apply(&*actor, call.op).await;
+                                match crate::codec::encode(&answer, "facet answer") {
+                                    Ok(bytes) => ReplyOutcome::Replied(bytes),
+                                    Err(e) => ReplyOutcome::Failed(e.to_string()),
+                                }
+                            }
+                        },
+                    };
+                    reply(outcome).await;
+                }));
+            }
+            WireMessage::Ask {
+                to,
+                request,
+                headers,
+                payload,
             } => match dist.exported(&to) {
                 Some(actor) => {
+                    let inbound = Inbound {
+                        payload,
+                        headers,
+                        source: peer.clone(),
+                    };
                     actor
-                        .deliver(&dist.env, payload, Some(side.reply_to(request)))
+                        .deliver(&dist.env, inbound, Some(side.reply_to(request)))
                         .await
                 }
                 None => {

@@ -3,7 +3,10 @@
 
 use super::RemoteActor;
 use crate::Env;
-use crate::actor::{ActorRef, AskError, ExitReason};
+use crate::actor::cell::ControlOp;
+use crate::actor::facet::Headers;
+use crate::actor::{ActorRef, AskError, Delivery, ExitReason};
+use crate::env::NodeName;
 use crate::seams::Spawn;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
@@ -17,7 +20,9 @@ pub(crate) type ReplyTo = Box<dyn FnOnce(ReplyOutcome) -> BoxFuture<'static, ()>
 pub(crate) trait Exported: Send + Sync {
     /// Delivers an encoded message; waits for mailbox room (backpressure
     /// on the connection). With `reply`, the answer is sent there later.
-    fn deliver(&self, env: &Env, payload: Vec<u8>, reply: Option<ReplyTo>) -> BoxFuture<'_, ()>;
+    fn deliver(&self, env: &Env, inbound: Inbound, reply: Option<ReplyTo>) -> BoxFuture<'_, ()>;
+    /// Queues a facet operation, as a local ref would.
+    fn control(&self, op: ControlOp);
     /// Stops the actor, as `ActorRef::stop` does.
     fn stop(&self);
     /// Resolves when the actor exits.
@@ -33,12 +38,25 @@ pub(crate) trait Activator: Send + Sync {
     fn activate(&self, id: &str) -> Option<Arc<dyn Exported>>;
 }
 
+/// A message as it came off a connection.
+pub(crate) struct Inbound {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) headers: Headers,
+    /// The connection's authenticated peer.
+    pub(crate) source: NodeName,
+}
+
 pub(crate) struct ExportedRef<A: RemoteActor>(pub(crate) ActorRef<A>);
 
 impl<A: RemoteActor> Exported for ExportedRef<A> {
-    fn deliver(&self, env: &Env, payload: Vec<u8>, reply: Option<ReplyTo>) -> BoxFuture<'_, ()> {
+    fn deliver(&self, env: &Env, inbound: Inbound, reply: Option<ReplyTo>) -> BoxFuture<'_, ()> {
         let env = env.clone();
         Box::pin(async move {
+            let Inbound {
+                payload,
+                headers,
+                source,
+            } = inbound;
             let msg = match crate::codec::decode::<A::Msg>(&payload, "remote message") {
                 Ok(msg) => msg,
                 Err(e) => {
@@ -52,13 +70,20 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                     return;
                 }
             };
+            // The receiving actor's facets see who sent it, from where, and
+            // its wire form.
+            let delivery = Some(Box::new(Delivery {
+                headers,
+                source: Some(source),
+                wire: Some(payload),
+            }));
             let Some(reply) = reply else {
                 // A stopped actor drops the tell, as locally.
-                let _ = self.0.tell(msg).await;
+                let _ = self.0.send_envelope(msg, None, delivery).await;
                 return;
             };
             let (tx, rx) = oneshot::channel();
-            if self.0.send_envelope(msg, Some(tx)).await.is_err() {
+            if self.0.send_envelope(msg, Some(tx), delivery).await.is_err() {
                 reply(ReplyOutcome::Stopped).await;
                 return;
             }
@@ -73,6 +98,9 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                     Ok(Err(AskError::Failed(e))) if e.is_unavailable() => {
                         ReplyOutcome::Unavailable(e.message().to_string())
                     }
+                    Ok(Err(AskError::Failed(e))) if e.is_rejected() => {
+                        ReplyOutcome::Rejected(e.message().to_string())
+                    }
                     Ok(Err(AskError::Failed(e))) => ReplyOutcome::Failed(e.message().to_string()),
                     Ok(Err(other)) => ReplyOutcome::Failed(other.to_string()),
                     Err(oneshot::Canceled) => ReplyOutcome::Stopped,
@@ -84,6 +112,10 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
 
     fn stop(&self) {
         self.0.stop();
+    }
+
+    fn control(&self, op: ControlOp) {
+        self.0.cell.push_control(op);
     }
 
     fn exited(&self) -> BoxFuture<'static, ExitReason> {

@@ -16,7 +16,9 @@ use crate::seams::{Clock, JoinHandle};
 use futures::channel::oneshot;
 use futures::future::Either;
 use plexspaces_net::ByteWriter;
-use plexspaces_net::wire::{ExitNotice, FrameWriter, Member, ReplyOutcome, WireError, WireMessage};
+use plexspaces_net::wire::{
+    ExitNotice, FrameWriter, Headers, Member, ReplyOutcome, WireError, WireMessage,
+};
 use plexspaces_storage::sync::LockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +57,7 @@ pub(crate) enum Outgoing {
     /// An ask: the writer assigns the request id and files the sink.
     Ask {
         to: String,
+        headers: Headers,
         payload: Vec<u8>,
         pending: Box<dyn PendingReply>,
     },
@@ -339,6 +342,7 @@ async fn write_connection<W: ByteWriter>(
                 }
                 Outgoing::Ask {
                     to,
+                    headers,
                     payload,
                     pending,
                 } => {
@@ -349,6 +353,7 @@ async fn write_connection<W: ByteWriter>(
                     WireMessage::Ask {
                         to,
                         request,
+                        headers,
                         payload,
                     }
                 }

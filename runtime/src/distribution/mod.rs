@@ -42,6 +42,7 @@ mod config;
 mod conn;
 mod error;
 mod export;
+mod facets;
 mod incarnation;
 mod link;
 mod loops;
@@ -62,7 +63,7 @@ use crate::actor::{Actor, ActorId, ActorRef};
 use crate::env::{Env, NodeName};
 use crate::retry::Backoff;
 use crate::seams::{Clock, Elapsed, JoinHandle, Rng};
-pub(crate) use export::{Activator, Exported, ExportedRef, ReplyTo};
+pub(crate) use export::{Activator, Exported, ExportedRef, Inbound, ReplyTo};
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 use link::Link;
@@ -388,4 +389,44 @@ impl crate::actor::ActorSystem {
             None => Err(ResolveError::NotDistributed(id.clone())),
         }
     }
+}
+
+/// The remote facet service's messages, for [`crate::encoded_types`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    use crate::actor::facet::{ConfigValue, FacetConfig, FacetConfigError, FacetInfo};
+    use facets::{FacetAnswer, FacetCall, FacetOp};
+    v.visit("FacetCall", || {
+        vec![
+            FacetCall {
+                target: "account:bob".into(),
+                op: FacetOp::Attach {
+                    type_name: "metrics".into(),
+                    config: FacetConfig::new()
+                        .with("priority", ConfigValue::Int(810))
+                        .with(
+                            "window",
+                            ConfigValue::Duration(std::time::Duration::from_millis(250)),
+                        ),
+                },
+            },
+            FacetCall {
+                target: "worker".into(),
+                op: FacetOp::Detach("logging".into()),
+            },
+        ]
+    });
+    v.visit("FacetAnswer", || {
+        vec![
+            FacetAnswer::Listed(vec![FacetInfo {
+                name: "metrics".into(),
+                priority: 850,
+            }]),
+            FacetAnswer::Config(FacetConfigError::MissingKey {
+                facet: "events".into(),
+                key: "topic".into(),
+            }),
+            FacetAnswer::Detached(true),
+        ]
+    });
 }

@@ -4,7 +4,9 @@
 
 use super::RemoteActor;
 use super::export::exit_reason;
+use super::facets::{self, FACET_SERVICE, FacetCall};
 use super::link::{Link, NodeBack, Outgoing, PendingReply, Verdict};
+use crate::actor::facet::FacetError;
 use crate::actor::proxy::{ProxyEnd, ProxyEvent};
 use crate::actor::{ActorError, ActorId, AskError, ExitReason};
 use futures::channel::oneshot;
@@ -34,6 +36,10 @@ impl<A: RemoteActor> PendingReply for TypedPending<A> {
             Some(ReplyOutcome::Unavailable(why)) => {
                 Err(AskError::Failed(ActorError::unavailable(why)))
             }
+            Some(ReplyOutcome::Rejected(why)) => Err(AskError::Failed(ActorError::with_kind(
+                why,
+                crate::actor::ActorErrorKind::Rejected,
+            ))),
             Some(ReplyOutcome::Undecodable(why)) => Err(AskError::Failed(ActorError::new(
                 format!("the remote node could not decode the message: {why}"),
             ))),
@@ -106,6 +112,29 @@ async fn connected<A: RemoteActor>(
             }
         };
         match event {
+            Some(ProxyEvent::Control(op)) => {
+                if let Some((op, pending)) = facets::remote_op(end.id(), op) {
+                    let call = FacetCall {
+                        target: target.clone(),
+                        op,
+                    };
+                    match crate::codec::encode(&call, "facet call") {
+                        Ok(payload) => {
+                            link.send(Outgoing::Ask {
+                                to: FACET_SERVICE.to_string(),
+                                headers: Default::default(),
+                                payload,
+                                pending: Box::new(pending),
+                            })
+                            .await;
+                        }
+                        Err(e) => pending.fail(FacetError::Unreachable {
+                            actor: end.id().clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+            }
             // Nobody can send any more, but monitors may still be waiting
             // for the exit.
             None => return Connected::RefsDropped(verdict.await),
@@ -115,17 +144,18 @@ async fn connected<A: RemoteActor>(
                 }))
                 .await;
             }
-            Some(ProxyEvent::Tell(msg)) => match encode::<A>(&msg, max_payload) {
+            Some(ProxyEvent::Tell(msg, headers)) => match encode::<A>(&msg, max_payload) {
                 Ok(payload) => {
                     link.send(Outgoing::Frame(WireMessage::Tell {
                         to: target.clone(),
+                        headers,
                         payload,
                     }))
                     .await;
                 }
                 Err(e) => tracing::warn!(actor = %end.id(), "remote tell not sent: {e}"),
             },
-            Some(ProxyEvent::Ask(msg, reply)) => match encode::<A>(&msg, max_payload) {
+            Some(ProxyEvent::Ask(msg, headers, reply)) => match encode::<A>(&msg, max_payload) {
                 Ok(payload) => {
                     let pending = Box::new(TypedPending::<A> {
                         actor: end.id().clone(),
@@ -133,6 +163,7 @@ async fn connected<A: RemoteActor>(
                     });
                     link.send(Outgoing::Ask {
                         to: target.clone(),
+                        headers,
                         payload,
                         pending,
                     })
@@ -164,10 +195,18 @@ async fn unreachable<A: RemoteActor>(
         };
         match event {
             None => return None,
-            Some(ProxyEvent::Ask(_, reply)) => {
+            Some(ProxyEvent::Ask(_, _, reply)) => {
                 let _ = reply.send(Err(AskError::NodeDown(end.id().clone())));
             }
-            Some(ProxyEvent::Tell(_)) | Some(ProxyEvent::Stop) => {
+            Some(ProxyEvent::Control(op)) => {
+                if let Some((_, pending)) = facets::remote_op(end.id(), op) {
+                    pending.fail(FacetError::Unreachable {
+                        actor: end.id().clone(),
+                        reason: "its node is down".into(),
+                    });
+                }
+            }
+            Some(ProxyEvent::Tell(..)) | Some(ProxyEvent::Stop) => {
                 tracing::debug!(actor = %end.id(), "its node is down: a tell or stop dropped")
             }
         }

@@ -6,6 +6,7 @@ use super::backend::JournalBackend;
 use super::context::{DurableContext, Mode, Recorded};
 use super::entry::{Entry, decode};
 use super::error::{DurabilityError, ReplayDiverged};
+use crate::actor::facet::FacetChain;
 use crate::actor::{Actor, ActorError, ActorId, ActorRef, AskError, Context};
 use crate::codec::{encode, encode_own};
 use crate::env::Env;
@@ -197,10 +198,12 @@ impl<A: DurableActor> Durable<A> {
         mode: Mode,
         recorded: VecDeque<(u64, String, Recorded)>,
         pending: Vec<Vec<u8>>,
+        facets: Option<&'a mut FacetChain>,
     ) -> (&'a mut A, DurableContext<'a>) {
         let ctx = DurableContext {
             env,
             id,
+            facets,
             journal: &self.journal,
             stream: &self.stream,
             cache_side_effects: self.config.cache_side_effects,
@@ -256,6 +259,7 @@ impl<A: DurableActor> Durable<A> {
         id: &ActorId,
         key: String,
         msg: A::Msg,
+        facets: &mut FacetChain,
     ) -> (Reply<A>, Option<DurabilityError>) {
         if let Some(reply) = self.dedupe.get(&key) {
             return (decode_reply::<A>(reply), None);
@@ -270,7 +274,14 @@ impl<A: DurableActor> Durable<A> {
             msg: msg_bytes,
         }
         .encode();
-        let (state, mut ctx) = self.split(env, id, Mode::Live, VecDeque::new(), vec![message]);
+        let (state, mut ctx) = self.split(
+            env,
+            id,
+            Mode::Live,
+            VecDeque::new(),
+            vec![message],
+            Some(facets),
+        );
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return (
@@ -333,6 +344,7 @@ impl<A: DurableActor> Durable<A> {
         &mut self,
         env: &Env,
         id: &ActorId,
+        facets: &mut FacetChain,
     ) -> Result<RecoveryReport, DurabilityError> {
         let mut report = RecoveryReport {
             actor: id.clone(),
@@ -373,7 +385,8 @@ impl<A: DurableActor> Durable<A> {
         while at < entries.len() {
             let group = Group::read(&entries, &mut at)?;
             report.finished_in_flight |= group.reply.is_none();
-            self.replay_group(env, id, group).await?;
+            self.replay_group(env, id, group, Some(&mut *facets))
+                .await?;
             report.replayed_messages += 1;
             self.since_checkpoint += 1;
         }
@@ -385,12 +398,13 @@ impl<A: DurableActor> Durable<A> {
         env: &Env,
         id: &ActorId,
         group: Group,
+        facets: Option<&mut FacetChain>,
     ) -> Result<(), DurabilityError> {
         let msg: A::Msg = decode(&group.msg, "message")?;
         let mode = Mode::Replay {
             complete: group.reply.is_some(),
         };
-        let (state, mut ctx) = self.split(env, id, mode, group.effects.into(), Vec::new());
+        let (state, mut ctx) = self.split(env, id, mode, group.effects.into(), Vec::new(), facets);
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return Err(failure);
@@ -514,6 +528,10 @@ impl<A: DurableActor> Actor for Durable<A> {
     type Msg = Request<A::Msg>;
     type Reply = A::Reply;
 
+    fn inner_message(request: &Request<A::Msg>) -> Option<&(dyn std::any::Any + Send)> {
+        Some(&request.msg)
+    }
+
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<(), ActorError> {
         if self.stream.is_empty() {
             self.stream = super::stream_for(&ctx.id().to_string());
@@ -525,8 +543,9 @@ impl<A: DurableActor> Actor for Durable<A> {
             .await
             .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
         self.owned_at = Some(ctx.env().now());
+        let (env, id) = (ctx.env().clone(), ctx.id().clone());
         let report = self
-            .recover(ctx.env(), ctx.id())
+            .recover(&env, &id, &mut ctx.facets)
             .await
             .map_err(|e| ActorError::new(e.to_string()))?;
         if let Some(on_recovered) = &self.config.on_recovered {
@@ -568,7 +587,9 @@ impl<A: DurableActor> Actor for Durable<A> {
             }
             return Ok(reply);
         }
-        let (result, failure) = self.process(&env, &id, request.key, request.msg).await;
+        let (result, failure) = self
+            .process(&env, &id, request.key, request.msg, &mut ctx.facets)
+            .await;
         if failure.is_none() {
             self.owned_at = Some(env.now());
         }
@@ -642,7 +663,7 @@ pub async fn state_at<A: DurableActor>(
             _ => break,
         }
         // Replay without touching the journal: a complete group never writes.
-        durable.replay_group(env, id, group).await?;
+        durable.replay_group(env, id, group, None).await?;
     }
     Ok(durable.state)
 }

@@ -4,6 +4,7 @@
 use super::backend::JournalBackend;
 use super::entry::{Entry, decode};
 use super::error::{DurabilityError, ReplayDiverged};
+use crate::actor::facet::{Facet, FacetChain};
 use crate::actor::{ActorError, ActorId};
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
@@ -31,6 +32,8 @@ pub(crate) enum Mode {
 pub struct DurableContext<'a> {
     pub(crate) env: &'a Env,
     pub(crate) id: &'a ActorId,
+    /// The actor's facets (none when replaying for time travel).
+    pub(crate) facets: Option<&'a mut FacetChain>,
     pub(crate) journal: &'a JournalBackend,
     pub(crate) stream: &'a str,
     pub(crate) cache_side_effects: bool,
@@ -57,6 +60,31 @@ impl DurableContext<'_> {
     /// [`DurableContext::random_u64`], or [`DurableContext::run`].
     pub fn env(&self) -> &Env {
         self.env
+    }
+
+    /// The attached facet of type `T`, if one is (as
+    /// [`Context::facet`](crate::actor::Context::facet)).
+    ///
+    /// Replay runs handlers again, and facets are not journaled: reading
+    /// a facet's configuration or a handle is safe, but a call with an
+    /// effect on the world (publishing an event, calling a service,
+    /// reading a clock or a counter the facet keeps) must go through
+    /// [`DurableContext::run`] so that replay returns its recorded result
+    /// instead of running it again. Take what the call needs from the
+    /// facet first (a client, a handle), then call inside `run`:
+    /// `let audit = ctx.facet::<Audit>().map(Audit::client);`
+    /// `ctx.run("audit", || async move { audit.send(..).await }).await?`.
+    /// During time travel no facet is attached (`None`).
+    pub fn facet<T: Facet>(&self) -> Option<&T> {
+        self.facets.as_deref().and_then(FacetChain::get::<T>)
+    }
+
+    /// The attached facet of type `T`, mutably (see
+    /// [`DurableContext::facet`] on replay).
+    pub fn facet_mut<T: Facet>(&mut self) -> Option<&mut T> {
+        self.facets
+            .as_deref_mut()
+            .and_then(FacetChain::get_mut::<T>)
     }
 
     fn fail(&mut self, failure: DurabilityError) -> ActorError {

@@ -1,7 +1,8 @@
 //! What a supervisor is told: its strategy, limits, backoff and children.
 
 use crate::actor::ChildCell;
-use crate::actor::{Actor, ActorSystem, SpawnError};
+use crate::actor::facet::FacetSpec;
+use crate::actor::{Actor, ActorSystem, SpawnError, SpawnOptions};
 use crate::retry::Backoff;
 use crate::seams::Rng;
 use std::fmt;
@@ -72,7 +73,8 @@ impl RestartDelay {
     }
 }
 
-type StartFn = Arc<dyn Fn(&ActorSystem) -> Result<ChildCell, SpawnError> + Send + Sync>;
+type StartFn =
+    Arc<dyn Fn(&ActorSystem, SpawnOptions) -> Result<ChildCell, SpawnError> + Send + Sync>;
 
 /// One child: its name (unique on the node), restart type and how to start it.
 #[derive(Clone)]
@@ -80,6 +82,8 @@ pub struct ChildSpec {
     pub(crate) name: String,
     pub(crate) restart: Restart,
     pub(crate) start: StartFn,
+    /// Facets made afresh for each (re)start of the child.
+    pub(crate) facets: Vec<FacetSpec>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -99,10 +103,32 @@ impl ChildSpec {
         ChildSpec {
             name: name.to_string(),
             restart: Restart::Permanent,
-            start: Arc::new(move |system: &ActorSystem| {
-                system.spawn(&owned, make()).map(|r| ChildCell::of(&r))
+            start: Arc::new(move |system: &ActorSystem, options| {
+                system
+                    .spawn_with(&owned, make(), options)
+                    .map(|r| ChildCell::of(&r))
             }),
+            facets: Vec::new(),
         }
+    }
+
+    /// Attaches a facet, made afresh at each (re)start (a restarted child
+    /// starts with fresh facets, as with fresh state).
+    pub fn with_facet(mut self, facet: FacetSpec) -> Self {
+        self.facets.push(facet);
+        self
+    }
+
+    /// Starts the child on `system` with its facets.
+    pub(crate) fn start(&self, system: &ActorSystem) -> Result<ChildCell, SpawnError> {
+        let mut options = SpawnOptions::default();
+        for spec in &self.facets {
+            let facet = spec
+                .build(system.facet_types(), &self.name)
+                .map_err(|e| SpawnError::Facet(e.into()))?;
+            options.facets.push(facet);
+        }
+        (self.start)(system, options)
     }
 
     /// A nested supervisor named `name`, running `spec`.

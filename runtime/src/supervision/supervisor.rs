@@ -200,7 +200,7 @@ impl Supervisor {
         index: usize,
     ) -> Result<ActorId, SpawnError> {
         let child = &mut self.children[index];
-        let cell = (child.spec.start)(ctx.system())?;
+        let cell = child.spec.start(ctx.system())?;
         child.generation += 1;
         let (me, name, generation, exit) = (
             ctx.myself().clone(),

@@ -103,9 +103,21 @@ impl<A: DurableActor> Host<A> {
             self.config.durability.clone(),
         )
         .with_stream(name.clone());
+        let mut facets = Vec::with_capacity(self.config.facets.len());
+        for spec in &self.config.facets {
+            match spec.build(self.system.facet_types(), &name) {
+                Ok(facet) => facets.push(facet),
+                Err(e) => {
+                    // Checked when the kind was registered; a factory or
+                    // registry that changed since is refused here.
+                    tracing::warn!("cannot activate {name}: facet: {e}");
+                    return Err(NotHere::NotYet);
+                }
+            }
+        }
         let options = SpawnOptions {
             mailbox_capacity: self.config.mailbox_capacity,
-            facets: Vec::new(),
+            facets,
         };
         match self.system.spawn_with(&name, durable, options) {
             Ok(actor) => {
@@ -257,11 +269,15 @@ impl<A: DurableActor> Exported for Touching<A> {
     fn deliver(
         &self,
         env: &Env,
-        payload: Vec<u8>,
+        inbound: crate::distribution::Inbound,
         reply: Option<crate::distribution::ReplyTo>,
     ) -> BoxFuture<'_, ()> {
         self.host.touch(&self.id);
-        self.actor.deliver(env, payload, reply)
+        self.actor.deliver(env, inbound, reply)
+    }
+
+    fn control(&self, op: crate::actor::cell::ControlOp) {
+        self.actor.control(op);
     }
 
     fn stop(&self) {

@@ -42,6 +42,7 @@ pub(crate) mod placement;
 
 pub(crate) use host::eligible_nodes;
 
+use crate::actor::facet::FacetSpec;
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
 use crate::env::NodeName;
@@ -89,6 +90,11 @@ pub struct VirtualConfig {
     pub retry_min: Duration,
     /// Longest pause between attempts.
     pub retry_max: Duration,
+    /// Facets declared once for the kind and attached to every
+    /// activation, on whichever node it runs (register the kind, and any
+    /// facet type named here, on every node). A kind's facets run for
+    /// local and remote callers alike. Default: none.
+    pub facets: Vec<FacetSpec>,
     /// A deliberately broken variant, for the simulator's tests: always
     /// present (so enabling the feature anywhere in a build breaks no
     /// struct literal), acted on only with the `planted-bugs` feature.
@@ -97,6 +103,12 @@ pub struct VirtualConfig {
 }
 
 impl VirtualConfig {
+    /// Adds a facet every activation gets.
+    pub fn with_facet(mut self, facet: FacetSpec) -> Self {
+        self.facets.push(facet);
+        self
+    }
+
     /// The defaults for `kind`, journaling to `journal`.
     pub fn new(kind: impl Into<String>, journal: JournalBackend) -> Self {
         VirtualConfig {
@@ -109,6 +121,7 @@ impl VirtualConfig {
             attempt_timeout: Duration::from_secs(1),
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(500),
+            facets: Vec::new(),
             planted_bug: None,
         }
     }
@@ -193,6 +206,12 @@ impl<A: DurableActor> VirtualActors<A> {
         factory: impl Fn(&str) -> A + Send + Sync + 'static,
     ) -> Result<Self, VirtualError> {
         config.validate()?;
+        // Every facet the kind declares must build here, now, rather than
+        // fail each activation later.
+        for spec in &config.facets {
+            spec.build(system.facet_types(), &config.kind)
+                .map_err(|e| VirtualError::InvalidConfig(format!("facet: {e}")))?;
+        }
         let factory: Factory<A> = Box::new(factory);
         let host = Host::new(system.clone(), config, factory);
         if let Some(dist) = system.distribution() {

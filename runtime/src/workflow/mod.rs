@@ -505,6 +505,9 @@ impl<W: Workflow> Workflows<W> {
         .map_err(invalid)?;
         let mut index_config = config.hosting.clone();
         index_config.kind = format!("{}-runs", config.hosting.kind);
+        // The hosting's facets are the runs' (each run's record actor);
+        // the index is the engine's own bookkeeping.
+        index_config.facets.clear();
         let index = VirtualActors::register(system, index_config, |_| RunIndex::default())
             .map_err(invalid)?;
         let env = system.env().clone();

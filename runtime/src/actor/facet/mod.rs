@@ -1,0 +1,357 @@
+//! Facets: capabilities attached to an actor at runtime, run around each
+//! message in priority order (highest first), as the design's interceptor
+//! chain shows: security (1000+), logging and tracing (900-999), metrics
+//! (800-899), domain (100-500), persistence (1-99).
+//!
+//! A facet's [`before`](Facet::before) sees each message (its payload,
+//! typed, and its [`MessageMeta`]) and may let it through, reject it with a
+//! typed error, or answer in the actor's place; [`after`](Facet::after)
+//! sees the reply and [`on_error`](Facet::on_error) the failure. Hooks are
+//! synchronous unless they need to wait: a hook that awaits (a remote
+//! check, the clock) returns [`Hook::wait`], and only that hook pays for a
+//! boxed future, so a chain of plain hooks costs a few calls per message
+//! and an actor without facets pays nothing.
+//!
+//! A facet also serves its actor: handlers reach an attached facet by type
+//! with [`Context::facet`](crate::actor::Context::facet) (and durable
+//! handlers with `DurableContext::facet`), so capabilities are called from
+//! actor code.
+//!
+//! ```
+//! use plexspaces::actor::facet::{Facet, Hook, Message, Rejection, Verdict};
+//!
+//! #[derive(Debug)]
+//! struct Transfer { amount: u64 }
+//!
+//! /// The design's fraud check: reads the payload, refuses large transfers.
+//! struct FraudCheck { limit: u64 }
+//!
+//! impl Facet for FraudCheck {
+//!     fn name(&self) -> &str { "fraud" }
+//!     fn priority(&self) -> i32 { 400 }
+//!     fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
+//!         match msg.payload::<Transfer>() {
+//!             Some(t) if t.amount > self.limit => {
+//!                 Hook::ready(Verdict::Reject(Rejection::new(format!("{} is over the limit", t.amount))))
+//!             }
+//!             _ => Hook::ready(Verdict::Continue),
+//!         }
+//!     }
+//! }
+//! ```
+
+mod chain;
+mod config;
+mod registry;
+mod spec;
+
+pub(crate) use chain::{Before, FacetChain};
+pub use config::{ConfigValue, FacetConfig, FacetConfigError};
+pub use registry::{
+    FacetBuilder, FacetCategory, FacetDescriptor, FacetOption, FacetRegistry, MAX_FACET_TYPES,
+    OptionKind, priority_in,
+};
+pub use spec::{FacetFactory, FacetSpec};
+
+use super::{ActorError, ActorId};
+use crate::env::{Env, NodeName};
+use futures::future::BoxFuture;
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+/// What travels with a message besides its payload (sender, tenant,
+/// principal, trace context), locally and over the wire.
+pub use plexspaces_net::wire::Headers;
+
+/// What a facet knows about a message, whatever its type.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct MessageMeta<'a> {
+    /// The actor handling it.
+    pub actor: &'a ActorId,
+    /// The message's correlation id (unique per actor).
+    pub correlation: u64,
+    /// The message type's name.
+    pub msg_type: &'static str,
+    /// Messages still waiting in the mailbox behind this one.
+    pub mailbox_len: usize,
+    /// Whether the sender waits for a reply (`ask`).
+    pub is_ask: bool,
+    /// Sender, tenant, principal and trace context, as sent.
+    pub headers: &'a Headers,
+    /// The node the message came from, if it came over the network (the
+    /// connection's authenticated peer, not a claim in the headers).
+    pub source_node: Option<&'a NodeName>,
+    /// The node's seams: a hook that waits does so on this clock, so it
+    /// runs under the simulator too.
+    pub env: &'a Env,
+}
+
+/// A message as [`Facet::before`] sees it: its meta and its payload.
+pub struct Message<'a> {
+    /// What is known about it.
+    pub meta: MessageMeta<'a>,
+    pub(crate) payload: &'a (dyn Any + Send),
+    /// The user's message inside a runtime wrapper (a durable actor's
+    /// request carries the actor's own message).
+    pub(crate) inner: Option<&'a (dyn Any + Send)>,
+    pub(crate) wire: Option<&'a [u8]>,
+}
+
+impl<'a> Message<'a> {
+    /// The payload as a `T`, if it is one: the actor's message type, or,
+    /// for a durable actor, either its `Request<M>` or the `M` inside it.
+    pub fn payload<T: Any>(&self) -> Option<&'a T> {
+        self.payload
+            .downcast_ref::<T>()
+            .or_else(|| self.inner.and_then(|inner| inner.downcast_ref::<T>()))
+    }
+
+    /// The message as it came over the wire (its encoded bytes), if it
+    /// came from another node.
+    pub fn wire(&self) -> Option<&'a [u8]> {
+        self.wire
+    }
+}
+
+/// A facet refused a message: the handler does not run, nothing is
+/// applied, and the asker gets an [`ActorError`] of kind
+/// [`Rejected`](crate::actor::ActorErrorKind::Rejected) naming the facet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Why, for the sender.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A rejection for `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// What [`Facet::before`] decides.
+pub enum Verdict {
+    /// The next facet, then the handler, sees the message.
+    Continue,
+    /// The message is refused.
+    Reject(Rejection),
+    /// The facet answers in the actor's place (a cache, a stub): the value
+    /// must be the actor's `Reply` type, or the asker gets an error saying
+    /// which type was expected. The handler does not run; facets after
+    /// this one are skipped, and every facet's `after` sees the answer.
+    Answer(Box<dyn Any + Send>),
+}
+
+impl fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Continue => f.write_str("Continue"),
+            Verdict::Reject(r) => write!(f, "Reject({r:?})"),
+            Verdict::Answer(_) => f.write_str("Answer(..)"),
+        }
+    }
+}
+
+/// A hook's result: ready now, or a future to await (boxed only then).
+#[must_use = "a hook's result is its verdict"]
+pub struct Hook<'a, T = ()>(HookState<'a, T>);
+
+enum HookState<'a, T> {
+    Ready(T),
+    Waiting(BoxFuture<'a, T>),
+}
+
+impl<'a, T> Hook<'a, T> {
+    /// A result available now.
+    pub fn ready(value: T) -> Self {
+        Hook(HookState::Ready(value))
+    }
+
+    /// A result the chain awaits (on the actor's task: the actor takes no
+    /// other message meanwhile, as with an awaiting handler).
+    pub fn wait(future: impl Future<Output = T> + Send + 'a) -> Self {
+        Hook(HookState::Waiting(Box::pin(future)))
+    }
+
+    pub(crate) async fn resolve(self) -> T {
+        match self.0 {
+            HookState::Ready(value) => value,
+            HookState::Waiting(future) => future.await,
+        }
+    }
+}
+
+impl Hook<'_, ()> {
+    /// Nothing to wait for.
+    pub fn done() -> Self {
+        Hook::ready(())
+    }
+}
+
+impl Hook<'_, Verdict> {
+    /// Let the message through.
+    pub fn proceed() -> Self {
+        Hook::ready(Verdict::Continue)
+    }
+}
+
+/// How a message failed, as [`Facet::on_error`] sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure<'a> {
+    /// The handler returned this error.
+    Handler(&'a ActorError),
+    /// The facet named `by` rejected the message before the handler.
+    Rejected {
+        /// The rejecting facet.
+        by: &'a str,
+        /// Its reason.
+        rejection: &'a Rejection,
+    },
+    /// The handler panicked (the actor is failing; its supervisor decides
+    /// what happens next).
+    Panicked(&'a str),
+}
+
+/// A capability attached to an actor. Facets keep state (`&mut self`) and
+/// are `Send`; the actor's task runs them, one message at a time.
+pub trait Facet: Any + Send {
+    /// The facet's name, unique on one actor.
+    fn name(&self) -> &str;
+
+    /// Where it runs in the chain: higher first.
+    fn priority(&self) -> i32;
+
+    /// Called once when attached to `actor`.
+    fn on_attach(&mut self, actor: &ActorId) {
+        let _ = actor;
+    }
+
+    /// Called once when detached, or when the actor stops.
+    fn on_detach(&mut self, actor: &ActorId) {
+        let _ = actor;
+    }
+
+    /// Runs before the handler, in chain order: continue, reject or answer.
+    /// A hook that waits ([`Hook::wait`]) may keep `&mut self` in its
+    /// future but not the message: it copies what it needs first (the
+    /// payload need not be `Sync`).
+    fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
+        let _ = msg;
+        Hook::proceed()
+    }
+
+    /// Runs after the handler replied (or a facet answered), in chain
+    /// order, with the reply as `&dyn Any` (the actor's `Reply` type).
+    /// Its future, if it waits, keeps only `&mut self` (as `before`).
+    fn after<'a>(
+        &'a mut self,
+        meta: &MessageMeta<'_>,
+        reply: &(dyn Any + Send),
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        let _ = (meta, reply, elapsed);
+        Hook::done()
+    }
+
+    /// Runs instead of `after` when the handler failed, panicked, or a
+    /// facet rejected the message (every facet but the rejecting one hears
+    /// of a rejection). Its future, if it waits, keeps only `&mut self`.
+    fn on_error<'a>(
+        &'a mut self,
+        meta: &MessageMeta<'_>,
+        failure: &Failure<'_>,
+        elapsed: Duration,
+    ) -> Hook<'a> {
+        let _ = (meta, failure, elapsed);
+        Hook::done()
+    }
+
+    /// Whether the handler should run inside a tracing span (one per
+    /// message, with the actor id and correlation id).
+    fn wants_span(&self) -> bool {
+        false
+    }
+}
+
+/// A facet's name and priority, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FacetInfo {
+    /// Its name.
+    pub name: String,
+    /// Its priority.
+    pub priority: i32,
+}
+
+/// Why a facet operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FacetError {
+    /// A facet of this name is already attached to the actor (names are
+    /// unique per actor: detach the old one first).
+    NameTaken {
+        /// The actor.
+        actor: ActorId,
+        /// The facet's name.
+        name: String,
+    },
+    /// The actor has stopped.
+    Stopped(ActorId),
+    /// A facet value cannot travel to another node: attach a registered
+    /// facet type by name ([`ActorRef::attach_facet_named`](crate::actor::ActorRef::attach_facet_named)).
+    Remote(ActorId),
+    /// The configuration was refused (by the actor's node registry).
+    Config(FacetConfigError),
+    /// The actor's node could not be reached or answered nonsense.
+    Unreachable {
+        /// The actor.
+        actor: ActorId,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for FacetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FacetError::NameTaken { actor, name } => {
+                write!(f, "a facet named {name:?} is already attached to {actor}")
+            }
+            FacetError::Stopped(actor) => write!(f, "{actor} has stopped"),
+            FacetError::Remote(actor) => write!(
+                f,
+                "{actor} is on another node: attach a registered facet type by name"
+            ),
+            FacetError::Config(e) => write!(f, "facet configuration refused: {e}"),
+            FacetError::Unreachable { actor, reason } => {
+                write!(f, "facets of {actor}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FacetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FacetError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<FacetConfigError> for FacetError {
+    fn from(e: FacetConfigError) -> Self {
+        FacetError::Config(e)
+    }
+}
