@@ -456,7 +456,9 @@ macro_rules! run_after {
     ($facets:expr, $meta:expr, $reply:expr, $elapsed:expr) => {
         for at in 0..$facets.len() {
             let hook = $facets.after_at(at, $meta, $reply, $elapsed);
-            hook.resolve().await;
+            if let Err(waiting) = hook.now_or_later() {
+                waiting.await;
+            }
         }
     };
 }
@@ -468,13 +470,16 @@ async fn handle_with_facets<A: Actor>(
     msg: A::Msg,
     reply: Option<ReplySender<A>>,
 ) -> Option<Crash<A>> {
-    let id = ctx.myself.id().clone();
+    // The id is borrowed from a second handle on the cell (an atomic
+    // increment, where cloning the id would allocate per message).
+    let cell = ctx.myself.cell.clone();
+    let id = &cell.id;
     let env = ctx.system.env().clone();
     // The delivery is lent to the facets here and handed back to the
     // context for the handler (`ctx.headers()`).
     let delivery = ctx.delivery.take();
     let meta = MessageMeta {
-        actor: &id,
+        actor: id,
         correlation: ctx.correlation,
         msg_type: std::any::type_name::<A::Msg>(),
         mailbox_len,
@@ -496,7 +501,11 @@ async fn handle_with_facets<A: Actor>(
             };
             ctx.facets.before_at(at, &message)
         };
-        match hook.resolve().await {
+        let verdict = match hook.now_or_later() {
+            Ok(verdict) => verdict,
+            Err(waiting) => waiting.await,
+        };
+        match verdict {
             Verdict::Continue => continue,
             Verdict::Reject(rejection) => decided = Before::Rejected { at, rejection },
             Verdict::Answer(answer) => decided = Before::Answered { at, answer },
@@ -564,7 +573,7 @@ async fn handle_with_facets<A: Actor>(
     let elapsed = env.now() - started;
     let delivery = ctx.delivery.take();
     let meta = MessageMeta {
-        actor: &id,
+        actor: id,
         correlation: ctx.correlation,
         msg_type: std::any::type_name::<A::Msg>(),
         mailbox_len,

@@ -12,6 +12,9 @@ use std::time::Duration;
 #[derive(Default)]
 pub(crate) struct FacetChain {
     facets: Vec<Box<dyn Facet>>,
+    /// Whether any facet wants a span, kept as facets come and go (read
+    /// per message).
+    span: bool,
 }
 
 /// What the `before` hooks decided together.
@@ -46,6 +49,7 @@ impl FacetChain {
             .position(|f| f.priority() < facet.priority())
             .unwrap_or(self.facets.len());
         self.facets.insert(at, facet);
+        self.span = self.facets.iter().any(|f| f.wants_span());
         debug_assert!(
             self.facets
                 .windows(2)
@@ -59,6 +63,7 @@ impl FacetChain {
         match self.facets.iter().position(|f| f.name() == name) {
             Some(at) => {
                 self.facets.remove(at).on_detach(actor);
+                self.span = self.facets.iter().any(|f| f.wants_span());
                 true
             }
             None => false,
@@ -69,6 +74,7 @@ impl FacetChain {
         for mut facet in self.facets.drain(..) {
             facet.on_detach(actor);
         }
+        self.span = false;
     }
 
     pub(crate) fn list(&self) -> Vec<FacetInfo> {
@@ -86,7 +92,7 @@ impl FacetChain {
     }
 
     pub(crate) fn wants_span(&self) -> bool {
-        self.facets.iter().any(|f| f.wants_span())
+        self.span
     }
 
     /// The name of the facet at `at` (as `before` reported it).

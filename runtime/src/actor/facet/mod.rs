@@ -190,6 +190,15 @@ impl<'a, T> Hook<'a, T> {
             HookState::Waiting(future) => future.await,
         }
     }
+
+    /// The value now, or the future to await for it (the chain's loops
+    /// take the ready case without entering a future).
+    pub(crate) fn now_or_later(self) -> Result<T, BoxFuture<'a, T>> {
+        match self.0 {
+            HookState::Ready(value) => Ok(value),
+            HookState::Waiting(future) => Err(future),
+        }
+    }
 }
 
 impl Hook<'_, ()> {
