@@ -35,6 +35,7 @@ pub mod durability;
 #[doc(hidden)]
 pub mod encoded_types;
 mod env;
+pub mod events;
 pub mod groups;
 mod invariant;
 pub mod names;

@@ -61,6 +61,17 @@ struct SystemInner {
     facet_types: FacetRegistry,
 }
 
+/// An [`ActorSystem`] that may have shut down and been dropped.
+#[derive(Clone)]
+pub(crate) struct WeakSystem(std::sync::Weak<SystemInner>);
+
+impl WeakSystem {
+    /// The system, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<ActorSystem> {
+        self.0.upgrade().map(|inner| ActorSystem { inner })
+    }
+}
+
 /// One node's actors. Cheap to clone; clones share them.
 #[derive(Clone)]
 pub struct ActorSystem {
@@ -92,6 +103,12 @@ impl ActorSystem {
                 facet_types: FacetRegistry::with_builtins(),
             }),
         }
+    }
+
+    /// A handle that does not keep the node alive (for what the node
+    /// itself holds, such as a facet builder in its registry).
+    pub(crate) fn downgrade(&self) -> WeakSystem {
+        WeakSystem(Arc::downgrade(&self.inner))
     }
 
     /// The node's seams.
