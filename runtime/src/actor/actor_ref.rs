@@ -27,11 +27,10 @@ pub(crate) struct Envelope<A: Actor> {
     pub(crate) msg: A::Msg,
     pub(crate) reply: Option<ReplySender<A>>,
     pub(crate) correlation: u64,
-    /// A periodic timer's tick: cleared when the actor takes the message,
-    /// so the timer sends no other tick while this one waits (no burst).
-    pub(crate) tick: Option<Arc<AtomicBool>>,
-    /// Headers, the node it came from and its wire form, when any of them
-    /// is known (boxed: most messages carry none).
+    /// Headers, the node it came from, its wire form and a periodic
+    /// timer's tick, when any of them is known (one box for all: most
+    /// messages carry none, and an envelope's size weighs on every idle
+    /// actor's task).
     pub(crate) delivery: Option<Box<Delivery>>,
 }
 
@@ -43,6 +42,9 @@ pub(crate) struct Delivery {
     pub(crate) source: Option<NodeName>,
     /// Its encoded form, for a remote message.
     pub(crate) wire: Option<Vec<u8>>,
+    /// A periodic timer's tick: cleared when the actor takes the message,
+    /// so the timer sends no other tick while this one waits (no burst).
+    pub(crate) tick: Option<Arc<AtomicBool>>,
 }
 
 impl Delivery {
@@ -124,7 +126,6 @@ impl<A: Actor> ActorRef<A> {
             msg,
             reply,
             correlation: self.cell.next_correlation(),
-            tick: None,
             delivery: None,
         }
     }
@@ -132,7 +133,15 @@ impl<A: Actor> ActorRef<A> {
     /// Sends `msg` without waiting for it to be handled (a cast). Waits for
     /// room if the mailbox is full (backpressure).
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError> {
-        self.tell_with(msg, Headers::default()).await
+        self.send(self.envelope(msg, None)).await
+    }
+
+    /// Queues `envelope`, waiting for room.
+    async fn send(&self, envelope: Envelope<A>) -> Result<(), SendError> {
+        self.mailbox
+            .send(envelope)
+            .await
+            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
     }
 
     /// [`ActorRef::tell`] with headers (sender, tenant, principal, trace
@@ -141,10 +150,7 @@ impl<A: Actor> ActorRef<A> {
     pub async fn tell_with(&self, msg: A::Msg, headers: Headers) -> Result<(), SendError> {
         let mut envelope = self.envelope(msg, None);
         envelope.delivery = Delivery::of(headers);
-        self.mailbox
-            .send(envelope)
-            .await
-            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+        self.send(envelope).await
     }
 
     /// Sends `msg` if the mailbox has room, or fails at once with
@@ -162,7 +168,12 @@ impl<A: Actor> ActorRef<A> {
     /// timer driver, which must not block). Dropped if the actor stopped.
     pub(crate) fn deliver_timer(&self, msg: A::Msg, tick: Option<Arc<AtomicBool>>) {
         let mut envelope = self.envelope(msg, None);
-        envelope.tick = tick;
+        if tick.is_some() {
+            envelope.delivery = Some(Box::new(Delivery {
+                tick,
+                ..Delivery::default()
+            }));
+        }
         if let Err(TrySendError::Full(envelope)) = self.mailbox.try_send(envelope) {
             let mailbox = self.mailbox.clone();
             crate::seams::Spawn::spawn_task(
@@ -178,7 +189,9 @@ impl<A: Actor> ActorRef<A> {
     /// timeout covers waiting for mailbox room too. After a timeout nothing
     /// of the request stays behind: the reply, if it ever comes, is dropped.
     pub async fn ask(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
-        self.ask_with(msg, Headers::default(), timeout).await
+        let (tx, rx) = oneshot::channel();
+        self.exchange(self.envelope(msg, Some(tx)), rx, timeout)
+            .await
     }
 
     /// [`ActorRef::ask`] with headers for the actor's facets (see
@@ -192,6 +205,16 @@ impl<A: Actor> ActorRef<A> {
         let (tx, rx) = oneshot::channel();
         let mut envelope = self.envelope(msg, Some(tx));
         envelope.delivery = Delivery::of(headers);
+        self.exchange(envelope, rx, timeout).await
+    }
+
+    /// Queues an ask's envelope and waits for its answer until `timeout`.
+    async fn exchange(
+        &self,
+        envelope: Envelope<A>,
+        rx: oneshot::Receiver<Result<A::Reply, AskError>>,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError> {
         let exchange = async {
             self.mailbox
                 .send(envelope)
@@ -222,10 +245,7 @@ impl<A: Actor> ActorRef<A> {
     ) -> Result<(), SendError> {
         let mut envelope = self.envelope(msg, reply);
         envelope.delivery = delivery;
-        self.mailbox
-            .send(envelope)
-            .await
-            .map_err(|_| SendError::Stopped(self.cell.id.clone()))
+        self.send(envelope).await
     }
 
     /// Asks the actor to stop after its current message; it exits with

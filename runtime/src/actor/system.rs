@@ -424,10 +424,9 @@ async fn handle_one<A: Actor>(
         msg,
         reply,
         correlation,
-        tick,
         delivery,
     } = envelope;
-    if let Some(tick) = tick {
+    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
         tick.store(false, std::sync::atomic::Ordering::Release);
     }
     ctx.correlation = correlation;

@@ -76,6 +76,7 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                 headers,
                 source: Some(source),
                 wire: Some(payload),
+                tick: None,
             }));
             let Some(reply) = reply else {
                 // A stopped actor drops the tell, as locally.

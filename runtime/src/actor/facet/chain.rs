@@ -11,10 +11,9 @@ use std::time::Duration;
 /// An actor's facets, highest priority first (ties in attach order).
 #[derive(Default)]
 pub(crate) struct FacetChain {
+    // Only the Vec: the chain lives in every actor's context, so a cached
+    // flag would weigh on every idle actor.
     facets: Vec<Box<dyn Facet>>,
-    /// Whether any facet wants a span, kept as facets come and go (read
-    /// per message).
-    span: bool,
 }
 
 /// What the `before` hooks decided together.
@@ -49,7 +48,6 @@ impl FacetChain {
             .position(|f| f.priority() < facet.priority())
             .unwrap_or(self.facets.len());
         self.facets.insert(at, facet);
-        self.span = self.facets.iter().any(|f| f.wants_span());
         debug_assert!(
             self.facets
                 .windows(2)
@@ -63,7 +61,6 @@ impl FacetChain {
         match self.facets.iter().position(|f| f.name() == name) {
             Some(at) => {
                 self.facets.remove(at).on_detach(actor);
-                self.span = self.facets.iter().any(|f| f.wants_span());
                 true
             }
             None => false,
@@ -74,7 +71,6 @@ impl FacetChain {
         for mut facet in self.facets.drain(..) {
             facet.on_detach(actor);
         }
-        self.span = false;
     }
 
     pub(crate) fn list(&self) -> Vec<FacetInfo> {
@@ -92,7 +88,7 @@ impl FacetChain {
     }
 
     pub(crate) fn wants_span(&self) -> bool {
-        self.span
+        self.facets.iter().any(|f| f.wants_span())
     }
 
     /// The name of the facet at `at` (as `before` reported it).
