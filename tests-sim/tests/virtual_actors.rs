@@ -14,14 +14,19 @@
 //!   host disjoint ids);
 //! - every id is reachable again from every node after healing, and is
 //!   then active on exactly one node;
-//! - the nemesis had an effect: some calls failed over (were retried).
+//! - the nemesis had an effect: some calls failed over (were retried);
+//! - migrations (clients pin random ids to random nodes, or release them,
+//!   during the storm) all end, done or refused, within a bound; a node's
+//!   view includes the placement version it has read, so "the same view"
+//!   means the same members and the same overrides; after healing, an id
+//!   pinned to a live node is active there.
 #![cfg(madsim)]
 
 use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::distribution::Distribution;
 use plexspaces::durability::{DurableActor, DurableContext};
 use plexspaces::seams::{Clock, Rng};
-use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
+use plexspaces::virtual_actor::{MobilityConfig, VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName, PlantedBug};
 use plexspaces_sim::Cluster;
 use plexspaces_tests_sim::cluster_setup::{
@@ -79,6 +84,12 @@ struct Shared {
     /// Keys acknowledged to a client, per id.
     acked: BTreeMap<String, Vec<String>>,
     failed: u64,
+    /// Migrations and releases asked, answered Ok, answered Err, cut short
+    /// by their node's crash; and those in flight now, per node.
+    migrations: (u64, u64, u64, u64),
+    in_flight: BTreeMap<usize, u64>,
+    /// Set once the faults healed: clients stop migrating.
+    frozen: bool,
     /// Distinct oracle violations.
     violations: BTreeSet<String>,
     max_view: u64,
@@ -108,7 +119,15 @@ async fn run_node(
     config.attempt_timeout = Duration::from_millis(500);
     config.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     config.planted_bug = bug;
+    let config =
+        config.with_mobility(MobilityConfig::default().refresh_every(Duration::from_millis(200)));
     let tallies = VirtualActors::register(&system, config, |_| Tally::default()).unwrap();
+    {
+        // A crash ended the previous run's migration in flight, if any.
+        let mut shared = shared.lock().unwrap();
+        let cut = shared.in_flight.insert(index, 0).unwrap_or(0);
+        shared.migrations.3 += cut;
+    }
     shared
         .lock()
         .unwrap()
@@ -122,6 +141,10 @@ async fn run_node(
         env.sleep(Duration::from_millis(env.gen_range(10..60)))
             .await;
         let id = id_name(env.gen_range(0..IDS));
+        if env.gen_range(0..25) == 0 && !shared.lock().unwrap().frozen {
+            migrate(&env, index, &tallies, &id, &shared).await;
+            continue;
+        }
         seq += 1;
         let key = format!("n{index}-{run:x}-{seq}");
         let tally = tallies.get(&id).unwrap();
@@ -141,14 +164,54 @@ async fn run_node(
     }
 }
 
-/// Nodes that see the same eligible members must host disjoint ids.
+/// Pins `id` to a random node (one in four: releases it), and checks the
+/// migration ends in bounded time.
+async fn migrate(
+    env: &Env,
+    index: usize,
+    tallies: &VirtualActors<Tally>,
+    id: &str,
+    shared: &Mutex<Shared>,
+) {
+    {
+        let mut shared = shared.lock().unwrap();
+        shared.migrations.0 += 1;
+        *shared.in_flight.entry(index).or_default() += 1;
+    }
+    let started = env.now();
+    let outcome = if env.gen_range(0..4) == 0 {
+        tallies.release(id).await
+    } else {
+        let node = NodeName::new(&format!("n{}", env.gen_range(0..NODES as u64))).unwrap();
+        tallies.migrate(id, &node).await
+    };
+    let took = env.now() - started;
+    let mut shared = shared.lock().unwrap();
+    *shared.in_flight.entry(index).or_default() -= 1;
+    match outcome {
+        Ok(()) => shared.migrations.1 += 1,
+        Err(_) => shared.migrations.2 += 1,
+    }
+    if took > Duration::from_secs(30) {
+        shared
+            .violations
+            .insert(format!("a migration of {id} on n{index} took {took:?}"));
+    }
+}
+
+/// Nodes that see the same eligible members and the same placement
+/// version must host disjoint ids.
 fn check_single_activation(cluster: &Cluster, shared: &Mutex<Shared>) {
     let mut shared = shared.lock().unwrap();
-    let views: Vec<(usize, Vec<NodeName>, BTreeSet<String>)> = shared
+    type View = (Vec<NodeName>, u64);
+    let views: Vec<(usize, View, BTreeSet<String>)> = shared
         .nodes
         .iter()
         .filter(|(i, _)| cluster.is_up(**i))
-        .map(|(i, (_, t))| (*i, t.eligible_nodes(), t.active_ids().into_iter().collect()))
+        .map(|(i, (_, t))| {
+            let view = (t.eligible_nodes(), t.placement_version());
+            (*i, view, t.active_ids().into_iter().collect())
+        })
         .collect();
     for (x, (i, view_i, ids_i)) in views.iter().enumerate() {
         for (j, view_j, ids_j) in &views[x + 1..] {
@@ -167,6 +230,8 @@ fn check_single_activation(cluster: &Cluster, shared: &Mutex<Shared>) {
 struct Outcome {
     /// The storage node\'s crashes and failed syncs (each reopened its journal).
     storage_faults: (u64, u64),
+    /// Migrations asked, done, refused, cut short by a crash.
+    migrations: (u64, u64, u64, u64),
     acked: usize,
     failed: u64,
     max_view: u64,
@@ -219,6 +284,23 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     .map(|(i, (d, t))| (*i, d.clone(), t.clone()))
                     .collect();
                 wait_all_up(nodes.iter().map(|(_, d, _)| d), NODES, seed).await;
+                // ...migrations stop and every one in flight ends, and every
+                // node reads the same placement.
+                shared.lock().unwrap().frozen = true;
+                loop {
+                    let settled = {
+                        let shared = shared.lock().unwrap();
+                        shared.in_flight.values().all(|n| *n == 0)
+                    };
+                    let versions: BTreeSet<u64> = nodes
+                        .iter()
+                        .map(|(_, _, t)| t.placement_version())
+                        .collect();
+                    if settled && versions.len() == 1 {
+                        break;
+                    }
+                    clock.sleep(Duration::from_millis(50)).await;
+                }
                 // ...every id is reachable from every node, and has kept every
                 // acknowledged key exactly once.
                 let acked = shared.lock().unwrap().acked.clone();
@@ -260,10 +342,18 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                         1,
                         "seed {seed}: {id} active on {hosts:?} after healing"
                     );
+                    if let Some(pinned) = nodes[0].2.pinned(&id) {
+                        let host = format!("n{}", hosts[0]);
+                        assert_eq!(
+                            pinned.as_str(),
+                            host,
+                            "seed {seed}: {id} pinned to {pinned} but active on {host}"
+                        );
+                    }
                 }
                 sampler.abort();
                 // Read out of the lock: the checks below await.
-                let (acked, failed, max_view) = {
+                let (acked, failed, max_view, migrations) = {
                     let shared = shared.lock().unwrap();
                     assert!(
                         shared.violations.is_empty(),
@@ -271,8 +361,13 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                         shared.violations
                     );
                     let acked: usize = shared.acked.values().map(Vec::len).sum();
-                    (acked, shared.failed, shared.max_view)
+                    (acked, shared.failed, shared.max_view, shared.migrations)
                 };
+                assert_eq!(
+                    migrations.0,
+                    migrations.1 + migrations.2 + migrations.3,
+                    "seed {seed}: a migration never ended"
+                );
                 assert!(
                     acked > 200,
                     "seed {seed}: only {acked} additions acknowledged"
@@ -283,6 +378,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 );
                 Outcome {
                     storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
+                    migrations,
                     acked,
                     failed,
                     max_view,
@@ -311,6 +407,10 @@ fn virtual_actors_keep_every_acknowledged_update_and_one_activation_under_the_ne
     assert!(
         outcomes.iter().any(|o| o.max_view > 4),
         "no seed saw a node go down and come back: {outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|o| o.migrations.1 > 0),
+        "a seed migrated nothing: {outcomes:?}"
     );
     assert_deterministic(2, scenario);
 }

@@ -27,6 +27,8 @@ pub(crate) struct Host<A: DurableActor> {
     pub(crate) config: VirtualConfig,
     factory: Factory<A>,
     activations: Mutex<BTreeMap<String, Activation<A>>>,
+    /// Placement overrides (migrations) as this node has read them.
+    pub(crate) placement: Arc<super::mobility::Placement>,
 }
 
 /// Why an id could not be activated here, now.
@@ -48,6 +50,7 @@ impl<A: DurableActor> Host<A> {
             config,
             factory,
             activations: Mutex::new(BTreeMap::new()),
+            placement: Arc::default(),
         })
     }
 
@@ -70,7 +73,18 @@ impl<A: DurableActor> Host<A> {
 
     /// The node placement chooses for `id`, as this node sees the cluster.
     pub(crate) fn owner(&self, id: &str) -> Option<NodeName> {
-        placement::owner(&self.config.kind, id, &self.eligible_nodes()).cloned()
+        self.owner_among(id, &self.eligible_nodes())
+    }
+
+    /// The owner of `id` among `nodes`: the node it is pinned to while
+    /// that node is eligible, else rendezvous placement.
+    fn owner_among(&self, id: &str, nodes: &[NodeName]) -> Option<NodeName> {
+        if let Some((pinned, _)) = self.placement.pinned(id)
+            && nodes.contains(&pinned)
+        {
+            return Some(pinned);
+        }
+        placement::owner(&self.config.kind, id, nodes).cloned()
     }
 
     /// The name activations of `id` run under on their node.
@@ -114,6 +128,14 @@ impl<A: DurableActor> Host<A> {
                     return Err(NotHere::NotYet);
                 }
             }
+        }
+        if let Some(mobility) = &self.config.mobility {
+            facets.push(Box::new(super::mobility::MobilityFacet::new(
+                id,
+                self.me().clone(),
+                self.placement.clone(),
+                mobility.clone(),
+            )));
         }
         let options = SpawnOptions {
             mailbox_capacity: self.config.mailbox_capacity,
@@ -207,10 +229,9 @@ impl<A: DurableActor> Host<A> {
             return;
         }
         let me = self.me();
-        let kind = &self.config.kind;
         self.retire_with(
             || self.eligible_nodes(),
-            |nodes, id, _| placement::owner(kind, id, nodes) != Some(me),
+            |nodes, id, _| self.owner_among(id, nodes).as_ref() != Some(me),
             "placement moved it",
         );
     }

@@ -38,6 +38,7 @@
 //! placement agrees again and the extra activation is handed off.
 
 mod host;
+pub mod mobility;
 pub(crate) mod placement;
 
 pub(crate) use host::eligible_nodes;
@@ -48,6 +49,7 @@ use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend}
 use crate::env::NodeName;
 use crate::retry::{Backoff, RetryUntil};
 use host::{Factory, Host, HostActivator, NotHere};
+pub use mobility::{MigrationError, MobilityConfig, MobilityFacet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +97,10 @@ pub struct VirtualConfig {
     /// facet type named here, on every node). A kind's facets run for
     /// local and remote callers alike. Default: none.
     pub facets: Vec<FacetSpec>,
+    /// Migration between nodes ([`VirtualActors::migrate`]); `None`
+    /// (default) keeps placement to rendezvous hashing alone. Configure it
+    /// alike on every node of the kind.
+    pub mobility: Option<MobilityConfig>,
     /// A deliberately broken variant, for the simulator's tests: always
     /// present (so enabling the feature anywhere in a build breaks no
     /// struct literal), acted on only with the `planted-bugs` feature.
@@ -103,6 +109,12 @@ pub struct VirtualConfig {
 }
 
 impl VirtualConfig {
+    /// Enables migration for the kind (see [`mobility`]).
+    pub fn with_mobility(mut self, mobility: MobilityConfig) -> Self {
+        self.mobility = Some(mobility);
+        self
+    }
+
     /// Adds a facet every activation gets.
     pub fn with_facet(mut self, facet: FacetSpec) -> Self {
         self.facets.push(facet);
@@ -122,6 +134,7 @@ impl VirtualConfig {
             retry_min: Duration::from_millis(10),
             retry_max: Duration::from_millis(500),
             facets: Vec::new(),
+            mobility: None,
             planted_bug: None,
         }
     }
@@ -227,6 +240,14 @@ impl<A: DurableActor> VirtualActors<A> {
             .clamp(Duration::from_millis(10), Duration::from_secs(10));
         let env = system.env().clone();
         drop(env.spawn(host::sweep_idle(Arc::downgrade(&host), every, env.clone())));
+        if let Some(mobility) = &host.config.mobility {
+            let refresh = mobility.refresh.max(Duration::from_millis(10));
+            drop(env.spawn(refresh_placement(
+                Arc::downgrade(&host),
+                refresh,
+                env.clone(),
+            )));
+        }
         Ok(VirtualActors { host })
     }
 
@@ -267,6 +288,68 @@ impl<A: DurableActor> VirtualActors<A> {
     /// The nodes eligible to host, as this node sees the cluster (sorted).
     pub fn eligible_nodes(&self) -> Vec<NodeName> {
         self.host.eligible_nodes()
+    }
+
+    /// Moves `id` to `node` and keeps it there until [`released`](Self::release)
+    /// (or while `node` is down, where rendezvous placement puts it). The
+    /// override is durable before this returns; the activation on the old
+    /// node ends as each node reads it (at once here, within
+    /// `MobilityConfig::refresh` elsewhere), and the id activates on `node`
+    /// at its next call. A node that is not an eligible member is refused,
+    /// and nothing changes.
+    pub async fn migrate(&self, id: &str, node: &NodeName) -> Result<(), MigrationError> {
+        self.check_mobility(id)?;
+        if !self.host.eligible_nodes().contains(node) {
+            return Err(MigrationError::NodeUnavailable(node.clone()));
+        }
+        // Current first: the cap applies to the stream as every node reads it.
+        let _ = self.host.refresh_placement().await;
+        if self.host.placement.pinned(id).is_none()
+            && self.host.placement.snapshot().len() >= mobility::OVERRIDES_MAX
+        {
+            return Err(MigrationError::TooMany);
+        }
+        let entry = mobility::PlacementEntry {
+            id: id.to_string(),
+            node: Some(node.as_str().to_string()),
+        };
+        self.host.write_placement(&entry).await
+    }
+
+    /// Releases `id` from its migration: rendezvous placement decides
+    /// again. Releasing an id that is not pinned records nothing.
+    pub async fn release(&self, id: &str) -> Result<(), MigrationError> {
+        self.check_mobility(id)?;
+        let _ = self.host.refresh_placement().await;
+        if self.host.placement.pinned(id).is_none() {
+            return Ok(());
+        }
+        let entry = mobility::PlacementEntry {
+            id: id.to_string(),
+            node: None,
+        };
+        self.host.write_placement(&entry).await
+    }
+
+    /// The node `id` is pinned to, as this node has read the placement.
+    pub fn pinned(&self, id: &str) -> Option<NodeName> {
+        self.host.placement.pinned(id).map(|(node, _)| node)
+    }
+
+    /// How much of the placement stream this node has applied: two nodes
+    /// with the same version and the same eligible nodes place every id
+    /// alike.
+    pub fn placement_version(&self) -> u64 {
+        self.host.placement.version()
+    }
+
+    fn check_mobility(&self, id: &str) -> Result<(), MigrationError> {
+        if self.host.config.mobility.is_none() {
+            return Err(MigrationError::NotEnabled(self.host.config.kind.clone()));
+        }
+        let id_max = ActorId::NAME_LEN_MAX - self.host.config.kind.len() - 1;
+        crate::names::check_free_form("virtual actor id", id, id_max, &['@'])
+            .map_err(MigrationError::InvalidId)
     }
 
     /// Deactivates every activation on this node (before leaving the
@@ -471,5 +554,24 @@ fn retryable(e: &AskError) -> bool {
         | AskError::ConnectionLost(_)
         | AskError::NodeDown(_) => true,
         AskError::Failed(e) => e.is_unavailable(),
+    }
+}
+
+/// Reads the kind's placement stream every `every` until the host is gone.
+async fn refresh_placement<A: DurableActor>(
+    host: std::sync::Weak<Host<A>>,
+    every: Duration,
+    env: crate::env::Env,
+) {
+    use crate::seams::Clock;
+    loop {
+        let Some(host) = host.upgrade() else {
+            return;
+        };
+        if let Err(e) = host.refresh_placement().await {
+            tracing::debug!(kind = %host.config.kind, "placement not read: {e}");
+        }
+        drop(host);
+        env.sleep(every).await;
     }
 }
