@@ -11,9 +11,9 @@ use futures::channel::oneshot;
 use plexspaces_net::wire::ReplyOutcome;
 use serde::{Deserialize, Serialize};
 
-/// The name asks to the facet service are addressed to (not a valid actor
-/// name, so no actor can take it).
-pub(crate) const FACET_SERVICE: &str = "$facets";
+/// The name asks to the facet service are addressed to: no exported actor
+/// can have it, since actor names (and virtual actor ids) hold no `@`.
+pub(crate) const FACET_SERVICE: &str = "@facets";
 
 /// A facet operation on actor `target` of the receiving node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
