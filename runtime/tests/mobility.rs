@@ -54,10 +54,21 @@ async fn env(test: &str, node: &str) -> Env {
 }
 
 type Hooks = Arc<Mutex<Vec<String>>>;
+/// Each recovery: the activation's id, its checkpoint and what it replayed.
+type Recoveries = Arc<Mutex<Vec<(String, Option<u64>, u64)>>>;
 
-fn kind(journal: JournalBackend, hooks: &Hooks) -> VirtualConfig {
+fn kind(journal: JournalBackend, hooks: &Hooks, recoveries: &Recoveries) -> VirtualConfig {
     let (departed, arrived) = (hooks.clone(), hooks.clone());
-    VirtualConfig::new("account", journal).with_mobility(
+    let mut config = VirtualConfig::new("account", journal);
+    let recoveries = recoveries.clone();
+    config.durability.on_recovered = Some(Arc::new(move |report| {
+        recoveries.lock().unwrap().push((
+            report.actor.to_string(),
+            report.checkpoint_seq,
+            report.replayed_messages,
+        ))
+    }));
+    config.with_mobility(
         MobilityConfig::default()
             .refresh_every(Duration::from_millis(50))
             .on_departure(move |id, to| {
@@ -89,6 +100,7 @@ async fn a_migration_moves_the_actor_with_its_state_and_holds_until_released() {
     let journal = support::journal_server(env("j", "j1").await).await;
     let mut nodes: Vec<(ActorSystem, Distribution, VirtualActors<Account>)> = Vec::new();
     let hooks: Hooks = Arc::default();
+    let recoveries: Recoveries = Arc::default();
     for name in ["a1", "b1", "c1"] {
         let seeds: Vec<_> = nodes
             .first()
@@ -97,9 +109,10 @@ async fn a_migration_moves_the_actor_with_its_state_and_holds_until_released() {
             .collect();
         let (system, dist, backend) =
             support::node(env(name, name).await, &seeds, journal.local_addr()).await;
-        let accounts =
-            VirtualActors::register(&system, kind(backend, &hooks), |_| Account::default())
-                .unwrap();
+        let accounts = VirtualActors::register(&system, kind(backend, &hooks, &recoveries), |_| {
+            Account::default()
+        })
+        .unwrap();
         nodes.push((system, dist, accounts));
     }
     for (_, dist, _) in &nodes {
@@ -148,6 +161,12 @@ async fn a_migration_moves_the_actor_with_its_state_and_holds_until_released() {
         .await;
         assert_eq!(accounts.owner_of("alice").as_ref(), Some(&target));
     }
+    // The departing activation left a checkpoint (its departure hook runs
+    // after it stopped), so the new one replays nothing.
+    until(&env_a, "the departure", || {
+        hooks.lock().unwrap().iter().any(|h| h.contains("leaves"))
+    })
+    .await;
     // The state moved with it: calls from every node reach it, once each.
     for i in 0..3 {
         let key = format!("after-{i}");
@@ -158,6 +177,18 @@ async fn a_migration_moves_the_actor_with_its_state_and_holds_until_released() {
         hosts(&nodes) == [target.clone()]
     })
     .await;
+    let arrival = format!("account:alice@{target}");
+    let recovered: Vec<_> = recoveries
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(actor, _, _)| *actor == arrival)
+        .cloned()
+        .collect();
+    assert!(
+        matches!(recovered.first(), Some((_, Some(_), 0))),
+        "recovered from the departure's checkpoint: {recovered:?}"
+    );
     // The two hooks run on different nodes: in either order.
     let mut log = hooks.lock().unwrap().clone();
     log.sort();

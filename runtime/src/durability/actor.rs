@@ -554,6 +554,18 @@ impl<A: DurableActor> Actor for Durable<A> {
         Ok(())
     }
 
+    async fn post_stop(&mut self, _ctx: &mut Context<Self>, reason: &crate::actor::ExitReason) {
+        // Only a clean stop: after a failure (a fail-stop on a journal
+        // error, say) the state may be ahead of the journal.
+        if self.config.checkpoint_on_stop
+            && self.since_checkpoint > 0
+            && !reason.is_failure()
+            && let Err(e) = self.checkpoint().await
+        {
+            tracing::debug!(stream = self.stream, "no checkpoint at stop: {e}");
+        }
+    }
+
     async fn handle(
         &mut self,
         ctx: &mut Context<Self>,

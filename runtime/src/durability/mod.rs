@@ -119,6 +119,13 @@ pub struct DurabilityConfig {
     pub planted_bug: Option<crate::PlantedBug>,
     /// Called after each recovery, with what it did.
     pub on_recovered: Option<RecoveryHook>,
+    /// Whether an activation that stops cleanly (normal exit or shutdown,
+    /// not a failure) saves a checkpoint of what it applied since its last
+    /// one (default false), so its next activation, on this node or the
+    /// one it migrates to, replays nothing. On a shared journal the save is
+    /// fenced like any write: an activation another node has superseded
+    /// saves nothing. Virtual actor kinds with mobility turn it on.
+    pub checkpoint_on_stop: bool,
 }
 
 impl Default for DurabilityConfig {
@@ -131,6 +138,7 @@ impl Default for DurabilityConfig {
             query_claim_check: std::time::Duration::from_secs(1),
             planted_bug: None,
             on_recovered: None,
+            checkpoint_on_stop: false,
         }
     }
 }
@@ -143,6 +151,7 @@ impl std::fmt::Debug for DurabilityConfig {
             .field("cache_side_effects", &self.cache_side_effects)
             .field("dedupe_window", &self.dedupe_window)
             .field("query_claim_check", &self.query_claim_check)
+            .field("checkpoint_on_stop", &self.checkpoint_on_stop)
             .finish_non_exhaustive()
     }
 }

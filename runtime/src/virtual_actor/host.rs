@@ -111,12 +111,11 @@ impl<A: DurableActor> Host<A> {
             return Ok(active.actor.clone());
         }
         let name = self.actor_name(id);
-        let durable = Durable::new(
-            (self.factory)(id),
-            self.config.journal.clone(),
-            self.config.durability.clone(),
-        )
-        .with_stream(name.clone());
+        let mut durability = self.config.durability.clone();
+        // A migrating activation leaves a checkpoint for its new node.
+        durability.checkpoint_on_stop |= self.config.mobility.is_some();
+        let durable = Durable::new((self.factory)(id), self.config.journal.clone(), durability)
+            .with_stream(name.clone());
         let mut facets = Vec::with_capacity(self.config.facets.len());
         for spec in &self.config.facets {
             match spec.build(self.system.facet_types(), &name) {
