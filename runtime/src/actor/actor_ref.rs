@@ -47,7 +47,20 @@ pub(crate) struct Delivery {
     pub(crate) tick: Option<Arc<AtomicBool>>,
 }
 
+/// Headers of a message that came with none.
+static NO_HEADERS: Headers = Headers {
+    sender: None,
+    tenant: None,
+    principal: None,
+    trace: None,
+};
+
 impl Delivery {
+    /// The headers of an optional delivery (empty without one).
+    pub(crate) fn headers_of(delivery: Option<&Delivery>) -> &Headers {
+        delivery.map_or(&NO_HEADERS, |d| &d.headers)
+    }
+
     /// `None` for plain headers with nothing set (no box to allocate).
     pub(crate) fn of(headers: Headers) -> Option<Box<Delivery>> {
         (!headers.is_empty()).then(|| {

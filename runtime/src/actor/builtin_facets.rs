@@ -41,7 +41,11 @@ impl LoggingFacet {
 
     /// Builds from configuration: `priority` (900 to 999).
     pub fn from_config(mut config: FacetConfig) -> Result<Self, FacetConfigError> {
-        let priority = priority_in(&mut config, Self::PRIORITY, 900..=999)?;
+        let priority = priority_in(
+            &mut config,
+            Self::PRIORITY,
+            FacetCategory::Observability.band(),
+        )?;
         config.finish("logging")?;
         Ok(LoggingFacet { priority })
     }
@@ -237,7 +241,7 @@ impl MetricsFacet {
 
     /// Builds from configuration: `priority` (800 to 899).
     pub fn from_config(mut config: FacetConfig) -> Result<(Self, MetricsHandle), FacetConfigError> {
-        let priority = priority_in(&mut config, Self::PRIORITY, 800..=899)?;
+        let priority = priority_in(&mut config, Self::PRIORITY, FacetCategory::Metrics.band())?;
         config.finish("metrics")?;
         let (mut facet, handle) = Self::new();
         facet.priority = priority;

@@ -172,13 +172,7 @@ impl<A: Actor> Context<A> {
     /// principal, trace context); empty if it came with none. Pass them on
     /// with `tell_with`/`ask_with` to keep a trace or a principal.
     pub fn headers(&self) -> &Headers {
-        static NONE: Headers = Headers {
-            sender: None,
-            tenant: None,
-            principal: None,
-            trace: None,
-        };
-        self.delivery.as_ref().map_or(&NONE, |d| &d.headers)
+        Delivery::headers_of(self.delivery.as_deref())
     }
 
     /// The node the message being handled came from, if it came over the

@@ -1,11 +1,10 @@
 //! `ActorSystem`: one node's actors: spawning, the name registry, and each
 //! actor's task (the loop that takes one message at a time).
 
-use super::actor_ref::{Envelope, ReplySender};
+use super::actor_ref::{Delivery, Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
 use super::facet::{
-    Before, Facet, FacetChain, FacetError, FacetRegistry, Failure, Headers, Message, MessageMeta,
-    Verdict,
+    Before, Facet, FacetChain, FacetError, FacetRegistry, Failure, Message, MessageMeta, Verdict,
 };
 use super::mailbox::{self, Receiver};
 use super::{
@@ -458,13 +457,26 @@ async fn handle_one<A: Actor>(
     .await
 }
 
-/// Headers of a message that came with none.
-static NO_HEADERS: Headers = Headers {
-    sender: None,
-    tenant: None,
-    principal: None,
-    trace: None,
-};
+/// What the facets are told about the message in hand.
+fn meta_of<'a, A: Actor>(
+    id: &'a ActorId,
+    correlation: u64,
+    mailbox_len: usize,
+    is_ask: bool,
+    delivery: Option<&'a Delivery>,
+    env: &'a Env,
+) -> MessageMeta<'a> {
+    MessageMeta {
+        actor: id,
+        correlation,
+        msg_type: std::any::type_name::<A::Msg>(),
+        mailbox_len,
+        is_ask,
+        headers: Delivery::headers_of(delivery),
+        source_node: delivery.and_then(|d| d.source.as_ref()),
+        env,
+    }
+}
 
 /// Runs every `after` hook in chain order, borrowing the reply afresh for
 /// each call and not across its await (a reply need not be `Sync`).
@@ -494,16 +506,14 @@ async fn handle_with_facets<A: Actor>(
     // The delivery is lent to the facets here and handed back to the
     // context for the handler (`ctx.headers()`).
     let delivery = ctx.delivery.take();
-    let meta = MessageMeta {
-        actor: id,
-        correlation: ctx.correlation,
-        msg_type: std::any::type_name::<A::Msg>(),
+    let meta = meta_of::<A>(
+        id,
+        ctx.correlation,
         mailbox_len,
-        is_ask: reply.is_some(),
-        headers: delivery.as_ref().map_or(&NO_HEADERS, |d| &d.headers),
-        source_node: delivery.as_ref().and_then(|d| d.source.as_ref()),
-        env: &env,
-    };
+        reply.is_some(),
+        delivery.as_deref(),
+        &env,
+    );
     // Each hook is called with a fresh borrow of the payload, dropped
     // before its result is awaited (the payload need not be `Sync`).
     let mut decided = Before::Continue;
@@ -588,16 +598,14 @@ async fn handle_with_facets<A: Actor>(
     };
     let elapsed = env.now() - started;
     let delivery = ctx.delivery.take();
-    let meta = MessageMeta {
-        actor: id,
-        correlation: ctx.correlation,
-        msg_type: std::any::type_name::<A::Msg>(),
+    let meta = meta_of::<A>(
+        id,
+        ctx.correlation,
         mailbox_len,
-        is_ask: reply.is_some(),
-        headers: delivery.as_ref().map_or(&NO_HEADERS, |d| &d.headers),
-        source_node: delivery.as_ref().and_then(|d| d.source.as_ref()),
-        env: &env,
-    };
+        reply.is_some(),
+        delivery.as_deref(),
+        &env,
+    );
     match handled {
         Ok(Ok(value)) => {
             run_after!(ctx.facets, &meta, &value, elapsed);

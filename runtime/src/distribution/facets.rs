@@ -59,15 +59,15 @@ pub(crate) enum FacetAnswer {
 
 /// Applies `op` to `actor` (on this node) and says what became of it.
 pub(crate) async fn apply(actor: &dyn Exported, op: FacetOp) -> FacetAnswer {
-    let (tx, rx) = oneshot::channel();
     match op {
         FacetOp::Attach { type_name, config } => {
+            let (reply, answer) = oneshot::channel();
             actor.control(ControlOp::AttachNamed {
                 type_name,
                 config,
-                reply: tx,
+                reply,
             });
-            match rx.await {
+            match answer.await {
                 Ok(Ok(())) => FacetAnswer::Attached,
                 Ok(Err(FacetError::NameTaken { name, .. })) => FacetAnswer::NameTaken(name),
                 Ok(Err(FacetError::Config(e))) => FacetAnswer::Config(e),
@@ -75,19 +75,17 @@ pub(crate) async fn apply(actor: &dyn Exported, op: FacetOp) -> FacetAnswer {
             }
         }
         FacetOp::Detach(name) => {
-            let (dtx, drx) = oneshot::channel();
-            drop(tx);
-            actor.control(ControlOp::Detach(name, dtx));
-            match drx.await {
+            let (reply, answer) = oneshot::channel();
+            actor.control(ControlOp::Detach(name, reply));
+            match answer.await {
                 Ok(Ok(detached)) => FacetAnswer::Detached(detached),
                 _ => FacetAnswer::Stopped,
             }
         }
         FacetOp::List => {
-            let (ltx, lrx) = oneshot::channel();
-            drop(tx);
-            actor.control(ControlOp::List(ltx));
-            match lrx.await {
+            let (reply, answer) = oneshot::channel();
+            actor.control(ControlOp::List(reply));
+            match answer.await {
                 Ok(Ok(list)) => FacetAnswer::Listed(list),
                 _ => FacetAnswer::Stopped,
             }

@@ -176,14 +176,9 @@ impl Placement {
         self.state.locked().applied
     }
 
-    /// Every pin, as of now (id → node).
-    pub(crate) fn snapshot(&self) -> BTreeMap<String, NodeName> {
-        self.state
-            .locked()
-            .overrides
-            .iter()
-            .map(|(id, (node, _))| (id.clone(), node.clone()))
-            .collect()
+    /// How many ids are pinned.
+    pub(crate) fn len(&self) -> usize {
+        self.state.locked().overrides.len()
     }
 
     fn apply(&self, seq: u64, entry: PlacementEntry) {

@@ -255,9 +255,7 @@ impl<A: DurableActor> VirtualActors<A> {
     /// used, unless activation is eager).
     pub fn get(&self, id: &str) -> Result<VirtualRef<A>, VirtualError> {
         // `kind:id` is the activations' actor name.
-        let id_max = ActorId::NAME_LEN_MAX - self.host.config.kind.len() - 1;
-        crate::names::check_free_form("virtual actor id", id, id_max, &['@'])
-            .map_err(VirtualError::InvalidId)?;
+        self.check_id(id).map_err(VirtualError::InvalidId)?;
         let target = VirtualRef {
             host: self.host.clone(),
             id: id.to_string(),
@@ -305,7 +303,7 @@ impl<A: DurableActor> VirtualActors<A> {
         // Current first: the cap applies to the stream as every node reads it.
         let _ = self.host.refresh_placement().await;
         if self.host.placement.pinned(id).is_none()
-            && self.host.placement.snapshot().len() >= mobility::OVERRIDES_MAX
+            && self.host.placement.len() >= mobility::OVERRIDES_MAX
         {
             return Err(MigrationError::TooMany);
         }
@@ -347,9 +345,13 @@ impl<A: DurableActor> VirtualActors<A> {
         if self.host.config.mobility.is_none() {
             return Err(MigrationError::NotEnabled(self.host.config.kind.clone()));
         }
+        self.check_id(id).map_err(MigrationError::InvalidId)
+    }
+
+    /// An id fits the kind's actor names (`kind:id`) and holds no `@`.
+    fn check_id(&self, id: &str) -> Result<(), String> {
         let id_max = ActorId::NAME_LEN_MAX - self.host.config.kind.len() - 1;
         crate::names::check_free_form("virtual actor id", id, id_max, &['@'])
-            .map_err(MigrationError::InvalidId)
     }
 
     /// Deactivates every activation on this node (before leaving the

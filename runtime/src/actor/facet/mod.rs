@@ -185,9 +185,9 @@ impl<'a, T> Hook<'a, T> {
     }
 
     pub(crate) async fn resolve(self) -> T {
-        match self.0 {
-            HookState::Ready(value) => value,
-            HookState::Waiting(future) => future.await,
+        match self.now_or_later() {
+            Ok(value) => value,
+            Err(waiting) => waiting.await,
         }
     }
 
