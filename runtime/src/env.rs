@@ -11,6 +11,7 @@ use plexspaces_net::Net;
 use plexspaces_storage::disk::Disk;
 use std::fmt;
 use std::future::Future;
+use crate::observability::NodeMetrics;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -76,6 +77,9 @@ struct EnvParts {
     rng: Arc<dyn Rng>,
     disk: DynDisk,
     net: DynNet,
+    /// Not a seam: the node's metrics registry travels with its seams so
+    /// every layer that holds an `Env` can record into it.
+    metrics: NodeMetrics,
 }
 
 impl Env {
@@ -96,6 +100,7 @@ impl Env {
                 rng: Arc::new(rng),
                 disk: DynDisk::new(disk),
                 net: DynNet::new(net),
+                metrics: NodeMetrics::new(),
             }),
         }
     }
@@ -107,15 +112,17 @@ impl Env {
     /// [`Env::with_disk`]) before anything journals to it.
     #[cfg(feature = "tokio")]
     pub fn tokio(node: NodeName) -> Self {
-        use crate::tokio_backend::{OsRng, TokioClock, TokioSpawner};
-        Env::new(
+        use crate::tokio_backend::{OsRng, ProcessCollector, TokioClock, TokioSpawner};
+        let env = Env::new(
             node,
             TokioClock::new(),
             TokioSpawner::current(),
             OsRng::new(),
             plexspaces_storage::disk::MemDisk::new(),
             plexspaces_net::TcpNet::new(),
-        )
+        );
+        env.metrics().set_collector("process", ProcessCollector);
+        env
     }
 
     /// This environment with its disk replaced by the files under
@@ -142,6 +149,7 @@ impl Env {
                 rng: parts.rng.clone(),
                 disk: DynDisk::new(disk),
                 net: parts.net.clone(),
+                metrics: parts.metrics.clone(),
             }),
         }
     }
@@ -159,6 +167,11 @@ impl Env {
     /// This node's network.
     pub fn net(&self) -> &DynNet {
         &self.inner.net
+    }
+
+    /// This node's metrics registry.
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.inner.metrics
     }
 
     /// Starts `future` as a task on this node (see [`Spawn::spawn`]).

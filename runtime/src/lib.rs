@@ -39,6 +39,7 @@ pub mod events;
 pub mod groups;
 mod invariant;
 pub mod names;
+pub mod observability;
 mod nesting;
 pub mod prelude;
 pub mod registry;

@@ -100,6 +100,9 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Frames and bytes decoded so far (for the node's metrics).
+    frames: u64,
+    bytes: u64,
 }
 
 /// How far past a frame a [`FrameReader`] reads ahead: its buffer never
@@ -118,7 +121,14 @@ impl<R: ByteReader> FrameReader<R> {
             buf: Vec::new(),
             start: 0,
             end: 0,
+            frames: 0,
+            bytes: 0,
         }
+    }
+
+    /// Frames decoded so far and their bytes, headers included.
+    pub fn frames_read(&self) -> (u64, u64) {
+        (self.frames, self.bytes)
     }
 
     /// The next message. [`WireError::Closed`] when the peer closed between
@@ -130,6 +140,8 @@ impl<R: ByteReader> FrameReader<R> {
             let pending = &self.buf[self.start..self.end];
             if let Some((msg, used)) = decode_frame(pending, self.max)? {
                 self.start += used;
+                self.frames += 1;
+                self.bytes += used as u64;
                 if self.start == self.end {
                     self.start = 0;
                     self.end = 0;
@@ -216,6 +228,11 @@ pub struct FrameWriter<W> {
     output: W,
     max: u32,
     buf: Vec<u8>,
+    /// Frames and bytes handed to the stream so far (for the metrics).
+    frames: u64,
+    bytes: u64,
+    /// Frames queued since the last flush.
+    queued: u64,
 }
 
 impl<W: ByteWriter> FrameWriter<W> {
@@ -225,19 +242,31 @@ impl<W: ByteWriter> FrameWriter<W> {
             output,
             max,
             buf: Vec::new(),
+            frames: 0,
+            bytes: 0,
+            queued: 0,
         }
+    }
+
+    /// Frames written to the stream so far and their bytes.
+    pub fn frames_written(&self) -> (u64, u64) {
+        (self.frames, self.bytes)
     }
 
     /// Adds `msg` to the next write. An oversized message is refused and
     /// nothing is queued.
     pub fn queue(&mut self, msg: &WireMessage) -> Result<(), WireError> {
-        encode_frame(msg, self.max, &mut self.buf)
+        encode_frame(msg, self.max, &mut self.buf)?;
+        self.queued += 1;
+        Ok(())
     }
 
     /// Writes and flushes everything queued.
     pub async fn flush(&mut self) -> Result<(), WireError> {
         if !self.buf.is_empty() {
             self.output.write_all(&self.buf).await?;
+            self.frames += std::mem::take(&mut self.queued);
+            self.bytes += self.buf.len() as u64;
             self.buf.clear();
         }
         self.output.flush().await?;

@@ -241,10 +241,13 @@ impl<A: Actor> ActorRef<A> {
         let exchange = std::pin::pin!(exchange);
         match self.deadlines.run(timeout, exchange).await {
             Ok(result) => result,
-            Err(Expired) => Err(AskError::Timeout {
-                actor: self.cell.id.clone(),
-                after: timeout,
-            }),
+            Err(Expired) => {
+                self.deadlines.env().metrics().actors().asks_timed_out.inc();
+                Err(AskError::Timeout {
+                    actor: self.cell.id.clone(),
+                    after: timeout,
+                })
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::facet::{Facet, FacetChain, FacetConfig, FacetError, FacetInfo};
 use super::{ActorId, ActorStatus, ExitReason};
+use crate::observability::KindMetrics;
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use plexspaces_storage::sync::LockExt;
@@ -60,14 +61,41 @@ pub(crate) struct Cell {
     signals: Mutex<Signals>,
     pub(crate) waker: AtomicWaker,
     next_correlation: AtomicU64,
+    /// The node's metrics of this actor's kind (local actors only): the
+    /// live-actor gauges follow `set_status`, the message counters are
+    /// fed by the loop.
+    pub(crate) kind: Option<Arc<KindMetrics>>,
+    /// The mailbox depth this actor last added to its kind's gauge, so it
+    /// can be taken back (written only by the actor's own task).
+    depth_reported: AtomicU64,
 }
 
 impl Cell {
-    pub(crate) fn new(id: ActorId) -> Arc<Self> {
-        Self::with_locality(id, true)
+    /// A local actor's cell, counted as starting in its kind's metrics.
+    pub(crate) fn new(id: ActorId, kind: Arc<KindMetrics>) -> Arc<Self> {
+        kind.starting.inc();
+        Self::make(id, true, Some(kind))
     }
 
+    /// The spawn that made this cell was refused before the actor ran:
+    /// it leaves the kind's starting gauge, with no exit counted.
+    pub(crate) fn abandon(&self) {
+        let old = ActorStatus::from_u8(
+            self.status
+                .swap(ActorStatus::Terminated.to_u8(), Ordering::AcqRel),
+        );
+        debug_assert_eq!(old, ActorStatus::Creating, "only an unstarted cell is abandoned");
+        if let (Some(kind), ActorStatus::Creating) = (&self.kind, old) {
+            kind.starting.dec();
+        }
+    }
+
+    /// A proxy's cell (no metrics: the actor is counted on its node).
     pub(crate) fn with_locality(id: ActorId, local: bool) -> Arc<Self> {
+        Self::make(id, local, None)
+    }
+
+    fn make(id: ActorId, local: bool, kind: Option<Arc<KindMetrics>>) -> Arc<Self> {
         Arc::new(Cell {
             id,
             local,
@@ -76,6 +104,8 @@ impl Cell {
             signals: Mutex::new(Signals::default()),
             waker: AtomicWaker::new(),
             next_correlation: AtomicU64::new(1),
+            kind,
+            depth_reported: AtomicU64::new(0),
         })
     }
 
@@ -83,8 +113,53 @@ impl Cell {
         ActorStatus::from_u8(self.status.load(Ordering::Acquire))
     }
 
+    /// Moves to `status`; the kind's live gauges and exit counters follow
+    /// the transition (each counted once: the swap tells what it left).
     pub(crate) fn set_status(&self, status: ActorStatus) {
-        self.status.store(status.to_u8(), Ordering::Release);
+        let old = ActorStatus::from_u8(self.status.swap(status.to_u8(), Ordering::AcqRel));
+        let Some(kind) = &self.kind else { return };
+        if old == status || old.is_finished() {
+            return;
+        }
+        match old {
+            ActorStatus::Creating => kind.starting.dec(),
+            _ => kind.active.dec(),
+        };
+        match status {
+            ActorStatus::Creating => {
+                kind.starting.inc();
+            }
+            ActorStatus::Active => {
+                kind.active.inc();
+            }
+            ActorStatus::Terminated => {
+                kind.exits_normal.inc();
+            }
+            ActorStatus::Failed => {
+                kind.exits_failed.inc();
+            }
+        }
+        if status.is_finished() {
+            self.report_depth(0);
+        }
+    }
+
+    /// The actor's mailbox holds `depth` messages: its kind's depth gauge
+    /// moves by the difference from what it last reported.
+    pub(crate) fn report_depth(&self, depth: u64) {
+        let Some(kind) = &self.kind else { return };
+        // Only the actor's task writes it: a load and a compare in the
+        // common case of no change, no read-modify-write.
+        let before = self.depth_reported.load(Ordering::Relaxed);
+        if before == depth {
+            return;
+        }
+        self.depth_reported.store(depth, Ordering::Relaxed);
+        if depth > before {
+            kind.mailbox_depth.inc_by((depth - before) as i64);
+        } else if depth < before {
+            kind.mailbox_depth.dec_by((before - depth) as i64);
+        }
     }
 
     fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {

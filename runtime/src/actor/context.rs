@@ -195,7 +195,7 @@ impl<A: Actor> Context<A> {
     /// Attaches a facet to this actor; it runs from the next message on.
     pub fn attach_facet(&mut self, facet: Box<dyn Facet>) -> Result<(), FacetError> {
         let id = self.myself.id().clone();
-        self.facets.attach(&id, facet)
+        self.facets.attach(&id, self.system.env(), facet)
     }
 
     /// Detaches the facet named `name`; false if none was attached.

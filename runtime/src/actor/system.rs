@@ -176,7 +176,7 @@ impl ActorSystem {
             }
         }
         let (tx, rx) = mailbox::mailbox(options.mailbox_capacity);
-        let cell = Cell::new(id.clone());
+        let cell = Cell::new(id.clone(), self.inner.env.metrics().kind_of::<A>());
         let actor_ref = ActorRef {
             cell: cell.clone(),
             mailbox: tx,
@@ -191,6 +191,7 @@ impl ActorSystem {
                 .shut_down
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
+                cell.abandon();
                 return Err(SpawnError::ShutDown);
             }
             if let Some(existing) = registry.get(name)
@@ -199,6 +200,7 @@ impl ActorSystem {
                     ActorStatus::Creating | ActorStatus::Active
                 )
             {
+                cell.abandon();
                 return Err(SpawnError::NameTaken(id));
             }
             registry.insert(
@@ -212,7 +214,7 @@ impl ActorSystem {
         let mut facets = FacetChain::default();
         for facet in options.facets {
             facets
-                .attach(&id, facet)
+                .attach(&id, &self.inner.env, facet)
                 .expect("facet names were checked unique before spawning");
         }
         let context = Context {
@@ -242,6 +244,13 @@ impl ActorSystem {
     /// The ids of the actors registered now, sorted.
     pub fn actor_ids(&self) -> Vec<ActorId> {
         self.names().values().map(|r| r.cell.id.clone()).collect()
+    }
+
+    /// Whether [`ActorSystem::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner
+            .shut_down
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops every actor and waits until all have exited. Afterwards the
@@ -354,6 +363,9 @@ async fn message_loop<A: Actor>(
         let envelope = match batch.pop_front() {
             Some(envelope) => envelope,
             None => {
+                // Drained: the kind's depth gauge no longer counts this
+                // actor's queue (a compare, no write, when it did not).
+                cell.report_depth(0);
                 let open = std::future::poll_fn(|cx| {
                     cell.waker.register(cx.waker());
                     if cell.has_signal() {
@@ -365,6 +377,12 @@ async fn message_loop<A: Actor>(
                 if !open {
                     return (ExitReason::Normal, true, None);
                 }
+                // Counted per batch taken, not per message: one atomic add
+                // however many came.
+                if let Some(kind) = &cell.kind {
+                    kind.messages.inc_by(batch.len() as u64);
+                }
+                cell.report_depth((batch.len() + rx.len()).saturating_sub(1) as u64);
                 continue;
             }
         };
@@ -381,7 +399,7 @@ fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
     let id = ctx.myself.id().clone();
     match op {
         ControlOp::Attach(facet, reply) => {
-            let _ = reply.send(ctx.facets.attach(&id, facet));
+            let _ = reply.send(ctx.facets.attach(&id, ctx.system.env(), facet));
         }
         ControlOp::AttachNamed {
             type_name,
@@ -393,7 +411,7 @@ fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
                 .facet_types()
                 .build(&type_name, config)
                 .map_err(FacetError::from)
-                .and_then(|facet| ctx.facets.attach(&id, facet));
+                .and_then(|facet| ctx.facets.attach(&id, ctx.system.env(), facet));
             let _ = reply.send(attached);
         }
         ControlOp::Detach(name, reply) => {
@@ -437,12 +455,18 @@ async fn handle_one<A: Actor>(
             .await
         {
             Ok(result) => {
+                if result.is_err() {
+                    count_failure(ctx);
+                }
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map_err(AskError::Failed));
                 }
                 None
             }
-            Err(panic) => Some((panic_message(panic.as_ref()), reply)),
+            Err(panic) => {
+                count_failure(ctx);
+                Some((panic_message(panic.as_ref()), reply))
+            }
         };
     }
     // The facet path lives in its own (boxed) future, so an actor without
@@ -457,9 +481,16 @@ async fn handle_one<A: Actor>(
     .await
 }
 
+/// A handler returned an error or panicked: counted for its kind.
+fn count_failure<A: Actor>(ctx: &Context<A>) {
+    if let Some(kind) = &ctx.myself.cell.kind {
+        kind.failures.inc();
+    }
+}
+
 /// What the facets are told about the message in hand.
 fn meta_of<'a, A: Actor>(
-    id: &'a ActorId,
+    cell: &'a Cell,
     correlation: u64,
     mailbox_len: usize,
     is_ask: bool,
@@ -467,7 +498,8 @@ fn meta_of<'a, A: Actor>(
     env: &'a Env,
 ) -> MessageMeta<'a> {
     MessageMeta {
-        actor: id,
+        actor: &cell.id,
+        kind: cell.kind.as_ref().map_or("", |k| k.kind.as_str()),
         correlation,
         msg_type: std::any::type_name::<A::Msg>(),
         mailbox_len,
@@ -507,7 +539,7 @@ async fn handle_with_facets<A: Actor>(
     // context for the handler (`ctx.headers()`).
     let delivery = ctx.delivery.take();
     let meta = meta_of::<A>(
-        id,
+        &cell,
         ctx.correlation,
         mailbox_len,
         reply.is_some(),
@@ -541,6 +573,9 @@ async fn handle_with_facets<A: Actor>(
     match decided {
         Before::Continue => {}
         Before::Rejected { at, rejection } => {
+            if let Some(kind) = &cell.kind {
+                kind.rejected.inc();
+            }
             let by = ctx.facets.name_at(at).to_string();
             let failure = Failure::Rejected {
                 by: &by,
@@ -599,7 +634,7 @@ async fn handle_with_facets<A: Actor>(
     let elapsed = env.now() - started;
     let delivery = ctx.delivery.take();
     let meta = meta_of::<A>(
-        id,
+        &cell,
         ctx.correlation,
         mailbox_len,
         reply.is_some(),
@@ -615,6 +650,7 @@ async fn handle_with_facets<A: Actor>(
             None
         }
         Ok(Err(error)) => {
+            count_failure(ctx);
             ctx.facets
                 .on_error(&meta, &Failure::Handler(&error), elapsed, None)
                 .await;
@@ -624,6 +660,7 @@ async fn handle_with_facets<A: Actor>(
             None
         }
         Err(panic) => {
+            count_failure(ctx);
             let panic = panic_message(panic.as_ref());
             ctx.facets
                 .on_error(&meta, &Failure::Panicked(&panic), elapsed, None)

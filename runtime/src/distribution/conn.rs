@@ -6,6 +6,7 @@ use super::Dist;
 use super::export::{Inbound, ReplyTo, exit_notice};
 use super::facets::{self, FACET_SERVICE, FacetCall};
 use super::link::{Link, Outgoing};
+use super::meter::LinkMeter;
 use crate::NodeName;
 use crate::actor::mailbox::{self, Sender};
 use crate::seams::Spawn;
@@ -55,11 +56,13 @@ pub(crate) async fn serve<R: ByteReader>(
 ) -> WireError {
     let mut watchers: Vec<JoinHandle<Option<()>>> = Vec::new();
     let mut last_reported = Instant::ZERO;
+    let mut meter = LinkMeter::new(dist.env.metrics(), "received");
     let error = loop {
         let msg = match reader.read_frame().await {
             Ok(msg) => msg,
             Err(e) => break e,
         };
+        meter.update(reader.frames_read());
         // Any frame shows the peer alive; tell the membership table at most
         // once per heartbeat interval.
         let now = dist.env.now();
@@ -229,12 +232,15 @@ pub(crate) async fn accepted(dist: Arc<Dist>, connection: DynConnection, admitte
     let peer = match handshake {
         Ok(peer) => peer,
         Err(e) => {
+            dist.env.metrics().remote().handshake_failures.inc();
             tracing::warn!(%from, "refused a connection: {e}");
             let _ = writer.close().await;
             return;
         }
     };
     let (queue, mut rx) = mailbox::mailbox(dist.config.link_queue);
+    let mut meter = LinkMeter::new(dist.env.metrics(), "sent");
+    meter.update(writer.frames_written());
     let writing = dist.spawn(async move {
         let mut batch = VecDeque::new();
         while rx.recv_batch(&mut batch).await {
@@ -248,6 +254,7 @@ pub(crate) async fn accepted(dist: Arc<Dist>, connection: DynConnection, admitte
             if writer.flush().await.is_err() {
                 return;
             }
+            meter.update(writer.frames_written());
         }
     });
     let error = serve(dist.clone(), reader, peer.clone(), Side::Accepted(queue)).await;

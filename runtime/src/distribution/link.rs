@@ -7,6 +7,8 @@
 //! what is still queued goes out on the next connection. Remote monitors
 //! are re-sent on every new connection.
 
+use super::meter::LinkMeter;
+use crate::observability::NodeMetrics;
 use super::Dist;
 use super::conn::{self, Side};
 use crate::NodeName;
@@ -278,7 +280,15 @@ pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Ou
                     Side::Dialed(link.clone()),
                 ));
                 let ended =
-                    write_connection(&link, writer, &mut queue, &mut batch, &mut reading).await;
+                    write_connection(
+                        dist.env.metrics(),
+                        &link,
+                        writer,
+                        &mut queue,
+                        &mut batch,
+                        &mut reading,
+                    )
+                    .await;
                 reading.abort();
                 link.connection_lost();
                 match ended {
@@ -304,6 +314,7 @@ enum Ended {
 }
 
 async fn write_connection<W: ByteWriter>(
+    dist_metrics: &NodeMetrics,
     link: &Link,
     writer: FrameWriter<W>,
     queue: &mut Receiver<Outgoing>,
@@ -311,6 +322,7 @@ async fn write_connection<W: ByteWriter>(
     reading: &mut JoinHandle<Option<WireError>>,
 ) -> Ended {
     let mut writer = writer;
+    let mut meter = LinkMeter::new(dist_metrics, "sent");
     for target in link.monitored() {
         if let Err(e) = writer.queue(&WireMessage::Monitor { target }) {
             return Ended::Failed(e);
@@ -320,6 +332,7 @@ async fn write_connection<W: ByteWriter>(
         if let Err(e) = writer.flush().await {
             return Ended::Failed(e);
         }
+        meter.update(writer.frames_written());
         let open = {
             let next = std::pin::pin!(queue.recv_batch(batch));
             match futures::future::select(&mut *reading, next).await {

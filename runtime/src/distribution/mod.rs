@@ -47,6 +47,7 @@ mod incarnation;
 mod link;
 mod loops;
 mod membership;
+mod meter;
 mod node;
 mod remote_ref;
 
@@ -151,6 +152,10 @@ impl Distribution {
             shutdown: shutdown_rx.shared(),
             shutdown_tx: Mutex::new(Some(shutdown_tx)),
         });
+        dist.env.metrics().set_collector(
+            "membership",
+            meter::MembershipCollector(Arc::downgrade(&dist)),
+        );
         let accepting = dist.clone();
         dist.spawn_detached(async move {
             loop {
@@ -200,6 +205,30 @@ impl Distribution {
     /// Every member this node knows (itself first), with its status.
     pub fn members(&self) -> Vec<MemberInfo> {
         self.inner.state().membership.members()
+    }
+
+    /// Whether this node has joined its cluster, as readiness sees it: it
+    /// is Up in its own view and, if it has seeds, hears from at least one
+    /// other member.
+    pub fn joined(&self) -> crate::observability::health::CheckOutcome {
+        use crate::observability::health::CheckOutcome;
+        let members = self.members();
+        let up = members
+            .iter()
+            .filter(|m| m.status == MemberStatus::Up)
+            .count();
+        let own = [self.local_addr(), self.bound_addr()];
+        let other_seeds = self.inner.config.seeds.iter().any(|s| !own.contains(s));
+        let others_known = members.len() > 1 || other_seeds;
+        if others_known && up < 2 {
+            CheckOutcome::failing(format!(
+                "no other member is up ({} known, seeds {:?})",
+                members.len(),
+                self.inner.config.seeds
+            ))
+        } else {
+            CheckOutcome::ok(format!("{up} of {} members up", members.len()))
+        }
     }
 
     /// The membership view number: it increases whenever a member comes up

@@ -121,7 +121,10 @@ impl Dist {
                 &self.me,
                 self.nonce(),
             )
-            .await?;
+            .await
+            .inspect_err(|_| {
+                self.env.metrics().remote().handshake_failures.inc();
+            })?;
             Ok((reader, writer, peer))
         };
         match self
@@ -130,7 +133,10 @@ impl Dist {
             .await
         {
             Ok(result) => result,
-            Err(Elapsed { .. }) => Err(WireError::AuthFailed("handshake timed out".into())),
+            Err(Elapsed { .. }) => {
+                self.env.metrics().remote().handshake_failures.inc();
+                Err(WireError::AuthFailed("handshake timed out".into()))
+            }
         }
     }
 

@@ -224,7 +224,7 @@ impl<A: DurableActor> Durable<A> {
     /// state that cannot be encoded is not checkpointed (recovery replays
     /// from the last checkpoint instead), which is logged, and tried again
     /// after the next interval.
-    async fn checkpoint(&mut self) -> Result<(), DurabilityError> {
+    async fn checkpoint(&mut self, env: &Env) -> Result<(), DurabilityError> {
         self.since_checkpoint = 0;
         let state = match encode(&self.state, "state") {
             Ok(state) => state,
@@ -243,7 +243,7 @@ impl<A: DurableActor> Durable<A> {
         };
         let seq = self.journal.last_seq(&self.stream);
         self.journal
-            .save_checkpoint(&self.stream, seq, &encode_own(&envelope))
+            .save_checkpoint_metered(env, &self.stream, seq, &encode_own(&envelope))
             .await
             .map_err(|source| DurabilityError::Journal {
                 doing: "saving a checkpoint",
@@ -299,7 +299,11 @@ impl<A: DurableActor> Durable<A> {
             .encode(),
         );
         let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-        if let Err(source) = self.journal.append_all(&self.stream, &refs).await {
+        if let Err(source) = self
+            .journal
+            .append_all_metered(env, &self.stream, &refs)
+            .await
+        {
             let failure = DurabilityError::Journal {
                 doing: "journaling a reply",
                 source,
@@ -312,7 +316,7 @@ impl<A: DurableActor> Durable<A> {
         self.remember(key, reply);
         self.since_checkpoint += 1;
         if self.since_checkpoint >= self.config.checkpoint_interval
-            && let Err(failure) = self.checkpoint().await
+            && let Err(failure) = self.checkpoint(env).await
         {
             return (result, Some(failure));
         }
@@ -436,7 +440,7 @@ impl<A: DurableActor> Durable<A> {
                 }
                 .encode();
                 self.journal
-                    .append(&self.stream, &entry)
+                    .append_all_metered(env, &self.stream, &[&entry])
                     .await
                     .map_err(|source| DurabilityError::Journal {
                         doing: "journaling the reply of a message recovery finished",
@@ -544,23 +548,29 @@ impl<A: DurableActor> Actor for Durable<A> {
             .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
         self.owned_at = Some(ctx.env().now());
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
+        let started = env.now();
         let report = self
             .recover(&env, &id, &mut ctx.facets)
             .await
             .map_err(|e| ActorError::new(e.to_string()))?;
+        let metrics = env.metrics().journal();
+        metrics
+            .replay_latency
+            .observe(crate::observability::metrics::seconds(env.now() - started));
+        metrics.replayed_records.inc_by(report.replayed_messages);
         if let Some(on_recovered) = &self.config.on_recovered {
             on_recovered(&report);
         }
         Ok(())
     }
 
-    async fn post_stop(&mut self, _ctx: &mut Context<Self>, reason: &crate::actor::ExitReason) {
+    async fn post_stop(&mut self, ctx: &mut Context<Self>, reason: &crate::actor::ExitReason) {
         // Only a clean stop: after a failure (a fail-stop on a journal
         // error, say) the state may be ahead of the journal.
         if self.config.checkpoint_on_stop
             && self.since_checkpoint > 0
             && !reason.is_failure()
-            && let Err(e) = self.checkpoint().await
+            && let Err(e) = self.checkpoint(ctx.env()).await
         {
             tracing::debug!(stream = self.stream, "no checkpoint at stop: {e}");
         }

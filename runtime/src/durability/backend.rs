@@ -6,8 +6,11 @@ use crate::env::Env;
 use crate::seams::Rng;
 use futures::future::BoxFuture;
 use plexspaces_storage::disk::{Disk, DynDisk};
+use crate::observability::metrics::{BackendLabel, seconds};
+use crate::seams::Clock;
 use plexspaces_storage::journal::{
-    Checkpoint, FileJournal, Journal, JournalConfig, JournalEntry, JournalError, MemoryJournal,
+    Checkpoint, CommitObserver, FileJournal, Journal, JournalConfig, JournalEntry, JournalError,
+    MemoryJournal,
 };
 use std::sync::Arc;
 
@@ -131,12 +134,105 @@ impl JournalBackend {
     }
 
     /// The file journal in the `journal` directory of the node's disk,
-    /// recovered if it exists.
+    /// recovered if it exists. Its group commits are counted and timed in
+    /// the node's metrics.
     pub async fn file(env: &Env, config: JournalConfig) -> Result<Self, JournalError> {
         let disk = env.disk().subdir("journal").await?;
-        Ok(JournalBackend::File(
-            FileJournal::open(disk, config, env.next_u64()).await?,
-        ))
+        let journal = FileJournal::open(disk, config, env.next_u64()).await?;
+        journal.observe_commits(Arc::new(CommitMetrics { env: env.clone() }));
+        Ok(JournalBackend::File(journal))
+    }
+
+    /// The `backend` label of this journal's metrics.
+    pub(crate) fn metrics_label(&self) -> &'static str {
+        match self {
+            JournalBackend::Memory(_) => "memory",
+            JournalBackend::File(_) => "file",
+            JournalBackend::Shared(_) => "shared",
+            JournalBackend::Custom(_) => "custom",
+        }
+    }
+
+    /// [`Journal::append_all`], counted and timed in `env`'s metrics
+    /// (what the runtime's own writers call).
+    pub(crate) async fn append_all_metered(
+        &self,
+        env: &Env,
+        stream: &str,
+        entries: &[&[u8]],
+    ) -> Result<u64, JournalError> {
+        let started = env.now();
+        let appended = self.append_all(stream, entries).await;
+        let metrics = env.metrics().journal();
+        let label = BackendLabel {
+            backend: self.metrics_label(),
+        };
+        match &appended {
+            Ok(_) => {
+                let bytes: usize = entries.iter().map(|e| e.len()).sum();
+                metrics
+                    .appends
+                    .get_or_create(&label)
+                    .inc_by(entries.len() as u64);
+                metrics.append_bytes.get_or_create(&label).inc_by(bytes as u64);
+                metrics
+                    .append_latency
+                    .get_or_create(&label)
+                    .observe(seconds(env.now() - started));
+            }
+            Err(_) => {
+                metrics.errors.get_or_create(&label).inc();
+            }
+        }
+        appended
+    }
+
+    /// [`Journal::save_checkpoint`], counted in `env`'s metrics.
+    pub(crate) async fn save_checkpoint_metered(
+        &self,
+        env: &Env,
+        stream: &str,
+        seq: u64,
+        state: &[u8],
+    ) -> Result<(), JournalError> {
+        let saved = self.save_checkpoint(stream, seq, state).await;
+        let metrics = env.metrics().journal();
+        if saved.is_ok() {
+            metrics.checkpoints.inc();
+        } else {
+            let label = BackendLabel {
+                backend: self.metrics_label(),
+            };
+            metrics.errors.get_or_create(&label).inc();
+        }
+        saved
+    }
+}
+
+/// Feeds the node's fsync metrics from the file journal's group commits.
+struct CommitMetrics {
+    env: Env,
+}
+
+impl CommitObserver for CommitMetrics {
+    fn starting(&self) -> u64 {
+        self.env.now().since_origin().as_nanos() as u64
+    }
+
+    fn committed(&self, started: u64, records: usize, bytes: usize, durable: bool) {
+        let metrics = self.env.metrics().journal();
+        if !durable {
+            let label = BackendLabel { backend: "file" };
+            metrics.errors.get_or_create(&label).inc();
+            return;
+        }
+        let now = self.env.now().since_origin().as_nanos() as u64;
+        metrics.fsyncs.inc();
+        metrics
+            .fsync_latency
+            .observe(now.saturating_sub(started) as f64 / 1e9);
+        metrics.fsync_bytes.inc_by(bytes as u64);
+        metrics.batch_records.observe(records as f64);
     }
 }
 

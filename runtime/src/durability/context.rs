@@ -8,7 +8,6 @@ use crate::actor::facet::{Facet, FacetChain};
 use crate::actor::{ActorError, ActorId};
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
-use plexspaces_storage::journal::Journal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
@@ -160,7 +159,11 @@ impl DurableContext<'_> {
         };
         self.pending.push(entry.encode());
         let entries: Vec<&[u8]> = self.pending.iter().map(Vec::as_slice).collect();
-        if let Err(e) = self.journal.append_all(self.stream, &entries).await {
+        if let Err(e) = self
+            .journal
+            .append_all_metered(self.env, self.stream, &entries)
+            .await
+        {
             return Err(self.fail(DurabilityError::Journal {
                 doing: "journaling a side effect's result",
                 source: e,

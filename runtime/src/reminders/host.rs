@@ -262,6 +262,16 @@ impl ShardActor {
             return;
         };
         entry.delivering = true;
+        let metrics = ctx.env().metrics().services();
+        metrics.reminders_due.inc();
+        if entry.attempts == 0 {
+            // Lateness of the first attempt only: a retry is late by design.
+            let late_ms = now - due_ms;
+            metrics.reminder_lateness.observe(late_ms as f64 / 1000.0);
+            if late_ms > 1000 {
+                metrics.reminders_late.inc();
+            }
+        }
         let firing = Firing {
             firing_id: format!("{}/{}@{due_ms}", key.0, key.1),
             target: key.0.clone(),
@@ -306,6 +316,7 @@ impl ShardActor {
             arm(ctx, shard, &key, now + retry);
             return;
         }
+        ctx.env().metrics().services().reminders_fired.inc();
         let next = entry.compiled.next_after(entry.anchor_ms, due_ms, now);
         let event = Event::Fired {
             target: key.0.clone(),

@@ -281,6 +281,7 @@ impl Supervisor {
             return Ok(());
         }
         let env = ctx.env().clone();
+        env.metrics().actors().supervisor_restarts.inc();
         if !self.note_restart(env.now()) {
             ctx.fail(format!(
                 "restart intensity exceeded: more than {} restarts in {:?} (last: {} exited with {})",

@@ -5,6 +5,10 @@
 // spawn on tokio and draw OS randomness.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod process;
+
+pub use process::ProcessCollector;
+
 use crate::seams::{Clock, Instant, Rng, Spawn};
 use futures::future::BoxFuture;
 use plexspaces_storage::sync::LockExt;

@@ -1,5 +1,6 @@
 //! One named, bounded, in-memory tuple space.
 
+use crate::observability::metrics::OpLabel;
 use super::index::{Indexed, Slot, TupleIndex};
 use super::value::{Pattern, Tuple};
 use crate::env::Env;
@@ -378,6 +379,16 @@ impl TupleSpace {
         self.inner.state.locked()
     }
 
+    /// Counts one operation in the node's metrics.
+    fn count_op(&self, op: &'static str) {
+        let metrics = self.inner.env.metrics().services();
+        metrics.tuplespace_ops.get_or_create(&OpLabel { op }).inc();
+    }
+
+    fn blocked_takers(&self) -> &prometheus_client::metrics::gauge::Gauge {
+        &self.inner.env.metrics().services().tuplespace_blocked
+    }
+
     /// The space's bounds.
     pub fn config(&self) -> &TupleSpaceConfig {
         &self.inner.config
@@ -393,6 +404,7 @@ impl TupleSpace {
 
     /// Writes a tuple.
     pub async fn write(&self, tuple: Tuple) -> Result<(), TupleSpaceError> {
+        self.count_op("write");
         self.write_inner(tuple, None)
     }
 
@@ -402,6 +414,7 @@ impl TupleSpace {
         tuple: Tuple,
         lease: Duration,
     ) -> Result<(), TupleSpaceError> {
+        self.count_op("write");
         let expires = self.inner.env.now() + lease;
         self.write_inner(tuple, Some(expires))
     }
@@ -410,6 +423,7 @@ impl TupleSpace {
     /// bound is checked and every tuple written under one lock, so no
     /// concurrent writer can make it write part.
     pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), TupleSpaceError> {
+        self.count_op("write_all");
         for tuple in &tuples {
             self.check(tuple)?;
         }
@@ -485,11 +499,13 @@ impl TupleSpace {
 
     /// A matching tuple, left in place, if there is one now.
     pub async fn read_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
+        self.count_op("read_if_exists");
         self.try_get(pattern, false)
     }
 
     /// A matching tuple, removed, if there is one now.
     pub async fn take_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
+        self.count_op("take_if_exists");
         self.try_get(pattern, true)
     }
 
@@ -526,26 +542,31 @@ impl TupleSpace {
 
     /// Every matching tuple, left in place.
     pub async fn read_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
+        self.count_op("read_all");
         self.scan(pattern, false)
     }
 
     /// Every matching tuple, removed.
     pub async fn take_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
+        self.count_op("take_all");
         self.scan(pattern, true)
     }
 
     /// How many tuples match.
     pub async fn count(&self, pattern: &Pattern) -> usize {
+        self.count_op("count");
         self.scan(pattern, false).len()
     }
 
     /// Whether a tuple matches.
     pub async fn exists(&self, pattern: &Pattern) -> bool {
+        self.count_op("exists");
         self.try_get(pattern, false).is_some()
     }
 
     /// Waits for a matching tuple and returns a copy (it stays).
     pub async fn read(&self, pattern: Pattern) -> Tuple {
+        self.count_op("read");
         Wait {
             space: self,
             pattern,
@@ -557,6 +578,7 @@ impl TupleSpace {
 
     /// Waits for a matching tuple and removes it.
     pub async fn take(&self, pattern: Pattern) -> Tuple {
+        self.count_op("take");
         Wait {
             space: self,
             pattern,
@@ -592,6 +614,7 @@ impl TupleSpace {
 
     /// Removes every tuple (waiters keep waiting).
     pub async fn clear(&self) {
+        self.count_op("clear");
         let mut state = self.state();
         state.tuples.clear();
         state.leased = 0;
@@ -667,6 +690,7 @@ impl Future for Wait<'_> {
         if let Some(id) = self.id {
             if let Some(handed) = state.delivered.remove(&id) {
                 drop(state);
+                space.blocked_takers().dec();
                 self.id = None;
                 return Poll::Ready(handed.tuple);
             }
@@ -693,6 +717,7 @@ impl Future for Wait<'_> {
             waker: cx.waker().clone(),
         });
         drop(state);
+        space.blocked_takers().inc();
         self.id = Some(id);
         Poll::Pending
     }
@@ -701,6 +726,7 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         let Some(id) = self.id else { return };
+        self.space.blocked_takers().dec();
         let mut wake = Vec::new();
         let events = {
             let mut state = self.space.state();

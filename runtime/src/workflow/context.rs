@@ -9,6 +9,7 @@
 //! sees its outcome. A recorded position whose step name differs from the
 //! name the code asks for is a divergence: the run fails with both names.
 
+use crate::observability::metrics::{KindLabel, seconds};
 use super::record::{Outcome, RunOp, RunRecord, RunReply, StepEntry};
 use super::{RetryPolicy, StepError, WorkflowError};
 use crate::env::Env;
@@ -63,6 +64,8 @@ pub(crate) struct Compensation {
 /// How a driver reaches its run, and what it learned while driving.
 pub(crate) struct RunShared {
     pub env: Env,
+    /// The kind's step metrics (looked up once per driver).
+    pub metrics: StepMetrics,
     pub run: VirtualRef<RunRecord>,
     pub runs: VirtualActors<RunRecord>,
     /// `tenant/id`.
@@ -86,6 +89,27 @@ pub(crate) struct RunShared {
     /// Per signal name, how many waits received one.
     pub signals_taken: Mutex<BTreeMap<String, usize>>,
     pub next_call: AtomicU64,
+}
+
+/// A workflow kind's step metrics.
+pub(crate) struct StepMetrics {
+    /// Latency of steps executed (not replayed).
+    pub executed: prometheus_client::metrics::histogram::Histogram,
+    /// Steps answered from the journal.
+    pub replayed: prometheus_client::metrics::counter::Counter,
+}
+
+impl StepMetrics {
+    pub(crate) fn of(env: &Env, kind: &str) -> Self {
+        let services = env.metrics().services();
+        let label = KindLabel {
+            kind: kind.to_string(),
+        };
+        StepMetrics {
+            executed: services.workflow_steps.get_or_create_owned(&label),
+            replayed: services.workflow_steps_replayed.get_or_create_owned(&label),
+        }
+    }
 }
 
 impl RunShared {
@@ -325,6 +349,7 @@ impl WorkflowContext {
         let position = self.next_position();
         let recorded = self.shared.history.locked().get(&position).cloned();
         if let Some(step) = recorded {
+            self.shared.metrics.replayed.inc();
             if step.name != name {
                 return Err(WorkflowError::Diverged {
                     position,
@@ -336,7 +361,12 @@ impl WorkflowContext {
         }
         self.shared.check_live()?;
         let key = StepKey(format!("{}/{position}", self.shared.run_name));
+        let started = self.shared.env.now();
         let outcome = live(key).await?;
+        self.shared
+            .metrics
+            .executed
+            .observe(seconds(self.shared.env.now() - started));
         let step = StepEntry {
             name: name.to_string(),
             outcome,

@@ -3,6 +3,8 @@
 //! failure, and records the end. The resumer starts a driver for every
 //! unfinished run placed on this node, so runs survive crashes and moves.
 
+use super::context::StepMetrics;
+use crate::observability::metrics::WorkflowLabel;
 use super::context::{RunShared, WorkflowContext, decode, encode};
 use super::index::{IndexOp, IndexReply};
 use super::record::{RunOp, RunReply};
@@ -52,8 +54,10 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
     let config = &engine.config;
     let token = engine.env.next_u64() | 1;
     let lease_ms = u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX);
+    let kind = &config.hosting.kind;
     let shared = Arc::new(RunShared {
         env: engine.env.clone(),
+        metrics: StepMetrics::of(&engine.env, kind),
         run,
         runs: engine.runs.clone(),
         run_name: run_name.to_string(),
@@ -88,6 +92,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         // resumer tries again later.
         _ => return,
     };
+    count_run(&engine.env, kind, "acquired");
     *shared.history.locked() = history.steps;
     shared
         .cancel_requested
@@ -164,10 +169,29 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
     };
     let finished = shared.call(format!("{token:x}:finish"), finish).await;
     match finished {
-        Ok(RunReply::Done) => mark_finished(engine, run_name, status).await,
+        Ok(RunReply::Done) => {
+            // Only the driver whose finish was recorded counts the outcome.
+            let outcome = match &status {
+                RunStatus::Completed => "completed",
+                RunStatus::Cancelled { .. } => "cancelled",
+                RunStatus::CompensationFailed { .. } => "compensation_failed",
+                _ => "failed",
+            };
+            count_run(&engine.env, kind, outcome);
+            mark_finished(engine, run_name, status).await
+        }
         Ok(RunReply::Finished(status)) => mark_finished(engine, run_name, status).await,
         _ => {} // fenced or unreachable: the next driver finishes it
     }
+}
+
+/// Counts a run of workflow kind `kind` reaching `status`.
+fn count_run(env: &crate::Env, kind: &str, status: &'static str) {
+    let label = WorkflowLabel {
+        kind: kind.to_string(),
+        status,
+    };
+    env.metrics().services().workflow_runs.get_or_create(&label).inc();
 }
 
 /// Sets its flag when dropped.

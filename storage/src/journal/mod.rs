@@ -36,7 +36,7 @@ pub mod scan;
 
 pub use checkpoint::Checkpoint;
 pub use error::JournalError;
-pub use file::FileJournal;
+pub use file::{CommitObserver, FileJournal};
 pub use memory::MemoryJournal;
 
 use std::future::Future;

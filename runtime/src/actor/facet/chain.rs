@@ -4,6 +4,7 @@
 use super::{
     Facet, FacetError, FacetInfo, Failure, Hook, Message, MessageMeta, Rejection, Verdict,
 };
+use crate::Env;
 use crate::actor::ActorId;
 use std::any::Any;
 use std::time::Duration;
@@ -33,6 +34,7 @@ impl FacetChain {
     pub(crate) fn attach(
         &mut self,
         actor: &ActorId,
+        env: &Env,
         mut facet: Box<dyn Facet>,
     ) -> Result<(), FacetError> {
         if self.facets.iter().any(|f| f.name() == facet.name()) {
@@ -41,6 +43,7 @@ impl FacetChain {
                 name: facet.name().to_string(),
             });
         }
+        facet.on_node(env);
         facet.on_attach(actor);
         let at = self
             .facets

@@ -75,6 +75,9 @@ pub struct MessageMeta<'a> {
     pub correlation: u64,
     /// The message type's name.
     pub msg_type: &'static str,
+    /// The actor's kind: its Rust type with module paths stripped, the
+    /// `kind` label of its metrics.
+    pub kind: &'a str,
     /// Messages still waiting in the mailbox behind this one.
     pub mailbox_len: usize,
     /// Whether the sender waits for a reply (`ask`).
@@ -241,6 +244,12 @@ pub trait Facet: Any + Send {
 
     /// Where it runs in the chain: higher first.
     fn priority(&self) -> i32;
+
+    /// Called once when attached, before [`Facet::on_attach`], with the
+    /// seams and metrics registry of the node the actor runs on.
+    fn on_node(&mut self, env: &Env) {
+        let _ = env;
+    }
 
     /// Called once when attached to `actor`.
     fn on_attach(&mut self, actor: &ActorId) {

@@ -70,7 +70,7 @@ impl<D: Disk> FileJournal<D> {
         if roll_needed {
             self.roll().await?;
         }
-        let (file, segment_id, offset, bytes) = {
+        let (file, segment_id, offset, bytes, records) = {
             let mut state = self.state();
             if state.in_flight.is_none() {
                 let batch = self.build_batch(&mut state);
@@ -86,9 +86,15 @@ impl<D: Disk> FileJournal<D> {
                 batch.segment_id,
                 batch.offset,
                 batch.bytes.clone(),
+                batch.placed.len(),
             )
         };
+        let observer = self.inner.observer.get();
+        let started = observer.map(|o| o.starting());
         let written = self.write_and_sync_batch(&*file, offset, &bytes).await;
+        if let (Some(observer), Some(started)) = (observer, started) {
+            observer.committed(started, records, bytes.len(), written.is_ok());
+        }
         if let Err(e) = written {
             // Fail-stop: the unsynced data may be gone whatever a retry
             // says (fsyncgate), so nothing pending is acknowledged. The

@@ -78,6 +78,20 @@ pub(super) struct Inner<D: Disk> {
     pub(super) state: Mutex<State<D::File>>,
     /// Serialises checkpoint saves (they share a temporary file name).
     pub(super) checkpoint_io: futures::lock::Mutex<()>,
+    /// Told about every group commit (set once, by whoever runs the
+    /// journal on a node with metrics).
+    pub(super) observer: std::sync::OnceLock<Arc<dyn CommitObserver>>,
+}
+
+/// Told about each group commit of a [`FileJournal`]. The journal has no
+/// clock of its own (time is the runtime's seam), so the observer keeps
+/// the time: `starting` returns a reading that comes back to `committed`.
+pub trait CommitObserver: Send + Sync + 'static {
+    /// A batch is about to be written and synced.
+    fn starting(&self) -> u64;
+    /// The batch begun at `started`, of `records` records and `bytes`
+    /// bytes, is durable (`durable`) or failed to be written or synced.
+    fn committed(&self, started: u64, records: usize, bytes: usize, durable: bool);
 }
 
 pub(super) struct State<F> {
@@ -181,6 +195,18 @@ impl<D: Disk> FileJournal<D> {
     /// This journal's id (in every segment header).
     pub fn journal_id(&self) -> u64 {
         self.inner.journal_id
+    }
+
+    /// Tells `observer` about every group commit from now on. Only the
+    /// first observer set is kept; returns whether this one was.
+    pub fn observe_commits(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// The failure that stopped this journal, if a write or sync failed
+    /// (it is fail-stop: reopen it to go on).
+    pub fn stopped(&self) -> Option<Arc<DiskError>> {
+        self.state().stopped.clone()
     }
 
     /// Ids of the segment files currently in use, oldest first.

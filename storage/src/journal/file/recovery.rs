@@ -121,6 +121,7 @@ impl<D: Disk> FileJournal<D> {
             journal_id,
             state: Mutex::new(state),
             checkpoint_io: futures::lock::Mutex::new(()),
+            observer: std::sync::OnceLock::new(),
         };
         let journal = FileJournal {
             inner: Arc::new(inner),
