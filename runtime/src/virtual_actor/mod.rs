@@ -219,6 +219,12 @@ impl<A: DurableActor> VirtualActors<A> {
         factory: impl Fn(&str) -> A + Send + Sync + 'static,
     ) -> Result<Self, VirtualError> {
         config.validate()?;
+        // Readiness follows the kind's journal: a node that cannot reach
+        // it cannot activate (or keep) any id of the kind.
+        system
+            .health()
+            .watch_journal(&format!("journal:{}", config.kind), config.journal.clone())
+            .map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
         // Every facet the kind declares must build here, now, rather than
         // fail each activation later.
         for spec in &config.facets {
