@@ -2,7 +2,8 @@
 # Starts a throwaway PostgreSQL server on loopback for the tests of
 # plexspaces-postgres, and prints the connection string to use as
 # PLEXSPACES_PG. Usage: `eval "$(scripts/postgres.sh start DIR)"`, later
-# `scripts/postgres.sh stop DIR`. Installs Debian's `postgresql` package
+# `scripts/postgres.sh stop DIR` (`pause DIR` and `resume DIR` stop and
+# restart it on the same port and data). Installs Debian's `postgresql` package
 # first if its binaries are missing and this runs as root.
 set -euo pipefail
 action=${1:?start or stop}
@@ -40,6 +41,7 @@ start)
         try=$((port + attempt))
         if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
             -o "-p $try -k $dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null 2>&1; then
+            echo "$try" >"$dir/port"
             echo "export PLEXSPACES_PG='host=127.0.0.1 port=$try user=postgres dbname=postgres'"
             exit 0
         fi
@@ -47,13 +49,23 @@ start)
     echo "PostgreSQL did not start; see $dir/server.log" >&2
     exit 1
     ;;
+pause)
+    # Stops the server but keeps its data and port (the readiness test
+    # takes its journal away and gives it back).
+    as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    try=$(cat "$dir/port")
+    as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+        -o "-p $try -k $dir -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+    ;;
 stop)
     bin=$(pg_bin)
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|pause|resume|stop DIR" >&2
     exit 2
     ;;
 esac

@@ -5,13 +5,13 @@
 //! clock, seeded randomness, faulty disk, partitionable network) and a
 //! production node run exactly the same code.
 
+use crate::observability::{NodeMetrics, NodeTraces};
 use crate::seams::{Clock, DynClock, DynDisk, DynNet, Instant, JoinHandle, Rng, Spawn, spawn_on};
 use futures::future::BoxFuture;
 use plexspaces_net::Net;
 use plexspaces_storage::disk::Disk;
 use std::fmt;
 use std::future::Future;
-use crate::observability::NodeMetrics;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -80,6 +80,8 @@ struct EnvParts {
     /// Not a seam: the node's metrics registry travels with its seams so
     /// every layer that holds an `Env` can record into it.
     metrics: NodeMetrics,
+    /// The node's tracer, once installed (as the metrics: not a seam).
+    traces: NodeTraces,
 }
 
 impl Env {
@@ -101,6 +103,7 @@ impl Env {
                 disk: DynDisk::new(disk),
                 net: DynNet::new(net),
                 metrics: NodeMetrics::new(),
+                traces: NodeTraces::default(),
             }),
         }
     }
@@ -150,6 +153,7 @@ impl Env {
                 disk: DynDisk::new(disk),
                 net: parts.net.clone(),
                 metrics: parts.metrics.clone(),
+                traces: parts.traces.clone(),
             }),
         }
     }
@@ -169,9 +173,20 @@ impl Env {
         &self.inner.net
     }
 
+    /// This node's randomness, shared (for what must draw ids from the
+    /// seam without holding the whole `Env`).
+    pub(crate) fn rng_handle(&self) -> Arc<dyn Rng> {
+        self.inner.rng.clone()
+    }
+
     /// This node's metrics registry.
     pub fn metrics(&self) -> &NodeMetrics {
         &self.inner.metrics
+    }
+
+    /// This node's tracer (off until installed).
+    pub fn traces(&self) -> &NodeTraces {
+        &self.inner.traces
     }
 
     /// Starts `future` as a task on this node (see [`Spawn::spawn`]).

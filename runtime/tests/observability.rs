@@ -158,7 +158,9 @@ async fn a_scrape_counts_a_known_workload() {
         facets: vec![Box::new(facet)],
         ..SpawnOptions::default()
     };
-    let tally = system.spawn_with("tally", Tally::default(), options).unwrap();
+    let tally = system
+        .spawn_with("tally", Tally::default(), options)
+        .unwrap();
     for i in 0..18 {
         tally.ask(Cmd::Add(i), SECOND).await.unwrap();
     }
@@ -166,8 +168,8 @@ async fn a_scrape_counts_a_known_workload() {
     tally.ask(Cmd::Custom, SECOND).await.unwrap();
     assert_eq!(handle.snapshot().handled, 19);
     // A supervised child that crashes once is restarted once.
-    let spec = SupervisorSpec::new(Strategy::OneForOne)
-        .child(ChildSpec::actor("worker", Tally::default));
+    let spec =
+        SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::actor("worker", Tally::default));
     let sup = system.spawn("sup", Supervisor::new(spec)).unwrap();
     let child = sup.child::<Tally>("worker", SECOND).await.unwrap();
     child.stop_with(plexspaces::actor::ExitReason::Error("crash".into()));
@@ -241,7 +243,10 @@ async fn a_scrape_counts_a_known_workload() {
         "a message and a reply entry per deposit"
     );
     let fsyncs = value(&scrape, "plexspaces_journal_fsyncs_total", &[]).unwrap();
-    assert!(fsyncs >= 5.0, "one group commit per sequential deposit: {fsyncs}");
+    assert!(
+        fsyncs >= 5.0,
+        "one group commit per sequential deposit: {fsyncs}"
+    );
     assert_eq!(
         histogram_count(&scrape, "plexspaces_journal_fsync_seconds", &[]),
         fsyncs
@@ -264,9 +269,13 @@ async fn a_scrape_counts_a_known_workload() {
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let samples = doc["metrics"].as_array().unwrap();
-    assert!(samples.iter().any(|s| s["name"] == "plexspaces_messages_total"
-        && s["labels"]["kind"] == "Tally"
-        && s["value"] == 20.0));
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["name"] == "plexspaces_messages_total"
+                && s["labels"]["kind"] == "Tally"
+                && s["value"] == 20.0)
+    );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&render_json(env.metrics())).unwrap()["metrics"]
             .as_array()
@@ -323,9 +332,7 @@ async fn health_and_readiness_report_each_check() {
     assert_eq!(get(&env, addr, "/ready").await.0, 200);
 
     // A check that never answers fails within its deadline, not forever.
-    system
-        .health()
-        .set_check_timeout(Duration::from_millis(50));
+    system.health().set_check_timeout(Duration::from_millis(50));
     system
         .health()
         .register("stuck", || Box::pin(futures::future::pending()))
@@ -337,7 +344,8 @@ async fn health_and_readiness_report_each_check() {
 
     // Bad requests get typed answers.
     assert_eq!(get(&env, addr, "/nope").await.0, 404);
-    let post = "POST /metrics HTTP/1.1\r\nHost: n\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let post =
+        "POST /metrics HTTP/1.1\r\nHost: n\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     assert_eq!(http(&env, addr, post).await.0, 405);
     let garbage = "\x00\x01 not http at all\r\n\r\n";
     let (mut input, mut output) = env.net().connect(addr).await.unwrap().split();
@@ -375,13 +383,18 @@ async fn pushes_reach_a_pushgateway() {
             "push_url",
             ConfigValue::Str(format!("http://{gateway_addr}/metrics/job/shop")),
         )
-        .with("push_interval", ConfigValue::Duration(Duration::from_millis(50)));
+        .with(
+            "push_interval",
+            ConfigValue::Duration(Duration::from_millis(50)),
+        );
     let facet = system.facet_types().build("metrics", config).unwrap();
     let options = SpawnOptions {
         facets: vec![facet],
         ..SpawnOptions::default()
     };
-    let tally = system.spawn_with("tally", Tally::default(), options).unwrap();
+    let tally = system
+        .spawn_with("tally", Tally::default(), options)
+        .unwrap();
     tally.ask(Cmd::Add(1), SECOND).await.unwrap();
 
     for _ in 0..2 {
@@ -398,7 +411,11 @@ async fn pushes_reach_a_pushgateway() {
             if let Some((head, _)) = text.split_once("\r\n\r\n") {
                 let len = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.parse::<usize>().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.parse::<usize>().unwrap())
+                    })
                     .expect("a content length");
                 break (head.to_string(), len);
             }
@@ -436,7 +453,10 @@ async fn per_actor_series_come_and_go_with_their_actors() {
     let config = FacetConfig::new().with("per_actor", ConfigValue::Bool(true));
     let mut actors = Vec::new();
     for i in 0..3 {
-        let facet = system.facet_types().build("metrics", config.clone()).unwrap();
+        let facet = system
+            .facet_types()
+            .build("metrics", config.clone())
+            .unwrap();
         let options = SpawnOptions {
             facets: vec![facet],
             ..SpawnOptions::default()
@@ -470,7 +490,9 @@ async fn per_actor_series_come_and_go_with_their_actors() {
         facets: vec![Box::new(facet)],
         ..SpawnOptions::default()
     };
-    let plain = system.spawn_with("plain", Tally::default(), options).unwrap();
+    let plain = system
+        .spawn_with("plain", Tally::default(), options)
+        .unwrap();
     plain.ask(Cmd::Add(1), SECOND).await.unwrap();
     assert!(!series(&env.metrics().render_prometheus()).contains(&"plain@n1".to_string()));
 }

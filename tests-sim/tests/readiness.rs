@@ -68,11 +68,9 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
     system
         .health()
         .set_check_timeout(Duration::from_millis(800));
-    let counters = VirtualActors::register(
-        &system,
-        VirtualConfig::new("counter", journal),
-        |_| Counter::default(),
-    )
+    let counters = VirtualActors::register(&system, VirtualConfig::new("counter", journal), |_| {
+        Counter::default()
+    })
     .unwrap();
     let _endpoint = OperatorEndpoint::serve(&system, node_addr(index, OPERATOR_PORT))
         .await
@@ -85,7 +83,11 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
         let id = format!("c{}", env.gen_range(0..4));
         if let Ok(counter) = counters.get(&id) {
             let _ = counter
-                .call(format!("{index}-{}", env.next_u64()), 1, Duration::from_secs(1))
+                .call(
+                    format!("{index}-{}", env.next_u64()),
+                    1,
+                    Duration::from_secs(1),
+                )
                 .await;
         }
     }
@@ -107,7 +109,11 @@ async fn probe(shared: &Mutex<Shared>, from: usize, target: usize, seed: u64) ->
     // whose task calls it.
     let exchange = async move {
         let env = prober;
-        let connection = env.net().connect(node_addr(target, OPERATOR_PORT)).await.ok()?;
+        let connection = env
+            .net()
+            .connect(node_addr(target, OPERATOR_PORT))
+            .await
+            .ok()?;
         let (mut input, mut output) = connection.split();
         let request = "GET /ready HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n";
         output.write_all(request.as_bytes()).await.ok()?;
@@ -145,8 +151,16 @@ async fn probe(shared: &Mutex<Shared>, from: usize, target: usize, seed: u64) ->
         .map(|(name, _)| name.clone())
         .collect();
     let ready = doc["ready"] == true;
-    assert_eq!(ready, failing.is_empty(), "seed {seed}: ready says what its checks say: {body}");
-    assert_eq!(status == 200, ready, "seed {seed}: 200 exactly when ready: {text}");
+    assert_eq!(
+        ready,
+        failing.is_empty(),
+        "seed {seed}: ready says what its checks say: {body}"
+    );
+    assert_eq!(
+        status == 200,
+        ready,
+        "seed {seed}: 200 exactly when ready: {text}"
+    );
     Some(Ready { ready, failing })
 }
 
@@ -187,59 +201,73 @@ fn scenario(seed: u64) -> Outcome {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let storage = StorageCluster::start(
-            seed,
-            NODES,
-            (PORT, JOURNAL_PORT),
-            0x7ead,
-            |_| {},
-            {
-                let shared = shared.clone();
-                move |env, index, addrs| run_node(env, index, addrs, shared.clone())
-            },
-        );
+        let storage = StorageCluster::start(seed, NODES, (PORT, JOURNAL_PORT), 0x7ead, |_| {}, {
+            let shared = shared.clone();
+            move |env, index, addrs| run_node(env, index, addrs, shared.clone())
+        });
         let (cluster, clock) = (&storage.cluster, &storage.clock);
         // The seed picks the node to cut off, and whether it restarts.
         let cut = (seed % NODES as u64) as usize;
         let other = 1 - cut;
         let restart = (seed / 2) % 2 == 1;
-        finish_within(seed, "readiness follows storage", Duration::from_secs(300), async {
-            clock.sleep(Duration::from_secs(1)).await;
-            for node in 0..NODES {
-                until(&shared, clock, (1 - node, node), seed, "ready", |r| r.ready).await;
-            }
-            cluster.partition(cut, STORAGE);
-            let unready = until(&shared, clock, (other, cut), seed, "unready", |r| !r.ready).await;
-            assert_eq!(
-                unready.failing,
-                ["journal:counter"],
-                "seed {seed}: only the journal check fails while cut off from storage"
-            );
-            // The other node still reaches storage: it stays ready.
-            let still = probe(&shared, cut, other, seed).await;
-            assert!(
-                still.as_ref().is_none_or(|r| r.ready),
-                "seed {seed}: n{other} is not cut off: {still:?}"
-            );
-            // A while cut off: still unready, however long.
-            clock.sleep(Duration::from_secs(3)).await;
-            let later = until(&shared, clock, (other, cut), seed, "unready", |_| true).await;
-            assert!(!later.ready, "seed {seed}: ready while cut off: {later:?}");
-            cluster.heal_network();
-            until(&shared, clock, (other, cut), seed, "ready after healing", |r| r.ready).await;
-            if restart {
-                cluster.crash(cut);
-                clock.sleep(Duration::from_millis(500)).await;
-                cluster.restart(cut);
-                until(&shared, clock, (other, cut), seed, "ready after a restart", |r| r.ready)
+        finish_within(
+            seed,
+            "readiness follows storage",
+            Duration::from_secs(300),
+            async {
+                clock.sleep(Duration::from_secs(1)).await;
+                for node in 0..NODES {
+                    until(&shared, clock, (1 - node, node), seed, "ready", |r| r.ready).await;
+                }
+                cluster.partition(cut, STORAGE);
+                let unready =
+                    until(&shared, clock, (other, cut), seed, "unready", |r| !r.ready).await;
+                assert_eq!(
+                    unready.failing,
+                    ["journal:counter"],
+                    "seed {seed}: only the journal check fails while cut off from storage"
+                );
+                // The other node still reaches storage: it stays ready.
+                let still = probe(&shared, cut, other, seed).await;
+                assert!(
+                    still.as_ref().is_none_or(|r| r.ready),
+                    "seed {seed}: n{other} is not cut off: {still:?}"
+                );
+                // A while cut off: still unready, however long.
+                clock.sleep(Duration::from_secs(3)).await;
+                let later = until(&shared, clock, (other, cut), seed, "unready", |_| true).await;
+                assert!(!later.ready, "seed {seed}: ready while cut off: {later:?}");
+                cluster.heal_network();
+                until(
+                    &shared,
+                    clock,
+                    (other, cut),
+                    seed,
+                    "ready after healing",
+                    |r| r.ready,
+                )
+                .await;
+                if restart {
+                    cluster.crash(cut);
+                    clock.sleep(Duration::from_millis(500)).await;
+                    cluster.restart(cut);
+                    until(
+                        &shared,
+                        clock,
+                        (other, cut),
+                        seed,
+                        "ready after a restart",
+                        |r| r.ready,
+                    )
                     .await;
-            }
-            Outcome {
-                cut,
-                restarted: restart,
-                trace_hash: cluster.trace().hash(),
-            }
-        })
+                }
+                Outcome {
+                    cut,
+                    restarted: restart,
+                    trace_hash: cluster.trace().hash(),
+                }
+            },
+        )
         .await
     })
 }

@@ -146,7 +146,9 @@ impl<A: Actor> ActorRef<A> {
     /// Sends `msg` without waiting for it to be handled (a cast). Waits for
     /// room if the mailbox is full (backpressure).
     pub async fn tell(&self, msg: A::Msg) -> Result<(), SendError> {
-        self.send(self.envelope(msg, None)).await
+        let mut envelope = self.envelope(msg, None);
+        self.trace_out(&mut envelope, false);
+        self.send(envelope).await
     }
 
     /// Queues `envelope`, waiting for room.
@@ -163,6 +165,7 @@ impl<A: Actor> ActorRef<A> {
     pub async fn tell_with(&self, msg: A::Msg, headers: Headers) -> Result<(), SendError> {
         let mut envelope = self.envelope(msg, None);
         envelope.delivery = Delivery::of(headers);
+        self.trace_out(&mut envelope, false);
         self.send(envelope).await
     }
 
@@ -207,6 +210,48 @@ impl<A: Actor> ActorRef<A> {
             .await
     }
 
+    /// When the node traces and a span is current, the message
+    /// carries a trace context (a W3C `traceparent` in its headers, over
+    /// the wire too): an ask gets a client span of its own, returned to
+    /// end with the reply; a tell carries the current span. Headers that
+    /// already name a trace are left alone. Off, this is one load.
+    fn trace_out(&self, envelope: &mut Envelope<A>, ask: bool) -> Option<opentelemetry::Context> {
+        use opentelemetry::trace::TraceContextExt;
+        let traces = self.deadlines.env().traces();
+        if !traces.is_on() {
+            return None;
+        }
+        let current = opentelemetry::Context::current();
+        let span_context = current.span().span_context().clone();
+        if !span_context.is_valid()
+            || envelope
+                .delivery
+                .as_ref()
+                .is_some_and(|d| d.headers.trace.is_some())
+        {
+            return None;
+        }
+        // An unsampled trace is carried on as is (no client span to make),
+        // so the callee does not start a trace of its own.
+        let (carried, client) = if ask && span_context.is_sampled() {
+            let target =
+                opentelemetry::KeyValue::new("plexspaces.target", self.cell.id.to_string());
+            let client = traces.span(
+                "ask",
+                opentelemetry::trace::SpanKind::Client,
+                vec![target],
+                &current,
+            )?;
+            (client.clone(), Some(client))
+        } else {
+            (current, None)
+        };
+        let parent = crate::observability::traces::traceparent(&carried)?;
+        let delivery = envelope.delivery.get_or_insert_with(Box::default);
+        delivery.headers.trace = Some(parent);
+        client
+    }
+
     /// [`ActorRef::ask`] with headers for the actor's facets (see
     /// [`ActorRef::tell_with`]).
     pub async fn ask_with(
@@ -221,8 +266,28 @@ impl<A: Actor> ActorRef<A> {
         self.exchange(envelope, rx, timeout).await
     }
 
-    /// Queues an ask's envelope and waits for its answer until `timeout`.
+    /// Queues an ask's envelope and waits for its answer until `timeout`
+    /// (in a client span when traced).
     async fn exchange(
+        &self,
+        mut envelope: Envelope<A>,
+        rx: oneshot::Receiver<Result<A::Reply, AskError>>,
+        timeout: Duration,
+    ) -> Result<A::Reply, AskError> {
+        let client = self.trace_out(&mut envelope, true);
+        let answer = self.exchange_untraced(envelope, rx, timeout).await;
+        if let Some(client) = client {
+            use opentelemetry::trace::{Status, TraceContextExt};
+            let span = client.span();
+            if let Err(e) = &answer {
+                span.set_status(Status::error(e.to_string()));
+            }
+            span.end();
+        }
+        answer
+    }
+
+    async fn exchange_untraced(
         &self,
         envelope: Envelope<A>,
         rx: oneshot::Receiver<Result<A::Reply, AskError>>,

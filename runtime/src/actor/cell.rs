@@ -84,7 +84,11 @@ impl Cell {
             self.status
                 .swap(ActorStatus::Terminated.to_u8(), Ordering::AcqRel),
         );
-        debug_assert_eq!(old, ActorStatus::Creating, "only an unstarted cell is abandoned");
+        debug_assert_eq!(
+            old,
+            ActorStatus::Creating,
+            "only an unstarted cell is abandoned"
+        );
         if let (Some(kind), ActorStatus::Creating) = (&self.kind, old) {
             kind.starting.dec();
         }

@@ -533,7 +533,6 @@ async fn handle_with_facets<A: Actor>(
     // The id is borrowed from a second handle on the cell (an atomic
     // increment, where cloning the id would allocate per message).
     let cell = ctx.myself.cell.clone();
-    let id = &cell.id;
     let env = ctx.system.env().clone();
     // The delivery is lent to the facets here and handed back to the
     // context for the handler (`ctx.headers()`).
@@ -615,21 +614,31 @@ async fn handle_with_facets<A: Actor>(
             return None;
         }
     }
+    // Asked before the delivery moves to the context (the meta borrows it).
+    let span = ctx.facets.handler_span(&meta);
+    let trace = ctx.facets.trace_context();
     // The handler sees the headers through its context.
     let delivery = std::mem::replace(&mut ctx.delivery, delivery);
     debug_assert!(delivery.is_none(), "the context held no other delivery");
     let started = env.now();
-    let handled = if ctx.facets.wants_span() {
-        let span = tracing::info_span!("message", actor = %id, correlation = ctx.correlation);
-        tracing::Instrument::instrument(
-            AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind(),
-            span,
-        )
-        .await
-    } else {
-        AssertUnwindSafe(actor.handle(ctx, msg))
-            .catch_unwind()
-            .await
+    if let (Some(span), Some(trace)) = (&span, &trace) {
+        // The log lines carry the trace the handler runs in, even a new one.
+        use opentelemetry::trace::TraceContextExt;
+        let trace_id = trace.span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    let handling = AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind();
+    let handled = match (span, trace) {
+        (None, None) => handling.await,
+        (span, trace) => {
+            let handling =
+                tracing::Instrument::instrument(handling, span.unwrap_or_else(tracing::Span::none));
+            let handling = opentelemetry::context::FutureExt::with_context(
+                handling,
+                trace.unwrap_or_default(),
+            );
+            handling.await
+        }
     };
     let elapsed = env.now() - started;
     let delivery = ctx.delivery.take();

@@ -7,12 +7,12 @@
 //! what is still queued goes out on the next connection. Remote monitors
 //! are re-sent on every new connection.
 
-use super::meter::LinkMeter;
-use crate::observability::NodeMetrics;
 use super::Dist;
 use super::conn::{self, Side};
+use super::meter::LinkMeter;
 use crate::NodeName;
 use crate::actor::mailbox::{self, Receiver, Sender};
+use crate::observability::NodeMetrics;
 use crate::retry::Backoff;
 use crate::seams::{Clock, JoinHandle};
 use futures::channel::oneshot;
@@ -279,16 +279,15 @@ pub(crate) async fn run(dist: Arc<Dist>, link: Arc<Link>, mut queue: Receiver<Ou
                     link.peer.clone(),
                     Side::Dialed(link.clone()),
                 ));
-                let ended =
-                    write_connection(
-                        dist.env.metrics(),
-                        &link,
-                        writer,
-                        &mut queue,
-                        &mut batch,
-                        &mut reading,
-                    )
-                    .await;
+                let ended = write_connection(
+                    dist.env.metrics(),
+                    &link,
+                    writer,
+                    &mut queue,
+                    &mut batch,
+                    &mut reading,
+                )
+                .await;
                 reading.abort();
                 link.connection_lost();
                 match ended {

@@ -549,10 +549,30 @@ impl<A: DurableActor> Actor for Durable<A> {
         self.owned_at = Some(ctx.env().now());
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
         let started = env.now();
-        let report = self
-            .recover(&env, &id, &mut ctx.facets)
-            .await
-            .map_err(|e| ActorError::new(e.to_string()))?;
+        // An activation is a trace of its own (sampled as the node says).
+        let span = env.traces().span(
+            "activate",
+            opentelemetry::trace::SpanKind::Internal,
+            vec![
+                opentelemetry::KeyValue::new("plexspaces.actor", id.to_string()),
+                opentelemetry::KeyValue::new("plexspaces.node", env.node().to_string()),
+            ],
+            &opentelemetry::Context::new(),
+        );
+        let recovered = self.recover(&env, &id, &mut ctx.facets).await;
+        if let Some(cx) = span {
+            use opentelemetry::trace::TraceContextExt;
+            let span = cx.span();
+            match &recovered {
+                Ok(report) => span.set_attribute(opentelemetry::KeyValue::new(
+                    "plexspaces.replayed_messages",
+                    report.replayed_messages as i64,
+                )),
+                Err(e) => span.set_status(opentelemetry::trace::Status::error(e.to_string())),
+            }
+            span.end();
+        }
+        let report = recovered.map_err(|e| ActorError::new(e.to_string()))?;
         let metrics = env.metrics().journal();
         metrics
             .replay_latency

@@ -3,11 +3,11 @@
 
 use super::shared::SharedJournal;
 use crate::env::Env;
+use crate::observability::metrics::{BackendLabel, seconds};
+use crate::seams::Clock;
 use crate::seams::Rng;
 use futures::future::BoxFuture;
 use plexspaces_storage::disk::{Disk, DynDisk};
-use crate::observability::metrics::{BackendLabel, seconds};
-use crate::seams::Clock;
 use plexspaces_storage::journal::{
     Checkpoint, CommitObserver, FileJournal, Journal, JournalConfig, JournalEntry, JournalError,
     MemoryJournal,
@@ -162,7 +162,24 @@ impl JournalBackend {
         entries: &[&[u8]],
     ) -> Result<u64, JournalError> {
         let started = env.now();
+        let span = env.traces().child_span(
+            "journal.append",
+            opentelemetry::trace::SpanKind::Internal,
+            vec![
+                opentelemetry::KeyValue::new("plexspaces.journal.backend", self.metrics_label()),
+                opentelemetry::KeyValue::new("plexspaces.journal.stream", stream.to_string()),
+                opentelemetry::KeyValue::new("plexspaces.journal.entries", entries.len() as i64),
+            ],
+        );
         let appended = self.append_all(stream, entries).await;
+        if let Some(cx) = span {
+            use opentelemetry::trace::TraceContextExt;
+            if let Err(e) = &appended {
+                cx.span()
+                    .set_status(opentelemetry::trace::Status::error(e.to_string()));
+            }
+            cx.span().end();
+        }
         let metrics = env.metrics().journal();
         let label = BackendLabel {
             backend: self.metrics_label(),
@@ -174,7 +191,10 @@ impl JournalBackend {
                     .appends
                     .get_or_create(&label)
                     .inc_by(entries.len() as u64);
-                metrics.append_bytes.get_or_create(&label).inc_by(bytes as u64);
+                metrics
+                    .append_bytes
+                    .get_or_create(&label)
+                    .inc_by(bytes as u64);
                 metrics
                     .append_latency
                     .get_or_create(&label)

@@ -55,7 +55,11 @@ pub fn render_json(metrics: &NodeMetrics) -> String {
             ),
         };
         entry.insert("type".into(), json!(kind));
-        let key = if kind == "histogram" { "buckets" } else { "value" };
+        let key = if kind == "histogram" {
+            "buckets"
+        } else {
+            "value"
+        };
         entry.insert(key.into(), value);
         out.push(Value::Object(entry));
     }
@@ -91,7 +95,9 @@ mod tests {
         assert_eq!(messages["value"], 7.0);
         let handling = samples
             .iter()
-            .find(|s| s["name"] == "plexspaces_message_handling_seconds" && s["type"] == "histogram")
+            .find(|s| {
+                s["name"] == "plexspaces_message_handling_seconds" && s["type"] == "histogram"
+            })
             .expect("the histogram is exported");
         let buckets = handling["buckets"].as_array().unwrap();
         let at_5ms = buckets.iter().find(|b| b["le"] == 0.005).unwrap();

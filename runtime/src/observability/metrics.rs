@@ -412,7 +412,9 @@ impl Collector for Collectors {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding it left plain data: still sound to read.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Default for NodeMetrics {
@@ -912,7 +914,11 @@ mod tests {
         let m = NodeMetrics::new();
         let c = m.counter("orders", "orders placed").unwrap();
         c.inc();
-        assert_eq!(m.counter("orders", "again").unwrap().get(), 1, "same counter");
+        assert_eq!(
+            m.counter("orders", "again").unwrap().get(),
+            1,
+            "same counter"
+        );
         assert_eq!(
             m.gauge("orders", "a gauge").unwrap_err(),
             MetricError::TypeMismatch("orders".into())
@@ -944,7 +950,10 @@ mod tests {
         a.messages.inc_by(3);
         a.active.inc();
         let text = m.render_prometheus();
-        assert!(text.contains("plexspaces_messages_total{kind=\"Counter\"} 3"), "{text}");
+        assert!(
+            text.contains("plexspaces_messages_total{kind=\"Counter\"} 3"),
+            "{text}"
+        );
         assert!(
             text.contains("plexspaces_actors{kind=\"Counter\",state=\"active\"} 1"),
             "{text}"

@@ -6,12 +6,16 @@
 mod endpoint;
 mod export;
 pub mod health;
+mod http_client;
+pub mod logging;
 pub mod metrics;
 mod net_io;
 pub mod push;
+pub mod traces;
 
 pub use endpoint::{CONNECTIONS_MAX, OperatorEndpoint, REQUEST_DEADLINE};
 pub use export::render_json;
 pub use health::{CheckOutcome, Health, HealthError, Readiness};
 pub use metrics::{KindMetrics, MetricError, NodeMetrics};
 pub use push::PushConfig;
+pub use traces::{NodeTraces, Sampling, TraceConfig, TraceExporter};

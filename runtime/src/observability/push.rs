@@ -7,12 +7,9 @@
 //! The URL's host must be an IP address: the `Net` seam connects to socket
 //! addresses and resolves no names.
 
-use super::net_io::NetIo;
 use crate::env::Env;
 use crate::seams::{Clock, Spawn};
 use bytes::Bytes;
-use http_body_util::Full;
-use plexspaces_net::Net;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,9 +39,7 @@ impl PushConfig {
         if uri.scheme_str() != Some("http") {
             return Err(format!("{url:?}: only http:// is pushed to"));
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("{url:?}: no host"))?;
+        let authority = uri.authority().ok_or_else(|| format!("{url:?}: no host"))?;
         let addr: SocketAddr = authority.as_str().parse().map_err(|_| {
             format!("{url:?}: the host must be IP:PORT (the Net seam resolves no names)")
         })?;
@@ -93,37 +88,16 @@ pub fn ensure_pushing(env: &Env, config: PushConfig) {
 
 /// One push of the registry as it is now.
 pub async fn push_once(env: &Env, config: &PushConfig) -> Result<(), String> {
-    let connection = env
-        .net()
-        .connect(config.addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, driver) = hyper::client::conn::http1::handshake(NetIo::new(connection))
-        .await
-        .map_err(|e| e.to_string())?;
-    // The connection's driver runs beside the request.
-    let driving = env.spawn(async move {
-        let _ = driver.await;
-    });
     let body = env.metrics().render_prometheus();
-    let request = hyper::Request::put(format!(
-        "{}/instance/{}",
-        config.path,
-        env.node().as_str()
-    ))
-    .header(hyper::header::HOST, config.addr.to_string())
-    .header(
-        hyper::header::CONTENT_TYPE,
-        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-    )
-    .body(Full::new(Bytes::from(body)))
-    .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string());
-    driving.abort();
-    let response = response?;
+    let request = hyper::Request::put(format!("{}/instance/{}", config.path, env.node().as_str()))
+        .header(hyper::header::HOST, config.addr.to_string())
+        .header(
+            hyper::header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )
+        .body(Bytes::from(body))
+        .map_err(|e| e.to_string())?;
+    let response = super::http_client::send_to(env, config.addr, request).await?;
     if response.status().is_success() {
         Ok(())
     } else {

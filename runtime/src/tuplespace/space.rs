@@ -1,9 +1,9 @@
 //! One named, bounded, in-memory tuple space.
 
-use crate::observability::metrics::OpLabel;
 use super::index::{Indexed, Slot, TupleIndex};
 use super::value::{Pattern, Tuple};
 use crate::env::Env;
+use crate::observability::metrics::OpLabel;
 use crate::seams::{Clock, Instant};
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -379,10 +379,30 @@ impl TupleSpace {
         self.inner.state.locked()
     }
 
-    /// Counts one operation in the node's metrics.
+    /// Counts one operation in the node's metrics and, inside a trace,
+    /// records it on the current span (an event: the operations are quick
+    /// and many; a blocked `take` shows as the time until its event).
     fn count_op(&self, op: &'static str) {
-        let metrics = self.inner.env.metrics().services();
+        let env = &self.inner.env;
+        let metrics = env.metrics().services();
         metrics.tuplespace_ops.get_or_create(&OpLabel { op }).inc();
+        if env.traces().is_on() {
+            use opentelemetry::trace::TraceContextExt;
+            let cx = opentelemetry::Context::current();
+            let span = cx.span();
+            if span.span_context().is_sampled() {
+                span.add_event(
+                    "tuplespace",
+                    vec![
+                        opentelemetry::KeyValue::new("plexspaces.tuplespace.op", op),
+                        opentelemetry::KeyValue::new(
+                            "plexspaces.tuplespace.space",
+                            self.inner.name.clone(),
+                        ),
+                    ],
+                );
+            }
+        }
     }
 
     fn blocked_takers(&self) -> &prometheus_client::metrics::gauge::Gauge {

@@ -9,14 +9,15 @@
 //! sees its outcome. A recorded position whose step name differs from the
 //! name the code asks for is a divergence: the run fails with both names.
 
-use crate::observability::metrics::{KindLabel, seconds};
 use super::record::{Outcome, RunOp, RunRecord, RunReply, StepEntry};
 use super::{RetryPolicy, StepError, WorkflowError};
 use crate::env::Env;
+use crate::observability::metrics::{KindLabel, seconds};
 use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualRef};
 use futures::future::BoxFuture;
+use opentelemetry::trace::TraceContextExt;
 use plexspaces_storage::sync::LockExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -350,6 +351,9 @@ impl WorkflowContext {
         let recorded = self.shared.history.locked().get(&position).cloned();
         if let Some(step) = recorded {
             self.shared.metrics.replayed.inc();
+            if let Some(cx) = self.step_span(name, position.as_str(), true) {
+                cx.span().end();
+            }
             if step.name != name {
                 return Err(WorkflowError::Diverged {
                     position,
@@ -362,7 +366,23 @@ impl WorkflowContext {
         self.shared.check_live()?;
         let key = StepKey(format!("{}/{position}", self.shared.run_name));
         let started = self.shared.env.now();
-        let outcome = live(key).await?;
+        // Run inside the step's span, so what the step calls is traced
+        // under it.
+        let step = self.step_span(name, position.as_str(), false);
+        let outcome = match &step {
+            Some(cx) => {
+                opentelemetry::context::FutureExt::with_context(live(key), cx.clone()).await
+            }
+            None => live(key).await,
+        };
+        if let Some(cx) = step {
+            let span = cx.span();
+            if let Err(e) = &outcome {
+                span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+            }
+            span.end();
+        }
+        let outcome = outcome?;
         self.shared
             .metrics
             .executed
@@ -373,6 +393,25 @@ impl WorkflowContext {
         };
         let kept = self.shared.record(&position, step).await?;
         Ok(kept.outcome)
+    }
+
+    /// A span for step `name` under the run's (none outside a trace).
+    fn step_span(
+        &self,
+        name: &str,
+        position: &str,
+        replayed: bool,
+    ) -> Option<opentelemetry::Context> {
+        use opentelemetry::KeyValue;
+        self.shared.env.traces().child_span(
+            "workflow.step",
+            opentelemetry::trace::SpanKind::Internal,
+            vec![
+                KeyValue::new("plexspaces.step", name.to_string()),
+                KeyValue::new("plexspaces.step.position", position.to_string()),
+                KeyValue::new("plexspaces.replayed", replayed),
+            ],
+        )
     }
 
     fn value<T: DeserializeOwned>(name: &str, outcome: Outcome) -> Result<T, WorkflowError> {

@@ -4,11 +4,11 @@
 //! unfinished run placed on this node, so runs survive crashes and moves.
 
 use super::context::StepMetrics;
-use crate::observability::metrics::WorkflowLabel;
 use super::context::{RunShared, WorkflowContext, decode, encode};
 use super::index::{IndexOp, IndexReply};
 use super::record::{RunOp, RunReply};
 use super::{Engine, RunStatus, Workflow, WorkflowError};
+use crate::observability::metrics::WorkflowLabel;
 use crate::seams::{Clock, Rng};
 use futures::FutureExt;
 use plexspaces_storage::sync::LockExt;
@@ -103,13 +103,41 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
     // However this driver ends (even dropped with its node), renewals stop.
     let _stop_renewing = SetOnDrop(done.clone());
     let ctx = WorkflowContext::root(shared.clone());
-    let outcome = match decode::<W::Input>(&history.input, "the run's input") {
-        Ok(input) => AssertUnwindSafe(engine.workflow.run(ctx.clone(), input))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(WorkflowError::Failed("the workflow's code panicked".into()))),
-        Err(e) => Err(e),
+    // The run's span (a root, sampled as the node says): each step is a
+    // child of it, replayed ones marked.
+    let run_span = engine.env.traces().span(
+        format!("workflow {kind}"),
+        opentelemetry::trace::SpanKind::Internal,
+        vec![
+            opentelemetry::KeyValue::new("plexspaces.workflow.kind", kind.to_string()),
+            opentelemetry::KeyValue::new("plexspaces.workflow.run", run_name.to_string()),
+            opentelemetry::KeyValue::new("plexspaces.node", engine.env.node().to_string()),
+        ],
+        &opentelemetry::Context::new(),
+    );
+    let running = async {
+        match decode::<W::Input>(&history.input, "the run's input") {
+            Ok(input) => AssertUnwindSafe(engine.workflow.run(ctx.clone(), input))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(WorkflowError::Failed("the workflow's code panicked".into()))
+                }),
+            Err(e) => Err(e),
+        }
     };
+    let outcome = match &run_span {
+        Some(cx) => opentelemetry::context::FutureExt::with_context(running, cx.clone()).await,
+        None => running.await,
+    };
+    if let Some(cx) = run_span {
+        use opentelemetry::trace::TraceContextExt;
+        let span = cx.span();
+        if let Err(e) = &outcome {
+            span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+        span.end();
+    }
     // An output that cannot be encoded fails the run like any failure.
     let outcome = outcome.and_then(|output| encode(&output, "run's output"));
     let (status, output) = match outcome {
@@ -191,7 +219,11 @@ fn count_run(env: &crate::Env, kind: &str, status: &'static str) {
         kind: kind.to_string(),
         status,
     };
-    env.metrics().services().workflow_runs.get_or_create(&label).inc();
+    env.metrics()
+        .services()
+        .workflow_runs
+        .get_or_create(&label)
+        .inc();
 }
 
 /// Sets its flag when dropped.

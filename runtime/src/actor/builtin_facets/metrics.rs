@@ -6,8 +6,8 @@
 
 use crate::actor::ActorId;
 use crate::actor::facet::{
-    ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption, Failure,
-    Hook, Message, MessageMeta, OptionKind, Verdict, priority_in,
+    ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
+    Failure, Hook, Message, MessageMeta, OptionKind, Verdict, priority_in,
 };
 use crate::env::Env;
 use crate::observability::metrics::{ActorLabel, KindMetrics, label_safe, seconds};

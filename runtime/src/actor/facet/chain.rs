@@ -90,8 +90,14 @@ impl FacetChain {
         self.facets.is_empty()
     }
 
-    pub(crate) fn wants_span(&self) -> bool {
-        self.facets.iter().any(|f| f.wants_span())
+    /// The handler's `tracing` span, from the first facet giving one.
+    pub(crate) fn handler_span(&self, meta: &MessageMeta<'_>) -> Option<tracing::Span> {
+        self.facets.iter().find_map(|f| f.handler_span(meta))
+    }
+
+    /// The handler's trace context, from the first facet giving one.
+    pub(crate) fn trace_context(&self) -> Option<opentelemetry::Context> {
+        self.facets.iter().find_map(|f| f.trace_context())
     }
 
     /// The name of the facet at `at` (as `before` reported it).

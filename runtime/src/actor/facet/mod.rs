@@ -296,10 +296,19 @@ pub trait Facet: Any + Send {
         Hook::done()
     }
 
-    /// Whether the handler should run inside a tracing span (one per
-    /// message, with the actor id and correlation id).
-    fn wants_span(&self) -> bool {
-        false
+    /// A `tracing` span the handler runs inside (its events, and its
+    /// logging, carry the span's fields). The first facet in chain order
+    /// that gives one wins.
+    fn handler_span(&self, meta: &MessageMeta<'_>) -> Option<tracing::Span> {
+        let _ = meta;
+        None
+    }
+
+    /// The OpenTelemetry context the handler runs in (current for its
+    /// whole run, so the asks it makes carry it on). The first facet in
+    /// chain order that gives one wins.
+    fn trace_context(&self) -> Option<opentelemetry::Context> {
+        None
     }
 }
 
