@@ -15,6 +15,7 @@ use plexspaces::net::{ByteReader, ByteWriter, Connection, Listener, Net};
 use plexspaces::observability::health::CheckOutcome;
 use plexspaces::observability::push::{PushConfig, push_once};
 use plexspaces::observability::{OperatorEndpoint, render_json};
+use plexspaces::seams::Clock;
 use plexspaces::storage::journal::JournalConfig;
 use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 use plexspaces::{Env, NodeName};
@@ -95,6 +96,9 @@ enum Cmd {
     Add(u64),
     Fail,
     Custom,
+    /// Answers after a while (on the node's clock): an ask with a shorter
+    /// deadline times out.
+    Slow,
 }
 
 #[derive(Default)]
@@ -109,6 +113,7 @@ impl Actor for Tally {
         match msg {
             Cmd::Add(n) => self.total += n,
             Cmd::Fail => return Err(ActorError::new("refused")),
+            Cmd::Slow => ctx.env().sleep(Duration::from_millis(100)).await,
             Cmd::Custom => {
                 // Actor code registers its own metric through its facet.
                 let facet = ctx.facet::<MetricsFacet>().expect("the metrics facet");
@@ -167,6 +172,13 @@ async fn a_scrape_counts_a_known_workload() {
     tally.ask(Cmd::Fail, SECOND).await.unwrap_err();
     tally.ask(Cmd::Custom, SECOND).await.unwrap();
     assert_eq!(handle.snapshot().handled, 19);
+    // One ask that gives up before its answer.
+    let late = tally.ask(Cmd::Slow, Duration::from_millis(10)).await;
+    assert!(matches!(
+        late,
+        Err(plexspaces::actor::AskError::Timeout { .. })
+    ));
+    tally.ask(Cmd::Add(0), SECOND).await.unwrap();
     // A supervised child that crashes once is restarted once.
     let spec =
         SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::actor("worker", Tally::default));
@@ -194,8 +206,12 @@ async fn a_scrape_counts_a_known_workload() {
     let tally_kind = [("kind", "Tally")];
     assert_eq!(
         value(&scrape, "plexspaces_messages_total", &tally_kind),
-        Some(20.0),
-        "tally's 20 messages and none of the worker's"
+        Some(22.0),
+        "tally's 22 messages and none of the worker's"
+    );
+    assert_eq!(
+        value(&scrape, "plexspaces_asks_timed_out_total", &[]),
+        Some(1.0)
     );
     assert_eq!(
         value(&scrape, "plexspaces_message_failures_total", &tally_kind),
@@ -203,7 +219,7 @@ async fn a_scrape_counts_a_known_workload() {
     );
     assert_eq!(
         histogram_count(&scrape, "plexspaces_message_handling_seconds", &tally_kind),
-        20.0,
+        22.0,
         "the facet times each message of its kind"
     );
     assert_eq!(
@@ -274,7 +290,7 @@ async fn a_scrape_counts_a_known_workload() {
             .iter()
             .any(|s| s["name"] == "plexspaces_messages_total"
                 && s["labels"]["kind"] == "Tally"
-                && s["value"] == 20.0)
+                && s["value"] == 22.0)
     );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&render_json(env.metrics())).unwrap()["metrics"]
