@@ -54,6 +54,14 @@ impl opentelemetry_sdk::trace::SpanExporter for Discard {
 
 const CONFIGS: [&str; 4] = ["no facet", "metrics", "tracing 0.01", "tracing always"];
 
+/// `--only NAME` (a configuration's name): profile one configuration.
+fn only() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
 fn facets(config: &str) -> Vec<Box<dyn Facet>> {
     match config {
         "metrics" => vec![Box::new(MetricsFacet::new().0)],
@@ -118,12 +126,14 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
                 .build();
             env.traces().install_provider(provider).unwrap();
             let system = ActorSystem::new(env.clone());
+            let only = only();
             let actors: Vec<ActorRef<Counter>> = CONFIGS
                 .iter()
                 .enumerate()
                 .map(|(i, config)| {
+                    let wanted = only.as_deref().is_none_or(|o| o == *config);
                     let options = SpawnOptions {
-                        facets: facets(config),
+                        facets: if wanted { facets(config) } else { Vec::new() },
                         ..SpawnOptions::default()
                     };
                     system
@@ -142,6 +152,11 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
             for _ in 0..rounds {
                 floor.push(floor_round(n).await);
                 for (i, actor) in actors.iter().enumerate() {
+                    if only.as_deref().is_some_and(|o| o != CONFIGS[i]) {
+                        ask[i].push(f64::NAN);
+                        tell[i].push(f64::NAN);
+                        continue;
+                    }
                     ask[i].push(ask_round(actor, n).await);
                     tell[i].push(tell_round(actor, n).await);
                 }

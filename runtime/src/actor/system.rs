@@ -630,14 +630,13 @@ async fn handle_with_facets<A: Actor>(
     let handling = AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind();
     let handled = match (span, trace) {
         (None, None) => handling.await,
-        (span, trace) => {
-            let handling =
-                tracing::Instrument::instrument(handling, span.unwrap_or_else(tracing::Span::none));
-            let handling = opentelemetry::context::FutureExt::with_context(
-                handling,
-                trace.unwrap_or_default(),
-            );
-            handling.await
+        (Some(span), None) => tracing::Instrument::instrument(handling, span).await,
+        (None, Some(trace)) => {
+            opentelemetry::context::FutureExt::with_context(handling, trace).await
+        }
+        (Some(span), Some(trace)) => {
+            let handling = tracing::Instrument::instrument(handling, span);
+            opentelemetry::context::FutureExt::with_context(handling, trace).await
         }
     };
     let elapsed = env.now() - started;

@@ -109,7 +109,9 @@ pub struct OsRng {
 
 #[derive(Debug)]
 struct Pool {
-    bytes: [u8; 256],
+    /// Refilled by one `getrandom` call when spent: 4 KiB is 512 draws per
+    /// system call (trace and span ids draw three per traced message).
+    bytes: [u8; 4096],
     used: usize,
 }
 
@@ -118,8 +120,8 @@ impl OsRng {
     pub fn new() -> Self {
         OsRng {
             pool: Mutex::new(Pool {
-                bytes: [0; 256],
-                used: 256,
+                bytes: [0; 4096],
+                used: 4096,
             }),
         }
     }

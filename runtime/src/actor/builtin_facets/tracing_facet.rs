@@ -32,6 +32,8 @@ pub struct TracingFacet {
     traces: Option<NodeTraces>,
     /// The span of the message in hand.
     current: Option<Context>,
+    /// The span name of the actor's kind, interned once.
+    span_name: Option<&'static str>,
 }
 
 impl TracingFacet {
@@ -47,6 +49,7 @@ impl TracingFacet {
             service_name: None,
             traces: None,
             current: None,
+            span_name: None,
         }
     }
 
@@ -184,7 +187,8 @@ impl Facet for TracingFacet {
         };
         let parent = parent_from(meta.headers.trace.as_deref());
         let service = self.service_name.clone();
-        self.current = traces.span_with(span_name(meta.kind), kind, sampling, &parent, || {
+        let name = *self.span_name.get_or_insert_with(|| span_name(meta.kind));
+        self.current = traces.span_with(name, kind, sampling, &parent, || {
             let mut attributes = vec![
                 KeyValue::new("plexspaces.actor", meta.actor.to_string()),
                 KeyValue::new("plexspaces.kind", meta.kind.to_string()),
