@@ -160,8 +160,9 @@ impl ShardActor {
     async fn record(&mut self, ctx: &mut ShardContext, event: Event) -> Result<(), ShardReply> {
         let config = &self.common.config;
         let shard = self.shard.as_mut().expect(SHARD_LOADED);
+        let env = ctx.env().clone();
         match shard
-            .record(&config.journal, event, config.checkpoint_every)
+            .record(&env, &config.journal, event, config.checkpoint_every)
             .await
         {
             Ok(()) => Ok(()),

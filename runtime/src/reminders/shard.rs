@@ -178,11 +178,14 @@ impl Shard {
     /// events, saves a checkpoint so recovery stays short.
     pub(crate) async fn record(
         &mut self,
+        env: &crate::Env,
         journal: &JournalBackend,
         event: Event,
         checkpoint_every: u64,
     ) -> Result<(), JournalError> {
-        journal.append(&self.stream, &encode(&event)).await?;
+        journal
+            .append_all_metered(env, &self.stream, &[&encode(&event)])
+            .await?;
         self.apply(event);
         self.events_since_checkpoint += 1;
         if self.events_since_checkpoint >= checkpoint_every {
@@ -200,7 +203,7 @@ impl Shard {
             );
             let seq = journal.last_seq(&self.stream);
             journal
-                .save_checkpoint(&self.stream, seq, &encode(&snapshot))
+                .save_checkpoint_metered(env, &self.stream, seq, &encode(&snapshot))
                 .await?;
             self.events_since_checkpoint = 0;
         }

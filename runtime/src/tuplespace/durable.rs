@@ -211,7 +211,11 @@ impl DurableTupleSpace {
         event: &SpaceEvent,
     ) -> Result<(), JournalError> {
         let bytes = crate::codec::encode_own(event);
-        let seq = self.journal.append(&self.stream, &bytes).await?;
+        let env = self.space.env();
+        let seq = self
+            .journal
+            .append_all_metered(env, &self.stream, &[&bytes])
+            .await?;
         journaled.apply(event);
         journaled.since_checkpoint += 1;
         if journaled.since_checkpoint >= self.checkpoint_every {
@@ -220,7 +224,7 @@ impl DurableTupleSpace {
             // journal); the next change tries again.
             match self
                 .journal
-                .save_checkpoint(&self.stream, seq, &state)
+                .save_checkpoint_metered(env, &self.stream, seq, &state)
                 .await
             {
                 Ok(()) => journaled.since_checkpoint = 0,

@@ -370,6 +370,11 @@ impl TupleSpace {
         }
     }
 
+    /// The node the space lives on.
+    pub(crate) fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
     /// The space's name.
     pub fn name(&self) -> &str {
         &self.inner.name
