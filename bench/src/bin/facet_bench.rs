@@ -16,6 +16,9 @@
 
 #![allow(clippy::disallowed_methods, missing_docs)]
 
+#[path = "../ask_floor.rs"]
+mod ask_floor;
+use ask_floor::{floor_round, median};
 use plexspaces::actor::facet::{Facet, Hook, Message, Rejection, Verdict};
 use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, SpawnOptions};
 use plexspaces::{Env, NodeName};
@@ -90,28 +93,6 @@ async fn plex_round(actor: &ActorRef<Account>, asks: u64) -> f64 {
         actor.ask(Msg::Get, Duration::from_secs(5)).await.unwrap();
     }
     t.elapsed().as_nanos() as f64 / asks as f64
-}
-
-async fn floor_round(asks: u64) -> f64 {
-    use tokio::sync::{mpsc, oneshot};
-    let (tx, mut rx) = mpsc::channel::<oneshot::Sender<u64>>(1024);
-    tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            let _ = reply.send(0);
-        }
-    });
-    let t = Instant::now();
-    for _ in 0..asks {
-        let (reply, answer) = oneshot::channel();
-        tx.send(reply).await.unwrap();
-        answer.await.unwrap();
-    }
-    t.elapsed().as_nanos() as f64 / asks as f64
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
 }
 
 /// Runs every configuration on `rt`; returns the floor's and each

@@ -19,6 +19,9 @@
 
 #![allow(clippy::disallowed_methods, missing_docs)]
 
+#[path = "../ask_floor.rs"]
+mod ask_floor;
+use ask_floor::{floor_round, median};
 use plexspaces::actor::builtin_facets::{MetricsFacet, TracingFacet};
 use plexspaces::actor::facet::Facet;
 use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, SpawnOptions};
@@ -87,28 +90,6 @@ async fn tell_round(actor: &ActorRef<Counter>, tells: u64) -> f64 {
     // Every tell handled: the ask queues behind them.
     actor.ask(0, Duration::from_secs(30)).await.unwrap();
     t.elapsed().as_nanos() as f64 / tells as f64
-}
-
-async fn floor_round(asks: u64) -> f64 {
-    use tokio::sync::{mpsc, oneshot};
-    let (tx, mut rx) = mpsc::channel::<oneshot::Sender<u64>>(1024);
-    tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            let _ = reply.send(0);
-        }
-    });
-    let t = Instant::now();
-    for _ in 0..asks {
-        let (reply, answer) = oneshot::channel();
-        tx.send(reply).await.unwrap();
-        answer.await.unwrap();
-    }
-    t.elapsed().as_nanos() as f64 / asks as f64
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
 }
 
 struct Medians {

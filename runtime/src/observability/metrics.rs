@@ -107,42 +107,10 @@ pub struct WorkflowLabel {
     pub status: &'static str,
 }
 
-/// The runtime's own family names (after `plexspaces_`, before unit and
-/// `_total` suffixes), and the prefixes of its collectors' families.
-const RESERVED: [&str; 39] = [
-    "actors",
-    "actor_exits",
-    "messages",
-    "message_failures",
-    "messages_rejected",
-    "mailbox_depth",
-    "message_handling",
-    "message_handling_by_actor",
-    "asks_timed_out",
-    "supervisor_restarts",
-    "journal_appends",
-    "journal_append",
-    "journal_errors",
-    "journal_fsyncs",
-    "journal_fsync",
-    "journal_batch_records",
-    "journal_replay",
-    "journal_replayed_records",
-    "journal_checkpoints",
-    "remote",
-    "remote_frames",
-    "handshake_failures",
-    "tuplespace_operations",
-    "tuplespace_blocked_takers",
-    "workflow_runs",
-    "workflow_step",
-    "workflow_steps_replayed",
-    "reminders_due",
-    "reminders_fired",
-    "reminders_late",
-    "reminder_lateness",
+/// The families the runtime's collectors write at scrape time (after
+/// `plexspaces_`, before unit suffixes): reserved like the registered ones.
+const COLLECTED: [&str; 7] = [
     "cluster_members",
-    "metrics_pushes",
     "process_cpu",
     "process_resident_memory",
     "process_open_fds",
@@ -150,6 +118,31 @@ const RESERVED: [&str; 39] = [
     "runtime_tasks",
     "runtime_workers",
 ];
+
+/// Registers the runtime's families and remembers their names, so the
+/// names users may not take are the ones registered, not a second list.
+struct Families<'a> {
+    registry: &'a mut Registry,
+    names: std::collections::BTreeSet<String>,
+}
+
+impl Families<'_> {
+    fn add(&mut self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+        self.names.insert(name.to_string());
+        self.registry.register(name, help, metric);
+    }
+
+    fn add_unit(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Unit,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.names.insert(name.to_string());
+        self.registry.register_with_unit(name, help, unit, metric);
+    }
+}
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -440,55 +433,58 @@ impl NodeMetrics {
             asks_timed_out: Counter::default(),
             supervisor_restarts: Counter::default(),
         };
-        let r = &mut registry;
-        r.register(
+        let mut r = Families {
+            registry: &mut registry,
+            names: COLLECTED.iter().map(|n| n.to_string()).collect(),
+        };
+        r.add(
             "actors",
             "Live actors by kind and state",
             actors.actors.clone(),
         );
-        r.register(
+        r.add(
             "actor_exits",
             "Actor exits by kind, normal or failed",
             actors.exits.clone(),
         );
-        r.register(
+        r.add(
             "messages",
             "Messages taken from mailboxes, by actor kind",
             actors.messages.clone(),
         );
-        r.register(
+        r.add(
             "message_failures",
             "Handlers that returned an error or panicked, by actor kind",
             actors.failures.clone(),
         );
-        r.register(
+        r.add(
             "messages_rejected",
             "Messages a facet refused before the handler, by actor kind",
             actors.rejected.clone(),
         );
-        r.register(
+        r.add(
             "mailbox_depth",
             "Messages queued for the actors of a kind, as each last saw its mailbox",
             actors.mailbox_depth.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "message_handling",
             "Handler latency by actor kind (actors with a metrics facet)",
             Unit::Seconds,
             actors.handling.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "message_handling_by_actor",
             "Handler latency per actor (metrics facets configured per_actor)",
             Unit::Seconds,
             actors.handling_by_actor.clone(),
         );
-        r.register(
+        r.add(
             "asks_timed_out",
             "Asks whose reply did not come before the deadline",
             actors.asks_timed_out.clone(),
         );
-        r.register(
+        r.add(
             "supervisor_restarts",
             "Children restarted by supervisors",
             actors.supervisor_restarts.clone(),
@@ -506,62 +502,62 @@ impl NodeMetrics {
             replayed_records: Counter::default(),
             checkpoints: Counter::default(),
         };
-        r.register(
+        r.add(
             "journal_appends",
             "Journal records appended, by backend",
             journal.appends.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "journal_append",
             "Journal bytes appended, by backend",
             Unit::Bytes,
             journal.append_bytes.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "journal_append",
             "Time from an append to its record being durable, by backend",
             Unit::Seconds,
             journal.append_latency.clone(),
         );
-        r.register(
+        r.add(
             "journal_errors",
             "Journal operations that failed, by backend",
             journal.errors.clone(),
         );
-        r.register(
+        r.add(
             "journal_fsyncs",
             "Group commits (write and fdatasync) of the file journal",
             journal.fsyncs.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "journal_fsync",
             "Time to write and fdatasync one group commit",
             Unit::Seconds,
             journal.fsync_latency.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "journal_fsync",
             "Bytes made durable by group commits",
             Unit::Bytes,
             journal.fsync_bytes.clone(),
         );
-        r.register(
+        r.add(
             "journal_batch_records",
             "Records per group commit",
             journal.batch_records.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "journal_replay",
             "Time to recover one stream (checkpoint and replay)",
             Unit::Seconds,
             journal.replay_latency.clone(),
         );
-        r.register(
+        r.add(
             "journal_replayed_records",
             "Records replayed while recovering streams",
             journal.replayed_records.clone(),
         );
-        r.register(
+        r.add(
             "journal_checkpoints",
             "Checkpoints saved",
             journal.checkpoints.clone(),
@@ -571,18 +567,18 @@ impl NodeMetrics {
             frames: Family::default(),
             handshake_failures: Counter::default(),
         };
-        r.register_with_unit(
+        r.add_unit(
             "remote",
             "Bytes on node links, sent or received",
             Unit::Bytes,
             remote.bytes.clone(),
         );
-        r.register(
+        r.add(
             "remote_frames",
             "Frames on node links, sent or received",
             remote.frames.clone(),
         );
-        r.register(
+        r.add(
             "handshake_failures",
             "Node link handshakes that failed (either side)",
             remote.handshake_failures.clone(),
@@ -598,60 +594,60 @@ impl NodeMetrics {
             reminders_late: Counter::default(),
             reminder_lateness: latency_histogram(),
         };
-        r.register(
+        r.add(
             "tuplespace_operations",
             "Tuple space operations, by operation",
             services.tuplespace_ops.clone(),
         );
-        r.register(
+        r.add(
             "tuplespace_blocked_takers",
             "Tuple space reads and takes waiting for a match",
             services.tuplespace_blocked.clone(),
         );
-        r.register(
+        r.add(
             "workflow_runs",
             "Workflow runs by kind and status",
             services.workflow_runs.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "workflow_step",
             "Workflow step latency, steps executed (not replayed), by kind",
             Unit::Seconds,
             services.workflow_steps.clone(),
         );
-        r.register(
+        r.add(
             "workflow_steps_replayed",
             "Workflow steps answered from the journal, by kind",
             services.workflow_steps_replayed.clone(),
         );
-        r.register(
+        r.add(
             "reminders_due",
             "Reminder deliveries started (came due, or retried)",
             services.reminders_due.clone(),
         );
-        r.register(
+        r.add(
             "reminders_fired",
             "Reminder deliveries that succeeded",
             services.reminders_fired.clone(),
         );
-        r.register(
+        r.add(
             "reminders_late",
             "Reminders whose first delivery started over a second after due",
             services.reminders_late.clone(),
         );
-        r.register_with_unit(
+        r.add_unit(
             "reminder_lateness",
             "How long after its due time a reminder fired",
             Unit::Seconds,
             services.reminder_lateness.clone(),
         );
         let pushes = Family::<OutcomeLabel, Counter>::default();
-        r.register(
+        r.add(
             "metrics_pushes",
             "Pushes of this registry to a Pushgateway, by outcome",
             pushes.clone(),
         );
-        let reserved = RESERVED.iter().map(|n| n.to_string()).collect();
+        let reserved = r.names;
         let collectors = Arc::new(Collectors::default());
         registry.register_collector(Box::new(collectors.clone()));
         NodeMetrics {
@@ -833,8 +829,12 @@ impl NodeMetrics {
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
         let registry = lock(&self.inner.registry);
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
+        // Writing to a String cannot fail, but a collector (a user's,
+        // through `set_collector`) may report an error: the scrape keeps
+        // what was written and says so in the log, never panics.
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+            tracing::warn!("a metrics collector failed during a scrape: {e}");
+        }
         out
     }
 
@@ -842,8 +842,12 @@ impl NodeMetrics {
     pub fn render_openmetrics(&self) -> String {
         let mut out = String::new();
         let registry = lock(&self.inner.registry);
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
+        // Writing to a String cannot fail, but a collector (a user's,
+        // through `set_collector`) may report an error: the scrape keeps
+        // what was written and says so in the log, never panics.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::warn!("a metrics collector failed during a scrape: {e}");
+        }
         out
     }
 }
