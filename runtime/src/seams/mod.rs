@@ -9,5 +9,5 @@ mod spawn;
 pub use clock::{Clock, DynClock, Elapsed, Instant};
 pub use plexspaces_net::{ByteReader, ByteWriter, Connection, DynNet, Listener, Net, NetError};
 pub use plexspaces_storage::disk::{Disk, DiskError, DiskFile, DynDisk};
-pub use rng::{Rng, SeededRng};
+pub use rng::{LocalRng, Rng, SeededRng};
 pub use spawn::{JoinError, JoinHandle, Spawn, panic_message, spawn_on};
