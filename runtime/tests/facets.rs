@@ -11,8 +11,8 @@ mod support;
 use plexspaces::actor::builtin_facets::MetricsFacet;
 use plexspaces::actor::facet::{
     ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetError,
-    FacetOption, FacetSpec, Failure, Headers, Hook, Message, MessageMeta, OptionKind, Rejection,
-    Verdict,
+    FacetOption, FacetSpec, Failure, Headers, Hook, Hooks, Message, MessageMeta, OptionKind,
+    Rejection, Verdict,
 };
 use plexspaces::actor::{
     Actor, ActorError, ActorErrorKind, ActorId, ActorSystem, AskError, Context, SpawnOptions,
@@ -189,7 +189,7 @@ impl Facet for Trail {
         &'a mut self,
         _meta: &MessageMeta<'_>,
         reply: &(dyn Any + Send),
-        _elapsed: Duration,
+        _elapsed: Option<Duration>,
     ) -> Hook<'a> {
         let reply = reply.downcast_ref::<u64>().copied();
         self.log(format!("{} after {reply:?}", self.name));
@@ -199,7 +199,7 @@ impl Facet for Trail {
         &'a mut self,
         _meta: &MessageMeta<'_>,
         failure: &Failure<'_>,
-        _elapsed: Duration,
+        _elapsed: Option<Duration>,
     ) -> Hook<'a> {
         let what = match failure {
             Failure::Handler(e) => format!("handler: {}", e.message()),
@@ -939,4 +939,113 @@ async fn supervised_children_are_restarted_with_fresh_facets() {
     );
     let sup2 = system.spawn("sup2", Supervisor::new(bad)).unwrap();
     assert!(sup2.wait_exit().await.is_failure());
+}
+
+/// Would refuse every message, but names only `after` and `on_error` as
+/// its hooks: the chain never calls its `before`, and it hears every
+/// outcome; timed only when it asks.
+struct AfterOnly {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Facet for AfterOnly {
+    fn name(&self) -> &str {
+        "after-only"
+    }
+    fn priority(&self) -> i32 {
+        200
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::AFTER.with(Hooks::ON_ERROR)
+    }
+    fn before<'a>(&'a mut self, _msg: &Message<'_>) -> Hook<'a, Verdict> {
+        Hook::ready(Verdict::Reject(Rejection::new(
+            "before is not among my hooks",
+        )))
+    }
+    fn after<'a>(
+        &'a mut self,
+        _meta: &MessageMeta<'_>,
+        reply: &(dyn Any + Send),
+        elapsed: Option<Duration>,
+    ) -> Hook<'a> {
+        let balance = reply.downcast_ref::<u64>().copied().unwrap_or(u64::MAX);
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("ok {balance} timed {}", elapsed.is_some()));
+        Hook::done()
+    }
+    fn on_error<'a>(
+        &'a mut self,
+        _meta: &MessageMeta<'_>,
+        _failure: &Failure<'_>,
+        elapsed: Option<Duration>,
+    ) -> Hook<'a> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("error timed {}", elapsed.is_some()));
+        Hook::done()
+    }
+}
+
+/// A facet that asks for a timing on every message, and nothing else.
+struct Timer;
+
+impl Facet for Timer {
+    fn name(&self) -> &str {
+        "timer"
+    }
+    fn priority(&self) -> i32 {
+        100
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::TIMES
+    }
+}
+
+#[tokio::test]
+async fn the_chain_calls_only_the_hooks_a_facet_names_and_switches_loops_as_facets_come_and_go() {
+    let env = env("hooks", "n1").await;
+    let system = ActorSystem::new(env.clone());
+    let account = system.spawn("acct", Account::default()).unwrap();
+    let transfer = |amount| BankMsg::Transfer { amount };
+    assert_eq!(account.ask(transfer(1), SECOND).await.unwrap(), 1);
+    // Attached to a running actor: its loop takes the facets on.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    account
+        .attach_facet(Box::new(AfterOnly { seen: seen.clone() }))
+        .await
+        .unwrap();
+    assert_eq!(account.ask(transfer(2), SECOND).await.unwrap(), 3);
+    account.ask(BankMsg::Fail, SECOND).await.unwrap_err();
+    account.attach_facet(Box::new(Timer)).await.unwrap();
+    assert_eq!(account.ask(transfer(4), SECOND).await.unwrap(), 7);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["ok 3 timed false", "error timed false", "ok 7 timed true"],
+        "no before (nothing refused); timed once a facet asked"
+    );
+    // The last facet gone, the actor goes on without any.
+    assert!(account.detach_facet("after-only").await.unwrap());
+    assert!(account.detach_facet("timer").await.unwrap());
+    assert!(!account.detach_facet("timer").await.unwrap());
+    assert_eq!(account.ask(transfer(8), SECOND).await.unwrap(), 15);
+    for _ in 0..100 {
+        account.tell(transfer(1)).await.unwrap();
+    }
+    assert_eq!(account.ask(BankMsg::Balance, SECOND).await.unwrap(), 115);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "a detached facet hears nothing"
+    );
+    // And takes facets on again.
+    account
+        .attach_facet(Box::new(AfterOnly { seen: seen.clone() }))
+        .await
+        .unwrap();
+    assert_eq!(account.ask(BankMsg::Balance, SECOND).await.unwrap(), 115);
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "ok 115 timed false");
 }

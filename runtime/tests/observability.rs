@@ -14,7 +14,7 @@ use plexspaces::durability::{
 use plexspaces::net::{ByteReader, ByteWriter, Connection, Listener, Net};
 use plexspaces::observability::health::CheckOutcome;
 use plexspaces::observability::push::{PushConfig, push_once};
-use plexspaces::observability::{OperatorEndpoint, render_json};
+use plexspaces::observability::{OperatorEndpoint, Sampling, render_json};
 use plexspaces::seams::Clock;
 use plexspaces::storage::journal::JournalConfig;
 use plexspaces::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
@@ -158,7 +158,9 @@ async fn a_scrape_counts_a_known_workload() {
     let addr = endpoint.local_addr();
 
     // 20 messages to a plain actor, one of which fails; 3 via the facet.
+    // Every handler timed (the default times a sample).
     let (facet, handle) = MetricsFacet::new();
+    let facet = facet.latency_sampling(Sampling::Always);
     let options = SpawnOptions {
         facets: vec![Box::new(facet)],
         ..SpawnOptions::default()
@@ -511,4 +513,70 @@ async fn per_actor_series_come_and_go_with_their_actors() {
         .unwrap();
     plain.ask(Cmd::Add(1), SECOND).await.unwrap();
     assert!(!series(&env.metrics().render_prometheus()).contains(&"plain@n1".to_string()));
+}
+
+/// The facet's default times a sample of handlers (one in 32) and counts
+/// every message exactly; `never` times none; each share holds however
+/// the messages come (asks one by one, tells in batches).
+#[tokio::test]
+async fn handler_latency_is_sampled_and_message_counts_are_exact() {
+    let env = Env::tokio(NodeName::new("n1").unwrap());
+    let system = ActorSystem::new(env.clone());
+    let (sampled, sampled_handle) = MetricsFacet::new();
+    let (never, never_handle) = MetricsFacet::new();
+    let never = never.latency_sampling(Sampling::Never);
+    let a = system
+        .spawn_with(
+            "a",
+            Tally::default(),
+            SpawnOptions {
+                facets: vec![Box::new(sampled)],
+                ..SpawnOptions::default()
+            },
+        )
+        .unwrap();
+    let b = system
+        .spawn_with(
+            "b",
+            Tally::default(),
+            SpawnOptions {
+                facets: vec![Box::new(never)],
+                ..SpawnOptions::default()
+            },
+        )
+        .unwrap();
+    for i in 0..2_000u64 {
+        a.tell(Cmd::Add(i)).await.unwrap();
+        b.ask(Cmd::Add(i), SECOND).await.unwrap();
+    }
+    a.ask(Cmd::Add(0), SECOND).await.unwrap();
+    let timed = |snapshot: &plexspaces::actor::builtin_facets::MetricsSnapshot| {
+        snapshot.latency_buckets.iter().sum::<u64>()
+    };
+    let a_now = sampled_handle.snapshot();
+    assert_eq!(a_now.handled, 2_001, "every message counted");
+    // 2001 draws at 1/32: 62.5 expected, a standard deviation of 7.7.
+    assert!(
+        (25..=110).contains(&timed(&a_now)),
+        "{} of 2001 handlers timed at one in 32",
+        timed(&a_now)
+    );
+    let b_now = never_handle.snapshot();
+    assert_eq!(b_now.handled, 2_000);
+    assert_eq!(timed(&b_now), 0, "never times none");
+    let scrape = parse(&env.metrics().render_prometheus());
+    assert_eq!(
+        histogram_count(
+            &scrape,
+            "plexspaces_message_handling_seconds",
+            &[("kind", "Tally")]
+        ),
+        timed(&a_now) as f64,
+        "the kind's histogram holds the sample"
+    );
+    assert_eq!(
+        value(&scrape, "plexspaces_messages_total", &[("kind", "Tally")]),
+        Some(4_001.0),
+        "the kind's message count is exact"
+    );
 }

@@ -40,7 +40,7 @@ fn trace_into(env: &Env, exporter: &InMemorySpanExporter, sampling: Sampling) {
     let provider = NodeTraces::provider_builder(env, sampling)
         .with_simple_exporter(exporter.clone())
         .build();
-    env.traces().install_provider(provider).unwrap();
+    env.traces().install_provider(provider, sampling).unwrap();
 }
 
 fn traced() -> SpawnOptions {

@@ -217,13 +217,9 @@ impl<A: Actor> ActorRef<A> {
     /// already name a trace are left alone. Off, this is one load.
     fn trace_out(&self, envelope: &mut Envelope<A>, ask: bool) -> Option<opentelemetry::Context> {
         use opentelemetry::trace::TraceContextExt;
-        let traces = self.deadlines.env().traces();
-        if !traces.is_on() {
-            return None;
-        }
-        let current = opentelemetry::Context::current();
-        let span_context = current.span().span_context().clone();
-        if !span_context.is_valid()
+        let env = self.deadlines.env();
+        let traces = env.traces();
+        if !traces.is_on()
             || envelope
                 .delivery
                 .as_ref()
@@ -231,25 +227,46 @@ impl<A: Actor> ActorRef<A> {
         {
             return None;
         }
-        // An unsampled trace is carried on as is (no client span to make),
-        // so the callee does not start a trace of its own.
-        let (carried, client) = if ask && span_context.is_sampled() {
-            let target =
-                opentelemetry::KeyValue::new("plexspaces.target", self.cell.id.to_string());
-            let client = traces.span(
-                "ask",
-                opentelemetry::trace::SpanKind::Client,
-                vec![target],
-                &current,
-            )?;
-            (client.clone(), Some(client))
-        } else {
-            (current, None)
+        // Looked at in place (no clone of the context): most sends run
+        // under no span, or under one whose decision is only carried on.
+        let (sampled, carried) = opentelemetry::Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            (
+                sc.is_sampled(),
+                sc.is_valid()
+                    .then(|| crate::observability::traces::traceparent_of(sc)),
+            )
+        });
+        let parent = match carried {
+            // A sampled span's ask gets a client span of its own below.
+            Some(_) if ask && sampled => None,
+            // An unsampled trace is carried on as is (no client span to
+            // make), so the callee does not start a trace of its own.
+            Some(parent) => Some(parent),
+            // No span: the sender may run in a trace that is not sampled,
+            // whose decision the message carries on.
+            None => crate::observability::trace_scope::unsampled_traceparent(env),
         };
-        let parent = crate::observability::traces::traceparent(&carried)?;
+        if let Some(parent) = parent {
+            let delivery = envelope.delivery.get_or_insert_with(Box::default);
+            delivery.headers.trace = Some(parent);
+            return None;
+        }
+        if !(ask && sampled) {
+            return None;
+        }
+        let target = opentelemetry::KeyValue::new("plexspaces.target", self.cell.id.to_string());
+        let client = traces.span(
+            "ask",
+            opentelemetry::trace::SpanKind::Client,
+            vec![target],
+            &opentelemetry::Context::current(),
+        )?;
+        let parent = crate::observability::traces::traceparent(&client)?;
         let delivery = envelope.delivery.get_or_insert_with(Box::default);
         delivery.headers.trace = Some(parent);
-        client
+        Some(client)
     }
 
     /// [`ActorRef::ask`] with headers for the actor's facets (see

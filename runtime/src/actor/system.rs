@@ -4,7 +4,8 @@
 use super::actor_ref::{Delivery, Envelope, ReplySender};
 use super::cell::{Cell, ControlOp, Signal};
 use super::facet::{
-    Before, Facet, FacetChain, FacetError, FacetRegistry, Failure, Message, MessageMeta, Verdict,
+    Before, Facet, FacetChain, FacetError, FacetRegistry, Failure, HandlerTrace, Hooks, Message,
+    MessageMeta, Verdict,
 };
 use super::mailbox::{self, Receiver};
 use super::{
@@ -341,9 +342,26 @@ impl Drop for DroppedExit {
     }
 }
 
+/// How a message loop ended.
+enum LoopEnd<A: Actor> {
+    /// The actor exits: the reason, whether its state is still sound
+    /// (false after a panic in a handler), and the reply sender of the ask
+    /// whose handler panicked, if one did.
+    Exit(ExitReason, bool, Option<ReplySender<A>>),
+    /// Facets were attached to an actor that had none, or its last one
+    /// detached: go on in the other loop.
+    Switch,
+}
+
 /// Returns the exit reason, whether the actor's state is still sound
 /// (false after a panic in a handler), and the reply sender of the ask
 /// whose handler panicked, if one did.
+///
+/// Two loops: one for an actor without facets (the handler alone, its
+/// state inline in the actor's task) and one with (the facet chain around
+/// every message, in a future boxed once for as long as facets stay
+/// attached, so an actor without facets does not carry its size and an
+/// actor with them does not pay an allocation per message).
 async fn message_loop<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
@@ -352,47 +370,132 @@ async fn message_loop<A: Actor>(
 ) -> (ExitReason, bool, Option<ReplySender<A>>) {
     let mut batch = std::collections::VecDeque::new();
     loop {
-        // Signals (stop, facet control) go before the next message.
-        if let Some(signal) = cell.take_signal() {
-            match signal {
-                Signal::Stop(reason) => return (reason, true, None),
-                Signal::Control(op) => apply_control(ctx, op),
-            }
-            continue;
-        }
-        let envelope = match batch.pop_front() {
-            Some(envelope) => envelope,
-            None => {
-                // Drained: the kind's depth gauge no longer counts this
-                // actor's queue (a compare, no write, when it did not).
-                cell.report_depth(0);
-                let open = std::future::poll_fn(|cx| {
-                    cell.waker.register(cx.waker());
-                    if cell.has_signal() {
-                        return Poll::Ready(true);
-                    }
-                    rx.poll_recv_batch(cx, &mut batch)
-                })
-                .await;
-                if !open {
-                    return (ExitReason::Normal, true, None);
-                }
-                // Counted per batch taken, not per message: one atomic add
-                // however many came.
-                if let Some(kind) = &cell.kind {
-                    kind.messages.inc_by(batch.len() as u64);
-                }
-                cell.report_depth((batch.len() + rx.len()).saturating_sub(1) as u64);
-                continue;
-            }
+        let end = if ctx.facets.is_empty() {
+            plain_loop(actor, ctx, rx, cell, &mut batch).await
+        } else {
+            Box::pin(facet_loop(actor, ctx, rx, cell, &mut batch)).await
         };
-        if let Some((panic, asker)) = handle_one(actor, ctx, rx, batch.len(), envelope).await {
-            return (ExitReason::Panic(panic), false, asker);
-        }
-        if let Some(reason) = ctx.stop.take() {
-            return (reason, true, None);
+        match end {
+            LoopEnd::Exit(reason, intact, asker) => return (reason, intact, asker),
+            LoopEnd::Switch => continue,
         }
     }
+}
+
+/// The loop of an actor without facets.
+async fn plain_loop<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    rx: &mut Receiver<Envelope<A>>,
+    cell: &Arc<Cell>,
+    batch: &mut std::collections::VecDeque<Envelope<A>>,
+) -> LoopEnd<A> {
+    loop {
+        let envelope = match next_in_hand(ctx, cell, batch, false) {
+            Some(Ok(envelope)) => envelope,
+            Some(Err(end)) => return end,
+            None if refill(rx, cell, batch).await => continue,
+            None => return LoopEnd::Exit(ExitReason::Normal, true, None),
+        };
+        if let Some((panic, asker)) = handle_plain(actor, ctx, envelope).await {
+            return LoopEnd::Exit(ExitReason::Panic(panic), false, asker);
+        }
+        if let Some(reason) = ctx.stop.take() {
+            return LoopEnd::Exit(reason, true, None);
+        }
+    }
+}
+
+/// The loop of an actor with facets.
+async fn facet_loop<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    rx: &mut Receiver<Envelope<A>>,
+    cell: &Arc<Cell>,
+    batch: &mut std::collections::VecDeque<Envelope<A>>,
+) -> LoopEnd<A> {
+    // Held for the loop's life: the facets' meta borrows them, and a
+    // clone per message would be two atomic round trips each.
+    let env = ctx.system.env().clone();
+    loop {
+        let envelope = match next_in_hand(ctx, cell, batch, true) {
+            Some(Ok(envelope)) => envelope,
+            Some(Err(end)) => return end,
+            None if refill(rx, cell, batch).await => continue,
+            None => return LoopEnd::Exit(ExitReason::Normal, true, None),
+        };
+        let in_hand = batch.len() + rx.len();
+        let crash = if ctx
+            .facets
+            .has_any(Hooks::BEFORE.with(Hooks::SPAN).with(Hooks::TRACE))
+        {
+            handle_with_facets(actor, ctx, cell, &env, in_hand, envelope).await
+        } else {
+            handle_observed(actor, ctx, cell, &env, in_hand, envelope).await
+        };
+        if let Some((panic, asker)) = crash {
+            return LoopEnd::Exit(ExitReason::Panic(panic), false, asker);
+        }
+        if let Some(reason) = ctx.stop.take() {
+            return LoopEnd::Exit(reason, true, None);
+        }
+    }
+}
+
+/// The next message in hand, after any signal (stop, facet control)
+/// waiting before it; `None` when the batch is drained (then
+/// [`refill`]); or how the loop ends. `with_facets` says which loop asks:
+/// a control signal that attaches the first facet or detaches the last
+/// switches loops. Not async: the loops call it per message, and a future
+/// per message would cost more than the work.
+fn next_in_hand<A: Actor>(
+    ctx: &mut Context<A>,
+    cell: &Cell,
+    batch: &mut std::collections::VecDeque<Envelope<A>>,
+    with_facets: bool,
+) -> Option<Result<Envelope<A>, LoopEnd<A>>> {
+    // Signals (stop, facet control) go before the next message.
+    while let Some(signal) = cell.take_signal() {
+        match signal {
+            Signal::Stop(reason) => return Some(Err(LoopEnd::Exit(reason, true, None))),
+            Signal::Control(op) => {
+                apply_control(ctx, op);
+                if ctx.facets.is_empty() == with_facets {
+                    return Some(Err(LoopEnd::Switch));
+                }
+            }
+        }
+    }
+    batch.pop_front().map(Ok)
+}
+
+/// Waits for the next batch of messages (or a signal); false once the
+/// mailbox is closed and empty.
+async fn refill<A: Actor>(
+    rx: &mut Receiver<Envelope<A>>,
+    cell: &Cell,
+    batch: &mut std::collections::VecDeque<Envelope<A>>,
+) -> bool {
+    // Drained: the kind's depth gauge no longer counts this actor's queue
+    // (a compare, no write, when it did not).
+    cell.report_depth(0);
+    let open = std::future::poll_fn(|cx| {
+        cell.waker.register(cx.waker());
+        if cell.has_signal() {
+            return Poll::Ready(true);
+        }
+        rx.poll_recv_batch(cx, batch)
+    })
+    .await;
+    if open {
+        // Counted per batch taken, not per message: one atomic add however
+        // many came.
+        if let Some(kind) = &cell.kind {
+            kind.messages.inc_by(batch.len() as u64);
+        }
+        cell.report_depth((batch.len() + rx.len()).saturating_sub(1) as u64);
+    }
+    open
 }
 
 fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
@@ -428,13 +531,11 @@ fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
 /// sender (if it was an ask), to be dropped once the exit is published.
 type Crash<A> = (String, Option<ReplySender<A>>);
 
-/// Runs one message through the facets and the handler; returns the panic
-/// if the handler panicked.
-async fn handle_one<A: Actor>(
+/// Runs one message through the handler of an actor without facets;
+/// returns the panic if the handler panicked.
+async fn handle_plain<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
-    rx: &Receiver<Envelope<A>>,
-    in_hand: usize,
     envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
     let Envelope {
@@ -448,37 +549,24 @@ async fn handle_one<A: Actor>(
     }
     ctx.correlation = correlation;
     ctx.delivery = delivery;
-    if ctx.facets.is_empty() {
-        // The fast path: no facet to consult, nothing to time.
-        return match AssertUnwindSafe(actor.handle(ctx, msg))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => {
-                if result.is_err() {
-                    count_failure(ctx);
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(result.map_err(AskError::Failed));
-                }
-                None
-            }
-            Err(panic) => {
+    match AssertUnwindSafe(actor.handle(ctx, msg))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => {
+            if result.is_err() {
                 count_failure(ctx);
-                Some((panic_message(panic.as_ref()), reply))
             }
-        };
+            if let Some(reply) = reply {
+                let _ = reply.send(result.map_err(AskError::Failed));
+            }
+            None
+        }
+        Err(panic) => {
+            count_failure(ctx);
+            Some((panic_message(panic.as_ref()), reply))
+        }
     }
-    // The facet path lives in its own (boxed) future, so an actor without
-    // facets does not carry its state in every idle task.
-    Box::pin(handle_with_facets(
-        actor,
-        ctx,
-        rx.len() + in_hand,
-        msg,
-        reply,
-    ))
-    .await
 }
 
 /// A handler returned an error or panicked: counted for its kind.
@@ -523,32 +611,95 @@ macro_rules! run_after {
     };
 }
 
+/// Tells the facets how the handler did and answers the asker; comes to
+/// the panic if the handler panicked. A macro, not an async fn: expanded
+/// in the caller's future, it costs no second future per message.
+macro_rules! settle {
+    ($ctx:expr, $cell:expr, $env:expr, $mailbox_len:expr, $reply:expr, $handled:expr, $elapsed:expr) => {{
+        let (ctx, reply, elapsed): (&mut Context<A>, Option<ReplySender<A>>, Option<Duration>) =
+            ($ctx, $reply, $elapsed);
+        let delivery = ctx.delivery.take();
+        let meta = meta_of::<A>(
+            $cell,
+            ctx.correlation,
+            $mailbox_len,
+            reply.is_some(),
+            delivery.as_deref(),
+            $env,
+        );
+        match $handled {
+            Ok(Ok(value)) => {
+                if ctx.facets.has(Hooks::AFTER) {
+                    run_after!(ctx.facets, &meta, &value, elapsed);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(value));
+                }
+                None
+            }
+            Ok(Err(error)) => {
+                count_failure(ctx);
+                ctx.facets
+                    .on_error(&meta, &Failure::Handler(&error), elapsed, None)
+                    .await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(AskError::Failed(error)));
+                }
+                None
+            }
+            Err(panic) => {
+                count_failure(ctx);
+                let panic = panic_message(panic.as_ref());
+                ctx.facets
+                    .on_error(&meta, &Failure::Panicked(&panic), elapsed, None)
+                    .await;
+                Some((panic, reply))
+            }
+        }
+    }};
+}
+
+/// Runs one message through the facets and the handler; returns the panic
+/// if the handler panicked. `mailbox_len` counts the messages behind it.
 async fn handle_with_facets<A: Actor>(
     actor: &mut A,
     ctx: &mut Context<A>,
+    cell: &Cell,
+    env: &Env,
     mailbox_len: usize,
-    msg: A::Msg,
-    reply: Option<ReplySender<A>>,
+    envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
-    // The id is borrowed from a second handle on the cell (an atomic
-    // increment, where cloning the id would allocate per message).
-    let cell = ctx.myself.cell.clone();
-    let env = ctx.system.env().clone();
+    let Envelope {
+        msg,
+        reply,
+        correlation,
+        delivery,
+    } = envelope;
+    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
+        tick.store(false, std::sync::atomic::Ordering::Release);
+    }
+    ctx.correlation = correlation;
     // The delivery is lent to the facets here and handed back to the
-    // context for the handler (`ctx.headers()`).
-    let delivery = ctx.delivery.take();
+    // context for the handler (`ctx.headers()`); the previous message's
+    // (left by the plain loop before a switch) goes.
+    ctx.delivery = None;
     let meta = meta_of::<A>(
-        &cell,
+        cell,
         ctx.correlation,
         mailbox_len,
         reply.is_some(),
         delivery.as_deref(),
-        &env,
+        env,
     );
     // Each hook is called with a fresh borrow of the payload, dropped
     // before its result is awaited (the payload need not be `Sync`).
     let mut decided = Before::Continue;
-    for at in 0..ctx.facets.len() {
+    let befores = if ctx.facets.has(Hooks::BEFORE) {
+        ctx.facets.len()
+    } else {
+        0
+    };
+    for at in 0..befores {
         let hook = {
             let message = Message {
                 meta,
@@ -580,9 +731,7 @@ async fn handle_with_facets<A: Actor>(
                 by: &by,
                 rejection: &rejection,
             };
-            ctx.facets
-                .on_error(&meta, &failure, Duration::ZERO, Some(at))
-                .await;
+            ctx.facets.on_error(&meta, &failure, None, Some(at)).await;
             if let Some(reply) = reply {
                 let error = ActorError::rejected(&by, &rejection.reason);
                 let _ = reply.send(Err(AskError::Failed(error)));
@@ -592,7 +741,7 @@ async fn handle_with_facets<A: Actor>(
         Before::Answered { at, answer } => {
             let answered = match answer.downcast::<A::Reply>() {
                 Ok(value) => {
-                    run_after!(ctx.facets, &meta, &*value, Duration::ZERO);
+                    run_after!(ctx.facets, &meta, &*value, None);
                     Ok(*value)
                 }
                 Err(_) => {
@@ -602,9 +751,7 @@ async fn handle_with_facets<A: Actor>(
                         std::any::type_name::<A::Reply>()
                     ));
                     let failure = Failure::Handler(&error);
-                    ctx.facets
-                        .on_error(&meta, &failure, Duration::ZERO, None)
-                        .await;
+                    ctx.facets.on_error(&meta, &failure, None, None).await;
                     Err(error)
                 }
             };
@@ -615,65 +762,76 @@ async fn handle_with_facets<A: Actor>(
         }
     }
     // Asked before the delivery moves to the context (the meta borrows it).
-    let span = ctx.facets.handler_span(&meta);
-    let trace = ctx.facets.trace_context();
+    let span = if ctx.facets.has(Hooks::SPAN) {
+        ctx.facets.handler_span(&meta)
+    } else {
+        None
+    };
+    let trace = if ctx.facets.has(Hooks::TRACE) {
+        ctx.facets.trace_context()
+    } else {
+        None
+    };
     // The handler sees the headers through its context.
     let delivery = std::mem::replace(&mut ctx.delivery, delivery);
     debug_assert!(delivery.is_none(), "the context held no other delivery");
-    let started = env.now();
-    if let (Some(span), Some(trace)) = (&span, &trace) {
+    // The clock is read only if a facet wants this handler timed.
+    let started = ctx.facets.times().then(|| env.now());
+    if let (Some(span), Some(HandlerTrace::Context(trace))) = (&span, &trace) {
         // The log lines carry the trace the handler runs in, even a new one.
         use opentelemetry::trace::TraceContextExt;
         let trace_id = trace.span().span_context().trace_id();
         span.record("trace_id", tracing::field::display(trace_id));
     }
     let handling = AssertUnwindSafe(actor.handle(ctx, msg)).catch_unwind();
+    // One arm per wrapping: each a future type of its own, none nested in
+    // a helper future.
+    use crate::observability::trace_scope::InUnsampled;
+    use opentelemetry::context::FutureExt as _;
+    use tracing::Instrument as _;
     let handled = match (span, trace) {
         (None, None) => handling.await,
-        (Some(span), None) => tracing::Instrument::instrument(handling, span).await,
-        (None, Some(trace)) => {
-            opentelemetry::context::FutureExt::with_context(handling, trace).await
+        (None, Some(HandlerTrace::Unsampled(trace))) => InUnsampled::new(trace, handling).await,
+        (None, Some(HandlerTrace::Context(cx))) => handling.with_context(cx).await,
+        (Some(span), None) => handling.instrument(span).await,
+        (Some(span), Some(HandlerTrace::Unsampled(trace))) => {
+            InUnsampled::new(trace, handling.instrument(span)).await
         }
-        (Some(span), Some(trace)) => {
-            let handling = tracing::Instrument::instrument(handling, span);
-            opentelemetry::context::FutureExt::with_context(handling, trace).await
+        (Some(span), Some(HandlerTrace::Context(cx))) => {
+            handling.instrument(span).with_context(cx).await
         }
     };
-    let elapsed = env.now() - started;
-    let delivery = ctx.delivery.take();
-    let meta = meta_of::<A>(
-        &cell,
-        ctx.correlation,
-        mailbox_len,
-        reply.is_some(),
-        delivery.as_deref(),
-        &env,
-    );
-    match handled {
-        Ok(Ok(value)) => {
-            run_after!(ctx.facets, &meta, &value, elapsed);
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(value));
-            }
-            None
-        }
-        Ok(Err(error)) => {
-            count_failure(ctx);
-            ctx.facets
-                .on_error(&meta, &Failure::Handler(&error), elapsed, None)
-                .await;
-            if let Some(reply) = reply {
-                let _ = reply.send(Err(AskError::Failed(error)));
-            }
-            None
-        }
-        Err(panic) => {
-            count_failure(ctx);
-            let panic = panic_message(panic.as_ref());
-            ctx.facets
-                .on_error(&meta, &Failure::Panicked(&panic), elapsed, None)
-                .await;
-            Some((panic, reply))
-        }
+    let elapsed = started.map(|started| env.now() - started);
+    settle!(ctx, cell, env, mailbox_len, reply, handled, elapsed)
+}
+
+/// Runs one message through the handler of an actor whose facets only
+/// observe outcomes (no `before`, span or trace: the metrics facet's
+/// shape), without the steps they would skip.
+async fn handle_observed<A: Actor>(
+    actor: &mut A,
+    ctx: &mut Context<A>,
+    cell: &Cell,
+    env: &Env,
+    mailbox_len: usize,
+    envelope: Envelope<A>,
+) -> Option<Crash<A>> {
+    let Envelope {
+        msg,
+        reply,
+        correlation,
+        delivery,
+    } = envelope;
+    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
+        tick.store(false, std::sync::atomic::Ordering::Release);
     }
+    ctx.correlation = correlation;
+    ctx.delivery = delivery;
+    // The clock is read only if a facet wants this handler timed.
+    let started = ctx.facets.times().then(|| env.now());
+    let handled = AssertUnwindSafe(actor.handle(ctx, msg))
+        .catch_unwind()
+        .await;
+    let elapsed = started.map(|started| env.now() - started);
+    settle!(ctx, cell, env, mailbox_len, reply, handled, elapsed)
 }

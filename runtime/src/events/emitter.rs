@@ -5,7 +5,7 @@ use super::subscribe::EventRelay;
 use super::{DropPolicy, EVENTS_NAMESPACE, EVENTS_TENANT, Event, EventsError, check_topic};
 use crate::actor::facet::{
     ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
-    OptionKind, priority_in,
+    Hooks, OptionKind, priority_in,
 };
 use crate::actor::{ActorId, ActorSystem};
 use crate::seams::{Rng, Spawn};
@@ -260,6 +260,11 @@ impl Facet for EventEmitterFacet {
 
     fn priority(&self) -> i32 {
         self.priority
+    }
+
+    fn hooks(&self) -> Hooks {
+        // Sees no message: it holds the outbox the actor emits through.
+        Hooks::NONE
     }
 
     fn on_attach(&mut self, actor: &ActorId) {

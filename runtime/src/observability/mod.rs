@@ -11,6 +11,8 @@ pub mod logging;
 pub mod metrics;
 mod net_io;
 pub mod push;
+pub mod sampling;
+pub mod trace_scope;
 pub mod traces;
 
 pub use endpoint::{CONNECTIONS_MAX, OperatorEndpoint, REQUEST_DEADLINE};

@@ -42,40 +42,8 @@ use std::sync::{Arc, OnceLock};
 /// ratio (a float in 0..=1), overriding the node's.
 pub const SAMPLING_RATIO_ATTRIBUTE: &str = "plexspaces.sampling.ratio";
 
-/// How root spans are sampled.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Sampling {
-    /// Every trace.
-    Always,
-    /// None.
-    Never,
-    /// This share of traces (0..=1), decided by trace id.
-    Ratio(f64),
-}
-
-impl Sampling {
-    fn ratio(self) -> f64 {
-        match self {
-            Sampling::Always => 1.0,
-            Sampling::Never => 0.0,
-            Sampling::Ratio(r) => r.clamp(0.0, 1.0),
-        }
-    }
-
-    /// Reads `always`, `never` or a ratio such as `0.01`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "always" => Ok(Sampling::Always),
-            "never" => Ok(Sampling::Never),
-            ratio => match ratio.parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => Ok(Sampling::Ratio(r)),
-                _ => Err(format!(
-                    "sampler {text:?} is not always, never or a ratio in 0..=1"
-                )),
-            },
-        }
-    }
-}
+pub use super::sampling::Sampling;
+use super::sampling::admits_bits;
 
 /// Where a node's spans go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +95,8 @@ impl std::error::Error for TraceError {}
 struct Installed {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    /// How traces starting on this node are sampled.
+    root: Sampling,
 }
 
 /// A node's tracer, once installed. Cheap to clone; clones share it.
@@ -164,12 +134,13 @@ impl NodeTraces {
             }
             TraceExporter::Console => builder.with_simple_exporter(ConsoleExporter),
         };
-        self.install_provider(builder.build())
+        self.install_provider(builder.build(), config.sampling)
     }
 
     /// A provider builder with the node's sampler and seam-drawn ids; add
     /// an exporter (the SDK's in-memory one in tests and simulations) and
-    /// pass the provider to [`NodeTraces::install_provider`].
+    /// pass the provider to [`NodeTraces::install_provider`] with the same
+    /// `sampling`.
     pub fn provider_builder(env: &Env, sampling: Sampling) -> TracerProviderBuilder {
         SdkTracerProvider::builder()
             .with_sampler(NodeSampler { root: sampling })
@@ -178,12 +149,28 @@ impl NodeTraces {
             })
     }
 
-    /// Installs `provider` as the node's.
-    pub fn install_provider(&self, provider: SdkTracerProvider) -> Result<(), TraceError> {
+    /// Installs `provider` as the node's; `root` is the sampling its
+    /// builder was given (tracing facets without a sampler of their own
+    /// decide by it before any span is built).
+    pub fn install_provider(
+        &self,
+        provider: SdkTracerProvider,
+        root: Sampling,
+    ) -> Result<(), TraceError> {
         let tracer = provider.tracer("plexspaces");
         self.installed
-            .set(Installed { provider, tracer })
+            .set(Installed {
+                provider,
+                tracer,
+                root,
+            })
             .map_err(|_| TraceError::AlreadyInstalled)
+    }
+
+    /// How traces starting on this node are sampled (never, while tracing
+    /// is off).
+    pub fn root_sampling(&self) -> Sampling {
+        self.installed.get().map_or(Sampling::Never, |i| i.root)
     }
 
     /// Whether the node traces at all.
@@ -264,15 +251,52 @@ impl NodeTraces {
     }
 }
 
+impl NodeTraces {
+    /// A root span whose sampling its caller decided already (a tracing
+    /// facet's [`Sampler`](super::sampling::Sampler) admitted it): recorded
+    /// whatever the node's root ratio.
+    pub(crate) fn admitted_root(
+        &self,
+        name: &'static str,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Option<Context> {
+        let tracer = self.tracer()?;
+        ROOT_ADMITTED.with(|admitted| admitted.set(true));
+        let span = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &Context::new());
+        ROOT_ADMITTED.with(|admitted| admitted.set(false));
+        Some(Context::new().with_span(span))
+    }
+}
+
+thread_local! {
+    /// Set while [`NodeTraces::admitted_root`] starts its span: the
+    /// sampler records that root without deciding again.
+    static ROOT_ADMITTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The W3C `traceparent` of `cx`'s span, if it has a valid one.
 pub fn traceparent(cx: &Context) -> Option<String> {
-    use opentelemetry::propagation::TextMapPropagator;
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier: HashMap<String, String> = HashMap::with_capacity(2);
-    TraceContextPropagator::new().inject_context(cx, &mut carrier);
-    carrier.remove("traceparent")
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| traceparent_of(sc))
+}
+
+/// The W3C `traceparent` (version 00) of a valid span context: what the
+/// SDK's propagator writes, without its map.
+pub(crate) fn traceparent_of(sc: &opentelemetry::trace::SpanContext) -> String {
+    debug_assert!(sc.is_valid(), "a traceparent names a valid span");
+    let flags = sc.trace_flags() & opentelemetry::trace::TraceFlags::SAMPLED;
+    format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        flags.to_u8()
+    )
 }
 
 /// The remote parent a `traceparent` names (an empty context if it is
@@ -308,6 +332,7 @@ impl ShouldSample for NodeSampler {
             .filter(|sc| sc.is_valid());
         let sampled = match &parent {
             Some(parent) => parent.is_sampled(),
+            None if ROOT_ADMITTED.with(std::cell::Cell::get) => true,
             None => {
                 let ratio = attributes
                     .iter()
@@ -335,18 +360,10 @@ impl ShouldSample for NodeSampler {
 /// Whether `ratio` admits `trace_id`: its low 63 bits against the ratio,
 /// as OpenTelemetry's ratio sampler does, so nodes agree.
 fn ratio_admits(trace_id: TraceId, ratio: f64) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    if ratio <= 0.0 {
-        return false;
-    }
     let bytes = trace_id.to_bytes();
     let mut low = [0u8; 8];
     low.copy_from_slice(&bytes[8..]);
-    let rnd = u64::from_be_bytes(low) >> 1;
-    let bound = (ratio * (1u64 << 63) as f64) as u64;
-    rnd < bound
+    admits_bits(u64::from_be_bytes(low), ratio)
 }
 
 /// Trace and span ids drawn from the node's `Rng` seam.
@@ -494,7 +511,5 @@ mod tests {
             );
         }
         assert_eq!(traceparent(&Context::new()), None);
-        assert_eq!(Sampling::parse("0.25"), Ok(Sampling::Ratio(0.25)));
-        assert!(Sampling::parse("2").is_err() && Sampling::parse("sometimes").is_err());
     }
 }

@@ -23,7 +23,7 @@
 
 use super::host::Host;
 use crate::actor::ActorId;
-use crate::actor::facet::Facet;
+use crate::actor::facet::{Facet, Hooks};
 use crate::durability::DurableActor;
 use crate::env::NodeName;
 use plexspaces_storage::journal::{Journal, JournalError};
@@ -384,6 +384,11 @@ impl Facet for MobilityFacet {
     fn priority(&self) -> i32 {
         // Persistence band: placement, closest to the handler.
         50
+    }
+
+    fn hooks(&self) -> Hooks {
+        // Sees no message: the actor asks it to move.
+        Hooks::NONE
     }
 
     fn on_attach(&mut self, _actor: &ActorId) {

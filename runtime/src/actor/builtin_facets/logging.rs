@@ -5,7 +5,7 @@
 
 use crate::actor::facet::{
     ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
-    Failure, Hook, Message, MessageMeta, OptionKind, Verdict, priority_in,
+    Failure, Hook, Hooks, Message, MessageMeta, OptionKind, Verdict, priority_in,
 };
 use crate::env::Env;
 use crate::observability::logging::{self, LogConfig};
@@ -181,7 +181,7 @@ impl Facet for LoggingFacet {
         &'a mut self,
         meta: &MessageMeta<'_>,
         _reply: &(dyn Any + Send),
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
         event_at!(
             self.level,
@@ -190,7 +190,7 @@ impl Facet for LoggingFacet {
             correlation = meta.correlation,
             tenant = meta.headers.tenant.as_deref().unwrap_or(""),
             trace_id = trace_id(meta.headers.trace.as_deref()),
-            elapsed_us = elapsed.as_micros() as u64,
+            elapsed_us = elapsed.map(|e| e.as_micros() as u64),
             "message handled"
         );
         Hook::done()
@@ -200,7 +200,7 @@ impl Facet for LoggingFacet {
         &'a mut self,
         meta: &MessageMeta<'_>,
         failure: &Failure<'_>,
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
         tracing::warn!(
             actor = %meta.actor,
@@ -208,11 +208,19 @@ impl Facet for LoggingFacet {
             correlation = meta.correlation,
             tenant = meta.headers.tenant.as_deref().unwrap_or(""),
             trace_id = trace_id(meta.headers.trace.as_deref()),
-            elapsed_us = elapsed.as_micros() as u64,
+            elapsed_us = elapsed.map(|e| e.as_micros() as u64),
             ?failure,
             "message failed"
         );
         Hook::done()
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::BEFORE
+            .with(Hooks::AFTER)
+            .with(Hooks::ON_ERROR)
+            .with(Hooks::SPAN)
+            .with(Hooks::TIMES)
     }
 
     fn handler_span(&self, meta: &MessageMeta<'_>) -> Option<tracing::Span> {

@@ -7,12 +7,14 @@
 use crate::actor::ActorId;
 use crate::actor::facet::{
     ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
-    Failure, Hook, Message, MessageMeta, OptionKind, Verdict, priority_in,
+    Failure, Hook, Hooks, MessageMeta, OptionKind, priority_in,
 };
 use crate::env::Env;
 use crate::observability::metrics::{ActorLabel, KindMetrics, label_safe, seconds};
 use crate::observability::push::{PushConfig, ensure_pushing};
+use crate::observability::sampling::{Sampler, Sampling};
 use crate::observability::{MetricError, NodeMetrics};
+use crate::seams::LocalRng;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -123,8 +125,15 @@ struct NodeSeries {
 /// its own metrics ([`MetricsFacet::counter`], `gauge`, `histogram`),
 /// named `plexspaces_<namespace>_<name>`.
 ///
+/// Handler latency is a sample: reading the clock twice costs about as
+/// much as handling a small message (some 70 ns on a virtual machine), so
+/// the facet times a random share of messages, [`Self::LATENCY_SAMPLING`]
+/// by default (`always` to time every one). The histograms' `_count` is
+/// then the sample's size; the message counts are exact.
+///
 /// Configuration (`FacetConfig` or the registry's `metrics` type):
-/// `priority` (800-899), `per_actor` (a latency series labelled with the
+/// `priority` (800-899), `latency_sampling` (`always`, `never` or a ratio;
+/// default one in 32), `per_actor` (a latency series labelled with the
 /// actor id; off by default, at most [`PER_ACTOR_SERIES_MAX`] per node),
 /// `namespace` (of custom metrics, default `custom`), `push_url` and
 /// `push_interval` (push the node's registry to a Pushgateway, see
@@ -136,6 +145,10 @@ pub struct MetricsFacet {
     per_actor: bool,
     namespace: String,
     push: Option<PushConfig>,
+    latency_sampling: Sampling,
+    /// Decides which handlers are timed, once attached (seeded from the
+    /// node's `Rng` seam, so a simulation replays its choices).
+    sampler: Option<Sampler>,
     /// The node's registry, once attached.
     node: Option<NodeMetrics>,
     series: Option<NodeSeries>,
@@ -144,6 +157,9 @@ pub struct MetricsFacet {
 impl MetricsFacet {
     /// Default priority: the metrics band (800-899).
     pub const PRIORITY: i32 = 850;
+
+    /// The share of handlers timed unless configured: one in 32.
+    pub const LATENCY_SAMPLING: Sampling = Sampling::Ratio(1.0 / 32.0);
 
     /// A metrics facet and the handle to read it.
     pub fn new() -> (Self, MetricsHandle) {
@@ -155,6 +171,8 @@ impl MetricsFacet {
                 per_actor: false,
                 namespace: "custom".to_string(),
                 push: None,
+                latency_sampling: Self::LATENCY_SAMPLING,
+                sampler: None,
                 node: None,
                 series: None,
             },
@@ -166,6 +184,13 @@ impl MetricsFacet {
     /// [`PER_ACTOR_SERIES_MAX`] per node).
     pub fn per_actor(mut self) -> Self {
         self.per_actor = true;
+        self
+    }
+
+    /// Times the share of handlers `sampling` says (`Sampling::Always`:
+    /// every one).
+    pub fn latency_sampling(mut self, sampling: Sampling) -> Self {
+        self.latency_sampling = sampling;
         self
     }
 
@@ -194,6 +219,14 @@ impl MetricsFacet {
              watches mailbox depth, holds the actor's own metrics, pushes to a Pushgateway",
         )
         .priority_option(Self::PRIORITY)
+        .option(
+            FacetOption::new(
+                "latency_sampling",
+                OptionKind::Str,
+                "always, never or the ratio of handlers timed (default 0.03125, one in 32)",
+            )
+            .default_value(ConfigValue::Str("0.03125".into())),
+        )
         .option(
             FacetOption::new(
                 "per_actor",
@@ -226,6 +259,13 @@ impl MetricsFacet {
     pub fn from_config(mut config: FacetConfig) -> Result<(Self, MetricsHandle), FacetConfigError> {
         let priority = priority_in(&mut config, Self::PRIORITY, FacetCategory::Metrics.band())?;
         let per_actor = config.bool("per_actor")?.unwrap_or(false);
+        let latency_sampling = match config.string("latency_sampling")? {
+            Some(text) => Sampling::parse(&text).map_err(|reason| FacetConfigError::Invalid {
+                key: "latency_sampling".into(),
+                reason,
+            })?,
+            None => Self::LATENCY_SAMPLING,
+        };
         let namespace = config.string("namespace")?;
         let push_url = config.string("push_url")?;
         let push_interval = config.duration("push_interval")?;
@@ -233,6 +273,7 @@ impl MetricsFacet {
         let (mut facet, handle) = Self::new();
         facet.priority = priority;
         facet.per_actor = per_actor;
+        facet.latency_sampling = latency_sampling;
         if let Some(namespace) = namespace {
             facet = facet
                 .namespace(&namespace)
@@ -301,6 +342,8 @@ impl MetricsFacet {
     }
 
     fn count_latency(&self, elapsed: Duration) {
+        // Bucket counts are read-modify-write: only sampled messages get
+        // here.
         let micros = elapsed.as_micros() as u64;
         let bucket = LATENCY_BUCKETS_US
             .iter()
@@ -313,6 +356,21 @@ impl MetricsFacet {
             if let Some((_, by_actor)) = &series.by_actor {
                 by_actor.observe(secs);
             }
+        }
+    }
+
+    /// Notes the mailbox's depth behind the message in hand, and finds the
+    /// node's series on the first message.
+    fn saw(&mut self, meta: &MessageMeta<'_>) {
+        self.series_for(meta);
+        // The actor's task is the only writer: plain stores, no atomic
+        // read-modify-write per message.
+        let depth = meta.mailbox_len as u64;
+        self.metrics.mailbox_depth.store(depth, Ordering::Relaxed);
+        if depth > self.metrics.mailbox_depth_max.load(Ordering::Relaxed) {
+            self.metrics
+                .mailbox_depth_max
+                .store(depth, Ordering::Relaxed);
         }
     }
 
@@ -357,6 +415,7 @@ impl Facet for MetricsFacet {
 
     fn on_node(&mut self, env: &Env) {
         self.node = Some(env.metrics().clone());
+        self.sampler = Some(Sampler::new(self.latency_sampling, LocalRng::from_rng(env)));
         if let Some(push) = &self.push {
             ensure_pushing(env, push.clone());
         }
@@ -373,39 +432,51 @@ impl Facet for MetricsFacet {
         self.series = None;
     }
 
-    fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
-        self.series_for(&msg.meta);
-        let depth = msg.meta.mailbox_len as u64;
-        self.metrics.mailbox_depth.store(depth, Ordering::Relaxed);
-        self.metrics
-            .mailbox_depth_max
-            .fetch_max(depth, Ordering::Relaxed);
-        Hook::proceed()
+    fn hooks(&self) -> Hooks {
+        // No `before`: what it would see (the mailbox's depth) the meta of
+        // `after` and `on_error` carries too.
+        Hooks::AFTER.with(Hooks::ON_ERROR).with(Hooks::TIMES)
+    }
+
+    fn times(&mut self) -> bool {
+        self.sampler.as_mut().is_some_and(Sampler::admit)
     }
 
     fn after<'a>(
         &'a mut self,
-        _meta: &MessageMeta<'_>,
+        meta: &MessageMeta<'_>,
         _reply: &(dyn Any + Send),
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
-        self.metrics.handled.fetch_add(1, Ordering::Relaxed);
-        self.count_latency(elapsed);
+        self.saw(meta);
+        bump(&self.metrics.handled);
+        if let Some(elapsed) = elapsed {
+            self.count_latency(elapsed);
+        }
         Hook::done()
     }
 
     fn on_error<'a>(
         &'a mut self,
-        _meta: &MessageMeta<'_>,
+        meta: &MessageMeta<'_>,
         failure: &Failure<'_>,
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
+        self.saw(meta);
         if let Failure::Rejected { .. } = failure {
-            self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            bump(&self.metrics.rejected);
         } else {
-            self.metrics.failed.fetch_add(1, Ordering::Relaxed);
-            self.count_latency(elapsed);
+            bump(&self.metrics.failed);
+            if let Some(elapsed) = elapsed {
+                self.count_latency(elapsed);
+            }
         }
         Hook::done()
     }
+}
+
+/// Adds one to a counter only the actor's task writes (readers on other
+/// threads see each store whole; no atomic read-modify-write needed).
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }

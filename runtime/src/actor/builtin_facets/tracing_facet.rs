@@ -7,11 +7,14 @@
 
 use crate::actor::facet::{
     Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption, Failure,
-    Hook, Message, MessageMeta, OptionKind, Verdict, priority_in,
+    Hook, Hooks, Message, MessageMeta, OptionKind, Verdict, priority_in,
 };
 use crate::env::Env;
 use crate::observability::NodeTraces;
-use crate::observability::traces::{SAMPLING_RATIO_ATTRIBUTE, Sampling, parent_from};
+use crate::observability::sampling::Sampler;
+use crate::observability::trace_scope::{HandlerTrace, UnsampledTrace};
+use crate::observability::traces::{Sampling, parent_from};
+use crate::seams::LocalRng;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::any::Any;
@@ -24,14 +27,24 @@ use std::time::Duration;
 /// sampled; a message that carries a trace follows its decision; the
 /// node's sampler if absent), `service_name` (recorded on the spans as
 /// `plexspaces.service`; the exported `service.name` is the node's).
+///
+/// A trace starting here is decided before anything is built: a dropped
+/// root costs one draw from a generator the facet owns (seeded from the
+/// node's `Rng` seam), no ids, no span and no context; what its handler
+/// sends carries a `traceparent` flagged not sampled (ids drawn then), so
+/// the actors it calls drop the trace too.
 #[derive(Debug)]
 pub struct TracingFacet {
     priority: i32,
     sampling: Option<Sampling>,
     service_name: Option<String>,
     traces: Option<NodeTraces>,
+    /// Decides roots, once the node's tracing is on.
+    sampler: Option<Sampler>,
     /// The span of the message in hand.
     current: Option<Context>,
+    /// The message in hand runs in a trace that is not sampled.
+    unsampled: Option<UnsampledTrace>,
     /// The span name of the actor's kind, interned once.
     span_name: Option<&'static str>,
 }
@@ -48,7 +61,9 @@ impl TracingFacet {
             sampling: None,
             service_name: None,
             traces: None,
+            sampler: None,
             current: None,
+            unsampled: None,
             span_name: None,
         }
     }
@@ -165,30 +180,19 @@ impl Facet for TracingFacet {
         // A span left open by a message whose after hook never ran (a
         // facet before this one answered) ends now.
         self.end(None);
+        self.unsampled = None;
         let Some(traces) = self.traces.as_ref().filter(|t| t.is_on()) else {
             return Hook::proceed();
         };
         let meta = &msg.meta;
-        let sampling = match self.sampling {
-            None => Vec::new(),
-            Some(sampling) => {
-                let ratio = match sampling {
-                    Sampling::Always => 1.0,
-                    Sampling::Never => 0.0,
-                    Sampling::Ratio(r) => r,
-                };
-                vec![KeyValue::new(SAMPLING_RATIO_ATTRIBUTE, ratio)]
-            }
-        };
         let kind = if meta.is_ask {
             SpanKind::Server
         } else {
             SpanKind::Consumer
         };
-        let parent = parent_from(meta.headers.trace.as_deref());
-        let service = self.service_name.clone();
         let name = *self.span_name.get_or_insert_with(|| span_name(meta.kind));
-        self.current = traces.span_with(name, kind, sampling, &parent, || {
+        let service = self.service_name.as_deref();
+        let attributes = || {
             let mut attributes = vec![
                 KeyValue::new("plexspaces.actor", meta.actor.to_string()),
                 KeyValue::new("plexspaces.kind", meta.kind.to_string()),
@@ -202,18 +206,49 @@ impl Facet for TracingFacet {
                 attributes.push(KeyValue::new("plexspaces.tenant", tenant.clone()));
             }
             if let Some(service) = service {
-                attributes.push(KeyValue::new("plexspaces.service", service));
+                attributes.push(KeyValue::new("plexspaces.service", service.to_string()));
             }
             attributes
-        });
+        };
+        // A message that carries a valid trace follows its decision.
+        if let Some(header) = meta.headers.trace.as_deref() {
+            let parent = parent_from(Some(header));
+            let carried = parent.span().span_context().clone();
+            if carried.is_valid() {
+                if carried.is_sampled() {
+                    self.current = traces.span_with(name, kind, Vec::new(), &parent, attributes);
+                } else {
+                    self.unsampled = Some(UnsampledTrace::carried(&carried));
+                }
+                return Hook::proceed();
+            }
+        }
+        // A root: decided here, before any id is drawn.
+        let sampling = self.sampling.unwrap_or_else(|| traces.root_sampling());
+        let sampler = self
+            .sampler
+            .get_or_insert_with(|| Sampler::new(sampling, LocalRng::from_rng(meta.env)));
+        if sampler.admit() {
+            self.current = traces.admitted_root(name, kind, attributes());
+        } else {
+            self.unsampled = Some(UnsampledTrace::root());
+        }
         Hook::proceed()
+    }
+
+    fn hooks(&self) -> Hooks {
+        // Not timed: the SDK times its spans itself.
+        Hooks::BEFORE
+            .with(Hooks::AFTER)
+            .with(Hooks::ON_ERROR)
+            .with(Hooks::TRACE)
     }
 
     fn after<'a>(
         &'a mut self,
         _meta: &MessageMeta<'_>,
         _reply: &(dyn Any + Send),
-        _elapsed: Duration,
+        _elapsed: Option<Duration>,
     ) -> Hook<'a> {
         self.end(None);
         Hook::done()
@@ -223,15 +258,19 @@ impl Facet for TracingFacet {
         &'a mut self,
         _meta: &MessageMeta<'_>,
         failure: &Failure<'_>,
-        _elapsed: Duration,
+        _elapsed: Option<Duration>,
     ) -> Hook<'a> {
         self.end(Some(format!("{failure:?}")));
         Hook::done()
     }
 
-    fn trace_context(&self) -> Option<Context> {
+    fn trace_context(&self) -> Option<HandlerTrace> {
         // Unsampled too: what the handler sends carries the decision on,
         // so the actors it calls do not start traces of their own.
-        self.current.clone()
+        match (&self.current, self.unsampled) {
+            (Some(cx), _) => Some(HandlerTrace::Context(cx.clone())),
+            (None, Some(unsampled)) => Some(HandlerTrace::Unsampled(unsampled)),
+            (None, None) => None,
+        }
     }
 }

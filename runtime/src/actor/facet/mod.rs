@@ -61,6 +61,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+pub use crate::observability::trace_scope::{HandlerTrace, UnsampledTrace};
 /// What travels with a message besides its payload (sender, tenant,
 /// principal, trace context), locally and over the wire.
 pub use plexspaces_net::wire::Headers;
@@ -236,6 +237,47 @@ pub enum Failure<'a> {
     Panicked(&'a str),
 }
 
+/// Which of a facet's per-message hooks the chain calls ([`Facet::hooks`]):
+/// a hook left out is never called, and a hook no attached facet has
+/// costs nothing per message (on a small handler, each dynamic call the
+/// chain makes costs a noticeable share).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hooks(u8);
+
+impl Hooks {
+    /// No per-message hook.
+    pub const NONE: Hooks = Hooks(0);
+    /// [`Facet::before`].
+    pub const BEFORE: Hooks = Hooks(1);
+    /// [`Facet::after`].
+    pub const AFTER: Hooks = Hooks(1 << 1);
+    /// [`Facet::on_error`].
+    pub const ON_ERROR: Hooks = Hooks(1 << 2);
+    /// [`Facet::handler_span`].
+    pub const SPAN: Hooks = Hooks(1 << 3);
+    /// [`Facet::trace_context`].
+    pub const TRACE: Hooks = Hooks(1 << 4);
+    /// [`Facet::times`].
+    pub const TIMES: Hooks = Hooks(1 << 5);
+    /// Every hook (the default).
+    pub const ALL: Hooks = Hooks((1 << 6) - 1);
+
+    /// These hooks and `other`'s.
+    pub const fn with(self, other: Hooks) -> Hooks {
+        Hooks(self.0 | other.0)
+    }
+
+    /// Whether every hook of `other` is among these.
+    pub const fn has(self, other: Hooks) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether some hook of `other` is among these.
+    pub const fn meets(self, other: Hooks) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
 /// A capability attached to an actor. Facets keep state (`&mut self`) and
 /// are `Send`; the actor's task runs them, one message at a time.
 pub trait Facet: Any + Send {
@@ -244,6 +286,13 @@ pub trait Facet: Any + Send {
 
     /// Where it runs in the chain: higher first.
     fn priority(&self) -> i32;
+
+    /// The per-message hooks the chain calls, read once when attached.
+    /// Every hook unless the facet says otherwise; one that implements
+    /// few hooks names them, and the others cost it nothing per message.
+    fn hooks(&self) -> Hooks {
+        Hooks::ALL
+    }
 
     /// Called once when attached, before [`Facet::on_attach`], with the
     /// seams and metrics registry of the node the actor runs on.
@@ -270,14 +319,26 @@ pub trait Facet: Any + Send {
         Hook::proceed()
     }
 
+    /// Whether this facet wants the handler timed for the message about
+    /// to run (asked of every facet after the `before` hooks let it
+    /// through). The node reads its clock around the handler only when one
+    /// says yes (a clock read costs about as much as a small handler), and
+    /// then every facet's `after` or `on_error` gets the time. Yes unless
+    /// a facet says otherwise; the metrics facet times a sample.
+    fn times(&mut self) -> bool {
+        true
+    }
+
     /// Runs after the handler replied (or a facet answered), in chain
-    /// order, with the reply as `&dyn Any` (the actor's `Reply` type).
-    /// Its future, if it waits, keeps only `&mut self` (as `before`).
+    /// order, with the reply as `&dyn Any` (the actor's `Reply` type) and
+    /// the handler's time if a facet asked for it ([`Facet::times`]; never
+    /// when a facet answered). Its future, if it waits, keeps only
+    /// `&mut self` (as `before`).
     fn after<'a>(
         &'a mut self,
         meta: &MessageMeta<'_>,
         reply: &(dyn Any + Send),
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
         let _ = (meta, reply, elapsed);
         Hook::done()
@@ -285,12 +346,13 @@ pub trait Facet: Any + Send {
 
     /// Runs instead of `after` when the handler failed, panicked, or a
     /// facet rejected the message (every facet but the rejecting one hears
-    /// of a rejection). Its future, if it waits, keeps only `&mut self`.
+    /// of a rejection). `elapsed` as for `after` (never for a rejection).
+    /// Its future, if it waits, keeps only `&mut self`.
     fn on_error<'a>(
         &'a mut self,
         meta: &MessageMeta<'_>,
         failure: &Failure<'_>,
-        elapsed: Duration,
+        elapsed: Option<Duration>,
     ) -> Hook<'a> {
         let _ = (meta, failure, elapsed);
         Hook::done()
@@ -304,10 +366,11 @@ pub trait Facet: Any + Send {
         None
     }
 
-    /// The OpenTelemetry context the handler runs in (current for its
-    /// whole run, so the asks it makes carry it on). The first facet in
-    /// chain order that gives one wins.
-    fn trace_context(&self) -> Option<opentelemetry::Context> {
+    /// The trace the handler runs in: an OpenTelemetry context (current
+    /// for its whole run, so the asks it makes carry it on) or an
+    /// unsampled trace (carried on by what it sends, nothing recorded).
+    /// The first facet in chain order that gives one wins.
+    fn trace_context(&self) -> Option<HandlerTrace> {
         None
     }
 }
