@@ -22,5 +22,6 @@ pub async fn floor_round(asks: u64) -> f64 {
 /// The median of `samples` (NaN sorts last).
 pub fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
+    // None measured (a configuration left out): not a number.
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -4,8 +4,9 @@
 //! hand-written tokio mpsc + oneshot floor, in one run.
 //!
 //! - no facet;
-//! - the metrics facet (per-actor counters, the kind's latency histogram:
-//!   two clock reads per message);
+//! - an empty facet (no hooks: what running an actor with facets costs);
+//! - the metrics facet (per-actor counters, the kind's latency histogram
+//!   on a sample of one message in 32);
 //! - the tracing facet sampling 1% (`ratio 0.01`) and 100% (`always`),
 //!   with a node tracer whose batch exporter discards the spans (the cost
 //!   measured is the runtime's and the SDK's, not a collector's).
@@ -23,7 +24,7 @@
 mod ask_floor;
 use ask_floor::{floor_round, median};
 use plexspaces::actor::builtin_facets::{MetricsFacet, TracingFacet};
-use plexspaces::actor::facet::Facet;
+use plexspaces::actor::facet::{Facet, Hooks};
 use plexspaces::actor::{Actor, ActorError, ActorRef, ActorSystem, Context, SpawnOptions};
 use plexspaces::observability::Sampling;
 use plexspaces::observability::traces::NodeTraces;
@@ -55,9 +56,31 @@ impl opentelemetry_sdk::trace::SpanExporter for Discard {
     }
 }
 
-const CONFIGS: [&str; 4] = ["no facet", "metrics", "tracing 0.01", "tracing always"];
+const CONFIGS: [&str; 5] = [
+    "no facet",
+    "empty facet",
+    "metrics",
+    "tracing 0.01",
+    "tracing always",
+];
 
-/// `--only NAME` (a configuration's name): profile one configuration.
+/// A facet with no hooks and no timing: what entering the chain costs.
+struct Empty;
+
+impl Facet for Empty {
+    fn name(&self) -> &str {
+        "empty"
+    }
+    fn priority(&self) -> i32 {
+        100
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
+    }
+}
+
+/// `--only NAME` (a configuration's name): profile one configuration
+/// (with `--tells`, its tells alone: no asks, no floor).
 fn only() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -67,6 +90,7 @@ fn only() -> Option<String> {
 
 fn facets(config: &str) -> Vec<Box<dyn Facet>> {
     match config {
+        "empty facet" => vec![Box::new(Empty)],
         "metrics" => vec![Box::new(MetricsFacet::new().0)],
         "tracing 0.01" => vec![Box::new(TracingFacet::new().sampled(Sampling::Ratio(0.01)))],
         "tracing always" => vec![Box::new(TracingFacet::new().sampled(Sampling::Always))],
@@ -105,7 +129,9 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
             let provider = NodeTraces::provider_builder(&env, Sampling::Always)
                 .with_batch_exporter(Discard)
                 .build();
-            env.traces().install_provider(provider).unwrap();
+            env.traces()
+                .install_provider(provider, Sampling::Always)
+                .unwrap();
             let system = ActorSystem::new(env.clone());
             let only = only();
             let actors: Vec<ActorRef<Counter>> = CONFIGS
@@ -130,16 +156,22 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
             let mut floor = Vec::new();
             let mut ask = vec![Vec::new(); CONFIGS.len()];
             let mut tell = vec![Vec::new(); CONFIGS.len()];
-            for _ in 0..rounds {
-                floor.push(floor_round(n).await);
-                for (i, actor) in actors.iter().enumerate() {
+            let tells_only = std::env::args().any(|a| a == "--tells");
+            for round in 0..rounds {
+                if !tells_only {
+                    floor.push(floor_round(n).await);
+                }
+                // Each round starts at another configuration, so none is
+                // always the one measured first (or last) after the floor.
+                for k in 0..CONFIGS.len() {
+                    let i = (round + k) % CONFIGS.len();
                     if only.as_deref().is_some_and(|o| o != CONFIGS[i]) {
-                        ask[i].push(f64::NAN);
-                        tell[i].push(f64::NAN);
                         continue;
                     }
-                    ask[i].push(ask_round(actor, n).await);
-                    tell[i].push(tell_round(actor, n).await);
+                    if !tells_only {
+                        ask[i].push(ask_round(&actors[i], n).await);
+                    }
+                    tell[i].push(tell_round(&actors[i], n).await);
                 }
             }
             system.shutdown().await;
