@@ -16,10 +16,11 @@ use plexspaces::durability::{DurabilityConfig, Durable, DurableActor, DurableCon
 use plexspaces::net::{ByteReader, ByteWriter, Connection, Listener, Net};
 use plexspaces::observability::traces::NodeTraces;
 use plexspaces::observability::{Sampling, TraceConfig, TraceExporter};
+use plexspaces::tuplespace::{Field, Kind, Pattern, TupleSpace, TupleSpaceConfig};
 use plexspaces::workflow::{
     StepError, Workflow, WorkflowConfig, WorkflowContext, WorkflowError, Workflows,
 };
-use plexspaces::{Env, NodeName};
+use plexspaces::{Env, NodeName, tuple};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -392,4 +393,61 @@ async fn an_otlp_receiver_gets_the_spans() {
         .map(|s| s.name.as_str())
         .collect();
     assert!(names.contains(&"Back handle"), "{names:?}");
+}
+
+/// Writes a job to its tuple space and takes it back.
+struct Worker {
+    space: TupleSpace,
+}
+
+impl Actor for Worker {
+    type Msg = i64;
+    type Reply = i64;
+    async fn handle(&mut self, _: &mut Context<Self>, n: i64) -> Result<i64, ActorError> {
+        self.space
+            .write(tuple!["job", n])
+            .await
+            .map_err(|e| ActorError::new(e.to_string()))?;
+        let job = Pattern::new(vec![Field::Exact("job".into()), Field::Typed(Kind::Int)]);
+        self.space.take(job).await;
+        Ok(n)
+    }
+}
+
+#[tokio::test]
+async fn tuple_space_operations_are_spans_under_the_handler() {
+    let exporter = InMemorySpanExporter::default();
+    let env = env("tuplespace", "n1").await;
+    trace_into(&env, &exporter, Sampling::Always);
+    let system = ActorSystem::new(env.clone());
+    let space = TupleSpace::new("jobs", env.clone(), TupleSpaceConfig::default());
+    // Outside any trace: counted, not traced.
+    space.write(tuple!["other", 0]).await.unwrap();
+    let worker = system
+        .spawn_with(
+            "worker",
+            Worker {
+                space: space.clone(),
+            },
+            traced(),
+        )
+        .unwrap();
+    assert_eq!(worker.ask(7, SECOND).await.unwrap(), 7);
+    env.traces().flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    let handler = named(&spans, "Worker handle");
+    assert_eq!(handler.len(), 1);
+    for op in ["tuplespace.write", "tuplespace.take"] {
+        let found = named(&spans, op);
+        assert_eq!(found.len(), 1, "one {op} span, none for the untraced write");
+        assert_eq!(found[0].parent_span_id, handler[0].span_context.span_id());
+        assert_eq!(
+            found[0].span_context.trace_id(),
+            handler[0].span_context.trace_id()
+        );
+        assert_eq!(
+            attr(found[0], "plexspaces.tuplespace.space").as_deref(),
+            Some("jobs")
+        );
+    }
 }

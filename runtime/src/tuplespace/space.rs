@@ -384,30 +384,24 @@ impl TupleSpace {
         self.inner.state.locked()
     }
 
-    /// Counts one operation in the node's metrics and, inside a trace,
-    /// records it on the current span (an event: the operations are quick
-    /// and many; a blocked `take` shows as the time until its event).
-    fn count_op(&self, op: &'static str) {
+    /// Counts one operation in the node's metrics and, inside a sampled
+    /// trace, opens its span (a child of the caller's), ended when the
+    /// returned guard drops: a blocked `take` or `read` spans its wait.
+    fn count_op(&self, op: &'static str) -> OpSpan {
         let env = &self.inner.env;
         let metrics = env.metrics().services();
         metrics.tuplespace_ops.get_or_create(&OpLabel { op }).inc();
-        if env.traces().is_on() {
-            use opentelemetry::trace::TraceContextExt;
-            let cx = opentelemetry::Context::current();
-            let span = cx.span();
-            if span.span_context().is_sampled() {
-                span.add_event(
-                    "tuplespace",
-                    vec![
-                        opentelemetry::KeyValue::new("plexspaces.tuplespace.op", op),
-                        opentelemetry::KeyValue::new(
-                            "plexspaces.tuplespace.space",
-                            self.inner.name.clone(),
-                        ),
-                    ],
-                );
-            }
+        if !env.traces().is_on() {
+            return OpSpan(None);
         }
+        OpSpan(env.traces().child_span(
+            op_span_name(op),
+            opentelemetry::trace::SpanKind::Internal,
+            vec![opentelemetry::KeyValue::new(
+                "plexspaces.tuplespace.space",
+                self.inner.name.clone(),
+            )],
+        ))
     }
 
     fn blocked_takers(&self) -> &prometheus_client::metrics::gauge::Gauge {
@@ -429,7 +423,7 @@ impl TupleSpace {
 
     /// Writes a tuple.
     pub async fn write(&self, tuple: Tuple) -> Result<(), TupleSpaceError> {
-        self.count_op("write");
+        let _span = self.count_op("write");
         self.write_inner(tuple, None)
     }
 
@@ -439,7 +433,7 @@ impl TupleSpace {
         tuple: Tuple,
         lease: Duration,
     ) -> Result<(), TupleSpaceError> {
-        self.count_op("write");
+        let _span = self.count_op("write");
         let expires = self.inner.env.now() + lease;
         self.write_inner(tuple, Some(expires))
     }
@@ -448,7 +442,7 @@ impl TupleSpace {
     /// bound is checked and every tuple written under one lock, so no
     /// concurrent writer can make it write part.
     pub async fn write_all(&self, tuples: Vec<Tuple>) -> Result<(), TupleSpaceError> {
-        self.count_op("write_all");
+        let _span = self.count_op("write_all");
         for tuple in &tuples {
             self.check(tuple)?;
         }
@@ -524,13 +518,13 @@ impl TupleSpace {
 
     /// A matching tuple, left in place, if there is one now.
     pub async fn read_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
-        self.count_op("read_if_exists");
+        let _span = self.count_op("read_if_exists");
         self.try_get(pattern, false)
     }
 
     /// A matching tuple, removed, if there is one now.
     pub async fn take_if_exists(&self, pattern: &Pattern) -> Option<Tuple> {
-        self.count_op("take_if_exists");
+        let _span = self.count_op("take_if_exists");
         self.try_get(pattern, true)
     }
 
@@ -567,31 +561,31 @@ impl TupleSpace {
 
     /// Every matching tuple, left in place.
     pub async fn read_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
-        self.count_op("read_all");
+        let _span = self.count_op("read_all");
         self.scan(pattern, false)
     }
 
     /// Every matching tuple, removed.
     pub async fn take_all_if_exists(&self, pattern: &Pattern) -> Vec<Tuple> {
-        self.count_op("take_all");
+        let _span = self.count_op("take_all");
         self.scan(pattern, true)
     }
 
     /// How many tuples match.
     pub async fn count(&self, pattern: &Pattern) -> usize {
-        self.count_op("count");
+        let _span = self.count_op("count");
         self.scan(pattern, false).len()
     }
 
     /// Whether a tuple matches.
     pub async fn exists(&self, pattern: &Pattern) -> bool {
-        self.count_op("exists");
+        let _span = self.count_op("exists");
         self.try_get(pattern, false).is_some()
     }
 
     /// Waits for a matching tuple and returns a copy (it stays).
     pub async fn read(&self, pattern: Pattern) -> Tuple {
-        self.count_op("read");
+        let _span = self.count_op("read");
         Wait {
             space: self,
             pattern,
@@ -603,7 +597,7 @@ impl TupleSpace {
 
     /// Waits for a matching tuple and removes it.
     pub async fn take(&self, pattern: Pattern) -> Tuple {
-        self.count_op("take");
+        let _span = self.count_op("take");
         Wait {
             space: self,
             pattern,
@@ -639,7 +633,7 @@ impl TupleSpace {
 
     /// Removes every tuple (waiters keep waiting).
     pub async fn clear(&self) {
-        self.count_op("clear");
+        let _span = self.count_op("clear");
         let mut state = self.state();
         state.tuples.clear();
         state.leased = 0;
@@ -854,5 +848,36 @@ impl TupleSpace {
             }
             state = self.state();
         }
+    }
+}
+
+/// A tuple space operation's span, ended when dropped (however the
+/// operation ends: returned, failed or cancelled while waiting).
+struct OpSpan(Option<opentelemetry::Context>);
+
+impl Drop for OpSpan {
+    fn drop(&mut self) {
+        if let Some(cx) = &self.0 {
+            use opentelemetry::trace::TraceContextExt;
+            cx.span().end();
+        }
+    }
+}
+
+/// The span name of an operation (`'static`: names are few and fixed).
+fn op_span_name(op: &'static str) -> &'static str {
+    match op {
+        "write" => "tuplespace.write",
+        "write_all" => "tuplespace.write_all",
+        "read_if_exists" => "tuplespace.read_if_exists",
+        "take_if_exists" => "tuplespace.take_if_exists",
+        "read_all" => "tuplespace.read_all",
+        "take_all" => "tuplespace.take_all",
+        "count" => "tuplespace.count",
+        "exists" => "tuplespace.exists",
+        "read" => "tuplespace.read",
+        "take" => "tuplespace.take",
+        "clear" => "tuplespace.clear",
+        _ => "tuplespace",
     }
 }
