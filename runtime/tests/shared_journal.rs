@@ -3,11 +3,14 @@
 //! checkpointing, fencing between two writers of one stream, and strangers
 //! refused.
 
+use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::distribution::ClusterSecret;
 use plexspaces::durability::shared::{
     JournalServer, JournalServerConfig, SharedJournal, SharedJournalConfig,
 };
+use plexspaces::durability::{Durable, DurableActor, DurableContext, JournalBackend, stream_for};
 use plexspaces::storage::journal::{FileJournal, Journal, JournalConfig, JournalError};
+use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::{Env, NodeName};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -225,5 +228,68 @@ async fn a_server_reopens_its_journal_after_a_failed_sync() {
     assert_eq!(b.append("s", b"two").await.unwrap(), next);
     let refused = a.append("s", b"stale").await.unwrap_err();
     assert!(matches!(refused, JournalError::Fenced { .. }), "{refused}");
+    server.shutdown();
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Acct(u64);
+
+impl DurableActor for Acct {
+    type Msg = u64;
+    type Reply = u64;
+    async fn handle(&mut self, _: &mut DurableContext<'_>, n: u64) -> Result<u64, ActorError> {
+        self.0 += n;
+        Ok(self.0)
+    }
+}
+
+/// A node whose activation of an id was fenced out by a newer claim (as
+/// another node's would, across a partition) reports not ready, naming the
+/// id, for as long as it still owns the id and has not claimed it back;
+/// claiming it back (the next call) makes it ready again, with nothing
+/// lost or applied twice.
+#[tokio::test]
+async fn a_node_is_not_ready_for_an_id_whose_claim_it_lost() {
+    let (server, _env) = server().await;
+    let node = env("a").await;
+    let system = ActorSystem::new(node.clone());
+    let journal = JournalBackend::Shared(SharedJournal::new(
+        node.clone(),
+        SharedJournalConfig::new(server.local_addr(), secret()),
+    ));
+    let accts = VirtualActors::register(&system, VirtualConfig::new("Acct", journal), |_| {
+        Acct::default()
+    })
+    .unwrap();
+    let x = accts.get("x").unwrap();
+    assert_eq!(x.call("k1", 5, Duration::from_secs(5)).await.unwrap(), 5);
+    let ready = system.health().readiness(&system).await;
+    assert!(ready.ready, "{:?}", ready.checks);
+    assert!(ready.checks["claims:Acct"].healthy);
+
+    // Another node's activation claims x's stream: this one is fenced.
+    let rival = client("rival", &server).await;
+    rival.claim(&stream_for("Acct:x")).await.unwrap();
+    let activation = system
+        .lookup::<Durable<Acct>>("Acct:x")
+        .expect("x is active here");
+    activation
+        .call("k2", 1, Duration::from_secs(5))
+        .await
+        .expect_err("a fenced activation applies nothing");
+    activation.wait_exit().await;
+    let unready = system.health().readiness(&system).await;
+    assert!(!unready.ready);
+    let claims = &unready.checks["claims:Acct"];
+    assert!(
+        !claims.healthy && claims.detail.contains(": x"),
+        "{claims:?}"
+    );
+
+    // The next call claims x back here: ready again, k2 applied once.
+    assert_eq!(x.call("k2", 1, Duration::from_secs(5)).await.unwrap(), 6);
+    assert_eq!(x.call("k2", 1, Duration::from_secs(5)).await.unwrap(), 6);
+    let ready = system.health().readiness(&system).await;
+    assert!(ready.ready, "{:?}", ready.checks);
     server.shutdown();
 }

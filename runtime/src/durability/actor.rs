@@ -547,6 +547,7 @@ impl<A: DurableActor> Actor for Durable<A> {
             .await
             .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
         self.owned_at = Some(ctx.env().now());
+        super::lost_claims::LostClaims::of(&ctx.system).reclaimed(ctx.id().name());
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
         let started = env.now();
         // An activation is a trace of its own (sampled as the node says).
@@ -623,6 +624,7 @@ impl<A: DurableActor> Actor for Durable<A> {
         if let Some(reply) = from_memory {
             // Answered from memory: first make sure the memory is current.
             if let Err(failure) = self.check_ownership(&env).await {
+                note_if_fenced(ctx, &failure);
                 let failure = failure.to_string();
                 ctx.fail(failure.clone());
                 return Err(ActorError::unavailable(failure));
@@ -637,9 +639,28 @@ impl<A: DurableActor> Actor for Durable<A> {
         }
         if let Some(failure) = failure {
             // Fail-stop: the in-memory state may be ahead of the journal.
+            note_if_fenced(ctx, &failure);
             ctx.fail(failure.to_string());
         }
         result
+    }
+}
+
+/// Records on the node that this activation lost its stream to a newer
+/// claim, if that is what `failure` says (readiness reads it).
+fn note_if_fenced<A: DurableActor>(ctx: &Context<Durable<A>>, failure: &DurabilityError) {
+    let fenced = match failure {
+        DurabilityError::Superseded(_) => true,
+        DurabilityError::Journal { source, .. } => {
+            matches!(
+                source,
+                plexspaces_storage::journal::JournalError::Fenced { .. }
+            )
+        }
+        _ => false,
+    };
+    if fenced {
+        super::lost_claims::LostClaims::of(&ctx.system).lost(ctx.id().name(), ctx.env().now());
     }
 }
 

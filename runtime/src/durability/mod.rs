@@ -33,6 +33,7 @@ mod backend;
 mod context;
 mod entry;
 mod error;
+pub mod lost_claims;
 pub(crate) mod ops;
 pub mod shared;
 

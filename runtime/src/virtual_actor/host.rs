@@ -62,7 +62,7 @@ impl<A: DurableActor> Host<A> {
         self.system.env()
     }
 
-    fn me(&self) -> &NodeName {
+    pub(crate) fn me(&self) -> &NodeName {
         self.system.node()
     }
 

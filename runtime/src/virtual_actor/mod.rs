@@ -45,8 +45,10 @@ pub(crate) use host::eligible_nodes;
 
 use crate::actor::facet::FacetSpec;
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
+use crate::durability::lost_claims::LostClaims;
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
 use crate::env::NodeName;
+use crate::observability::CheckOutcome;
 use crate::retry::{Backoff, RetryUntil};
 use host::{Factory, Host, HostActivator, NotHere};
 pub use mobility::{MigrationError, MobilityConfig, MobilityFacet};
@@ -208,6 +210,54 @@ impl<A: DurableActor> fmt::Debug for VirtualActors<A> {
     }
 }
 
+/// Readiness follows the kind's claims too (`claims:<kind>`): not ready
+/// while an id this node still owns lost its journal stream to a newer
+/// activation elsewhere (a partition's other side, say) and has not been
+/// claimed back here. Losses of ids placed elsewhere since, and every loss
+/// when the cluster's view changes (a partition healed), are forgotten.
+fn watch_claims<A: DurableActor>(
+    system: &ActorSystem,
+    host: &Arc<Host<A>>,
+) -> Result<(), VirtualError> {
+    let claims = LostClaims::of(system);
+    let prefix = host.actor_name("");
+    let weak = Arc::downgrade(host);
+    system
+        .health()
+        .register(&format!("claims:{}", host.config.kind), move || {
+            let outcome = match weak.upgrade() {
+                None => CheckOutcome::ok("the kind is hosted here no longer"),
+                Some(host) => {
+                    let mut still_owned = Vec::new();
+                    for (name, _) in claims.lost_with_prefix(&prefix) {
+                        let id = &name[prefix.len()..];
+                        if host.owner(id).as_ref() == Some(host.me()) {
+                            still_owned.push(id.to_string());
+                        } else {
+                            claims.forget(&name);
+                        }
+                    }
+                    match still_owned.len() {
+                        0 => CheckOutcome::ok("every claim held"),
+                        n => CheckOutcome::failing(format!(
+                            "{n} id(s) placed here lost their journal claim to a newer \
+                             activation elsewhere: {}{}",
+                            still_owned
+                                .iter()
+                                .take(8)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if n > 8 { ", ..." } else { "" }
+                        )),
+                    }
+                }
+            };
+            Box::pin(async move { outcome })
+        })
+        .map_err(|e| VirtualError::InvalidConfig(e.to_string()))
+}
+
 impl<A: DurableActor> VirtualActors<A> {
     /// Hosts virtual actors of `config.kind` on `system`'s node. `factory`
     /// gives an id's initial state (used when its journal is empty). In a
@@ -233,13 +283,19 @@ impl<A: DurableActor> VirtualActors<A> {
         }
         let factory: Factory<A> = Box::new(factory);
         let host = Host::new(system.clone(), config, factory);
+        watch_claims(system, &host)?;
         if let Some(dist) = system.distribution() {
             dist.register_activator(&host.config.kind, Arc::new(HostActivator(host.clone())));
             let listener = Arc::downgrade(&host);
+            let claims = LostClaims::of(system);
+            let prefix = host.actor_name("");
             dist.on_view_change(Arc::new(move || {
                 if let Some(host) = listener.upgrade() {
                     host.hand_off();
                 }
+                // Placement is agreed afresh: a claim lost under the old
+                // view (across a partition) is no longer a disagreement.
+                claims.forget_prefix(&prefix);
             }));
         }
         let every = (host.config.deactivation_timeout / 4)
