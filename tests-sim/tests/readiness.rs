@@ -11,6 +11,9 @@
 //! - while a node is cut off from its storage, it reports unready within
 //!   a bound, naming its journal check, while the other stays ready;
 //! - after healing (and after a restart) it is ready again within a bound.
+//!
+//! A second scenario splits the two hosting nodes from each other (both
+//! still reach storage): see [`split_brain`].
 #![cfg(madsim)]
 
 use plexspaces::Env;
@@ -39,6 +42,11 @@ const STORAGE: usize = NODES;
 /// How long a state change may take to show in `/ready`: the check's
 /// deadline, the shared journal's request timeout and a few probes.
 const SETTLE: Duration = Duration::from_secs(10);
+/// How long becoming ready may take: a settle, plus the hold of a claim
+/// lost while two nodes' views of the cluster converge (one sees the other
+/// back before the other sees it, and both claim an id for a moment).
+const READY_SETTLE: Duration =
+    Duration::from_secs(10 + plexspaces::durability::lost_claims::CLAIM_LOSS_HOLD.as_secs());
 
 #[derive(Default, Serialize, Deserialize)]
 struct Counter(u64);
@@ -164,16 +172,16 @@ async fn probe(shared: &Mutex<Shared>, from: usize, target: usize, seed: u64) ->
     Some(Ready { ready, failing })
 }
 
-/// Probes until `want` holds (or panics after [`SETTLE`]).
+/// Probes until `want` holds (or panics after `bound`).
 async fn until(
     shared: &Mutex<Shared>,
     clock: &plexspaces_sim::SimClock,
     (from, target): (usize, usize),
     seed: u64,
-    what: &str,
+    (what, bound): (&str, Duration),
     want: impl Fn(&Ready) -> bool,
 ) -> Ready {
-    let deadline = clock.now() + SETTLE;
+    let deadline = clock.now() + bound;
     let mut last = None;
     loop {
         if let Some(ready) = probe(shared, from, target, seed).await {
@@ -184,7 +192,7 @@ async fn until(
         }
         assert!(
             clock.now() < deadline,
-            "seed {seed}: n{target} never became {what} within {SETTLE:?} (last: {last:?})"
+            "seed {seed}: n{target} never became {what} within {bound:?} (last: {last:?})"
         );
         clock.sleep(Duration::from_millis(250)).await;
     }
@@ -217,11 +225,26 @@ fn scenario(seed: u64) -> Outcome {
             async {
                 clock.sleep(Duration::from_secs(1)).await;
                 for node in 0..NODES {
-                    until(&shared, clock, (1 - node, node), seed, "ready", |r| r.ready).await;
+                    until(
+                        &shared,
+                        clock,
+                        (1 - node, node),
+                        seed,
+                        ("ready", READY_SETTLE),
+                        |r| r.ready,
+                    )
+                    .await;
                 }
                 cluster.partition(cut, STORAGE);
-                let unready =
-                    until(&shared, clock, (other, cut), seed, "unready", |r| !r.ready).await;
+                let unready = until(
+                    &shared,
+                    clock,
+                    (other, cut),
+                    seed,
+                    ("unready", SETTLE),
+                    |r| !r.ready,
+                )
+                .await;
                 assert_eq!(
                     unready.failing,
                     ["journal:counter"],
@@ -235,7 +258,15 @@ fn scenario(seed: u64) -> Outcome {
                 );
                 // A while cut off: still unready, however long.
                 clock.sleep(Duration::from_secs(3)).await;
-                let later = until(&shared, clock, (other, cut), seed, "unready", |_| true).await;
+                let later = until(
+                    &shared,
+                    clock,
+                    (other, cut),
+                    seed,
+                    ("unready", SETTLE),
+                    |_| true,
+                )
+                .await;
                 assert!(!later.ready, "seed {seed}: ready while cut off: {later:?}");
                 cluster.heal_network();
                 until(
@@ -243,7 +274,7 @@ fn scenario(seed: u64) -> Outcome {
                     clock,
                     (other, cut),
                     seed,
-                    "ready after healing",
+                    ("ready after healing", READY_SETTLE),
                     |r| r.ready,
                 )
                 .await;
@@ -256,7 +287,7 @@ fn scenario(seed: u64) -> Outcome {
                         clock,
                         (other, cut),
                         seed,
-                        "ready after a restart",
+                        ("ready after a restart", READY_SETTLE),
                         |r| r.ready,
                     )
                     .await;
@@ -270,6 +301,82 @@ fn scenario(seed: u64) -> Outcome {
         )
         .await
     })
+}
+
+/// Split brain: the two hosting nodes lose each other while both still
+/// reach storage. Each places every id on itself and calls them, so their
+/// activations fence each other's in turn.
+///
+/// Oracles: within a bound of the split each node reports not ready,
+/// naming `claims:counter` (it lost claims on ids it still owns); after
+/// healing, both are ready again within the claim-loss hold and a settle
+/// (a view change forgets the losses; a late loss from the two views
+/// converging at different moments lasts at most the hold).
+fn split_brain(seed: u64) -> u64 {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async move {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let storage = StorageCluster::start(seed, NODES, (PORT, JOURNAL_PORT), 0x5b1e, |_| {}, {
+            let shared = shared.clone();
+            move |env, index, addrs| run_node(env, index, addrs, shared.clone())
+        });
+        let (cluster, clock) = (&storage.cluster, &storage.clock);
+        finish_within(
+            seed,
+            "readiness names lost claims",
+            Duration::from_secs(300),
+            async {
+                clock.sleep(Duration::from_secs(1)).await;
+                for node in 0..NODES {
+                    until(
+                        &shared,
+                        clock,
+                        (1 - node, node),
+                        seed,
+                        ("ready", READY_SETTLE),
+                        |r| r.ready,
+                    )
+                    .await;
+                }
+                cluster.partition(0, 1);
+                for node in 0..NODES {
+                    // Probed from itself: the other side is out of reach.
+                    until(
+                        &shared,
+                        clock,
+                        (node, node),
+                        seed,
+                        ("unready naming claims", SETTLE),
+                        |r| r.failing.iter().any(|c| c == "claims:counter"),
+                    )
+                    .await;
+                }
+                cluster.heal_network();
+                let hold = plexspaces::durability::lost_claims::CLAIM_LOSS_HOLD;
+                clock.sleep(hold).await;
+                for node in 0..NODES {
+                    until(
+                        &shared,
+                        clock,
+                        (1 - node, node),
+                        seed,
+                        ("ready after healing", READY_SETTLE),
+                        |r| r.ready,
+                    )
+                    .await;
+                }
+                cluster.trace().hash()
+            },
+        )
+        .await
+    })
+}
+
+#[test]
+fn readiness_names_claims_lost_across_a_split() {
+    let plan = SeedPlan::from_env(6).with_fresh("split-readiness", 12);
+    run_seeds("split-readiness", &plan, split_brain);
+    assert_deterministic(3, split_brain);
 }
 
 #[test]

@@ -547,7 +547,6 @@ impl<A: DurableActor> Actor for Durable<A> {
             .await
             .map_err(|e| ActorError::new(format!("claiming the journal stream: {e}")))?;
         self.owned_at = Some(ctx.env().now());
-        super::lost_claims::LostClaims::of(&ctx.system).reclaimed(ctx.id().name());
         let (env, id) = (ctx.env().clone(), ctx.id().clone());
         let started = env.now();
         // An activation is a trace of its own (sampled as the node says).

@@ -1,14 +1,25 @@
 //! The durable actors of this node that lost their journal stream to a
-//! newer claim (another activation, on another node, fenced them out) and
-//! have not claimed it again here. Readiness reads it: a node that still
-//! means to serve an id whose claim it lost is not ready (see
-//! `VirtualActors::register`'s `claims:<kind>` check).
+//! newer claim (another activation, on another node, fenced them out), and
+//! when. Readiness reads it: a node that still means to serve an id whose
+//! claim it lost lately is not ready (see `VirtualActors::register`'s
+//! `claims:<kind>` check). Claiming the id back does not clear the loss:
+//! across a partition both sides claim in turns, and each should read as
+//! not ready until the cluster agrees on placement again (a view change
+//! forgets the kind's losses) or [`CLAIM_LOSS_HOLD`] passes without a
+//! new loss. (Claimed back, an id serves no stale state: its fenced
+//! activation stopped, and the new one recovered from the journal.)
 
 use crate::actor::ActorSystem;
 use crate::seams::Instant;
 use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+/// How long a lost claim keeps its node unready without a new loss or a
+/// view change: across a partition losses keep coming (both sides claim
+/// in turns) and the node stays unready; a loss from two views converging
+/// a moment apart passes.
+pub const CLAIM_LOSS_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most losses remembered; past it the oldest is forgotten (a node that
 /// lost this many claims is unready for its newer ones all the same).
@@ -42,11 +53,6 @@ impl LostClaims {
         debug_assert!(lost.len() <= LOST_CLAIMS_MAX, "the record is bounded");
     }
 
-    /// An activation of `actor` claimed its stream here again.
-    pub(crate) fn reclaimed(&self, actor: &str) {
-        self.lost.locked().remove(actor);
-    }
-
     /// Forgets `actor` (its id belongs to another node now).
     pub(crate) fn forget(&self, actor: &str) {
         self.lost.locked().remove(actor);
@@ -61,8 +67,14 @@ impl LostClaims {
             .retain(|name, _| !name.starts_with(prefix));
     }
 
-    /// The names lost and not claimed again whose name starts with
-    /// `prefix`, oldest loss first.
+    /// Forgets losses older than `hold` at `now`.
+    pub(crate) fn forget_before(&self, now: Instant, hold: std::time::Duration) {
+        self.lost
+            .locked()
+            .retain(|_, at| now.saturating_duration_since(*at) < hold);
+    }
+
+    /// The names lost whose name starts with `prefix`, oldest loss first.
     pub fn lost_with_prefix(&self, prefix: &str) -> Vec<(String, Instant)> {
         let mut found: Vec<(String, Instant)> = self
             .lost
@@ -82,7 +94,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn losses_are_kept_until_reclaimed_and_bounded() {
+    fn losses_are_kept_until_forgotten_and_bounded() {
         let claims = LostClaims::default();
         let at = |ms| Instant::from_duration(Duration::from_millis(ms));
         claims.lost("Acct:b", at(2));
@@ -93,7 +105,7 @@ mod tests {
             names(claims.lost_with_prefix("Acct:")),
             ["Acct:a", "Acct:b"]
         );
-        claims.reclaimed("Acct:a");
+        claims.forget_before(at(1_500), Duration::from_millis(1_499));
         assert_eq!(names(claims.lost_with_prefix("Acct:")), ["Acct:b"]);
         claims.forget("Acct:b");
         assert!(claims.lost_with_prefix("Acct:").is_empty());

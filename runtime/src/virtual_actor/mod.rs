@@ -45,7 +45,7 @@ pub(crate) use host::eligible_nodes;
 
 use crate::actor::facet::FacetSpec;
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
-use crate::durability::lost_claims::LostClaims;
+use crate::durability::lost_claims::{CLAIM_LOSS_HOLD, LostClaims};
 use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
 use crate::env::NodeName;
 use crate::observability::CheckOutcome;
@@ -212,14 +212,17 @@ impl<A: DurableActor> fmt::Debug for VirtualActors<A> {
 
 /// Readiness follows the kind's claims too (`claims:<kind>`): not ready
 /// while an id this node still owns lost its journal stream to a newer
-/// activation elsewhere (a partition's other side, say) and has not been
-/// claimed back here. Losses of ids placed elsewhere since, and every loss
-/// when the cluster's view changes (a partition healed), are forgotten.
+/// activation elsewhere (a partition's other side, say) within
+/// [`CLAIM_LOSS_HOLD`], claimed back here or not. Losses of ids placed
+/// elsewhere since, and every loss when the cluster's view changes (a
+/// partition healed), are forgotten.
 fn watch_claims<A: DurableActor>(
     system: &ActorSystem,
     host: &Arc<Host<A>>,
 ) -> Result<(), VirtualError> {
+    use crate::seams::Clock as _;
     let claims = LostClaims::of(system);
+    let env = system.env().clone();
     let prefix = host.actor_name("");
     let weak = Arc::downgrade(host);
     system
@@ -228,6 +231,7 @@ fn watch_claims<A: DurableActor>(
             let outcome = match weak.upgrade() {
                 None => CheckOutcome::ok("the kind is hosted here no longer"),
                 Some(host) => {
+                    claims.forget_before(env.now(), CLAIM_LOSS_HOLD);
                     let mut still_owned = Vec::new();
                     for (name, _) in claims.lost_with_prefix(&prefix) {
                         let id = &name[prefix.len()..];
