@@ -329,14 +329,68 @@ async fn an_otlp_receiver_gets_the_spans() {
     let system = ActorSystem::new(env.clone());
     let back = system.spawn_with("back", Back, traced()).unwrap();
     back.ask(1, SECOND).await.unwrap();
+    // A kind that names its own service.
+    let payments = SpawnOptions {
+        facets: vec![Box::new(
+            TracingFacet::new()
+                .sampled(Sampling::Always)
+                .service("payments"),
+        )],
+        ..SpawnOptions::default()
+    };
+    let pay = system.spawn_with("pay", Back, payments).unwrap();
+    pay.ask(2, SECOND).await.unwrap();
     // The exporter's thread waits for the flush: a worker of its own.
     let traces = env.traces().clone();
     let flushing = env.spawn(async move {
         tokio::task::block_in_place(|| traces.flush());
     });
+    // One export per service: the node's, then the kind's own.
+    let mut by_service = std::collections::BTreeMap::new();
+    for _ in 0..2 {
+        let export = plexspaces::seams::Clock::timeout(
+            &env,
+            Duration::from_secs(10),
+            receive_export(&mut receiver),
+        )
+        .await
+        .expect("an export per service (a node that exports all under one never sends two)");
+        for resource_spans in export.resource_spans {
+            let resource = resource_spans.resource.as_ref().unwrap();
+            let service = resource
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .expect("a service name");
+            let names: Vec<String> = resource_spans
+                .scope_spans
+                .iter()
+                .flat_map(|s| &s.spans)
+                .map(|s| s.name.clone())
+                .collect();
+            by_service
+                .entry(service)
+                .or_insert_with(Vec::new)
+                .extend(names);
+        }
+    }
+    flushing.await.unwrap();
+    let of = |service: &str| {
+        by_service
+            .iter()
+            .find(|(s, _)| s.contains(&format!("\"{service}\"")))
+            .map(|(_, names)| names.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(of("shop"), ["Back handle"], "{by_service:?}");
+    assert_eq!(of("payments"), ["Back handle"], "{by_service:?}");
+}
 
-    // A real OTLP/HTTP receiver: the request, decoded as the protocol
-    // says, then 200 with an empty protobuf answer.
+/// Reads one OTLP/HTTP request from the next connection to `receiver`,
+/// decoded as the protocol says, and answers 200 with an empty protobuf.
+async fn receive_export(receiver: &mut plexspaces::net::DynListener) -> ExportTraceServiceRequest {
     let (connection, _) = receiver.accept().await.unwrap();
     let (mut input, mut output) = connection.split();
     let mut request = Vec::new();
@@ -376,23 +430,7 @@ async fn an_otlp_receiver_gets_the_spans() {
         .await
         .unwrap();
     output.flush().await.unwrap();
-    flushing.await.unwrap();
-    let resource = export.resource_spans[0].resource.as_ref().unwrap();
-    let service = resource
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| kv.value.as_ref())
-        .map(|v| format!("{:?}", v.value));
-    assert!(service.unwrap().contains("shop"));
-    let names: Vec<&str> = export
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.name.as_str())
-        .collect();
-    assert!(names.contains(&"Back handle"), "{names:?}");
+    export
 }
 
 /// Writes a job to its tuple space and takes it back.

@@ -12,6 +12,7 @@ pub mod metrics;
 mod net_io;
 pub mod push;
 pub mod sampling;
+pub mod service_split;
 pub mod trace_scope;
 pub mod traces;
 

@@ -124,13 +124,19 @@ impl NodeTraces {
         );
         let builder = match &config.exporter {
             TraceExporter::Otlp { addr, path } => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_http_client(SeamHttpClient::new(env))
-                    .with_endpoint(format!("http://{addr}{path}"))
-                    .build()
-                    .map_err(|e| TraceError::Exporter(e.to_string()))?;
-                builder.with_batch_exporter(exporter)
+                let (env, endpoint) = (env.clone(), format!("http://{addr}{path}"));
+                let make = move || {
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_http()
+                        .with_http_client(SeamHttpClient::new(&env))
+                        .with_endpoint(endpoint.clone())
+                        .build()
+                };
+                let node = make().map_err(|e| TraceError::Exporter(e.to_string()))?;
+                // Each kind's service name its own resource.
+                let split =
+                    super::service_split::ServiceSplit::new(node, Box::new(move || make().ok()));
+                builder.with_batch_exporter(split)
             }
             TraceExporter::Console => builder.with_simple_exporter(ConsoleExporter),
         };

@@ -12,6 +12,7 @@ use crate::actor::facet::{
 use crate::env::Env;
 use crate::observability::NodeTraces;
 use crate::observability::sampling::Sampler;
+use crate::observability::service_split::SERVICE_ATTRIBUTE;
 use crate::observability::trace_scope::{HandlerTrace, UnsampledTrace};
 use crate::observability::traces::{Sampling, parent_from};
 use crate::seams::LocalRng;
@@ -25,8 +26,9 @@ use std::time::Duration;
 /// Configuration: `priority` (900-999), `sampler` (`always`, `never` or a
 /// ratio such as `0.01`: how traces *starting* at this actor kind are
 /// sampled; a message that carries a trace follows its decision; the
-/// node's sampler if absent), `service_name` (recorded on the spans as
-/// `plexspaces.service`; the exported `service.name` is the node's).
+/// node's sampler if absent), `service_name` (the `service.name` its spans
+/// are exported under with the node's OTLP exporter, recorded on them as
+/// `plexspaces.service`; the node's own service name if absent).
 ///
 /// A trace starting here is decided before anything is built: a dropped
 /// root costs one draw from a generator the facet owns (seeded from the
@@ -206,7 +208,7 @@ impl Facet for TracingFacet {
                 attributes.push(KeyValue::new("plexspaces.tenant", tenant.clone()));
             }
             if let Some(service) = service {
-                attributes.push(KeyValue::new("plexspaces.service", service.to_string()));
+                attributes.push(KeyValue::new(SERVICE_ATTRIBUTE, service.to_string()));
             }
             attributes
         };
