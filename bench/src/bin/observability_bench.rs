@@ -80,7 +80,7 @@ impl Facet for Empty {
 }
 
 /// `--only NAME` (a configuration's name): profile one configuration
-/// (with `--tells`, its tells alone: no asks, no floor).
+/// (with `--tells` or `--asks`, those alone, without the floor).
 fn only() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -120,6 +120,26 @@ struct Medians {
     floor: f64,
     ask: Vec<f64>,
     tell: Vec<f64>,
+    /// Per configuration, the median over rounds of its time over the
+    /// plain actor's in the same round (paired: drift between rounds
+    /// cancels out).
+    ask_ratio: Vec<f64>,
+    tell_ratio: Vec<f64>,
+}
+
+/// The median over rounds of `samples[i][r] / samples[0][r]`, per `i`.
+fn paired_ratios(samples: &[Vec<f64>]) -> Vec<f64> {
+    samples
+        .iter()
+        .map(|mine| {
+            let ratios = mine
+                .iter()
+                .zip(&samples[0])
+                .map(|(m, base)| m / base)
+                .collect();
+            median(ratios)
+        })
+        .collect()
 }
 
 fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
@@ -157,8 +177,9 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
             let mut ask = vec![Vec::new(); CONFIGS.len()];
             let mut tell = vec![Vec::new(); CONFIGS.len()];
             let tells_only = std::env::args().any(|a| a == "--tells");
+            let asks_only = std::env::args().any(|a| a == "--asks");
             for round in 0..rounds {
-                if !tells_only {
+                if !tells_only && !asks_only {
                     floor.push(floor_round(n).await);
                 }
                 // Each round starts at another configuration, so none is
@@ -171,13 +192,17 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
                     if !tells_only {
                         ask[i].push(ask_round(&actors[i], n).await);
                     }
-                    tell[i].push(tell_round(&actors[i], n).await);
+                    if !asks_only {
+                        tell[i].push(tell_round(&actors[i], n).await);
+                    }
                 }
             }
             system.shutdown().await;
             env.traces().flush();
             Medians {
                 floor: median(floor),
+                ask_ratio: paired_ratios(&ask),
+                tell_ratio: paired_ratios(&tell),
                 ask: ask.into_iter().map(median).collect(),
                 tell: tell.into_iter().map(median).collect(),
             }
@@ -189,23 +214,22 @@ fn measure(rt: &tokio::runtime::Runtime, n: u64, rounds: usize) -> Medians {
 
 fn print_table(title: &str, m: &Medians) {
     println!("\n{title}\n");
-    println!("| configuration | ns/ask | ask vs no facet | ns/tell | tell vs no facet |");
+    println!(
+        "| configuration | ns/ask | ask vs no facet (paired) | ns/tell | tell vs no facet (paired) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     println!("| tokio floor (mpsc + oneshot) | {:.1} | | | |", m.floor);
     for (i, config) in CONFIGS.iter().enumerate() {
         println!(
             "| plexspaces, {config} | {:.1} | {:.2}x | {:.1} | {:.2}x |",
-            m.ask[i],
-            m.ask[i] / m.ask[0],
-            m.tell[i],
-            m.tell[i] / m.tell[0]
+            m.ask[i], m.ask_ratio[i], m.tell[i], m.tell_ratio[i]
         );
     }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n, rounds) = if quick { (20_000, 3) } else { (200_000, 7) };
+    let (n, rounds) = if quick { (20_000, 3) } else { (200_000, 11) };
     println!(
         "observability benchmark: {n} asks and {n} tells per configuration x {rounds} interleaved rounds, median"
     );

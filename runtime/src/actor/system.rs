@@ -342,6 +342,37 @@ impl Drop for DroppedExit {
     }
 }
 
+/// Waits for the next batch of messages (or a signal); comes to false
+/// once the mailbox is closed and empty. A macro, not an async fn: the
+/// wait is where idle actors sit, and a nested future would store its
+/// own copy of the references in every idle task.
+macro_rules! refill {
+    ($rx:expr, $cell:expr, $batch:expr) => {{
+        let (rx, cell, batch): (&mut Receiver<_>, &Cell, &mut std::collections::VecDeque<_>) =
+            ($rx, $cell, $batch);
+        // Drained: the kind's depth gauge no longer counts this actor's
+        // queue (a compare, no write, when it did not).
+        cell.report_depth(0);
+        let open = std::future::poll_fn(|cx| {
+            cell.waker.register(cx.waker());
+            if cell.has_signal() {
+                return Poll::Ready(true);
+            }
+            rx.poll_recv_batch(cx, batch)
+        })
+        .await;
+        if open {
+            // Counted per batch taken, not per message: one atomic add
+            // however many came.
+            if let Some(kind) = &cell.kind {
+                kind.messages.inc_by(batch.len() as u64);
+            }
+            cell.report_depth((batch.len() + rx.len()).saturating_sub(1) as u64);
+        }
+        open
+    }};
+}
+
 /// How a message loop ended.
 enum LoopEnd<A: Actor> {
     /// The actor exits: the reason, whether its state is still sound
@@ -370,38 +401,27 @@ async fn message_loop<A: Actor>(
 ) -> (ExitReason, bool, Option<ReplySender<A>>) {
     let mut batch = std::collections::VecDeque::new();
     loop {
-        let end = if ctx.facets.is_empty() {
-            plain_loop(actor, ctx, rx, cell, &mut batch).await
-        } else {
-            Box::pin(facet_loop(actor, ctx, rx, cell, &mut batch)).await
-        };
-        match end {
-            LoopEnd::Exit(reason, intact, asker) => return (reason, intact, asker),
-            LoopEnd::Switch => continue,
+        if !ctx.facets.is_empty() {
+            match Box::pin(facet_loop(actor, ctx, rx, cell, &mut batch)).await {
+                LoopEnd::Exit(reason, intact, asker) => return (reason, intact, asker),
+                LoopEnd::Switch => continue,
+            }
         }
-    }
-}
-
-/// The loop of an actor without facets.
-async fn plain_loop<A: Actor>(
-    actor: &mut A,
-    ctx: &mut Context<A>,
-    rx: &mut Receiver<Envelope<A>>,
-    cell: &Arc<Cell>,
-    batch: &mut std::collections::VecDeque<Envelope<A>>,
-) -> LoopEnd<A> {
-    loop {
-        let envelope = match next_in_hand(ctx, cell, batch, false) {
+        // The plain loop, written here rather than in a function of its
+        // own: an idle actor waits in it, and a nested future would keep
+        // a second copy of these references in every idle task.
+        let envelope = match next_in_hand(ctx, cell, &mut batch, false) {
             Some(Ok(envelope)) => envelope,
-            Some(Err(end)) => return end,
-            None if refill(rx, cell, batch).await => continue,
-            None => return LoopEnd::Exit(ExitReason::Normal, true, None),
+            Some(Err(LoopEnd::Exit(reason, intact, asker))) => return (reason, intact, asker),
+            Some(Err(LoopEnd::Switch)) => continue,
+            None if refill!(rx, cell, &mut batch) => continue,
+            None => return (ExitReason::Normal, true, None),
         };
         if let Some((panic, asker)) = handle_plain(actor, ctx, envelope).await {
-            return LoopEnd::Exit(ExitReason::Panic(panic), false, asker);
+            return (ExitReason::Panic(panic), false, asker);
         }
         if let Some(reason) = ctx.stop.take() {
-            return LoopEnd::Exit(reason, true, None);
+            return (reason, true, None);
         }
     }
 }
@@ -421,7 +441,7 @@ async fn facet_loop<A: Actor>(
         let envelope = match next_in_hand(ctx, cell, batch, true) {
             Some(Ok(envelope)) => envelope,
             Some(Err(end)) => return end,
-            None if refill(rx, cell, batch).await => continue,
+            None if refill!(rx, cell, batch) => continue,
             None => return LoopEnd::Exit(ExitReason::Normal, true, None),
         };
         let in_hand = batch.len() + rx.len();
@@ -443,8 +463,8 @@ async fn facet_loop<A: Actor>(
 }
 
 /// The next message in hand, after any signal (stop, facet control)
-/// waiting before it; `None` when the batch is drained (then
-/// [`refill`]); or how the loop ends. `with_facets` says which loop asks:
+/// waiting before it; `None` when the batch is drained (then `refill!`);
+/// or how the loop ends. `with_facets` says which loop asks:
 /// a control signal that attaches the first facet or detaches the last
 /// switches loops. Not async: the loops call it per message, and a future
 /// per message would cost more than the work.
@@ -467,35 +487,6 @@ fn next_in_hand<A: Actor>(
         }
     }
     batch.pop_front().map(Ok)
-}
-
-/// Waits for the next batch of messages (or a signal); false once the
-/// mailbox is closed and empty.
-async fn refill<A: Actor>(
-    rx: &mut Receiver<Envelope<A>>,
-    cell: &Cell,
-    batch: &mut std::collections::VecDeque<Envelope<A>>,
-) -> bool {
-    // Drained: the kind's depth gauge no longer counts this actor's queue
-    // (a compare, no write, when it did not).
-    cell.report_depth(0);
-    let open = std::future::poll_fn(|cx| {
-        cell.waker.register(cx.waker());
-        if cell.has_signal() {
-            return Poll::Ready(true);
-        }
-        rx.poll_recv_batch(cx, batch)
-    })
-    .await;
-    if open {
-        // Counted per batch taken, not per message: one atomic add however
-        // many came.
-        if let Some(kind) = &cell.kind {
-            kind.messages.inc_by(batch.len() as u64);
-        }
-        cell.report_depth((batch.len() + rx.len()).saturating_sub(1) as u64);
-    }
-    open
 }
 
 fn apply_control<A: Actor>(ctx: &mut Context<A>, op: ControlOp) {
