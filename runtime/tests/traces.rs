@@ -262,6 +262,77 @@ async fn a_workflows_steps_are_children_of_its_run() {
     }
 }
 
+/// Waits for an `approve` signal and adds its value.
+#[derive(Clone, Copy)]
+struct Approval;
+
+impl Workflow for Approval {
+    type Input = u64;
+    type Output = u64;
+    async fn run(&self, ctx: WorkflowContext, n: u64) -> Result<u64, WorkflowError> {
+        let extra: Option<u64> = ctx
+            .wait_for_signal("approve", Duration::from_secs(30))
+            .await?;
+        Ok(n + extra.unwrap_or(0))
+    }
+}
+
+/// A signal sent inside a trace is linked from the run's step that takes
+/// it (a link: the signal joins two traces, the sender's and the run's).
+#[tokio::test]
+async fn a_signal_links_the_step_that_takes_it_to_its_sender() {
+    use opentelemetry::trace::TraceContextExt;
+    let exporter = InMemorySpanExporter::default();
+    let env = env("signal", "n1").await;
+    trace_into(&env, &exporter, Sampling::Always);
+    let system = ActorSystem::new(env.clone());
+    let config = WorkflowConfig::new("approval", plexspaces::durability::JournalBackend::memory());
+    let workflows = Workflows::register(&system, config, Approval).unwrap();
+    let run = plexspaces::workflow::RunId::new("t1", "a1").unwrap();
+    workflows.start(&run, &1).await.unwrap();
+    // The sender: a span of its own, current while it signals.
+    let sender = env
+        .traces()
+        .span(
+            "approver",
+            SpanKind::Internal,
+            Vec::new(),
+            &opentelemetry::Context::new(),
+        )
+        .expect("tracing is on");
+    let sender_span = sender.span().span_context().clone();
+    opentelemetry::context::FutureExt::with_context(
+        workflows.signal(&run, "approve", &41u64),
+        sender.clone(),
+    )
+    .await
+    .unwrap();
+    sender.span().end();
+    assert_eq!(
+        workflows
+            .result(&run, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        42
+    );
+    env.traces().flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    let takers: Vec<&SpanData> = named(&spans, "workflow.step")
+        .into_iter()
+        .filter(|s| attr(s, "plexspaces.step").as_deref() == Some("signal:approve"))
+        .collect();
+    assert_eq!(takers.len(), 1, "{spans:#?}");
+    let links: Vec<_> = takers[0].links.iter().collect();
+    assert_eq!(links.len(), 1, "one link, to the sender");
+    assert_eq!(links[0].span_context.trace_id(), sender_span.trace_id());
+    assert_eq!(links[0].span_context.span_id(), sender_span.span_id());
+    assert_ne!(
+        takers[0].span_context.trace_id(),
+        sender_span.trace_id(),
+        "the run keeps its own trace"
+    );
+}
+
 #[tokio::test]
 async fn sampling_follows_the_facet_the_node_and_the_parent() {
     let exporter = InMemorySpanExporter::default();

@@ -10,7 +10,8 @@
 //! wire when the target is remote), journal appends and tuple space
 //! operations made under a span, activations of durable actors, workflow
 //! runs and each of their steps (replayed steps marked
-//! `plexspaces.replayed`).
+//! `plexspaces.replayed`; the step that takes a signal sent inside a
+//! trace links to its sender's span).
 //!
 //! Determinism: trace and span ids come from the node's `Rng` seam, so a
 //! simulated run's wire bytes replay from its seed. The OTLP exporter's
@@ -290,6 +291,16 @@ pub fn traceparent(cx: &Context) -> Option<String> {
     let span = cx.span();
     let sc = span.span_context();
     sc.is_valid().then(|| traceparent_of(sc))
+}
+
+/// The W3C `traceparent` of the current span, if one is current and
+/// sampled (what a message sent now should link or parent to).
+pub fn current_traceparent() -> Option<String> {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        (sc.is_valid() && sc.is_sampled()).then(|| traceparent_of(sc))
+    })
 }
 
 /// The W3C `traceparent` (version 00) of a valid span context: what the

@@ -213,17 +213,24 @@ impl RunShared {
                 name: name.to_string(),
                 index,
             };
-            if let RunReply::Signal {
-                data,
-                cancel_requested,
-            } = self.call(self.fresh_key(), op).await?
-            {
-                if data.is_some() {
-                    return Ok(Ok(crate::codec::encode_own(&data)));
-                }
-                self.note_cancel(cancel_requested);
-                self.check_live()?;
+            let (data, cancel_requested, trace) = match self.call(self.fresh_key(), op).await? {
+                RunReply::Signal {
+                    data,
+                    cancel_requested,
+                } => (data, cancel_requested, None),
+                RunReply::SignalTraced {
+                    data,
+                    cancel_requested,
+                    trace,
+                } => (data, cancel_requested, trace),
+                _ => (None, false, None),
+            };
+            if data.is_some() {
+                link_to_sender(trace.as_deref());
+                return Ok(Ok(crate::codec::encode_own(&data)));
             }
+            self.note_cancel(cancel_requested);
+            self.check_live()?;
             let now_ms = self.now_ms();
             if now_ms >= deadline_ms {
                 return Ok(Ok(crate::codec::encode_own(&None::<Vec<u8>>)));
@@ -682,4 +689,23 @@ impl WorkflowContext {
             .find(|p| !visited.contains(*p))
             .cloned()
     }
+}
+
+/// Links the current span (the step taking a signal) to the span that
+/// sent the signal, if it sent inside a sampled trace: a signal is a
+/// message between traces, which OpenTelemetry joins with a link.
+fn link_to_sender(trace: Option<&str>) {
+    use opentelemetry::trace::TraceContextExt;
+    let Some(trace) = trace else { return };
+    let sender = crate::observability::traces::parent_from(Some(trace));
+    let sender = sender.span().span_context().clone();
+    if !sender.is_valid() {
+        return;
+    }
+    opentelemetry::Context::map_current(|cx| {
+        cx.span().add_link(
+            sender,
+            vec![opentelemetry::KeyValue::new("plexspaces.link", "signal")],
+        )
+    });
 }

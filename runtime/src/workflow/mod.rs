@@ -664,9 +664,12 @@ impl<W: Workflow> Workflows<W> {
         name: &str,
         data: &T,
     ) -> Result<(), WorkflowError> {
-        let op = RunOp::Signal {
-            name: name.to_string(),
-            data: encode(data, "signal's data")?,
+        let (name, data) = (name.to_string(), encode(data, "signal's data")?);
+        // Sent inside a sampled trace: the run's step that takes it links
+        // back to this span.
+        let op = match crate::observability::traces::current_traceparent() {
+            Some(trace) => RunOp::SignalTraced { name, data, trace },
+            None => RunOp::Signal { name, data },
         };
         self.call(run, format!("signal:{key}"), op).await.map(drop)
     }

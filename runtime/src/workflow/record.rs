@@ -83,6 +83,15 @@ pub(crate) enum RunOp {
     /// Read-only: the `index`-th signal called `name`, and whether the run
     /// was asked to cancel.
     SignalAt { name: String, index: usize },
+    /// [`RunOp::Signal`] sent inside a sampled trace: its W3C
+    /// `traceparent`, so the run's step that takes it links to the
+    /// sender's span. (A variant of its own, last: journals written
+    /// before it still decode.)
+    SignalTraced {
+        name: String,
+        data: Vec<u8>,
+        trace: String,
+    },
 }
 
 /// What a query of a run sees.
@@ -119,6 +128,13 @@ pub(crate) enum RunReply {
         data: Option<Vec<u8>>,
         cancel_requested: bool,
     },
+    /// [`RunReply::Signal`] with the sender's `traceparent`, if it sent
+    /// inside a sampled trace (last, so older journals still decode).
+    SignalTraced {
+        data: Option<Vec<u8>>,
+        cancel_requested: bool,
+        trace: Option<String>,
+    },
 }
 
 /// The run's durable record.
@@ -133,6 +149,11 @@ pub(crate) struct RunRecord {
     cancel_requested: bool,
     /// (token, expiry in Unix ms).
     driver: Option<(u64, u64)>,
+    /// The senders' trace contexts of signals by name and index. Not
+    /// checkpointed (best effort: a checkpoint keeps the signals, not the
+    /// links to their senders' traces), at most [`SIGNAL_TRACES_MAX`].
+    #[serde(skip)]
+    signal_traces: BTreeMap<(String, usize), String>,
     /// Not checkpointed: lasts until the first checkpoint (1,000 messages),
     /// which covers the simulator's runs.
     #[cfg(feature = "planted-bugs")]
@@ -140,9 +161,31 @@ pub(crate) struct RunRecord {
     pub(crate) planted_bug: Option<crate::PlantedBug>,
 }
 
+/// Most signal trace contexts a run keeps in memory.
+const SIGNAL_TRACES_MAX: usize = 1024;
+
 impl RunRecord {
     fn holds(&self, token: u64) -> bool {
         matches!(self.driver, Some((t, _)) if t == token)
+    }
+
+    fn signal(&mut self, name: String, data: Vec<u8>, trace: Option<String>) -> RunReply {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted_bug == Some(crate::PlantedBug::DropEarlySignal) {
+            let waiting = format!("signal-deadline:{name}");
+            if !self.steps.values().any(|s| s.name == waiting) {
+                return RunReply::Done;
+            }
+        }
+        let queued = self.signals.entry(name.clone()).or_default();
+        queued.push(data);
+        let index = queued.len() - 1;
+        if let Some(trace) = trace
+            && self.signal_traces.len() < SIGNAL_TRACES_MAX
+        {
+            self.signal_traces.insert((name, index), trace);
+        }
+        RunReply::Done
     }
 
     fn finished(&self) -> Option<RunStatus> {
@@ -224,17 +267,8 @@ impl RunRecord {
                 self.published.insert(name, value);
                 RunReply::Done
             }
-            RunOp::Signal { name, data } => {
-                #[cfg(feature = "planted-bugs")]
-                if self.planted_bug == Some(crate::PlantedBug::DropEarlySignal) {
-                    let waiting = format!("signal-deadline:{name}");
-                    if !self.steps.values().any(|s| s.name == waiting) {
-                        return RunReply::Done;
-                    }
-                }
-                self.signals.entry(name).or_default().push(data);
-                RunReply::Done
-            }
+            RunOp::Signal { name, data } => self.signal(name, data, None),
+            RunOp::SignalTraced { name, data, trace } => self.signal(name, data, Some(trace)),
             RunOp::Cancel => {
                 if self.finished().is_none() {
                     self.cancel_requested = true;
@@ -271,9 +305,10 @@ impl RunRecord {
                 steps_recorded: self.steps.len(),
                 cancel_requested: self.cancel_requested,
             }),
-            RunOp::SignalAt { name, index } => RunReply::Signal {
+            RunOp::SignalAt { name, index } => RunReply::SignalTraced {
                 data: self.signals.get(name).and_then(|s| s.get(*index)).cloned(),
                 cancel_requested: self.cancel_requested,
+                trace: self.signal_traces.get(&(name.clone(), *index)).cloned(),
             },
             _ => return None,
         })
@@ -366,6 +401,11 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 name: "packed".into(),
                 data: vec![1],
             },
+            RunOp::SignalTraced {
+                name: "packed".into(),
+                data: vec![2],
+                trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            },
             RunOp::Finish {
                 token: 5,
                 status: RunStatus::Failed {
@@ -407,6 +447,11 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             RunReply::Signal {
                 data: Some(vec![1]),
                 cancel_requested: false,
+            },
+            RunReply::SignalTraced {
+                data: Some(vec![1]),
+                cancel_requested: false,
+                trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             },
         ]
     }
@@ -505,20 +550,26 @@ mod tests {
             name: "go".into(),
             data: vec![1],
         });
-        run.apply(RunOp::Signal {
+        run.apply(RunOp::SignalTraced {
             name: "go".into(),
             data: vec![2],
+            trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
         });
         let at = |index| RunOp::SignalAt {
             name: "go".into(),
             index,
         };
-        assert!(
-            matches!(run.read(&at(1)), Some(RunReply::Signal { data: Some(d), .. }) if d == [2])
-        );
+        assert!(matches!(
+            run.read(&at(0)),
+            Some(RunReply::SignalTraced { data: Some(d), trace: None, .. }) if d == [1]
+        ));
+        assert!(matches!(
+            run.read(&at(1)),
+            Some(RunReply::SignalTraced { data: Some(d), trace: Some(_), .. }) if d == [2]
+        ));
         assert!(matches!(
             run.read(&at(2)),
-            Some(RunReply::Signal { data: None, .. })
+            Some(RunReply::SignalTraced { data: None, .. })
         ));
         run.apply(RunOp::Acquire {
             token: 1,
