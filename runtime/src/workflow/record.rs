@@ -401,11 +401,6 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 name: "packed".into(),
                 data: vec![1],
             },
-            RunOp::SignalTraced {
-                name: "packed".into(),
-                data: vec![2],
-                trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
-            },
             RunOp::Finish {
                 token: 5,
                 status: RunStatus::Failed {
@@ -413,6 +408,12 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                     compensated: 1,
                 },
                 output: None,
+            },
+            // Appended last: the fuzz corpus names samples by index.
+            RunOp::SignalTraced {
+                name: "packed".into(),
+                data: vec![2],
+                trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             },
         ]
     }
