@@ -529,16 +529,7 @@ async fn handle_plain<A: Actor>(
     ctx: &mut Context<A>,
     envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
-    let Envelope {
-        msg,
-        reply,
-        correlation,
-        delivery,
-    } = envelope;
-    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
-        tick.store(false, std::sync::atomic::Ordering::Release);
-    }
-    ctx.correlation = correlation;
+    let (msg, reply, delivery) = open_envelope(ctx, envelope);
     ctx.delivery = delivery;
     match AssertUnwindSafe(actor.handle(ctx, msg))
         .catch_unwind()
@@ -558,6 +549,26 @@ async fn handle_plain<A: Actor>(
             Some((panic_message(panic.as_ref()), reply))
         }
     }
+}
+
+/// Takes a message out of its envelope for handling: the context gets
+/// its correlation id, a periodic timer's tick is marked taken; the
+/// message, the asker's reply sender and the delivery come back.
+fn open_envelope<A: Actor>(
+    ctx: &mut Context<A>,
+    envelope: Envelope<A>,
+) -> (A::Msg, Option<ReplySender<A>>, Option<Box<Delivery>>) {
+    let Envelope {
+        msg,
+        reply,
+        correlation,
+        delivery,
+    } = envelope;
+    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
+        tick.store(false, std::sync::atomic::Ordering::Release);
+    }
+    ctx.correlation = correlation;
+    (msg, reply, delivery)
 }
 
 /// A handler returned an error or panicked: counted for its kind.
@@ -660,16 +671,7 @@ async fn handle_with_facets<A: Actor>(
     mailbox_len: usize,
     envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
-    let Envelope {
-        msg,
-        reply,
-        correlation,
-        delivery,
-    } = envelope;
-    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
-        tick.store(false, std::sync::atomic::Ordering::Release);
-    }
-    ctx.correlation = correlation;
+    let (msg, reply, delivery) = open_envelope(ctx, envelope);
     // The delivery is lent to the facets here and handed back to the
     // context for the handler (`ctx.headers()`); the previous message's
     // (left by the plain loop before a switch) goes.
@@ -807,16 +809,7 @@ async fn handle_observed<A: Actor>(
     mailbox_len: usize,
     envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
-    let Envelope {
-        msg,
-        reply,
-        correlation,
-        delivery,
-    } = envelope;
-    if let Some(tick) = delivery.as_ref().and_then(|d| d.tick.as_ref()) {
-        tick.store(false, std::sync::atomic::Ordering::Release);
-    }
-    ctx.correlation = correlation;
+    let (msg, reply, delivery) = open_envelope(ctx, envelope);
     ctx.delivery = delivery;
     // The clock is read only if a facet wants this handler timed.
     let started = ctx.facets.times().then(|| env.now());
