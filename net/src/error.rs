@@ -21,6 +21,9 @@ pub enum NetErrorKind {
     TimedOut,
     /// Writing on a half that was closed.
     Closed,
+    /// The TLS layer refused the peer's records (bad record, failed
+    /// authentication tag, an alert from the peer).
+    Tls,
     /// Any other I/O failure.
     Io,
 }
@@ -65,6 +68,21 @@ impl NetError {
             op,
             addr,
             source: Some(err),
+        }
+    }
+
+    /// An error of `kind` raised by `op`, described by `why`.
+    pub fn described(
+        kind: NetErrorKind,
+        op: &'static str,
+        addr: Option<SocketAddr>,
+        why: impl fmt::Display,
+    ) -> Self {
+        NetError {
+            kind,
+            op,
+            addr,
+            source: Some(io::Error::other(why.to_string())),
         }
     }
 

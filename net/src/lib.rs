@@ -27,6 +27,7 @@ mod dynamic;
 mod error;
 #[cfg(feature = "tokio")]
 mod tcp;
+pub mod tls;
 pub mod wire;
 
 pub use dynamic::{DynConnection, DynListener, DynNet, DynReader, DynWriter};
