@@ -29,6 +29,21 @@ impl DynNet {
     }
 }
 
+impl DynReader {
+    /// Erases the type of `reader` (a TLS reader over a connection's half,
+    /// say).
+    pub fn new<R: ByteReader>(reader: R) -> Self {
+        DynReader(Box::new(reader))
+    }
+}
+
+impl DynWriter {
+    /// Erases the type of `writer`.
+    pub fn new<W: ByteWriter>(writer: W) -> Self {
+        DynWriter(Box::new(writer))
+    }
+}
+
 impl std::fmt::Debug for DynNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DynNet")

@@ -454,14 +454,50 @@ async fn handshake(
     dialer_secret: &[u8],
     acceptor_secret: &[u8],
 ) -> (Result<wire::Peer, WireError>, Result<wire::Peer, WireError>) {
-    let ((mut dr, mut dw), (mut ar, mut aw)) = pair().await;
-    let (a, b) = (me("a", 1), me("b", 2));
     let ds = ClusterSecret::new(dialer_secret).unwrap();
     let as_ = ClusterSecret::new(acceptor_secret).unwrap();
+    handshake_with(&ds, &as_).await
+}
+
+async fn handshake_with(
+    ds: &ClusterSecret,
+    as_: &ClusterSecret,
+) -> (Result<wire::Peer, WireError>, Result<wire::Peer, WireError>) {
+    let ((mut dr, mut dw), (mut ar, mut aw)) = pair().await;
+    let (a, b) = (me("a", 1), me("b", 2));
     futures::join!(
-        wire::handshake::dial(&mut dr, &mut dw, &ds, &a, [1; 32]),
-        wire::handshake::accept(&mut ar, &mut aw, &as_, &b, [2; 32]),
+        wire::handshake::dial(&mut dr, &mut dw, ds, &a, [1; 32]),
+        wire::handshake::accept(&mut ar, &mut aw, as_, &b, [2; 32]),
     )
+}
+
+#[tokio::test]
+async fn a_secret_rotates_with_no_step_where_two_nodes_cannot_talk() {
+    let old = ClusterSecret::new(*b"the-old-secret!!").unwrap();
+    let new = ClusterSecret::new(*b"the-new-secret!!").unwrap();
+    // The three steps of a rotation, and the nodes at adjacent steps.
+    let step1 = old.clone().also_accepting(&new).unwrap();
+    let step2 = new.clone().also_accepting(&old).unwrap();
+    let step3 = new.clone();
+    let steps = [&old, &step1, &step2, &step3];
+    for pair in steps.windows(2) {
+        for (d, a) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+            let (dialed, accepted) = handshake_with(d, a).await;
+            assert!(
+                dialed.is_ok() && accepted.is_ok(),
+                "{dialed:?} {accepted:?}"
+            );
+        }
+    }
+    // Two steps apart (old only, new only) is refused: the old is gone.
+    let (dialed, accepted) = handshake_with(&old, &step3).await;
+    assert!(dialed.is_err() && accepted.is_err());
+    // The list of accepted secrets is bounded.
+    let mut many = new.clone();
+    for _ in 0..ClusterSecret::ACCEPTED_MAX {
+        many = many.also_accepting(&old).unwrap();
+    }
+    assert!(many.also_accepting(&old).is_err());
 }
 
 #[tokio::test]

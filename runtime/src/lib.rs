@@ -46,6 +46,7 @@ pub mod registry;
 pub mod reminders;
 pub mod retry;
 pub mod seams;
+pub mod security;
 pub mod supervision;
 #[cfg(feature = "tokio")]
 pub mod tokio_backend;

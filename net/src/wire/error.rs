@@ -44,6 +44,10 @@ pub enum WireError {
     },
     /// The handshake failed: wrong cluster secret, bad proof, or refused.
     AuthFailed(String),
+    /// TLS refused the peer: its certificate (another CA, expired, not for
+    /// the node it claims to be), plaintext where TLS is required, or a
+    /// TLS protocol failure.
+    Tls(crate::tls::TlsError),
 }
 
 impl fmt::Display for WireError {
@@ -63,6 +67,7 @@ impl fmt::Display for WireError {
                 write!(f, "protocol violation: expected {expected}, got {got}")
             }
             WireError::AuthFailed(why) => write!(f, "handshake failed: {why}"),
+            WireError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -71,6 +76,7 @@ impl std::error::Error for WireError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             WireError::Net(e) => Some(e),
+            WireError::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -79,5 +85,11 @@ impl std::error::Error for WireError {
 impl From<NetError> for WireError {
     fn from(e: NetError) -> Self {
         WireError::Net(e)
+    }
+}
+
+impl From<crate::tls::TlsError> for WireError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        WireError::Tls(e)
     }
 }

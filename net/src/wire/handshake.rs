@@ -26,8 +26,18 @@ use std::fmt;
 use std::net::SocketAddr;
 
 /// The shared secret every node of one cluster holds.
+///
+/// A node proves the current secret and accepts a peer's proof of the
+/// current one or of any it was told to still accept
+/// ([`ClusterSecret::also_accepting`]), so a cluster rotates its secret
+/// without a moment when two nodes cannot talk: first every node accepts
+/// the new secret too, then every node proves the new one (still accepting
+/// the old), then the old is dropped.
 #[derive(Clone)]
-pub struct ClusterSecret(Vec<u8>);
+pub struct ClusterSecret {
+    current: Vec<u8>,
+    accepted: Vec<Vec<u8>>,
+}
 
 impl ClusterSecret {
     /// Fewest bytes a secret may have.
@@ -43,12 +53,42 @@ impl ClusterSecret {
                 bytes.len()
             )));
         }
-        Ok(ClusterSecret(bytes))
+        Ok(ClusterSecret {
+            current: bytes,
+            accepted: Vec::new(),
+        })
+    }
+
+    /// This secret, also accepting proofs of `other` (a secret being
+    /// rotated in or out); at most [`Self::ACCEPTED_MAX`] others.
+    pub fn also_accepting(mut self, other: &ClusterSecret) -> Result<Self, WireError> {
+        if self.accepted.len() >= Self::ACCEPTED_MAX {
+            return Err(WireError::AuthFailed(format!(
+                "at most {} secrets besides the current one",
+                Self::ACCEPTED_MAX
+            )));
+        }
+        self.accepted.push(other.current.clone());
+        Ok(self)
+    }
+
+    /// Most other secrets accepted at once (a rotation needs one).
+    pub const ACCEPTED_MAX: usize = 4;
+
+    fn mac_with(key: &[u8]) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length; this cannot fail.
+        Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length")
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length; this cannot fail.
-        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
+        Self::mac_with(&self.current)
+    }
+
+    /// Every secret whose proof is accepted, the current one first.
+    fn accepted(&self) -> impl Iterator<Item = Hmac<Sha256>> + '_ {
+        std::iter::once(&self.current)
+            .chain(&self.accepted)
+            .map(|key| Self::mac_with(key))
     }
 }
 
@@ -88,7 +128,10 @@ struct Transcript<'a> {
 
 impl Transcript<'_> {
     fn mac(&self, secret: &ClusterSecret, role: &[u8]) -> Hmac<Sha256> {
-        let mut mac = secret.mac();
+        self.mac_keyed(secret.mac(), role)
+    }
+
+    fn mac_keyed(&self, mut mac: Hmac<Sha256>, role: &[u8]) -> Hmac<Sha256> {
         mac.update(b"plexspaces/1 ");
         mac.update(role);
         for (name, incarnation, nonce) in [self.dialer, self.acceptor] {
@@ -105,8 +148,12 @@ impl Transcript<'_> {
     }
 
     fn verify(&self, secret: &ClusterSecret, role: &[u8], proof: &Bytes32) -> bool {
-        // Constant time, so a forger learns nothing from timing.
-        self.mac(secret, role).verify_slice(proof).is_ok()
+        // Each comparison in constant time, so a forger learns nothing from
+        // timing; every accepted secret is tried, whichever matches.
+        secret
+            .accepted()
+            .map(|mac| self.mac_keyed(mac, role).verify_slice(proof).is_ok())
+            .fold(false, |any, ok| any | ok)
     }
 }
 

@@ -56,6 +56,12 @@ pub struct DistributionConfig {
     pub link_queue: usize,
     /// Mailbox capacity of a remote ref's proxy (default 1024).
     pub proxy_mailbox: usize,
+    /// TLS on every link (default none: the cluster-secret handshake over
+    /// plaintext, for development). With TLS, every connection is TLS 1.3
+    /// with both certificates checked against the CA bundle, the secret
+    /// handshake runs inside it, and a peer's certificate must name the
+    /// node it says it is; a plaintext peer is refused.
+    pub tls: Option<Arc<NodeTls>>,
 }
 
 impl DistributionConfig {
@@ -76,7 +82,14 @@ impl DistributionConfig {
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             link_queue: 4096,
             proxy_mailbox: 1024,
+            tls: None,
         }
+    }
+
+    /// Runs every link over TLS with `tls`.
+    pub fn with_tls(mut self, tls: Arc<NodeTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Adds seed nodes to dial at start.

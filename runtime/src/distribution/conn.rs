@@ -13,7 +13,7 @@ use crate::seams::Spawn;
 use crate::seams::{Clock, Instant, JoinHandle};
 use futures::future::BoxFuture;
 use plexspaces_net::wire::{
-    Admitted, ExitNotice, FrameReader, FrameWriter, ReplyOutcome, WireError, WireMessage,
+    Admitted, ExitNotice, FrameReader, ReplyOutcome, WireError, WireMessage,
 };
 use plexspaces_net::{ByteReader, Connection, DynConnection};
 use std::collections::VecDeque;
@@ -224,17 +224,13 @@ impl Side {
 pub(crate) async fn accepted(dist: Arc<Dist>, connection: DynConnection, admitted: Admitted) {
     let from = connection.peer_addr();
     let (reader, writer) = connection.split();
-    let max = dist.config.max_frame_len;
-    let mut reader = FrameReader::new(reader, max);
-    let mut writer = FrameWriter::new(writer, max);
-    let handshake = dist.accept_handshake(&mut reader, &mut writer).await;
+    let handshake = dist.accept_handshake(reader, writer).await;
     drop(admitted);
-    let peer = match handshake {
-        Ok(peer) => peer,
+    let (reader, mut writer, peer) = match handshake {
+        Ok(accepted) => accepted,
         Err(e) => {
             dist.env.metrics().remote().handshake_failures.inc();
             tracing::warn!(%from, "refused a connection: {e}");
-            let _ = writer.close().await;
             return;
         }
     };

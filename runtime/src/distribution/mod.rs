@@ -64,11 +64,13 @@ use crate::actor::{Actor, ActorId, ActorRef};
 use crate::env::{Env, NodeName};
 use crate::retry::Backoff;
 use crate::seams::{Clock, Elapsed, JoinHandle, Rng};
+use crate::security::NodeTls;
 pub(crate) use export::{Activator, Exported, ExportedRef, Inbound, ReplyTo};
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 use link::Link;
 use membership::{Change, Membership};
+use plexspaces_net::tls::TlsContext;
 use plexspaces_net::wire::{
     self, Admission, FrameReader, FrameWriter, Identity, MAX_FRAME_LEN_DEFAULT, Member, WireError,
 };

@@ -3,6 +3,7 @@
 //! membership changes that follow, and the links to peers.
 
 use super::*;
+use crate::security::{self, Role};
 
 pub(super) struct ExportEntry {
     pub(super) actor: Arc<dyn Exported>,
@@ -103,14 +104,16 @@ impl Dist {
         nonce
     }
 
-    /// Connects to `addr` and runs the dialer's handshake, within the
-    /// handshake timeout.
+    /// Connects to `addr` and runs the dialer's handshake (TLS first if
+    /// configured), within the handshake timeout.
     pub(crate) async fn dial(
         &self,
         addr: SocketAddr,
     ) -> Result<(FrameReader<DynReader>, FrameWriter<DynWriter>, wire::Peer), WireError> {
         let attempt = async {
             let (reader, writer) = self.env.net().connect(addr).await?.split();
+            let (reader, writer, certificate) =
+                security::secure(self.config.tls.as_deref(), Role::Dialer, reader, writer).await?;
             let max = self.config.max_frame_len;
             let mut reader = FrameReader::new(reader, max);
             let mut writer = FrameWriter::new(writer, max);
@@ -121,34 +124,65 @@ impl Dist {
                 &self.me,
                 self.nonce(),
             )
-            .await
-            .inspect_err(|_| {
-                self.env.metrics().remote().handshake_failures.inc();
-            })?;
+            .await?;
+            if let Some(certificate) = &certificate {
+                TlsContext::check_peer(certificate, &peer.node)?;
+            }
             Ok((reader, writer, peer))
         };
-        match self
+        let result = match self
             .env
             .timeout(self.config.handshake_timeout, attempt)
             .await
         {
             Ok(result) => result,
-            Err(Elapsed { .. }) => {
-                self.env.metrics().remote().handshake_failures.inc();
-                Err(WireError::AuthFailed("handshake timed out".into()))
-            }
+            Err(Elapsed { .. }) => Err(WireError::AuthFailed("handshake timed out".into())),
+        };
+        if result.is_err() {
+            self.env.metrics().remote().handshake_failures.inc();
         }
+        result
     }
 
-    /// Runs the acceptor's handshake and checks who the peer says it is.
+    /// Runs the acceptor's handshake on an accepted connection (TLS first
+    /// if configured), within the handshake timeout, and checks who the
+    /// peer says it is.
     pub(crate) async fn accept_handshake(
         self: &Arc<Self>,
-        reader: &mut FrameReader<DynReader>,
-        writer: &mut FrameWriter<DynWriter>,
-    ) -> Result<NodeName, WireError> {
-        let handshake =
-            wire::handshake::accept(reader, writer, &self.config.secret, &self.me, self.nonce());
-        let peer = match self
+        reader: DynReader,
+        writer: DynWriter,
+    ) -> Result<(FrameReader<DynReader>, FrameWriter<DynWriter>, NodeName), WireError> {
+        let handshake = async {
+            let (reader, writer, certificate) =
+                security::secure(self.config.tls.as_deref(), Role::Acceptor, reader, writer)
+                    .await?;
+            let max = self.config.max_frame_len;
+            let mut reader = FrameReader::new(reader, max);
+            let mut writer = FrameWriter::new(writer, max);
+            let peer = wire::handshake::accept(
+                &mut reader,
+                &mut writer,
+                &self.config.secret,
+                &self.me,
+                self.nonce(),
+            )
+            .await;
+            let peer = match peer {
+                Ok(peer) => peer,
+                Err(e) => {
+                    let _ = writer.close().await;
+                    return Err(e);
+                }
+            };
+            if let Some(certificate) = &certificate
+                && let Err(e) = TlsContext::check_peer(certificate, &peer.node)
+            {
+                let _ = writer.close().await;
+                return Err(e.into());
+            }
+            Ok((reader, writer, peer))
+        };
+        let (reader, writer, peer) = match self
             .env
             .timeout(self.config.handshake_timeout, handshake)
             .await
@@ -164,7 +198,7 @@ impl Dist {
             )));
         }
         self.heard_from(&node, peer.listen, peer.incarnation);
-        Ok(node)
+        Ok((reader, writer, node))
     }
 
     pub(crate) fn heard_from(

@@ -3,6 +3,7 @@
 
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
+use crate::security::{self, NodeTls, Role};
 use plexspaces_net::wire::{
     self, ClusterSecret, FrameReader, FrameWriter, Identity, JournalOp, JournalOutcome,
     MAX_FRAME_LEN_DEFAULT, WireMessage,
@@ -31,6 +32,9 @@ pub struct SharedJournalConfig {
     pub max_frame_len: u32,
     /// Connections kept open for reuse (default 16).
     pub idle_connections: usize,
+    /// TLS to the server (default none). The server's certificate must
+    /// chain to the CA bundle; this node presents its own.
+    pub tls: Option<Arc<NodeTls>>,
 }
 
 impl SharedJournalConfig {
@@ -42,7 +46,14 @@ impl SharedJournalConfig {
             request_timeout: Duration::from_secs(2),
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             idle_connections: 16,
+            tls: None,
         }
+    }
+
+    /// Talks to the server over TLS with `tls`.
+    pub fn with_tls(mut self, tls: Arc<NodeTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -97,6 +108,10 @@ impl SharedJournal {
             .await
             .map_err(|e| unavailable(&e))?;
         let (reader, writer) = connection.split();
+        let (reader, writer, _) =
+            security::secure(inner.config.tls.as_deref(), Role::Dialer, reader, writer)
+                .await
+                .map_err(|e| unavailable(&e))?;
         let max = inner.config.max_frame_len;
         let mut conn = Conn {
             reader: FrameReader::new(reader, max),

@@ -4,6 +4,7 @@
 use super::FENCE_PREFIX;
 use crate::env::Env;
 use crate::seams::{Clock, JoinHandle};
+use crate::security::{self, NodeTls, Role};
 use futures::channel::oneshot;
 use futures::future::{FutureExt, Shared};
 use futures::lock::Mutex as AsyncMutex;
@@ -45,6 +46,10 @@ pub struct JournalServerConfig {
     /// Bounds on connections in their handshake, in total and per source
     /// address (default 256 and 32): one more is closed unread.
     pub admission: AdmissionLimits,
+    /// TLS for every client connection (default none: the secret
+    /// handshake over plaintext). With TLS, a client must present a
+    /// certificate of the CA bundle; plaintext clients are refused.
+    pub tls: Option<Arc<NodeTls>>,
     /// A deliberately broken variant, for the simulator's tests: always
     /// present (so enabling the feature anywhere in a build breaks no
     /// struct literal), acted on only with the `planted-bugs` feature.
@@ -61,8 +66,15 @@ impl JournalServerConfig {
             max_frame_len: MAX_FRAME_LEN_DEFAULT,
             handshake_timeout: Duration::from_secs(2),
             admission: AdmissionLimits::default(),
+            tls: None,
             planted_bug: None,
         }
+    }
+
+    /// Serves every client over TLS with `tls`.
+    pub fn with_tls(mut self, tls: Arc<NodeTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -234,24 +246,31 @@ impl<J: Journal> Service<J> {
         let from = connection.peer_addr();
         let (reader, writer) = connection.split();
         let max = self.config.max_frame_len;
-        let mut reader = FrameReader::new(reader, max);
-        let mut writer = FrameWriter::new(writer, max);
         let mut nonce = [0; 32];
         crate::seams::Rng::fill_bytes(&self.env, &mut nonce);
-        let handshake = wire::handshake::accept(
-            &mut reader,
-            &mut writer,
-            &self.config.secret,
-            &self.me,
-            nonce,
-        );
+        let handshake = async {
+            let (reader, writer, _) =
+                security::secure(self.config.tls.as_deref(), Role::Acceptor, reader, writer)
+                    .await?;
+            let mut reader = FrameReader::new(reader, max);
+            let mut writer = FrameWriter::new(writer, max);
+            wire::handshake::accept(
+                &mut reader,
+                &mut writer,
+                &self.config.secret,
+                &self.me,
+                nonce,
+            )
+            .await?;
+            Ok::<_, WireError>((reader, writer))
+        };
         let handshake = self
             .env
             .timeout(self.config.handshake_timeout, handshake)
             .await;
         drop(admitted);
-        match handshake {
-            Ok(Ok(_)) => {}
+        let (mut reader, mut writer) = match handshake {
+            Ok(Ok(halves)) => halves,
             Ok(Err(e)) => {
                 tracing::warn!(%from, "journal server refused a connection: {e}");
                 return;
@@ -260,7 +279,7 @@ impl<J: Journal> Service<J> {
                 tracing::warn!(%from, "journal server: handshake timed out");
                 return;
             }
-        }
+        };
         loop {
             let (request, op) = match reader.read_frame().await {
                 Ok(WireMessage::JournalCall { request, op }) => (request, op),
