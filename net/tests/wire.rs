@@ -123,7 +123,7 @@ fn message() -> impl Strategy<Value = WireMessage> {
                 payload
             }
         ),
-        (any::<u64>(), bytes.clone(), name, 0..7u8).prop_map(|(request, b, text, which)| {
+        (any::<u64>(), bytes.clone(), name, 0..9u8).prop_map(|(request, b, text, which)| {
             let outcome = match which {
                 0 => ReplyOutcome::Replied(b),
                 1 => ReplyOutcome::Failed(text),
@@ -131,6 +131,8 @@ fn message() -> impl Strategy<Value = WireMessage> {
                 3 => ReplyOutcome::Stopped,
                 4 => ReplyOutcome::Unavailable(text),
                 5 => ReplyOutcome::Rejected(text),
+                6 => ReplyOutcome::Unauthenticated(text),
+                7 => ReplyOutcome::Forbidden(text),
                 _ => ReplyOutcome::Undecodable(text),
             };
             WireMessage::Reply { request, outcome }

@@ -152,9 +152,21 @@ fn net_types(v: &mut impl EncodedTypes) {
             ReplyOutcome::Replied(vec![4]),
             ReplyOutcome::Unavailable("fenced".into()),
             ReplyOutcome::Rejected("rejected by fraud: over the limit".into()),
+            ReplyOutcome::Unauthenticated("unauthenticated (authentication): expired".into()),
+            ReplyOutcome::Forbidden("forbidden by rule rbac:default-deny (authorization)".into()),
         ]
     });
-    v.visit("Headers", || vec![Headers::default()]);
+    v.visit("Headers", || {
+        vec![
+            Headers::default(),
+            Headers {
+                sender: Some("client@n1".into()),
+                tenant: Some("acme".into()),
+                principal: Some("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln".into()),
+                trace: None,
+            },
+        ]
+    });
     v.visit("ExitNotice", || {
         vec![ExitNotice::Normal, ExitNotice::Failed("boom".into())]
     });

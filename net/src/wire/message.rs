@@ -168,6 +168,11 @@ pub enum ReplyOutcome {
     /// A facet of the actor refused the message before its handler ran
     /// (the facet's name and reason): nothing was applied.
     Rejected(String),
+    /// The message had no valid credentials: nothing was applied.
+    Unauthenticated(String),
+    /// The caller may not do this (the message names the rule): nothing
+    /// was applied.
+    Forbidden(String),
 }
 
 /// What travels with a message besides its payload. The receiving node's

@@ -7,7 +7,7 @@
 
 use super::cell::{Cell, ControlOp, wait_exit};
 use super::deadline::{Deadlines, Expired};
-use super::facet::{Facet, FacetConfig, FacetError, FacetInfo, Headers};
+use super::facet::{Facet, FacetConfig, FacetError, FacetInfo, Headers, Principal};
 use super::mailbox::{self, TrySendError};
 use super::{Actor, ActorId, ActorStatus, AskError, ExitReason, SendError};
 use crate::env::NodeName;
@@ -40,8 +40,12 @@ pub(crate) struct Delivery {
     pub(crate) headers: Headers,
     /// The authenticated peer it came from, for a remote message.
     pub(crate) source: Option<NodeName>,
+    /// Whether the source node proved itself with a TLS certificate.
+    pub(crate) source_certified: bool,
     /// Its encoded form, for a remote message.
     pub(crate) wire: Option<Vec<u8>>,
+    /// The caller, as an authentication facet verified it.
+    pub(crate) principal: Option<Arc<Principal>>,
     /// A periodic timer's tick: cleared when the actor takes the message,
     /// so the timer sends no other tick while this one waits (no burst).
     pub(crate) tick: Option<Arc<AtomicBool>>,

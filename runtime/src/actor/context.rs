@@ -175,6 +175,12 @@ impl<A: Actor> Context<A> {
         Delivery::headers_of(self.delivery.as_deref())
     }
 
+    /// The caller of the message in hand, as the actor's authentication
+    /// facet verified it (`None` without one, or outside a handler).
+    pub fn principal(&self) -> Option<&super::facet::Principal> {
+        self.delivery.as_ref().and_then(|d| d.principal.as_deref())
+    }
+
     /// The node the message being handled came from, if it came over the
     /// network.
     pub fn source_node(&self) -> Option<&crate::env::NodeName> {

@@ -31,6 +31,13 @@ pub enum ActorErrorKind {
     /// A facet of the actor refused the message before its handler ran:
     /// nothing was applied (see [`ActorError::rejected`]).
     Rejected,
+    /// The message had no valid credentials (an authentication facet
+    /// refused it): nothing was applied.
+    Unauthenticated,
+    /// The verified caller may not do this (an authorization facet, or a
+    /// tenant boundary, refused it; the message names the rule): nothing
+    /// was applied.
+    Forbidden,
 }
 
 impl ActorError {
@@ -73,9 +80,29 @@ impl ActorError {
         }
     }
 
-    /// Whether a facet refused the message.
+    /// Whether a facet refused the message (for any reason: also true of
+    /// `Unauthenticated` and `Forbidden`).
     pub fn is_rejected(&self) -> bool {
-        self.kind == ActorErrorKind::Rejected
+        matches!(
+            self.kind,
+            ActorErrorKind::Rejected | ActorErrorKind::Unauthenticated | ActorErrorKind::Forbidden
+        )
+    }
+
+    /// The error the asker gets when the facet `facet` refused a message.
+    pub fn from_rejection(facet: &str, rejection: &crate::actor::facet::Rejection) -> Self {
+        use crate::actor::facet::RejectionKind;
+        match &rejection.kind {
+            RejectionKind::Unauthenticated => ActorError {
+                message: format!("unauthenticated ({facet}): {}", rejection.reason),
+                kind: ActorErrorKind::Unauthenticated,
+            },
+            RejectionKind::Forbidden { rule } => ActorError {
+                message: format!("forbidden by rule {rule} ({facet}): {}", rejection.reason),
+                kind: ActorErrorKind::Forbidden,
+            },
+            _ => ActorError::rejected(facet, &rejection.reason),
+        }
     }
 
     pub(crate) fn with_kind(message: impl Into<String>, kind: ActorErrorKind) -> Self {

@@ -596,6 +596,8 @@ fn meta_of<'a, A: Actor>(
         is_ask,
         headers: Delivery::headers_of(delivery),
         source_node: delivery.and_then(|d| d.source.as_ref()),
+        source_certified: delivery.is_some_and(|d| d.source_certified),
+        principal: delivery.and_then(|d| d.principal.as_deref()),
         env,
     }
 }
@@ -671,19 +673,11 @@ async fn handle_with_facets<A: Actor>(
     mailbox_len: usize,
     envelope: Envelope<A>,
 ) -> Option<Crash<A>> {
-    let (msg, reply, delivery) = open_envelope(ctx, envelope);
+    let (msg, reply, mut delivery) = open_envelope(ctx, envelope);
     // The delivery is lent to the facets here and handed back to the
     // context for the handler (`ctx.headers()`); the previous message's
     // (left by the plain loop before a switch) goes.
     ctx.delivery = None;
-    let meta = meta_of::<A>(
-        cell,
-        ctx.correlation,
-        mailbox_len,
-        reply.is_some(),
-        delivery.as_deref(),
-        env,
-    );
     // Each hook is called with a fresh borrow of the payload, dropped
     // before its result is awaited (the payload need not be `Sync`).
     let mut decided = Before::Continue;
@@ -695,7 +689,14 @@ async fn handle_with_facets<A: Actor>(
     for at in 0..befores {
         let hook = {
             let message = Message {
-                meta,
+                meta: meta_of::<A>(
+                    cell,
+                    ctx.correlation,
+                    mailbox_len,
+                    reply.is_some(),
+                    delivery.as_deref(),
+                    env,
+                ),
                 payload: &msg,
                 inner: A::inner_message(&msg),
                 wire: delivery.as_ref().and_then(|d| d.wire.as_deref()),
@@ -708,11 +709,23 @@ async fn handle_with_facets<A: Actor>(
         };
         match verdict {
             Verdict::Continue => continue,
+            Verdict::ContinueAs(principal) => {
+                delivery.get_or_insert_with(Box::default).principal = Some(principal);
+                continue;
+            }
             Verdict::Reject(rejection) => decided = Before::Rejected { at, rejection },
             Verdict::Answer(answer) => decided = Before::Answered { at, answer },
         }
         break;
     }
+    let meta = meta_of::<A>(
+        cell,
+        ctx.correlation,
+        mailbox_len,
+        reply.is_some(),
+        delivery.as_deref(),
+        env,
+    );
     match decided {
         Before::Continue => {}
         Before::Rejected { at, rejection } => {
@@ -726,7 +739,7 @@ async fn handle_with_facets<A: Actor>(
             };
             ctx.facets.on_error(&meta, &failure, None, Some(at)).await;
             if let Some(reply) = reply {
-                let error = ActorError::rejected(&by, &rejection.reason);
+                let error = ActorError::from_rejection(&by, &rejection);
                 let _ = reply.send(Err(AskError::Failed(error)));
             }
             return None;

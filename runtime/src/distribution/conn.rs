@@ -82,6 +82,7 @@ pub(crate) async fn serve<R: ByteReader>(
                         payload,
                         headers,
                         source: peer.clone(),
+                        certified: dist.config.tls.is_some(),
                     };
                     actor.deliver(&dist.env, inbound, None).await;
                 } else {
@@ -126,6 +127,7 @@ pub(crate) async fn serve<R: ByteReader>(
                         payload,
                         headers,
                         source: peer.clone(),
+                        certified: dist.config.tls.is_some(),
                     };
                     actor
                         .deliver(&dist.env, inbound, Some(side.reply_to(request)))

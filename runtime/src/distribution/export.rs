@@ -5,7 +5,7 @@ use super::RemoteActor;
 use crate::Env;
 use crate::actor::cell::ControlOp;
 use crate::actor::facet::Headers;
-use crate::actor::{ActorRef, AskError, Delivery, ExitReason};
+use crate::actor::{ActorErrorKind, ActorRef, AskError, Delivery, ExitReason};
 use crate::env::NodeName;
 use crate::seams::Spawn;
 use futures::channel::oneshot;
@@ -44,6 +44,8 @@ pub(crate) struct Inbound {
     pub(crate) headers: Headers,
     /// The connection's authenticated peer.
     pub(crate) source: NodeName,
+    /// Whether it proved itself with a TLS certificate.
+    pub(crate) certified: bool,
 }
 
 pub(crate) struct ExportedRef<A: RemoteActor>(pub(crate) ActorRef<A>);
@@ -56,6 +58,7 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                 payload,
                 headers,
                 source,
+                certified,
             } = inbound;
             let msg = match crate::codec::decode::<A::Msg>(&payload, "remote message") {
                 Ok(msg) => msg,
@@ -75,7 +78,9 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
             let delivery = Some(Box::new(Delivery {
                 headers,
                 source: Some(source),
+                source_certified: certified,
                 wire: Some(payload),
+                principal: None,
                 tick: None,
             }));
             let Some(reply) = reply else {
@@ -100,7 +105,12 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                         ReplyOutcome::Unavailable(e.message().to_string())
                     }
                     Ok(Err(AskError::Failed(e))) if e.is_rejected() => {
-                        ReplyOutcome::Rejected(e.message().to_string())
+                        let why = e.message().to_string();
+                        match e.kind() {
+                            ActorErrorKind::Unauthenticated => ReplyOutcome::Unauthenticated(why),
+                            ActorErrorKind::Forbidden => ReplyOutcome::Forbidden(why),
+                            _ => ReplyOutcome::Rejected(why),
+                        }
                     }
                     Ok(Err(AskError::Failed(e))) => ReplyOutcome::Failed(e.message().to_string()),
                     Ok(Err(other)) => ReplyOutcome::Failed(other.to_string()),

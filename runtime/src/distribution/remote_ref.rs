@@ -40,6 +40,13 @@ impl<A: RemoteActor> PendingReply for TypedPending<A> {
                 why,
                 crate::actor::ActorErrorKind::Rejected,
             ))),
+            Some(ReplyOutcome::Unauthenticated(why)) => Err(AskError::Failed(
+                ActorError::with_kind(why, crate::actor::ActorErrorKind::Unauthenticated),
+            )),
+            Some(ReplyOutcome::Forbidden(why)) => Err(AskError::Failed(ActorError::with_kind(
+                why,
+                crate::actor::ActorErrorKind::Forbidden,
+            ))),
             Some(ReplyOutcome::Undecodable(why)) => Err(AskError::Failed(ActorError::new(
                 format!("the remote node could not decode the message: {why}"),
             ))),

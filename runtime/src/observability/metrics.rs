@@ -98,6 +98,16 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Label: why a security facet refused a message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabel {
+    /// `unauthenticated`, `forbidden` or `tenant`.
+    pub kind: &'static str,
+    /// The check that failed (`expired`, `bad_signature`, `rbac`,
+    /// `policy`, ...): a fixed set, so the family stays small.
+    pub reason: &'static str,
+}
+
 /// Label: a workflow kind and a run status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WorkflowLabel {
@@ -256,6 +266,9 @@ pub struct ServiceMetrics {
     pub tuplespace_blocked: Gauge,
     /// `plexspaces_workflow_runs_total{kind,status}`.
     pub workflow_runs: Family<WorkflowLabel, Counter>,
+    /// `plexspaces_security_refusals_total{kind,reason}`: messages the
+    /// security facets refused.
+    pub security_refusals: Family<RefusalLabel, Counter>,
     /// `plexspaces_workflow_step_seconds{kind}`: steps executed (not
     /// replayed).
     pub workflow_steps: HistogramFamily<KindLabel>,
@@ -587,6 +600,7 @@ impl NodeMetrics {
             tuplespace_ops: Family::default(),
             tuplespace_blocked: Gauge::default(),
             workflow_runs: Family::default(),
+            security_refusals: Family::default(),
             workflow_steps: Family::new_with_constructor(latency_histogram),
             workflow_steps_replayed: Family::default(),
             reminders_due: Counter::default(),
@@ -594,6 +608,11 @@ impl NodeMetrics {
             reminders_late: Counter::default(),
             reminder_lateness: latency_histogram(),
         };
+        r.add(
+            "security_refusals",
+            "Messages refused by the security facets, by kind and failed check",
+            services.security_refusals.clone(),
+        );
         r.add(
             "tuplespace_operations",
             "Tuple space operations, by operation",

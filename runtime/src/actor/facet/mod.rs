@@ -42,6 +42,7 @@
 
 mod chain;
 mod config;
+mod principal;
 mod registry;
 mod spec;
 
@@ -65,6 +66,7 @@ pub use crate::observability::trace_scope::{HandlerTrace, UnsampledTrace};
 /// What travels with a message besides its payload (sender, tenant,
 /// principal, trace context), locally and over the wire.
 pub use plexspaces_net::wire::Headers;
+pub use principal::{AuthMethod, Principal};
 
 /// What a facet knows about a message, whatever its type.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +90,12 @@ pub struct MessageMeta<'a> {
     /// The node the message came from, if it came over the network (the
     /// connection's authenticated peer, not a claim in the headers).
     pub source_node: Option<&'a NodeName>,
+    /// Whether the source node proved itself with a TLS certificate (the
+    /// cluster runs TLS), not only with the cluster secret.
+    pub source_certified: bool,
+    /// The caller, as an authentication facet before this one verified
+    /// it (`None` before that, or without one).
+    pub principal: Option<&'a Principal>,
     /// The node's seams: a hook that waits does so on this clock, so it
     /// runs under the simulator too.
     pub env: &'a Env,
@@ -121,12 +129,31 @@ impl<'a> Message<'a> {
 }
 
 /// A facet refused a message: the handler does not run, nothing is
-/// applied, and the asker gets an [`ActorError`] of kind
-/// [`Rejected`](crate::actor::ActorErrorKind::Rejected) naming the facet.
+/// applied, and the asker gets an [`ActorError`] whose kind says why:
+/// [`Rejected`](crate::actor::ActorErrorKind::Rejected) naming the facet,
+/// [`Unauthenticated`](crate::actor::ActorErrorKind::Unauthenticated) or
+/// [`Forbidden`](crate::actor::ActorErrorKind::Forbidden) naming the rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     /// Why, for the sender.
     pub reason: String,
+    /// What kind of refusal.
+    pub kind: RejectionKind,
+}
+
+/// What kind of refusal a [`Rejection`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// A facet's own rule (a rate limit, a fraud check).
+    Refused,
+    /// The message has no valid credentials.
+    Unauthenticated,
+    /// The verified caller may not do this; the rule that decided.
+    Forbidden {
+        /// The deciding rule (`rbac:default-deny`, a policy id, ...).
+        rule: String,
+    },
 }
 
 impl Rejection {
@@ -134,6 +161,23 @@ impl Rejection {
     pub fn new(reason: impl Into<String>) -> Self {
         Rejection {
             reason: reason.into(),
+            kind: RejectionKind::Refused,
+        }
+    }
+
+    /// The message has no valid credentials, for `reason`.
+    pub fn unauthenticated(reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+            kind: RejectionKind::Unauthenticated,
+        }
+    }
+
+    /// The caller may not do this: `rule` decided, for `reason`.
+    pub fn forbidden(rule: impl Into<String>, reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+            kind: RejectionKind::Forbidden { rule: rule.into() },
         }
     }
 }
@@ -148,6 +192,11 @@ impl fmt::Display for Rejection {
 pub enum Verdict {
     /// The next facet, then the handler, sees the message.
     Continue,
+    /// As `Continue`, and the message acts for this verified principal
+    /// (an authentication facet's verdict): later facets see it in
+    /// [`MessageMeta::principal`], the handler in
+    /// [`Context::principal`](crate::actor::Context::principal).
+    ContinueAs(std::sync::Arc<Principal>),
     /// The message is refused.
     Reject(Rejection),
     /// The facet answers in the actor's place (a cache, a stub): the value
@@ -161,6 +210,7 @@ impl fmt::Debug for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Continue => f.write_str("Continue"),
+            Verdict::ContinueAs(p) => write!(f, "ContinueAs({p})"),
             Verdict::Reject(r) => write!(f, "Reject({r:?})"),
             Verdict::Answer(_) => f.write_str("Answer(..)"),
         }
