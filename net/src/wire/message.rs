@@ -192,6 +192,22 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// Headers carrying `token` as the caller's credentials
+    /// (`Bearer <token>` in `principal`), for the receiver's
+    /// authentication facet.
+    pub fn bearer(token: &str) -> Self {
+        Headers {
+            principal: Some(format!("Bearer {token}")),
+            ..Headers::default()
+        }
+    }
+
+    /// These headers, saying the message is for `tenant`.
+    pub fn for_tenant(mut self, tenant: &str) -> Self {
+        self.tenant = Some(tenant.to_string());
+        self
+    }
+
     /// Whether nothing is set (the common case, sent as four zero bytes).
     pub fn is_empty(&self) -> bool {
         self.sender.is_none()

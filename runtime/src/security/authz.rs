@@ -25,7 +25,7 @@ use crate::actor::facet::{
 use crate::seams::{Clock, Instant};
 use plexspaces_storage::sync::LockExt;
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -132,7 +132,7 @@ struct Cached {
 struct DecisionCache {
     capacity: usize,
     ttl: Duration,
-    entries: HashMap<u64, Cached>,
+    entries: BTreeMap<u64, Cached>,
     order: VecDeque<u64>,
     hits: u64,
     misses: u64,
@@ -201,7 +201,7 @@ type ActionNamer = Arc<dyn Fn(&dyn Any) -> Option<&'static str> + Send + Sync>;
 struct Inner {
     rules: RwLock<Arc<Rules>>,
     cache: Mutex<DecisionCache>,
-    namers: RwLock<HashMap<TypeId, ActionNamer>>,
+    namers: RwLock<BTreeMap<TypeId, ActionNamer>>,
 }
 
 /// A node's authorization rules, shared by every facet made from it; a
@@ -230,12 +230,12 @@ impl Authorizer {
                 cache: Mutex::new(DecisionCache {
                     capacity: DECISION_CACHE_DEFAULT,
                     ttl: DECISION_TTL_DEFAULT,
-                    entries: HashMap::new(),
+                    entries: BTreeMap::new(),
                     order: VecDeque::new(),
                     hits: 0,
                     misses: 0,
                 }),
-                namers: RwLock::new(HashMap::new()),
+                namers: RwLock::new(BTreeMap::new()),
             }),
         }
     }
@@ -406,6 +406,14 @@ pub struct AuthorizationFacet {
     actor: String,
 }
 
+/// The kind RBAC and the policies name: a durable actor's own type, not
+/// the `Durable<..>` wrapper the runtime runs it in.
+fn business_kind(kind: &str) -> &str {
+    kind.strip_prefix("Durable<")
+        .and_then(|inner| inner.strip_suffix('>'))
+        .unwrap_or(kind)
+}
+
 /// The short name of a type: its last path segment, generics kept.
 fn short_type_name(full: &str) -> &str {
     let end = full.find('<').unwrap_or(full.len());
@@ -474,7 +482,7 @@ impl AuthorizationFacet {
         let access = Access {
             principal,
             actor: &self.actor,
-            kind: meta.kind,
+            kind: business_kind(meta.kind),
             actor_tenant: self.tenant.as_deref(),
             action,
             msg_type: meta.msg_type,
@@ -486,7 +494,7 @@ impl AuthorizationFacet {
         match self.authorizer.decide(&access, meta.env.now()) {
             AccessDecision::Allow(_) => Ok(()),
             AccessDecision::Deny(rule) => {
-                let why = format!("{principal} may not {action} on {}", meta.kind);
+                let why = format!("{principal} may not {action} on {}", access.kind);
                 let reason = if rule == "default-deny" {
                     "default_deny"
                 } else {
@@ -535,7 +543,13 @@ impl Facet for AuthorizationFacet {
 
 #[cfg(test)]
 mod tests {
-    use super::short_type_name;
+    use super::{business_kind, short_type_name};
+
+    #[test]
+    fn a_durable_actor_is_named_by_its_own_type() {
+        assert_eq!(business_kind("Durable<Vault>"), "Vault");
+        assert_eq!(business_kind("Account"), "Account");
+    }
 
     #[test]
     fn short_names_drop_module_paths() {

@@ -11,7 +11,6 @@ use super::principal_of;
 use crate::actor::facet::{AuthMethod, Principal};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -363,7 +362,7 @@ impl JwtVerifier {
         validation.validate_nbf = false;
         // A configured issuer or audience must be present, not only
         // right when present (jsonwebtoken checks only what is there).
-        validation.required_spec_claims = HashSet::new();
+        validation.required_spec_claims.clear();
         validation.validate_aud = !self.audiences.is_empty();
         if !self.audiences.is_empty() {
             validation.set_audience(&self.audiences);

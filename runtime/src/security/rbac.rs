@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A permission is `kind:action`: the actor's kind (its type name, as the
-//! metrics label it) and the message's action (the name the authorizer's
+//! metrics label it; a durable or virtual actor's own type, `Vault`, not
+//! its `Durable<Vault>` wrapper) and the message's action (the name the authorizer's
 //! action namer gives it, else the message type's name); either may be
 //! `*`. Roles come from the verified principal.
 

@@ -43,10 +43,12 @@ pub(crate) mod placement;
 
 pub(crate) use host::eligible_nodes;
 
-use crate::actor::facet::FacetSpec;
+use crate::actor::facet::{FacetSpec, Headers};
 use crate::actor::{ActorId, ActorRef, ActorSystem, AskError};
 use crate::durability::lost_claims::{CLAIM_LOSS_HOLD, LostClaims};
-use crate::durability::{DurabilityConfig, Durable, DurableActor, JournalBackend};
+use crate::durability::{
+    DurabilityConfig, Durable, DurableActor, JournalBackend, Request, RequestKind,
+};
 use crate::env::NodeName;
 use crate::observability::CheckOutcome;
 use crate::retry::{Backoff, RetryUntil};
@@ -325,6 +327,7 @@ impl<A: DurableActor> VirtualActors<A> {
         let target = VirtualRef {
             host: self.host.clone(),
             id: id.to_string(),
+            headers: None,
         };
         if host::eager(self.host.config.activation_strategy) {
             // Best effort: a failure here is retried by the first call.
@@ -431,6 +434,8 @@ impl<A: DurableActor> VirtualActors<A> {
 pub struct VirtualRef<A: DurableActor> {
     host: Arc<Host<A>>,
     id: String,
+    /// Sent with every call (credentials, tenant, trace), if any.
+    headers: Option<Arc<Headers>>,
 }
 
 impl<A: DurableActor> Clone for VirtualRef<A> {
@@ -438,6 +443,7 @@ impl<A: DurableActor> Clone for VirtualRef<A> {
         VirtualRef {
             host: self.host.clone(),
             id: self.id.clone(),
+            headers: self.headers.clone(),
         }
     }
 }
@@ -457,6 +463,13 @@ enum Route<A: DurableActor> {
 }
 
 impl<A: DurableActor> VirtualRef<A> {
+    /// This ref, sending `headers` with every call (a caller's
+    /// credentials and tenant, for the kind's security facets).
+    pub fn with_headers(mut self, headers: Headers) -> Self {
+        self.headers = Some(Arc::new(headers));
+        self
+    }
+
     /// The virtual actor's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -560,12 +573,21 @@ impl<A: DurableActor> VirtualRef<A> {
             let outcome = match self.route() {
                 Route::Actor(actor) => {
                     let attempt = remaining.min(config.attempt_timeout);
-                    let outcome = match attempts {
-                        Attempts::First => actor.call(key.clone(), msg.clone(), attempt).await,
-                        Attempts::Retried => {
-                            actor.call_again(key.clone(), msg.clone(), attempt).await
+                    let request = match attempts {
+                        Attempts::First => Request::new(key.clone(), msg.clone()),
+                        Attempts::Retried => Request {
+                            kind: RequestKind::RetriedCommand,
+                            ..Request::new(key.clone(), msg.clone())
+                        },
+                        Attempts::Query => Request::query(msg.clone()),
+                    };
+                    let outcome = match &self.headers {
+                        Some(headers) => {
+                            actor
+                                .ask_with(request, Headers::clone(headers), attempt)
+                                .await
                         }
-                        Attempts::Query => actor.query(msg.clone(), attempt).await,
+                        None => actor.ask(request, attempt).await,
                     };
                     // Whatever became of this attempt, the next one asks
                     // again a key that may have been applied.
