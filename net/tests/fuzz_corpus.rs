@@ -91,3 +91,66 @@ fn the_handshake_corpus_and_forged_sessions_never_complete() {
         handshake::check(input);
     }
 }
+
+#[path = "../../fuzz/checks/tls_handshake.rs"]
+mod tls_handshake;
+
+/// A real client's first flight (its ClientHello), byte by byte and whole,
+/// and truncations of it: the acceptor answers but never completes.
+fn tls_seeds() -> Vec<(String, Vec<u8>)> {
+    let context = tls_handshake::context();
+    let sent = tls_handshake::Kept::default();
+    let empty = tls_handshake::Scripted {
+        bytes: Vec::new(),
+        at: 0,
+        chunk: 1,
+    };
+    let _ = tls_handshake::run(plexspaces_net::tls::connect(&context, empty, sent.clone()));
+    let hello = sent.0.lock().unwrap().clone();
+    assert!(hello.len() > 100, "the client sent its hello");
+    let mut seeds = vec![
+        (
+            "client_hello_whole".to_string(),
+            [&[255u8][..], &hello].concat(),
+        ),
+        (
+            "client_hello_bytewise".to_string(),
+            [&[1u8][..], &hello].concat(),
+        ),
+        (
+            "client_hello_truncated".to_string(),
+            [&[64u8][..], &hello[..hello.len() / 2]].concat(),
+        ),
+        (
+            "plaintext_hello_frame".to_string(),
+            vec![16, 12, 0, 0, 0, 2, 0, 5, b'n', b'o', b'd', b'e', b'1'],
+        ),
+    ];
+    let mut flipped = hello.clone();
+    flipped[hello.len() / 3] ^= 0x40;
+    seeds.push((
+        "client_hello_flipped".to_string(),
+        [&[255u8][..], &flipped].concat(),
+    ));
+    seeds
+}
+
+#[test]
+fn the_tls_handshake_corpus_never_completes() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tls_handshake");
+    if std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in tls_seeds() {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(inputs.len() >= 5, "the seed corpus is committed");
+    inputs.extend(tls_seeds().into_iter().map(|(_, bytes)| bytes));
+    for input in inputs {
+        tls_handshake::check(&input);
+    }
+}

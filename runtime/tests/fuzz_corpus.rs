@@ -257,3 +257,61 @@ fn deeply_nested_input_is_refused_not_a_stack_overflow() {
     shallow.extend_from_slice(&[3, 0, 0, 0]);
     assert!(postcard::from_bytes::<WorkflowStep>(&shallow).is_ok());
 }
+
+#[path = "../../fuzz/checks/credentials.rs"]
+mod credentials;
+
+/// Credentials an attacker would try: a token signed by another key, one
+/// with `alg: none`, one naming an unknown key, a bare bearer, noise.
+fn credential_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let claims = r#"{"sub":"mallory","tenant":"acme","roles":["admin"]}"#;
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::from_str::<serde_json::Value>(claims).unwrap(),
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-issuers-secret-but-32-bytes"),
+    )
+    .unwrap();
+    let none = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none"}"#),
+        B64.encode(claims)
+    );
+    let unknown_kid = format!(
+        "{}.{}.{}",
+        B64.encode(r#"{"alg":"HS256","kid":"k9"}"#),
+        B64.encode(claims),
+        B64.encode([0u8; 32])
+    );
+    vec![
+        ("forged_hs256", format!("Bearer {forged}").into_bytes()),
+        ("alg_none", none.into_bytes()),
+        ("unknown_kid", unknown_kid.into_bytes()),
+        ("bare_bearer", b"Bearer ".to_vec()),
+        ("noise", vec![0xff, 0x00, b'.', b'.', 0x80]),
+    ]
+}
+
+#[test]
+fn the_credentials_corpus_is_never_accepted() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/credentials");
+    if std::env::var_os("PLEXSPACES_WRITE_FUZZ_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in credential_seeds() {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(files.len() >= 5, "the seed corpus is committed");
+    for input in files
+        .iter()
+        .map(Vec::as_slice)
+        .chain(credential_seeds().iter().map(|(_, b)| b.as_slice()))
+    {
+        credentials::check(input);
+    }
+}

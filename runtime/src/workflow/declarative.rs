@@ -18,12 +18,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// JSON carried through the journal as text (the journal's encoding is not
-/// self-describing; JSON text is).
+/// self-describing; JSON text is), objects with their keys sorted: a
+/// dependency may turn on serde_json's `preserve_order` (Cedar does), and
+/// the journal's bytes must not depend on which features a build has.
 mod json_text {
     use super::*;
 
+    /// `value` with every object's keys in sorted order.
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+
     pub fn serialize<S: Serializer>(value: &Value, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&value.to_string())
+        s.serialize_str(&sorted(value).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
