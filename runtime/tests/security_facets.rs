@@ -566,3 +566,48 @@ async fn across_nodes_the_receiving_node_refuses_with_typed_errors() {
     let local = acct.ask(AccountMsg::Balance, WAIT).await.unwrap_err();
     assert_eq!(kind_of(&local), Some(ActorErrorKind::Unauthenticated));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_remembered_token_still_expires_on_the_node_clock() {
+    use plexspaces::seams::Clock;
+    use plexspaces::security::TokenError;
+    use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
+    let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    let env = Env::new(
+        NodeName::new("sec-d").unwrap(),
+        TokioClock::with_wall_from(epoch),
+        TokioSpawner::current(),
+        OsRng::new(),
+        plexspaces::storage::disk::MemDisk::new(),
+        plexspaces::net::TcpNet::new(),
+    );
+    let auth = Authenticator::new().with_jwt(
+        JwtVerifier::new()
+            .leeway(Duration::ZERO)
+            .key(JwtKey::hs256(SECRET).unwrap())
+            .unwrap(),
+    );
+    let claims = json!({ "sub": "alice", "exp": 1_780_000_010u64 });
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let first = auth.authenticate(Some(&token), None, &env).unwrap();
+    let again = auth.authenticate(Some(&token), None, &env).unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the second message reuses the verification"
+    );
+    env.sleep(Duration::from_secs(11)).await;
+    assert_eq!(
+        auth.authenticate(Some(&token), None, &env).unwrap_err(),
+        TokenError::Expired
+    );
+    // A token that differs in one byte is verified on its own (and fails).
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'Q' } else { 'A' });
+    assert!(auth.authenticate(Some(&forged), None, &env).is_err());
+}

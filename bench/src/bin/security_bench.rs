@@ -212,6 +212,7 @@ fn main() {
 
         // The cached decision alone.
         let principal = auth.authenticate(creds.principal.as_deref(), None, system.env()).unwrap();
+        let principal = (*principal).clone();
         let env = system.env().clone();
         let mut per_call = Vec::new();
         for _ in 0..rounds {

@@ -19,6 +19,7 @@ use crate::actor::facet::{
 use crate::env::Env;
 use crate::seams::Clock;
 use plexspaces_storage::sync::LockExt;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// The registered type name of [`AuthenticationFacet`].
@@ -41,6 +42,76 @@ pub struct NodeIdentities {
 struct Settings {
     jwt: Option<JwtVerifier>,
     nodes: Option<NodeIdentities>,
+    verified: VerifiedTokens,
+}
+
+/// Most tokens whose verification is remembered.
+pub const VERIFIED_TOKENS_MAX: usize = 4096;
+/// Longest token whose verification is remembered (the cache holds at most
+/// `VERIFIED_TOKENS_MAX` of these).
+pub const VERIFIED_TOKEN_LEN_MAX: usize = 4096;
+
+/// Tokens verified recently, so a caller that sends the same token with
+/// every message pays the signature check once: keyed by the token's
+/// exact text (a hash, then the text compared), used only while the token
+/// is still within its `exp` and `nbf` on the node's clock, emptied when
+/// the keys change, bounded (oldest out first).
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: BTreeMap<u64, (String, Arc<Principal>)>,
+    order: VecDeque<u64>,
+}
+
+/// A fast hash of a token's text (the text itself is compared on a hit,
+/// so a collision costs a verification, never a wrong principal).
+fn token_hash(token: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for chunk in token.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word))
+            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    hash ^ token.len() as u64
+}
+
+impl VerifiedTokens {
+    fn get(&self, hash: u64, token: &str) -> Option<Arc<Principal>> {
+        self.entries
+            .get(&hash)
+            .filter(|(text, _)| text == token)
+            .map(|(_, principal)| principal.clone())
+    }
+
+    fn put(&mut self, hash: u64, token: &str, principal: Arc<Principal>) {
+        if token.len() > VERIFIED_TOKEN_LEN_MAX {
+            return;
+        }
+        while self.entries.len() >= VERIFIED_TOKENS_MAX {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self
+            .entries
+            .insert(hash, (token.to_string(), principal))
+            .is_none()
+        {
+            self.order.push_back(hash);
+        }
+    }
+
+    fn remove(&mut self, hash: u64) {
+        self.entries.remove(&hash);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
 }
 
 /// A node's authentication settings, shared by every facet made from it;
@@ -72,13 +143,17 @@ impl Authenticator {
             settings: Arc::new(Mutex::new(Settings {
                 jwt: None,
                 nodes: None,
+                verified: VerifiedTokens::default(),
             })),
         }
     }
 
     /// Accepts JWTs that `verifier` validates.
     pub fn with_jwt(self, verifier: JwtVerifier) -> Self {
-        self.settings.locked().jwt = Some(verifier);
+        let mut settings = self.settings.locked();
+        settings.jwt = Some(verifier);
+        settings.verified.clear();
+        drop(settings);
         self
     }
 
@@ -93,7 +168,10 @@ impl Authenticator {
     pub fn set_jwks(&self, json: &str) -> Result<(), KeyError> {
         let mut settings = self.settings.locked();
         let jwt = settings.jwt.get_or_insert_with(JwtVerifier::new);
-        jwt.set_jwks(json)
+        jwt.set_jwks(json)?;
+        // Verified under the old keys: a dropped key's tokens must fail.
+        settings.verified.clear();
+        Ok(())
     }
 
     /// Authenticates a message: its credentials (`principal` header), or
@@ -103,10 +181,26 @@ impl Authenticator {
         credentials: Option<&str>,
         source: Option<(&str, bool)>,
         env: &Env,
-    ) -> Result<Principal, AuthError> {
-        let settings = self.settings.locked();
+    ) -> Result<Arc<Principal>, AuthError> {
+        let mut settings = self.settings.locked();
+        let settings = &mut *settings;
         match (credentials, &settings.jwt, source, &settings.nodes) {
-            (Some(token), Some(jwt), _, _) => jwt.verify(token, env.wall_clock()),
+            (Some(token), Some(jwt), _, _) => {
+                let now = env.wall_clock();
+                let hash = token_hash(token);
+                if let Some(principal) = settings.verified.get(hash, token) {
+                    return match jwt.still_valid(&principal, now) {
+                        Ok(()) => Ok(principal),
+                        Err(e) => {
+                            settings.verified.remove(hash);
+                            Err(e)
+                        }
+                    };
+                }
+                let principal = Arc::new(jwt.verify(token, now)?);
+                settings.verified.put(hash, token, principal.clone());
+                Ok(principal)
+            }
             (Some(_), None, _, _) => Err(TokenError::AlgorithmNotAllowed(
                 "tokens (no JWT verifier configured)".into(),
             )),
@@ -114,7 +208,7 @@ impl Authenticator {
                 let mut roles = nodes.roles.clone();
                 roles.sort();
                 roles.dedup();
-                Ok(Principal {
+                Ok(Arc::new(Principal {
                     subject: format!("node:{node}"),
                     tenant: nodes.tenant.clone(),
                     roles,
@@ -123,7 +217,7 @@ impl Authenticator {
                     method: AuthMethod::Mtls {
                         node: node.to_string(),
                     },
-                })
+                }))
             }
             (None, ..) => Err(TokenError::Missing),
         }
@@ -225,7 +319,7 @@ impl AuthenticationFacet {
         })
     }
 
-    fn check(&self, msg: &Message<'_>) -> Result<Principal, Rejection> {
+    fn check(&self, msg: &Message<'_>) -> Result<Arc<Principal>, Rejection> {
         let meta = &msg.meta;
         let source = meta
             .source_node
@@ -277,7 +371,7 @@ impl Facet for AuthenticationFacet {
 
     fn before<'a>(&'a mut self, msg: &Message<'_>) -> Hook<'a, Verdict> {
         Hook::ready(match self.check(msg) {
-            Ok(principal) => Verdict::ContinueAs(Arc::new(principal)),
+            Ok(principal) => Verdict::ContinueAs(principal),
             Err(rejection) => Verdict::Reject(rejection),
         })
     }

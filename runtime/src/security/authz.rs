@@ -87,32 +87,36 @@ impl Access<'_> {
 
     /// Every text part of the cache key, in a fixed order (a `None` and an
     /// empty string differ: a marker precedes each optional part).
-    fn parts(&self) -> impl Iterator<Item = &str> {
-        fn opt(v: Option<&str>) -> [&str; 2] {
-            match v {
-                Some(v) => ["1", v],
-                None => ["0", ""],
+    fn parts<'s>(&'s self, mut visit: impl FnMut(&'s str)) {
+        let mut opt = |v: Option<&'s str>| match v {
+            Some(v) => {
+                visit("1");
+                visit(v);
+            }
+            None => visit("0"),
+        };
+        let p = self.principal;
+        opt(Some(&p.subject));
+        opt(p.tenant.as_deref());
+        opt(p.issuer.as_deref());
+        opt(Some("|roles"));
+        for role in &p.roles {
+            opt(Some(role));
+        }
+        opt(Some("|claims"));
+        for (name, value) in &p.claims {
+            if let Some(value) = value.as_str() {
+                opt(Some(name));
+                opt(Some(value));
             }
         }
-        let p = self.principal;
-        [p.subject.as_str()]
-            .into_iter()
-            .chain(opt(p.tenant.as_deref()))
-            .chain(opt(p.issuer.as_deref()))
-            .chain(std::iter::once("|roles"))
-            .chain(p.roles.iter().map(String::as_str))
-            .chain(std::iter::once("|claims"))
-            .chain(
-                p.claims
-                    .iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| [k.as_str(), v]))
-                    .flatten(),
-            )
-            .chain(std::iter::once("|target"))
-            .chain([self.actor, self.kind, self.action, self.msg_type])
-            .chain(opt(self.actor_tenant))
-            .chain(opt(self.source_node))
-            .chain(opt(self.claimed_tenant))
+        opt(Some("|target"));
+        for part in [self.actor, self.kind, self.action, self.msg_type] {
+            opt(Some(part));
+        }
+        opt(self.actor_tenant);
+        opt(self.source_node);
+        opt(self.claimed_tenant);
     }
 }
 
@@ -138,12 +142,39 @@ struct DecisionCache {
     misses: u64,
 }
 
+/// A fast, unkeyed hash (multiply and rotate over 8-byte words): the full
+/// key is compared on every hit, so a collision, even a crafted one, costs
+/// a decision, never a wrong one; SipHash's resistance buys nothing here
+/// and cost most of a cached decision.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 impl DecisionCache {
     fn key(access: &Access<'_>) -> u64 {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for part in access.parts() {
-            part.hash(&mut hasher);
-        }
+        let mut hasher = FastHasher::default();
+        access.parts(|part| part.hash(&mut hasher));
         access.hour_and_weekday().hash(&mut hasher);
         hasher.finish()
     }
@@ -152,8 +183,14 @@ impl DecisionCache {
         let found = self.entries.get(&key).and_then(|cached| {
             let fresh = now.saturating_duration_since(cached.at) < self.ttl;
             // A 64-bit hash may collide: the full key must match too.
-            let same = cached.numbers == access.hour_and_weekday()
-                && cached.parts.iter().map(String::as_str).eq(access.parts());
+            let same = cached.numbers == access.hour_and_weekday() && {
+                let (mut at, mut equal) = (0, true);
+                access.parts(|part| {
+                    equal &= cached.parts.get(at).is_some_and(|p| p == part);
+                    at += 1;
+                });
+                equal && at == cached.parts.len()
+            };
             (fresh && same).then(|| cached.decision.clone())
         });
         match found {
@@ -176,7 +213,11 @@ impl DecisionCache {
             }
         }
         let cached = Cached {
-            parts: access.parts().map(str::to_string).collect(),
+            parts: {
+                let mut parts = Vec::new();
+                access.parts(|part| parts.push(part.to_string()));
+                parts
+            },
             numbers: access.hour_and_weekday(),
             decision,
             at: now,

@@ -381,7 +381,7 @@ impl JwtVerifier {
             ) {
                 Ok(data) => {
                     let claims = data.claims;
-                    self.check_times(&claims, now)?;
+                    self.check_times(|name| claims.get(name), now)?;
                     return principal_of(
                         claims,
                         &self.claims,
@@ -411,9 +411,16 @@ impl JwtVerifier {
         Err(last)
     }
 
-    fn check_times(
+    /// Whether a verified principal's token is still within its validity
+    /// at `now` (its `exp` and `nbf`, with the leeway): a cached
+    /// verification is used only while this holds.
+    pub fn still_valid(&self, principal: &Principal, now: SystemTime) -> Result<(), TokenError> {
+        self.check_times(|name| principal.claims.get(name), now)
+    }
+
+    fn check_times<'c>(
         &self,
-        claims: &serde_json::Map<String, serde_json::Value>,
+        claims: impl Fn(&str) -> Option<&'c serde_json::Value>,
         now: SystemTime,
     ) -> Result<(), TokenError> {
         let now = now
@@ -422,7 +429,7 @@ impl JwtVerifier {
             .as_secs();
         let leeway = self.leeway.as_secs();
         let seconds = |name: &'static str| -> Result<Option<u64>, TokenError> {
-            match claims.get(name) {
+            match claims(name) {
                 None => Ok(None),
                 Some(v) => v
                     .as_u64()
