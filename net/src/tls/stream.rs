@@ -142,6 +142,13 @@ async fn handshake<R: ByteReader, W: ByteWriter>(
         let taken = connection
             .read_tls(&mut slice)
             .map_err(|e| TlsError::Handshake(e.to_string()))?;
+        if taken == 0 {
+            // rustls reads nothing more (it stopped after an alert, say):
+            // looping would spin on the same bytes for ever.
+            return Err(TlsError::Handshake(
+                "the TLS layer takes none of the peer's bytes".into(),
+            ));
+        }
         start += taken;
         if let Err(e) = with_random(&context.random, || connection.process_new_packets()) {
             // Tell the peer why (an alert), best effort, then give up.
@@ -186,6 +193,10 @@ impl<R: ByteReader> TlsReader<R> {
             let taken = connection
                 .read_tls(&mut slice)
                 .map_err(|e| tls_net_error("read", e))?;
+            if taken == 0 {
+                // Nothing taken: the caller reports it rather than spin.
+                break;
+            }
             self.start += taken;
             with_random(&self.shared.random, || connection.process_new_packets())
                 .map_err(|e| tls_net_error("read", e))?;
