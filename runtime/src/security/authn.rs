@@ -13,8 +13,8 @@ use super::audit;
 use super::jwt::{JwtVerifier, KeyError, TokenError};
 use crate::actor::ActorId;
 use crate::actor::facet::{
-    AuthMethod, ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor,
-    FacetOption, FacetRegistry, Hook, Hooks, Message, OptionKind, Principal, Rejection, Verdict,
+    AuthMethod, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor,
+    FacetRegistry, Hook, Hooks, Message, Principal, Rejection, Verdict,
 };
 use crate::env::Env;
 use crate::seams::Clock;
@@ -40,7 +40,8 @@ pub struct NodeIdentities {
 }
 
 struct Settings {
-    jwt: Option<JwtVerifier>,
+    /// Shared, so a verification runs outside the lock.
+    jwt: Option<Arc<JwtVerifier>>,
     nodes: Option<NodeIdentities>,
     verified: VerifiedTokens,
 }
@@ -151,7 +152,7 @@ impl Authenticator {
     /// Accepts JWTs that `verifier` validates.
     pub fn with_jwt(self, verifier: JwtVerifier) -> Self {
         let mut settings = self.settings.locked();
-        settings.jwt = Some(verifier);
+        settings.jwt = Some(Arc::new(verifier));
         settings.verified.clear();
         drop(settings);
         self
@@ -167,8 +168,13 @@ impl Authenticator {
     /// facets already attached use them from their next message.
     pub fn set_jwks(&self, json: &str) -> Result<(), KeyError> {
         let mut settings = self.settings.locked();
-        let jwt = settings.jwt.get_or_insert_with(JwtVerifier::new);
+        let mut jwt = settings
+            .jwt
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(JwtVerifier::new);
         jwt.set_jwks(json)?;
+        settings.jwt = Some(Arc::new(jwt));
         // Verified under the old keys: a dropped key's tokens must fail.
         settings.verified.clear();
         Ok(())
@@ -182,29 +188,12 @@ impl Authenticator {
         source: Option<(&str, bool)>,
         env: &Env,
     ) -> Result<Arc<Principal>, AuthError> {
-        let mut settings = self.settings.locked();
-        let settings = &mut *settings;
-        match (credentials, &settings.jwt, source, &settings.nodes) {
-            (Some(token), Some(jwt), _, _) => {
-                let now = env.wall_clock();
-                let hash = token_hash(token);
-                if let Some(principal) = settings.verified.get(hash, token) {
-                    return match jwt.still_valid(&principal, now) {
-                        Ok(()) => Ok(principal),
-                        Err(e) => {
-                            settings.verified.remove(hash);
-                            Err(e)
-                        }
-                    };
-                }
-                let principal = Arc::new(jwt.verify(token, now)?);
-                settings.verified.put(hash, token, principal.clone());
-                Ok(principal)
-            }
-            (Some(_), None, _, _) => Err(TokenError::AlgorithmNotAllowed(
-                "tokens (no JWT verifier configured)".into(),
-            )),
-            (None, _, Some((node, true)), Some(nodes)) => {
+        if let Some(token) = credentials {
+            return self.verify_token(token, env);
+        }
+        let settings = self.settings.locked();
+        match (source, &settings.nodes) {
+            (Some((node, true)), Some(nodes)) => {
                 let mut roles = nodes.roles.clone();
                 roles.sort();
                 roles.dedup();
@@ -219,8 +208,44 @@ impl Authenticator {
                     },
                 }))
             }
-            (None, ..) => Err(TokenError::Missing),
+            _ => Err(TokenError::Missing),
         }
+    }
+
+    /// A token's principal: remembered, or verified now (outside the lock,
+    /// so one slow signature check holds up no other message) and then
+    /// remembered if the keys did not change meanwhile.
+    fn verify_token(&self, token: &str, env: &Env) -> Result<Arc<Principal>, AuthError> {
+        let now = env.wall_clock();
+        let hash = token_hash(token);
+        let jwt = {
+            let mut settings = self.settings.locked();
+            let Some(jwt) = settings.jwt.clone() else {
+                return Err(TokenError::AlgorithmNotAllowed(
+                    "tokens (no JWT verifier configured)".into(),
+                ));
+            };
+            if let Some(principal) = settings.verified.get(hash, token) {
+                return match jwt.still_valid(&principal, now) {
+                    Ok(()) => Ok(principal),
+                    Err(e) => {
+                        settings.verified.remove(hash);
+                        Err(e)
+                    }
+                };
+            }
+            jwt
+        };
+        let principal = Arc::new(jwt.verify(token, now)?);
+        let mut settings = self.settings.locked();
+        if settings
+            .jwt
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &jwt))
+        {
+            settings.verified.put(hash, token, principal.clone());
+        }
+        Ok(principal)
     }
 
     /// A facet for one actor; `tenant`: the tenant the actor belongs to,
@@ -238,21 +263,11 @@ impl Authenticator {
     /// this authenticator, so actor kinds attach it by configuration.
     pub fn register(&self, registry: &FacetRegistry) -> Result<(), FacetConfigError> {
         let authenticator = self.clone();
-        registry.register(AuthenticationFacet::descriptor(), move |mut config| {
-            let priority = crate::actor::facet::priority_in(
-                &mut config,
-                AUTHENTICATION_PRIORITY,
-                FacetCategory::Security.band(),
-            )?;
-            let tenant = config.string("tenant")?;
-            let tenant_from_name = config.bool("tenant_from_name")?.unwrap_or(false);
-            config.finish(AUTHENTICATION)?;
-            Ok(Box::new(AuthenticationFacet {
-                authenticator: authenticator.clone(),
-                priority,
-                tenant,
-                tenant_from_name,
-            }) as Box<dyn Facet>)
+        registry.register(AuthenticationFacet::descriptor(), move |config| {
+            Ok(
+                Box::new(AuthenticationFacet::from_config(&authenticator, config)?)
+                    as Box<dyn Facet>,
+            )
         })
     }
 }
@@ -276,24 +291,13 @@ pub(crate) fn tenant_of(actor: &ActorId) -> Option<String> {
 impl AuthenticationFacet {
     /// What it is, for the registry.
     pub fn descriptor() -> FacetDescriptor {
-        FacetDescriptor::new(
-            AUTHENTICATION,
-            FacetCategory::Security,
-            "refuses messages without a valid JWT (or a TLS peer node's certificate) and holds the tenant boundary",
-        )
-        .priority_option(AUTHENTICATION_PRIORITY)
-        .option(FacetOption::new(
-            "tenant",
-            OptionKind::Str,
-            "the tenant the actor belongs to: callers of another tenant are refused",
-        ))
-        .option(
-            FacetOption::new(
-                "tenant_from_name",
-                OptionKind::Bool,
-                "the tenant is the first part of the actor's id (`kind:tenant/id`)",
-            )
-            .default_value(ConfigValue::Bool(false)),
+        super::with_tenant_options(
+            FacetDescriptor::new(
+                AUTHENTICATION,
+                FacetCategory::Security,
+                "refuses messages without a valid JWT (or a TLS peer node's certificate) and holds the tenant boundary",
+            ),
+            AUTHENTICATION_PRIORITY,
         )
     }
 
@@ -302,20 +306,13 @@ impl AuthenticationFacet {
         authenticator: &Authenticator,
         config: FacetConfig,
     ) -> Result<Self, FacetConfigError> {
-        let mut config = Self::descriptor().validate(config)?;
-        let priority = crate::actor::facet::priority_in(
-            &mut config,
-            AUTHENTICATION_PRIORITY,
-            FacetCategory::Security.band(),
-        )?;
-        let tenant = config.string("tenant")?;
-        let tenant_from_name = config.bool("tenant_from_name")?.unwrap_or(false);
-        config.finish(AUTHENTICATION)?;
+        let options =
+            super::TenantOptions::read(&Self::descriptor(), config, AUTHENTICATION_PRIORITY)?;
         Ok(AuthenticationFacet {
             authenticator: authenticator.clone(),
-            priority,
-            tenant,
-            tenant_from_name,
+            priority: options.priority,
+            tenant: options.tenant,
+            tenant_from_name: options.tenant_from_name,
         })
     }
 

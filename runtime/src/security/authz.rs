@@ -19,8 +19,8 @@ use super::policy::{Policies, PolicyDecision};
 use super::rbac::Rbac;
 use crate::actor::ActorId;
 use crate::actor::facet::{
-    ConfigValue, Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
-    FacetRegistry, Hook, Hooks, Message, OptionKind, Principal, Rejection, Verdict,
+    Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetRegistry, Hook,
+    Hooks, Message, Principal, Rejection, Verdict,
 };
 use crate::seams::{Clock, Instant};
 use plexspaces_storage::sync::LockExt;
@@ -73,15 +73,20 @@ pub struct Access<'a> {
     pub now: SystemTime,
 }
 
+/// The UTC hour (0-23) and weekday (0 = Monday) of `now`.
+pub(crate) fn hour_and_weekday(now: SystemTime) -> (u64, u64) {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    // 1970-01-01 was a Thursday (3, counting Monday as 0).
+    ((secs % 86_400) / 3_600, (secs / 86_400 + 3) % 7)
+}
+
 impl Access<'_> {
+    /// The key's numeric part: hour, weekday, ask or tell.
     fn hour_and_weekday(&self) -> u64 {
-        let secs = self
-            .now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
-        let hour = (secs % 86_400) / 3_600;
-        let weekday = (secs / 86_400 + 3) % 7;
+        let (hour, weekday) = hour_and_weekday(self.now);
         (hour << 8) | (weekday << 1) | u64::from(self.is_ask)
     }
 
@@ -371,20 +376,7 @@ impl Authorizer {
     pub fn decide_uncached(&self, access: &Access<'_>) -> AccessDecision {
         let rules = self.rules();
         #[cfg(feature = "policy")]
-        let policy = rules.policies.as_ref().map(|p| {
-            p.decide(&super::policy::AccessRequest {
-                principal: access.principal,
-                actor: access.actor,
-                kind: access.kind,
-                actor_tenant: access.actor_tenant,
-                action: access.action,
-                msg_type: access.msg_type,
-                is_ask: access.is_ask,
-                source_node: access.source_node,
-                claimed_tenant: access.claimed_tenant,
-                now: access.now,
-            })
-        });
+        let policy = rules.policies.as_ref().map(|p| p.decide(access));
         #[cfg(feature = "policy")]
         if let Some(PolicyDecision::Forbid(rule)) = &policy {
             return AccessDecision::Deny(rule.clone());
@@ -465,24 +457,13 @@ fn short_type_name(full: &str) -> &str {
 impl AuthorizationFacet {
     /// What it is, for the registry.
     pub fn descriptor() -> FacetDescriptor {
-        FacetDescriptor::new(
-            AUTHORIZATION,
-            FacetCategory::Security,
-            "refuses what RBAC and the Cedar policies do not allow (deny by default)",
-        )
-        .priority_option(AUTHORIZATION_PRIORITY)
-        .option(FacetOption::new(
-            "tenant",
-            OptionKind::Str,
-            "the tenant the actor belongs to (the policies' resource.tenant)",
-        ))
-        .option(
-            FacetOption::new(
-                "tenant_from_name",
-                OptionKind::Bool,
-                "the tenant is the first part of the actor's id (`kind:tenant/id`)",
-            )
-            .default_value(ConfigValue::Bool(false)),
+        super::with_tenant_options(
+            FacetDescriptor::new(
+                AUTHORIZATION,
+                FacetCategory::Security,
+                "refuses what RBAC and the Cedar policies do not allow (deny by default)",
+            ),
+            AUTHORIZATION_PRIORITY,
         )
     }
 
@@ -491,20 +472,13 @@ impl AuthorizationFacet {
         authorizer: &Authorizer,
         config: FacetConfig,
     ) -> Result<Self, FacetConfigError> {
-        let mut config = Self::descriptor().validate(config)?;
-        let priority = crate::actor::facet::priority_in(
-            &mut config,
-            AUTHORIZATION_PRIORITY,
-            FacetCategory::Security.band(),
-        )?;
-        let tenant = config.string("tenant")?;
-        let tenant_from_name = config.bool("tenant_from_name")?.unwrap_or(false);
-        config.finish(AUTHORIZATION)?;
+        let options =
+            super::TenantOptions::read(&Self::descriptor(), config, AUTHORIZATION_PRIORITY)?;
         Ok(AuthorizationFacet {
             authorizer: authorizer.clone(),
-            priority,
-            tenant,
-            tenant_from_name,
+            priority: options.priority,
+            tenant: options.tenant,
+            tenant_from_name: options.tenant_from_name,
             actor: String::new(),
         })
     }

@@ -43,12 +43,67 @@ pub use authz::{
 pub use jwt::{ClaimNames, JwtKey, JwtVerifier, KEYS_MAX, KeyError, TOKEN_LEN_MAX, TokenError};
 pub use plexspaces_net::tls::{TlsError, TlsMaterial};
 #[cfg(feature = "policy")]
-pub use policy::{AccessRequest, POLICY_TEXT_MAX, Policies, PolicyDecision, PolicyError};
+pub use policy::{POLICY_TEXT_MAX, Policies, PolicyDecision, PolicyError};
 pub use rbac::{PERMISSIONS_MAX, ROLES_MAX, Rbac, RbacError};
 pub use tls::{NodeTls, TLS_FILE_MAX, TlsSource};
 pub(crate) use tls::{Role, secure};
 
+use crate::actor::facet::{
+    ConfigValue, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
+    OptionKind,
+};
 use jwt::ClaimNames as Names;
+
+/// The options both security facets take: `priority` (in the security
+/// band), `tenant` and `tenant_from_name`.
+fn with_tenant_options(descriptor: FacetDescriptor, default_priority: i32) -> FacetDescriptor {
+    descriptor
+        .priority_option(default_priority)
+        .option(FacetOption::new(
+            "tenant",
+            OptionKind::Str,
+            "the tenant the actor belongs to",
+        ))
+        .option(
+            FacetOption::new(
+                "tenant_from_name",
+                OptionKind::Bool,
+                "the tenant is the first part of the actor's id (`kind:tenant/id`)",
+            )
+            .default_value(ConfigValue::Bool(false)),
+        )
+}
+
+/// A security facet's settings, read from a configuration its descriptor
+/// validated.
+struct TenantOptions {
+    priority: i32,
+    tenant: Option<String>,
+    tenant_from_name: bool,
+}
+
+impl TenantOptions {
+    fn read(
+        descriptor: &FacetDescriptor,
+        config: FacetConfig,
+        default_priority: i32,
+    ) -> Result<Self, FacetConfigError> {
+        let mut config = descriptor.validate(config)?;
+        let priority = crate::actor::facet::priority_in(
+            &mut config,
+            default_priority,
+            FacetCategory::Security.band(),
+        )?;
+        let tenant = config.string("tenant")?;
+        let tenant_from_name = config.bool("tenant_from_name")?.unwrap_or(false);
+        config.finish(&descriptor.name)?;
+        Ok(TenantOptions {
+            priority,
+            tenant,
+            tenant_from_name,
+        })
+    }
+}
 use std::collections::BTreeMap;
 
 /// The principal of a verified token's claims.

@@ -32,7 +32,7 @@
 //! when { context.action == "transfer" && context.hour < 6 };
 //! ```
 
-use crate::actor::facet::Principal;
+use super::authz::{Access, hour_and_weekday};
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicyId, PolicySet,
     RestrictedExpression, Schema, ValidationMode, Validator,
@@ -80,31 +80,6 @@ pub enum PolicyDecision {
     Forbid(String),
     /// Nothing matched.
     NoOpinion,
-}
-
-/// One message, as the policies see it.
-#[derive(Clone, Copy, Debug)]
-pub struct AccessRequest<'a> {
-    /// Who.
-    pub principal: &'a Principal,
-    /// The target actor's id (`name@node`).
-    pub actor: &'a str,
-    /// Its kind.
-    pub kind: &'a str,
-    /// The tenant it belongs to, if known.
-    pub actor_tenant: Option<&'a str>,
-    /// What the message does (its action name).
-    pub action: &'a str,
-    /// The message type's name.
-    pub msg_type: &'a str,
-    /// Whether the sender waits for a reply.
-    pub is_ask: bool,
-    /// The node it came from, if remote.
-    pub source_node: Option<&'a str>,
-    /// The tenant its headers claim.
-    pub claimed_tenant: Option<&'a str>,
-    /// The node's wall clock.
-    pub now: SystemTime,
 }
 
 /// A validated policy set.
@@ -177,7 +152,7 @@ impl Policies {
     }
 
     /// Evaluates one request.
-    pub fn decide(&self, request: &AccessRequest<'_>) -> PolicyDecision {
+    pub fn decide(&self, request: &Access<'_>) -> PolicyDecision {
         match self.evaluate(request) {
             Ok(decision) => decision,
             // A request the entities cannot even be built for (a subject
@@ -186,7 +161,7 @@ impl Policies {
         }
     }
 
-    fn evaluate(&self, r: &AccessRequest<'_>) -> Result<PolicyDecision, String> {
+    fn evaluate(&self, r: &Access<'_>) -> Result<PolicyDecision, String> {
         let string = |s: &str| RestrictedExpression::new_string(s.to_string());
         let user = EntityUid::from_type_name_and_id(
             "User".parse().map_err(|e| format!("{e}"))?,
@@ -241,10 +216,7 @@ impl Policies {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs();
-        let days = now / 86_400;
-        // 1970-01-01 was a Thursday (3, counting Monday as 0).
-        let weekday = (days + 3) % 7;
-        let hour = (now % 86_400) / 3_600;
+        let (hour, weekday) = hour_and_weekday(r.now);
         let long = |n: u64| RestrictedExpression::new_long(i64::try_from(n).unwrap_or(i64::MAX));
         let context = Context::from_pairs([
             ("action".to_string(), string(r.action)),
