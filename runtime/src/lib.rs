@@ -27,6 +27,7 @@
 
 pub mod actor;
 pub mod behavior;
+pub mod capabilities;
 pub mod channels;
 mod codec;
 pub mod distribution;

@@ -1,0 +1,117 @@
+//! The facet an actor reaches its key-value store through.
+
+use super::{KvError, KvStore};
+use crate::actor::facet::{Facet, Hooks};
+use crate::env::Env;
+use crate::seams::Clock;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Its name in the chain (and, later, the registry).
+pub const KV_FACET: &str = "key_value";
+
+/// A tenant's namespace of one key-value store. Every key is confined
+/// under a prefix naming both with their lengths (`5:acme/6:orders/`), so
+/// no key one facet accepts can reach another tenant's or namespace's.
+pub struct KeyValueFacet {
+    store: Arc<dyn KvStore>,
+    prefix: String,
+    env: Option<Env>,
+}
+
+impl KeyValueFacet {
+    /// `store`, confined to `tenant` and `namespace`.
+    pub fn new(store: Arc<dyn KvStore>, tenant: &str, namespace: &str) -> Self {
+        KeyValueFacet {
+            store,
+            prefix: format!("{}:{tenant}/{}:{namespace}/", tenant.len(), namespace.len()),
+            env: None,
+        }
+    }
+
+    fn now(&self) -> Result<SystemTime, KvError> {
+        self.env
+            .as_ref()
+            .map(|env| env.wall_clock())
+            .ok_or_else(|| KvError::Unavailable("the facet is not attached to an actor".into()))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The value at `key`, if any and not expired.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let now = self.now()?;
+        Ok(self.store.get(&self.key(key), now).await?.map(|e| e.value))
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` (none: never).
+    pub async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        let now = self.now()?;
+        let expires = ttl.map(|ttl| now + ttl);
+        self.store.set(&self.key(key), value, expires, now).await
+    }
+
+    /// Deletes `key`; whether it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let now = self.now()?;
+        self.store.delete(&self.key(key), now).await
+    }
+
+    /// Sets `key` to `new` only if it holds `expected` (`None`: absent).
+    pub async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvError> {
+        let now = self.now()?;
+        let expires = ttl.map(|ttl| now + ttl);
+        self.store
+            .compare_and_set(&self.key(key), expected, new, expires, now)
+            .await
+    }
+
+    /// Adds `by` to the counter at `key`; the new value.
+    pub async fn increment(&self, key: &str, by: i64) -> Result<i64, KvError> {
+        let now = self.now()?;
+        self.store.increment(&self.key(key), by, now).await
+    }
+
+    /// This namespace's keys under `prefix`, in byte order, at most `limit`.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, KvError> {
+        let now = self.now()?;
+        let keys = self.store.list(&self.key(prefix), limit, now).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_string))
+            .collect())
+    }
+}
+
+impl Facet for KeyValueFacet {
+    fn name(&self) -> &str {
+        KV_FACET
+    }
+
+    fn priority(&self) -> i32 {
+        // A capability, not a step of the chain: it has no per-message
+        // hook (`hooks` is NONE), so its place costs nothing.
+        100
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
+    }
+
+    fn on_node(&mut self, env: &Env) {
+        self.env = Some(env.clone());
+    }
+}

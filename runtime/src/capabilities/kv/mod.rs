@@ -1,0 +1,144 @@
+//! The key-value capability: a [`KvStore`] backend (memory here; the
+//! embedded journal, Redis and PostgreSQL backends follow) and the
+//! [`KeyValueFacet`] an actor reaches it through (`ctx.facet::<KeyValueFacet>()`),
+//! which confines every key to the actor's tenant and namespace: the
+//! backend never sees a key the facet did not prefix, so two tenants' `a`
+//! are two keys, and no call through one facet can name another's.
+//!
+//! Semantics every backend keeps (the contract suite in
+//! `runtime/tests/kv_contract.rs` runs on each): `get` of a missing or
+//! expired key is `None`; `set` replaces value and TTL; `delete` says
+//! whether the key existed; `compare_and_set(expected: None)` creates only
+//! if absent; `increment` treats a missing key as 0 and refuses a value
+//! that is not an 8-byte little-endian integer; `list` returns keys under
+//! a prefix in byte order, at most `limit`; expiry is judged on the node's
+//! wall clock (the `Clock` seam), so it survives restarts and runs in the
+//! simulator.
+
+mod facet;
+mod memory;
+
+pub use facet::{KV_FACET, KeyValueFacet};
+pub use memory::MemoryKv;
+
+use futures::future::BoxFuture;
+use std::fmt;
+use std::time::SystemTime;
+
+/// Longest key a backend accepts (bytes, after the facet's prefix).
+pub const KV_KEY_MAX: usize = 1024;
+/// Largest value a backend accepts (bytes).
+pub const KV_VALUE_MAX: usize = 1024 * 1024;
+/// Most keys one `list` returns.
+pub const KV_LIST_MAX: usize = 10_000;
+
+/// Why a key-value call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KvError {
+    /// A key longer than [`KV_KEY_MAX`], empty, or with a NUL byte.
+    BadKey(String),
+    /// A value larger than [`KV_VALUE_MAX`].
+    TooLarge(usize),
+    /// `increment` on a value that is not an 8-byte integer, or one that
+    /// would overflow.
+    NotACounter(String),
+    /// The backend is full (a memory store's bound).
+    Full(usize),
+    /// The backend failed (its text); the call may not have been applied.
+    Unavailable(String),
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::BadKey(why) => write!(f, "bad key: {why}"),
+            KvError::TooLarge(n) => write!(f, "a value of {n} bytes (at most {KV_VALUE_MAX})"),
+            KvError::NotACounter(key) => write!(f, "{key:?} does not hold a counter"),
+            KvError::Full(max) => write!(f, "the store holds its maximum of {max} keys"),
+            KvError::Unavailable(why) => write!(f, "key-value store unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for KvError {}
+
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The value.
+    pub value: Vec<u8>,
+    /// When it expires, if ever.
+    pub expires: Option<SystemTime>,
+}
+
+/// A key-value backend. Keys reaching it are already confined (prefixed)
+/// by a [`KeyValueFacet`]; `now` is the caller's wall clock, so expiry
+/// follows the node's `Clock` seam.
+pub trait KvStore: Send + Sync + 'static {
+    /// The entry at `key`, unless missing or expired at `now`.
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Option<KvEntry>, KvError>>;
+    /// Sets `key` to `value`, expiring at `expires`.
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<(), KvError>>;
+    /// Deletes `key`; whether it existed (and had not expired).
+    fn delete<'a>(&'a self, key: &'a str, now: SystemTime) -> BoxFuture<'a, Result<bool, KvError>>;
+    /// Sets `key` to `new` only if it holds `expected` (`None`: absent or
+    /// expired); whether it did.
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: Vec<u8>,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, KvError>>;
+    /// Adds `by` to the counter at `key` (missing: 0), keeping its
+    /// expiry; the new value.
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        by: i64,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<i64, KvError>>;
+    /// Keys under `prefix` in byte order, at most `limit`, none expired.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<String>, KvError>>;
+}
+
+/// Checks a (confined) key and a value against the bounds.
+pub(crate) fn check(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > KV_KEY_MAX || key.contains('\0') {
+        return Err(KvError::BadKey(format!(
+            "{} bytes (1..={KV_KEY_MAX}, no NUL)",
+            key.len()
+        )));
+    }
+    if let Some(value) = value
+        && value.len() > KV_VALUE_MAX
+    {
+        return Err(KvError::TooLarge(value.len()));
+    }
+    Ok(())
+}
+
+/// A counter's value, or why it is not one.
+pub(crate) fn counter(key: &str, value: &[u8]) -> Result<i64, KvError> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| KvError::NotACounter(key.to_string()))?;
+    Ok(i64::from_le_bytes(bytes))
+}
