@@ -218,3 +218,58 @@ async fn facets_confine_keys_to_their_tenant_and_namespace() {
         Some(b"k".to_vec())
     );
 }
+
+#[tokio::test]
+async fn the_facet_is_attached_by_configuration_with_its_keys_validated() {
+    use plexspaces::actor::facet::{FacetConfig, FacetConfigError};
+    let system = ActorSystem::new(Env::tokio(NodeName::new("kv2").unwrap()));
+    let store: Arc<dyn KvStore> = Arc::new(MemoryKv::default());
+    KeyValueFacet::register(system.facet_types(), store.clone()).unwrap();
+    let good = FacetConfig::from_toml("tenant = \"acme\"\nnamespace = \"orders\"").unwrap();
+    let facet = system.facet_types().build("key_value", good).unwrap();
+    let actor = system
+        .spawn_with(
+            "a",
+            Tenant,
+            SpawnOptions {
+                facets: vec![facet],
+                ..SpawnOptions::default()
+            },
+        )
+        .unwrap();
+    let wait = Duration::from_secs(5);
+    actor
+        .ask(("set", "k".into(), b"v".to_vec()), wait)
+        .await
+        .unwrap();
+    // The same tenant and namespace through a hand-made facet: same keys.
+    let same = KeyValueFacet::new(store.clone(), "acme", "orders");
+    let options = SpawnOptions {
+        facets: vec![Box::new(same)],
+        ..SpawnOptions::default()
+    };
+    let other = system.spawn_with("b", Tenant, options).unwrap();
+    assert_eq!(
+        other.ask(("get", "k".into(), vec![]), wait).await.unwrap(),
+        Some(b"v".to_vec())
+    );
+    for (bad, expected) in [
+        ("tenant = \"acme\"", "missing namespace"),
+        ("tenant = \"\"\nnamespace = \"x\"", "empty tenant"),
+        ("tenant = \"a\"\nnamespace = \"x\"\nttl = 3", "unknown key"),
+        ("tenant = 3\nnamespace = \"x\"", "wrong type"),
+    ] {
+        let config = FacetConfig::from_toml(bad).unwrap();
+        let refused = system.facet_types().build("key_value", config);
+        assert!(
+            matches!(
+                refused,
+                Err(FacetConfigError::MissingKey { .. }
+                    | FacetConfigError::Invalid { .. }
+                    | FacetConfigError::UnknownKey { .. }
+                    | FacetConfigError::WrongType { .. })
+            ),
+            "{expected}"
+        );
+    }
+}

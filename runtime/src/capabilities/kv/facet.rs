@@ -1,7 +1,10 @@
 //! The facet an actor reaches its key-value store through.
 
 use super::{KvError, KvStore};
-use crate::actor::facet::{Facet, Hooks};
+use crate::actor::facet::{
+    Facet, FacetCategory, FacetConfig, FacetConfigError, FacetDescriptor, FacetOption,
+    FacetRegistry, Hooks, OptionKind,
+};
 use crate::env::Env;
 use crate::seams::Clock;
 use std::sync::Arc;
@@ -27,6 +30,55 @@ impl KeyValueFacet {
             prefix: format!("{}:{tenant}/{}:{namespace}/", tenant.len(), namespace.len()),
             env: None,
         }
+    }
+
+    /// What it is, for the registry: `tenant` and `namespace` (both
+    /// required; the store is the one it was registered with).
+    pub fn descriptor() -> FacetDescriptor {
+        FacetDescriptor::new(
+            KV_FACET,
+            FacetCategory::Domain,
+            "a key-value store confined to one tenant and namespace (get, set with TTL, delete, compare-and-set, increment, list)",
+        )
+        .option(
+            FacetOption::new("tenant", OptionKind::Str, "the tenant whose keys it reaches").required(),
+        )
+        .option(
+            FacetOption::new("namespace", OptionKind::Str, "the namespace within the tenant")
+                .required(),
+        )
+    }
+
+    /// Registers [`KV_FACET`] on `registry`, building facets on `store`,
+    /// so actor kinds attach it by configuration
+    /// (`tenant = "acme"`, `namespace = "orders"`).
+    pub fn register(
+        registry: &FacetRegistry,
+        store: Arc<dyn KvStore>,
+    ) -> Result<(), FacetConfigError> {
+        registry.register(Self::descriptor(), move |config| {
+            Ok(Box::new(Self::from_config(store.clone(), config)?) as Box<dyn Facet>)
+        })
+    }
+
+    /// Builds one on `store` from configuration.
+    pub fn from_config(
+        store: Arc<dyn KvStore>,
+        config: FacetConfig,
+    ) -> Result<Self, FacetConfigError> {
+        let mut config = Self::descriptor().validate(config)?;
+        let required = |value: Option<String>, key: &str| {
+            value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| FacetConfigError::Invalid {
+                    key: key.to_string(),
+                    reason: "must not be empty".into(),
+                })
+        };
+        let tenant = required(config.string("tenant")?, "tenant")?;
+        let namespace = required(config.string("namespace")?, "namespace")?;
+        config.finish(KV_FACET)?;
+        Ok(Self::new(store, &tenant, &namespace))
     }
 
     fn now(&self) -> Result<SystemTime, KvError> {
