@@ -1,122 +1,134 @@
-//! The key-value contract every backend keeps (memory so far), and the
-//! facet's confinement of keys to a tenant and namespace.
+//! The key-value contract on the memory and embedded backends, the
+//! embedded backend's durability across reopening, and the facet's
+//! confinement of keys to a tenant and namespace.
 
+#[path = "contracts/kv.rs"]
+mod kv_suite;
+
+use kv_suite::{contract, contract_concurrency, t};
 use plexspaces::actor::{Actor, ActorError, ActorSystem, Context, SpawnOptions};
-use plexspaces::capabilities::kv::{KV_KEY_MAX, KeyValueFacet, KvError, KvStore, MemoryKv};
+use plexspaces::capabilities::kv::{EmbeddedKv, KeyValueFacet, KvError, KvStore, MemoryKv};
+use plexspaces::durability::JournalBackend;
+use plexspaces::storage::journal::JournalConfig;
 use plexspaces::{Env, NodeName};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-fn t(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + secs)
-}
-
-/// The contract, at the backend's own level (times explicit).
-async fn contract(store: Arc<dyn KvStore>) {
-    let now = t(0);
-    assert_eq!(store.get("a", now).await, Ok(None));
-    store.set("a", b"1".to_vec(), None, now).await.unwrap();
-    assert_eq!(store.get("a", now).await.unwrap().unwrap().value, b"1");
-    // TTL: live before, gone at and after the deadline.
-    store
-        .set("ttl", b"x".to_vec(), Some(t(10)), now)
-        .await
-        .unwrap();
-    assert!(store.get("ttl", t(9)).await.unwrap().is_some());
-    assert_eq!(store.get("ttl", t(10)).await, Ok(None));
-    assert_eq!(
-        store.delete("ttl", t(11)).await,
-        Ok(false),
-        "an expired key does not exist"
-    );
-    // set replaces value and TTL.
-    store.set("ttl", b"y".to_vec(), None, t(12)).await.unwrap();
-    assert!(store.get("ttl", t(1_000)).await.unwrap().is_some());
-    // delete.
-    assert_eq!(store.delete("a", now).await, Ok(true));
-    assert_eq!(store.delete("a", now).await, Ok(false));
-    // compare-and-set: create if absent, swap if equal, refuse otherwise.
-    assert_eq!(
-        store
-            .compare_and_set("c", None, b"v1".to_vec(), None, now)
-            .await,
-        Ok(true)
-    );
-    assert_eq!(
-        store
-            .compare_and_set("c", None, b"v2".to_vec(), None, now)
-            .await,
-        Ok(false)
-    );
-    assert_eq!(
-        store
-            .compare_and_set("c", Some(b"v0"), b"v2".to_vec(), None, now)
-            .await,
-        Ok(false)
-    );
-    assert_eq!(
-        store
-            .compare_and_set("c", Some(b"v1"), b"v2".to_vec(), None, now)
-            .await,
-        Ok(true)
-    );
-    assert_eq!(store.get("c", now).await.unwrap().unwrap().value, b"v2");
-    // increment: missing is 0, keeps expiry, refuses non-counters and overflow.
-    assert_eq!(store.increment("n", 5, now).await, Ok(5));
-    assert_eq!(store.increment("n", -7, now).await, Ok(-2));
-    assert!(matches!(
-        store.increment("c", 1, now).await,
-        Err(KvError::NotACounter(_))
-    ));
-    store
-        .set("big", i64::MAX.to_le_bytes().to_vec(), Some(t(5)), now)
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.increment("big", 1, now).await,
-        Err(KvError::NotACounter(_))
-    ));
-    assert_eq!(store.increment("big", -1, now).await, Ok(i64::MAX - 1));
-    assert_eq!(
-        store.get("big", t(5)).await,
-        Ok(None),
-        "increment kept the expiry"
-    );
-    // list: by prefix, in byte order, bounded, no expired keys.
-    for k in ["p/b", "p/a", "p/c", "q/a"] {
-        store.set(k, vec![], None, now).await.unwrap();
-    }
-    store.set("p/d", vec![], Some(t(1)), now).await.unwrap();
-    assert_eq!(
-        store.list("p/", 10, t(2)).await.unwrap(),
-        ["p/a", "p/b", "p/c"]
-    );
-    assert_eq!(store.list("p/", 2, t(2)).await.unwrap(), ["p/a", "p/b"]);
-    assert_eq!(
-        store.list("zz", 10, now).await.unwrap(),
-        Vec::<String>::new()
-    );
-    // Bad input: typed errors, nothing stored.
-    let long = "k".repeat(KV_KEY_MAX + 1);
-    assert!(matches!(
-        store.set(&long, vec![], None, now).await,
-        Err(KvError::BadKey(_))
-    ));
-    assert!(matches!(
-        store.set("", vec![], None, now).await,
-        Err(KvError::BadKey(_))
-    ));
-    let huge = vec![0u8; plexspaces::capabilities::kv::KV_VALUE_MAX + 1];
-    assert!(matches!(
-        store.set("h", huge, None, now).await,
-        Err(KvError::TooLarge(_))
-    ));
-    assert_eq!(store.get("h", now).await, Ok(None));
-}
+use std::time::Duration;
 
 #[tokio::test]
 async fn the_memory_backend_keeps_the_contract() {
     contract(Arc::new(MemoryKv::default())).await;
+    contract_concurrency(Arc::new(MemoryKv::default())).await;
+}
+
+#[tokio::test]
+async fn the_embedded_backend_keeps_the_contract_on_both_journals() {
+    let memory = EmbeddedKv::open(JournalBackend::memory(), "contract", 1_000)
+        .await
+        .unwrap();
+    contract(Arc::new(memory)).await;
+    let memory = EmbeddedKv::open(JournalBackend::memory(), "race", 1_000)
+        .await
+        .unwrap();
+    contract_concurrency(Arc::new(memory)).await;
+    let dir = std::env::temp_dir().join(format!("plexspaces-kv-{}-contract", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = Env::tokio(NodeName::new("kv").unwrap())
+        .with_data_dir(&dir)
+        .await
+        .unwrap();
+    let file = JournalBackend::file(&env, JournalConfig::default())
+        .await
+        .unwrap();
+    contract(Arc::new(
+        EmbeddedKv::open(file.clone(), "c", 1_000).await.unwrap(),
+    ))
+    .await;
+    contract_concurrency(Arc::new(EmbeddedKv::open(file, "r", 1_000).await.unwrap())).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every acknowledged change survives reopening the file journal in a new
+/// process's place, with and without checkpoints in between, and a reopened
+/// store goes on where it stopped.
+#[tokio::test]
+async fn the_embedded_backend_survives_reopening_with_every_acknowledged_change() {
+    let dir = std::env::temp_dir().join(format!("plexspaces-kv-{}-reopen", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let open = |checkpoint_every: u64| {
+        let dir = dir.clone();
+        async move {
+            let env = Env::tokio(NodeName::new("kv").unwrap())
+                .with_data_dir(&dir)
+                .await
+                .unwrap();
+            let journal = JournalBackend::file(&env, JournalConfig::default())
+                .await
+                .unwrap();
+            EmbeddedKv::open(journal, "orders", 100)
+                .await
+                .unwrap()
+                .checkpoint_every(checkpoint_every)
+        }
+    };
+    // A model of what the store must hold, kept beside it.
+    let mut model: std::collections::BTreeMap<String, Vec<u8>> = std::collections::BTreeMap::new();
+    for (round, every) in [(0u64, 1_000), (1, 3), (2, 7), (3, 1_000)] {
+        let store = open(every).await;
+        for (key, value) in &model {
+            assert_eq!(
+                store.get(key, t(round)).await.unwrap().map(|e| e.value),
+                Some(value.clone()),
+                "round {round}: {key} lost"
+            );
+        }
+        for i in 0..10u64 {
+            let key = format!("k{}", (round * 7 + i) % 13);
+            match i % 4 {
+                0 => {
+                    let value = vec![round as u8, i as u8];
+                    store
+                        .set(&key, value.clone(), None, t(round))
+                        .await
+                        .unwrap();
+                    model.insert(key, value);
+                }
+                1 => {
+                    let existed = store.delete(&key, t(round)).await.unwrap();
+                    assert_eq!(existed, model.remove(&key).is_some());
+                }
+                2 => {
+                    let expected = model.get(&key).cloned();
+                    let new = vec![9, round as u8, i as u8];
+                    let swapped = store
+                        .compare_and_set(&key, expected.as_deref(), new.clone(), None, t(round))
+                        .await
+                        .unwrap();
+                    assert!(swapped);
+                    model.insert(key, new);
+                }
+                _ => {
+                    let key = format!("n{round}");
+                    let n = store.increment(&key, 3, t(round)).await.unwrap();
+                    model.insert(key, n.to_le_bytes().to_vec());
+                }
+            }
+        }
+        // A key that expires between rounds does not come back.
+        store
+            .set(
+                "short",
+                vec![1],
+                Some(t(round) + Duration::from_millis(500)),
+                t(round),
+            )
+            .await
+            .unwrap();
+    }
+    let store = open(1_000).await;
+    assert_eq!(store.get("short", t(10)).await, Ok(None));
+    let keys = store.list("", 1_000, t(10)).await.unwrap();
+    assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The key-value capability: a [`KvStore`] backend (memory here; the
-//! embedded journal, Redis and PostgreSQL backends follow) and the
+//! The key-value capability: a [`KvStore`] backend ([`MemoryKv`],
+//! [`EmbeddedKv`] on the project's journal; Redis in `plexspaces-redis`,
+//! PostgreSQL in `plexspaces-postgres`) and the
 //! [`KeyValueFacet`] an actor reaches it through (`ctx.facet::<KeyValueFacet>()`),
 //! which confines every key to the actor's tenant and namespace: the
 //! backend never sees a key the facet did not prefix, so two tenants' `a`
@@ -15,11 +16,14 @@
 //! wall clock (the `Clock` seam), so it survives restarts and runs in the
 //! simulator.
 
+mod embedded;
 mod facet;
 mod memory;
+mod table;
 
+pub use embedded::{EMBEDDED_KV_CHECKPOINT_EVERY, EmbeddedKv};
 pub use facet::{KV_FACET, KeyValueFacet};
-pub use memory::MemoryKv;
+pub use memory::{MEMORY_KV_KEYS_DEFAULT, MemoryKv};
 
 use futures::future::BoxFuture;
 use std::fmt;

@@ -1,0 +1,172 @@
+//! The key-value semantics in one place: an ordered map with expiry judged
+//! at each call. A mutation is planned first (checked against the bounds
+//! and the current entries, yielding the [`Change`] to make) and applied
+//! second, so the embedded backend can make the change durable in between
+//! and the memory backend applies it at once: both keep the same contract
+//! by construction.
+
+use super::{KV_LIST_MAX, KvEntry, KvError, check, counter};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// One change to the table: what the embedded backend journals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    Put { key: String, entry: KvEntry },
+    Remove { key: String },
+}
+
+/// A bounded ordered map of entries.
+pub(crate) struct Table {
+    map: BTreeMap<String, KvEntry>,
+    max_keys: usize,
+}
+
+pub(crate) fn live(entry: &KvEntry, now: SystemTime) -> bool {
+    entry.expires.is_none_or(|at| at > now)
+}
+
+impl Table {
+    pub(crate) fn new(max_keys: usize) -> Self {
+        Table {
+            map: BTreeMap::new(),
+            max_keys,
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str, now: SystemTime) -> Result<Option<KvEntry>, KvError> {
+        check(key, None)?;
+        Ok(self.map.get(key).filter(|e| live(e, now)).cloned())
+    }
+
+    pub(crate) fn list(&self, prefix: &str, limit: usize, now: SystemTime) -> Vec<String> {
+        self.map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| live(e, now))
+            .map(|(k, _)| k.clone())
+            .take(limit.min(KV_LIST_MAX))
+            .collect()
+    }
+
+    /// A put of `key`, refused if it is a new key and the table is full of
+    /// live ones (expired entries are dropped to make room).
+    fn put(&mut self, key: &str, entry: KvEntry, now: SystemTime) -> Result<Change, KvError> {
+        if !self.map.contains_key(key) && self.map.len() >= self.max_keys {
+            self.map.retain(|_, e| live(e, now));
+            if self.map.len() >= self.max_keys {
+                return Err(KvError::Full(self.max_keys));
+            }
+        }
+        Ok(Change::Put {
+            key: key.to_string(),
+            entry,
+        })
+    }
+
+    pub(crate) fn plan_set(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Change, KvError> {
+        check(key, Some(&value))?;
+        self.put(key, KvEntry { value, expires }, now)
+    }
+
+    /// Whether `key` exists (live), and the change that deletes it. An
+    /// expired entry is dropped here without a change: it reads as absent
+    /// whether or not a replay brings it back.
+    pub(crate) fn plan_delete(
+        &mut self,
+        key: &str,
+        now: SystemTime,
+    ) -> Result<(bool, Option<Change>), KvError> {
+        check(key, None)?;
+        match self.map.get(key) {
+            Some(entry) if live(entry, now) => Ok((
+                true,
+                Some(Change::Remove {
+                    key: key.to_string(),
+                }),
+            )),
+            Some(_) => {
+                self.map.remove(key);
+                Ok((false, None))
+            }
+            None => Ok((false, None)),
+        }
+    }
+
+    /// The change a compare-and-set makes, if `key` holds `expected`.
+    pub(crate) fn plan_compare_and_set(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Option<Change>, KvError> {
+        check(key, Some(&new))?;
+        let current = self
+            .map
+            .get(key)
+            .filter(|e| live(e, now))
+            .map(|e| e.value.as_slice());
+        if current != expected {
+            return Ok(None);
+        }
+        let entry = KvEntry {
+            value: new,
+            expires,
+        };
+        self.put(key, entry, now).map(Some)
+    }
+
+    /// The counter's next value and the change that stores it (keeping the
+    /// entry's expiry).
+    pub(crate) fn plan_increment(
+        &mut self,
+        key: &str,
+        by: i64,
+        now: SystemTime,
+    ) -> Result<(i64, Change), KvError> {
+        check(key, None)?;
+        let (current, expires) = match self.map.get(key).filter(|e| live(e, now)) {
+            Some(entry) => (counter(key, &entry.value)?, entry.expires),
+            None => (0, None),
+        };
+        let next = current
+            .checked_add(by)
+            .ok_or_else(|| KvError::NotACounter(format!("{key} would overflow")))?;
+        let entry = KvEntry {
+            value: next.to_le_bytes().to_vec(),
+            expires,
+        };
+        Ok((next, self.put(key, entry, now)?))
+    }
+
+    pub(crate) fn apply(&mut self, change: Change) {
+        match change {
+            Change::Put { key, entry } => {
+                self.map.insert(key, entry);
+            }
+            Change::Remove { key } => {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    /// The live entries, in key order (a checkpoint's content).
+    pub(crate) fn live_entries(&self, now: SystemTime) -> impl Iterator<Item = (&str, &KvEntry)> {
+        self.map
+            .iter()
+            .filter(move |(_, e)| live(e, now))
+            .map(|(k, e)| (k.as_str(), e))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
