@@ -19,12 +19,17 @@
 //! It runs on tokio only (real sockets): the simulator models the shared
 //! backend with the journal server instead.
 
+mod connection;
+mod kv;
+
+pub use kv::PgKv;
+
+use connection::{Reconnecting, describe};
 use plexspaces::Env;
-use plexspaces::seams::Spawn;
 use plexspaces_storage::journal::claims::{Claim, Claims};
 use plexspaces_storage::journal::{Checkpoint, Journal, JournalError};
 use std::sync::Arc;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The tables, created if missing.
 /// Several nodes may start at once: concurrent `CREATE TABLE IF NOT EXISTS`
@@ -119,19 +124,15 @@ pub struct PgJournal {
 }
 
 struct Inner {
-    env: Env,
     config: PgJournalConfig,
-    client: futures::lock::Mutex<Option<Arc<Client>>>,
+    connection: Reconnecting,
     claims: Claims,
 }
 
 fn unavailable(e: tokio_postgres::Error) -> JournalError {
-    // The server's own message says more than the driver's "db error".
-    let reason = match e.as_db_error() {
-        Some(db) => format!("postgres: {}: {}", db.code().code(), db.message()),
-        None => format!("postgres: {e}"),
-    };
-    JournalError::Unavailable { reason }
+    JournalError::Unavailable {
+        reason: describe(&e),
+    }
 }
 
 impl PgJournal {
@@ -140,9 +141,8 @@ impl PgJournal {
     pub async fn connect(env: Env, config: PgJournalConfig) -> Result<Self, JournalError> {
         let journal = PgJournal {
             inner: Arc::new(Inner {
-                env,
+                connection: Reconnecting::new(env, config.connection.clone()),
                 config,
-                client: futures::lock::Mutex::new(None),
                 claims: Claims::default(),
             }),
         };
@@ -157,21 +157,7 @@ impl PgJournal {
 
     /// The live client, reconnecting if the last one broke.
     async fn client(&self) -> Result<Arc<Client>, JournalError> {
-        let mut slot = self.inner.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(client.clone());
-        }
-        let (client, connection) = tokio_postgres::connect(&self.inner.config.connection, NoTls)
-            .await
-            .map_err(unavailable)?;
-        self.inner.env.spawn_task(Box::pin(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("postgres connection ended: {e}");
-            }
-        }));
-        let client = Arc::new(client);
-        *slot = Some(client.clone());
-        Ok(client)
+        self.inner.connection.client().await.map_err(unavailable)
     }
 }
 

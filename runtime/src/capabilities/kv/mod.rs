@@ -123,8 +123,9 @@ pub trait KvStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<String>, KvError>>;
 }
 
-/// Checks a (confined) key and a value against the bounds.
-pub(crate) fn check(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
+/// Checks a (confined) key and a value against the bounds, as every
+/// backend must before it stores anything.
+pub fn check_key_and_value(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
     if key.is_empty() || key.len() > KV_KEY_MAX || key.contains('\0') {
         return Err(KvError::BadKey(format!(
             "{} bytes (1..={KV_KEY_MAX}, no NUL)",
@@ -139,8 +140,9 @@ pub(crate) fn check(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
     Ok(())
 }
 
-/// A counter's value, or why it is not one.
-pub(crate) fn counter(key: &str, value: &[u8]) -> Result<i64, KvError> {
+/// A counter's value (8 bytes, little-endian), or
+/// [`KvError::NotACounter`]: what every backend's `increment` reads.
+pub fn counter_value(key: &str, value: &[u8]) -> Result<i64, KvError> {
     let bytes: [u8; 8] = value
         .try_into()
         .map_err(|_| KvError::NotACounter(key.to_string()))?;
