@@ -3,10 +3,12 @@
 # tokio, then the simulation tests under `--cfg madsim` in their own target
 # directory (so the two builds never evict each other).
 #
-# The PostgreSQL journal's tests need a server: unless PLEXSPACES_PG is
-# already set, a throwaway one is started on loopback (scripts/postgres.sh,
-# which installs Debian's `postgresql` package first if it is missing and
-# this runs as root) and stopped at the end.
+# The PostgreSQL journal's and key-value store's tests need a server:
+# unless PLEXSPACES_PG is already set, a throwaway one is started on
+# loopback (scripts/postgres.sh, which installs Debian's `postgresql`
+# package first if it is missing and this runs as root) and stopped at the
+# end. Likewise Redis for the Redis key-value store (PLEXSPACES_REDIS,
+# scripts/redis.sh, Debian's `redis-server`).
 #
 #   PLEXSPACES_SEEDS=N   run every simulation scenario over seeds 0..N
 #   PLEXSPACES_SEED_START=B   ... over seeds B..B+N instead
@@ -19,12 +21,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+services=$(mktemp -d)
+stop_services() {
+    if [ -d "$services/postgres" ]; then scripts/postgres.sh stop "$services/postgres"; fi
+    if [ -d "$services/redis" ]; then scripts/redis.sh stop "$services/redis"; fi
+}
+trap stop_services EXIT
 if [ -z "${PLEXSPACES_PG:-}" ]; then
-    pg_dir=$(mktemp -d)/postgres
-    trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
-    echo "== starting a throwaway PostgreSQL in $pg_dir"
-    pg_env=$(scripts/postgres.sh start "$pg_dir")
+    echo "== starting a throwaway PostgreSQL in $services/postgres"
+    pg_env=$(scripts/postgres.sh start "$services/postgres")
     eval "$pg_env"
+fi
+if [ -z "${PLEXSPACES_REDIS:-}" ]; then
+    echo "== starting a throwaway Redis in $services/redis"
+    redis_env=$(scripts/redis.sh start "$services/redis")
+    eval "$redis_env"
 fi
 
 echo "== tests on tokio"

@@ -19,7 +19,9 @@
 use crate::connection::{Reconnecting, describe};
 use futures::future::BoxFuture;
 use plexspaces::Env;
-use plexspaces::capabilities::kv::{KV_LIST_MAX, KvEntry, KvError, KvStore, check_key_and_value};
+use plexspaces::capabilities::kv::{
+    KV_LIST_MAX, KvEntry, KvError, KvStore, check_key_and_value, increment_by_swapping,
+};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -40,7 +42,8 @@ const GET: &str = "SELECT value, expires_us FROM plexspaces_kv
  WHERE store = $1 AND key = $2 AND (expires_us IS NULL OR expires_us > $3)";
 
 /// $1 store, $2 key, $3 value, $4 expires.
-const SET: &str = "INSERT INTO plexspaces_kv (store, key, value, expires_us) VALUES ($1, $2, $3, $4)
+const SET: &str =
+    "INSERT INTO plexspaces_kv (store, key, value, expires_us) VALUES ($1, $2, $3, $4)
  ON CONFLICT (store, key) DO UPDATE SET value = EXCLUDED.value, expires_us = EXCLUDED.expires_us";
 
 /// $1 store, $2 key, $3 now: one row saying whether the deleted key was live.
@@ -49,7 +52,8 @@ const DELETE: &str = "DELETE FROM plexspaces_kv WHERE store = $1 AND key = $2
 
 /// $1 store, $2 key, $3 value, $4 expires, $5 now: creates, or replaces an
 /// expired row; a live row is left alone (no row returned).
-const CREATE: &str = "INSERT INTO plexspaces_kv (store, key, value, expires_us) VALUES ($1, $2, $3, $4)
+const CREATE: &str =
+    "INSERT INTO plexspaces_kv (store, key, value, expires_us) VALUES ($1, $2, $3, $4)
  ON CONFLICT (store, key) DO UPDATE SET value = EXCLUDED.value, expires_us = EXCLUDED.expires_us
  WHERE plexspaces_kv.expires_us IS NOT NULL AND plexspaces_kv.expires_us <= $5";
 
@@ -66,9 +70,6 @@ const LIST: &str = "SELECT key FROM plexspaces_kv
 /// $1 store, $2 now.
 const PURGE: &str =
     "DELETE FROM plexspaces_kv WHERE store = $1 AND expires_us IS NOT NULL AND expires_us <= $2";
-
-/// Most read-then-swap rounds one increment makes before giving up.
-const INCREMENT_ROUNDS_MAX: usize = 1_000;
 
 /// A named key-value store in PostgreSQL. Cheap to clone.
 #[derive(Clone)]
@@ -146,7 +147,10 @@ impl PgKv {
                 .await
                 .map_err(unavailable)?,
             Some(expected) => client
-                .execute(SWAP, &[store, &key, &expected, &new, &expires, &micros(now)])
+                .execute(
+                    SWAP,
+                    &[store, &key, &expected, &new, &expires, &micros(now)],
+                )
                 .await
                 .map_err(unavailable)?,
         };
@@ -229,31 +233,7 @@ impl KvStore for PgKv {
         by: i64,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<i64, KvError>> {
-        Box::pin(async move {
-            for _ in 0..INCREMENT_ROUNDS_MAX {
-                let current = self.get_now(key, now).await?;
-                let (value, expires) = match &current {
-                    Some(entry) => (
-                        plexspaces::capabilities::kv::counter_value(key, &entry.value)?,
-                        entry.expires,
-                    ),
-                    None => (0, None),
-                };
-                let next = value
-                    .checked_add(by)
-                    .ok_or_else(|| KvError::NotACounter(format!("{key} would overflow")))?;
-                let expected = current.as_ref().map(|e| e.value.as_slice());
-                if self
-                    .compare_and_set_now(key, expected, &next.to_le_bytes(), expires, now)
-                    .await?
-                {
-                    return Ok(next);
-                }
-            }
-            Err(KvError::Unavailable(format!(
-                "{key}: lost {INCREMENT_ROUNDS_MAX} races to concurrent writers"
-            )))
-        })
+        Box::pin(increment_by_swapping(self, key, by, now))
     }
 
     fn list<'a>(

@@ -148,3 +148,38 @@ pub fn counter_value(key: &str, value: &[u8]) -> Result<i64, KvError> {
         .map_err(|_| KvError::NotACounter(key.to_string()))?;
     Ok(i64::from_le_bytes(bytes))
 }
+
+/// Most read-then-swap rounds [`increment_by_swapping`] makes.
+pub const INCREMENT_ROUNDS_MAX: usize = 1_000;
+
+/// `increment` for a backend whose server cannot add 64-bit integers in
+/// one atomic step (Lua's doubles, a SQL row without a transaction): reads
+/// the counter, then compare-and-sets the sum (keeping the expiry),
+/// retrying when a concurrent writer got there first.
+pub async fn increment_by_swapping<S: KvStore + ?Sized>(
+    store: &S,
+    key: &str,
+    by: i64,
+    now: SystemTime,
+) -> Result<i64, KvError> {
+    for _ in 0..INCREMENT_ROUNDS_MAX {
+        let current = store.get(key, now).await?;
+        let (value, expires) = match &current {
+            Some(entry) => (counter_value(key, &entry.value)?, entry.expires),
+            None => (0, None),
+        };
+        let next = value
+            .checked_add(by)
+            .ok_or_else(|| KvError::NotACounter(format!("{key} would overflow")))?;
+        let expected = current.as_ref().map(|e| e.value.as_slice());
+        let swapped = store
+            .compare_and_set(key, expected, next.to_le_bytes().to_vec(), expires, now)
+            .await?;
+        if swapped {
+            return Ok(next);
+        }
+    }
+    Err(KvError::Unavailable(format!(
+        "{key}: lost {INCREMENT_ROUNDS_MAX} races to concurrent writers"
+    )))
+}

@@ -5,7 +5,9 @@
 //! and the memory backend applies it at once: both keep the same contract
 //! by construction.
 
-use super::{KV_LIST_MAX, KvEntry, KvError, check_key_and_value as check, counter_value as counter};
+use super::{
+    KV_LIST_MAX, KvEntry, KvError, check_key_and_value as check, counter_value as counter,
+};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
