@@ -2,8 +2,37 @@
 //! so the same actor runs against real services in production and against
 //! seeded fakes with faults in the simulator.
 //!
-//! In progress (issue 25): the key-value capability with its memory
-//! backend. The embedded, Redis and PostgreSQL key-value backends, the
-//! HTTP client and blob storage follow.
+//! - [`kv`]: a key-value store (memory, embedded on the journal, Redis,
+//!   PostgreSQL) behind the `KeyValueFacet`;
+//! - [`blob`]: blob storage on `object_store` (memory, the `Disk` seam,
+//!   S3, GCS, Azure, local files) behind the `BlobStorageFacet`.
+//!
+//! Each facet confines what it reaches to one tenant and namespace, named
+//! in its configuration.
 
+pub mod blob;
 pub mod kv;
+
+use crate::actor::facet::{FacetConfig, FacetConfigError, FacetDescriptor};
+
+/// The `tenant` and `namespace` options every capability facet requires
+/// (non-empty), read through `descriptor`, with no other key allowed.
+pub(crate) fn tenant_and_namespace(
+    descriptor: FacetDescriptor,
+    config: FacetConfig,
+    facet: &str,
+) -> Result<(String, String), FacetConfigError> {
+    let mut config = descriptor.validate(config)?;
+    let required = |value: Option<String>, key: &str| {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| FacetConfigError::Invalid {
+                key: key.to_string(),
+                reason: "must not be empty".into(),
+            })
+    };
+    let tenant = required(config.string("tenant")?, "tenant")?;
+    let namespace = required(config.string("namespace")?, "namespace")?;
+    config.finish(facet)?;
+    Ok((tenant, namespace))
+}

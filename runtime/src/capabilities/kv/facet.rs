@@ -66,18 +66,8 @@ impl KeyValueFacet {
         store: Arc<dyn KvStore>,
         config: FacetConfig,
     ) -> Result<Self, FacetConfigError> {
-        let mut config = Self::descriptor().validate(config)?;
-        let required = |value: Option<String>, key: &str| {
-            value
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| FacetConfigError::Invalid {
-                    key: key.to_string(),
-                    reason: "must not be empty".into(),
-                })
-        };
-        let tenant = required(config.string("tenant")?, "tenant")?;
-        let namespace = required(config.string("namespace")?, "namespace")?;
-        config.finish(KV_FACET)?;
+        let (tenant, namespace) =
+            crate::capabilities::tenant_and_namespace(Self::descriptor(), config, KV_FACET)?;
         Ok(Self::new(store, &tenant, &namespace))
     }
 
