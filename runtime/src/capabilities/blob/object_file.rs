@@ -209,21 +209,27 @@ mod tests {
             attributes: vec![("content-type".into(), "text/plain".into())],
             sha256: [7; 32],
         };
-        let tail = encode_tail(&header).unwrap();
-        let split = tail.len() - TRAILER_LEN as usize;
-        let file_len = 3 + tail.len() as u64;
-        let (len, digest) = parse_trailer(&tail[split..]).unwrap();
-        assert_eq!(decode_header(&tail[..len], digest, file_len).unwrap(), header);
-        for flip in 0..tail.len() {
-            let mut damaged = tail.clone();
+        // A whole file as the store reads it: data, then the tail.
+        let mut file = b"abc".to_vec();
+        file.extend(encode_tail(&header).unwrap());
+        let read = |file: &[u8]| {
+            let file_len = file.len() as u64;
+            let trailer_at = file.len() - TRAILER_LEN as usize;
+            let (len, digest) = parse_trailer(&file[trailer_at..])?;
+            let header_at = trailer_at
+                .checked_sub(len)
+                .ok_or_else(|| "header longer than the file".to_string())?;
+            decode_header(&file[header_at..trailer_at], digest, file_len)
+        };
+        assert_eq!(read(&file).unwrap(), header);
+        for flip in 3..file.len() {
+            let mut damaged = file.clone();
             damaged[flip] ^= 0x10;
-            let decoded = parse_trailer(&damaged[split..])
-                .and_then(|(len, digest)| {
-                    let len = len.min(split);
-                    decode_header(&damaged[..len], digest, file_len)
-                });
-            assert!(decoded.is_err(), "a flipped byte at {flip} went unnoticed");
+            assert!(read(&damaged).is_err(), "a flipped byte at {flip} went unnoticed");
         }
-        assert!(decode_header(&tail[..len], digest, file_len + 1).is_err());
+        let (len, digest) = parse_trailer(&file[file.len() - TRAILER_LEN as usize..]).unwrap();
+        let header_at = file.len() - TRAILER_LEN as usize - len;
+        let bytes = &file[header_at..header_at + len];
+        assert!(decode_header(bytes, digest, file.len() as u64 + 1).is_err());
     }
 }
