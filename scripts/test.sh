@@ -8,7 +8,9 @@
 # loopback (scripts/postgres.sh, which installs Debian's `postgresql`
 # package first if it is missing and this runs as root) and stopped at the
 # end. Likewise Redis for the Redis key-value store (PLEXSPACES_REDIS,
-# scripts/redis.sh, Debian's `redis-server`).
+# scripts/redis.sh, Debian's `redis-server`), and an S3-compatible server
+# for the S3 blob store (PLEXSPACES_S3, scripts/s3.sh: moto's, from PyPI,
+# installed once into a virtual environment).
 #
 #   PLEXSPACES_SEEDS=N   run every simulation scenario over seeds 0..N
 #   PLEXSPACES_SEED_START=B   ... over seeds B..B+N instead
@@ -25,6 +27,7 @@ services=$(mktemp -d)
 stop_services() {
     if [ -d "$services/postgres" ]; then scripts/postgres.sh stop "$services/postgres"; fi
     if [ -d "$services/redis" ]; then scripts/redis.sh stop "$services/redis"; fi
+    if [ -d "$services/s3" ]; then scripts/s3.sh stop "$services/s3"; fi
 }
 trap stop_services EXIT
 if [ -z "${PLEXSPACES_PG:-}" ]; then
@@ -36,6 +39,11 @@ if [ -z "${PLEXSPACES_REDIS:-}" ]; then
     echo "== starting a throwaway Redis in $services/redis"
     redis_env=$(scripts/redis.sh start "$services/redis")
     eval "$redis_env"
+fi
+if [ -z "${PLEXSPACES_S3:-}" ]; then
+    echo "== starting a throwaway S3-compatible server in $services/s3"
+    s3_env=$(scripts/s3.sh start "$services/s3")
+    eval "$s3_env"
 fi
 
 echo "== tests on tokio"

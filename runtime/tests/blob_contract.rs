@@ -6,15 +6,15 @@
 #[path = "contracts/blob.rs"]
 mod blob_suite;
 
-use blob_suite::{conformance, facet_contract};
+use blob_suite::{SUPPORTS_ALL, conformance, facet_contract};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use plexspaces::capabilities::blob::DiskObjectStore;
-use plexspaces::storage::disk::{Disk, DiskFile, MemDisk};
 use plexspaces::net::TcpNet;
+use plexspaces::storage::disk::{Disk, DiskFile, MemDisk};
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::{Env, NodeName};
 use std::sync::Arc;
@@ -43,10 +43,10 @@ async fn file_env(name: &str) -> (Env, std::path::PathBuf) {
 #[tokio::test]
 async fn the_disk_store_passes_object_stores_conformance_suite_on_both_disks() {
     let store = DiskObjectStore::open(&memory_env(), "blobs").await.unwrap();
-    conformance(&store).await;
+    conformance(&store, SUPPORTS_ALL).await;
     let (env, dir) = file_env("conformance").await;
     let store = DiskObjectStore::open(&env, "blobs").await.unwrap();
-    conformance(&store).await;
+    conformance(&store, SUPPORTS_ALL).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -58,7 +58,10 @@ async fn the_facet_keeps_its_contract_on_every_local_backend() {
     ))
     .await;
     let (env, dir) = file_env("facet").await;
-    facet_contract(Arc::new(DiskObjectStore::open(&env, "facet").await.unwrap())).await;
+    facet_contract(Arc::new(
+        DiskObjectStore::open(&env, "facet").await.unwrap(),
+    ))
+    .await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -101,7 +104,10 @@ async fn the_disk_store_survives_reopening_and_refuses_damaged_objects() {
         .into_iter()
         .filter(|name| !name.starts_with("o-"))
         .collect();
-    assert!(leftovers.is_empty(), "leftovers after reopening: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "leftovers after reopening: {leftovers:?}"
+    );
     let listed: Vec<_> = store
         .list(None)
         .map(|meta| meta.unwrap().location.to_string())
@@ -116,8 +122,18 @@ async fn a_truncated_object_file_is_a_typed_error_not_a_panic() {
     let (env, dir) = file_env("truncated").await;
     let store = DiskObjectStore::open(&env, "b").await.unwrap();
     let path = Path::from("x");
-    store.put(&path, Bytes::from(vec![3u8; 64]).into()).await.unwrap();
-    let file = env.disk().subdir("b").await.unwrap().open("o-x").await.unwrap();
+    store
+        .put(&path, Bytes::from(vec![3u8; 64]).into())
+        .await
+        .unwrap();
+    let file = env
+        .disk()
+        .subdir("b")
+        .await
+        .unwrap()
+        .open("o-x")
+        .await
+        .unwrap();
     let len = file.size().await.unwrap();
     let whole = file.read_at(0, len as usize).await.unwrap();
     for keep in [0, 3, 20, len - 1] {

@@ -15,8 +15,8 @@
 //! uploads) are removed when the store is opened.
 
 use super::object_file::{
-    Header, TRAILER_LEN, attributes_to_pairs, decode_header, encode_tail,
-    file_name, pairs_to_attributes, parse_trailer, path_of,
+    Header, TRAILER_LEN, attributes_to_pairs, decode_header, encode_tail, file_name,
+    pairs_to_attributes, parse_trailer, path_of,
 };
 use crate::env::Env;
 use crate::seams::{Clock, Rng};
@@ -335,7 +335,10 @@ impl DiskObjectStore {
                 if let Some((digest, expected, path)) = state.digest.take()
                     && <[u8; 32]>::from(digest.finalize()) != expected
                 {
-                    return Some((Err(generic(format!("{path}: data digest mismatch (damaged)"))), None));
+                    return Some((
+                        Err(generic(format!("{path}: data digest mismatch (damaged)"))),
+                        None,
+                    ));
                 }
                 return None;
             }
@@ -348,7 +351,10 @@ impl DiskObjectStore {
                     }
                     Some((Ok(Bytes::from(bytes)), Some(state)))
                 }
-                Ok(_) => Some((Err(generic("object file shorter than its header says")), None)),
+                Ok(_) => Some((
+                    Err(generic("object file shorter than its header says")),
+                    None,
+                )),
                 Err(e) => Some((Err(disk_error(e)), None)),
             }
         })
@@ -385,9 +391,7 @@ impl ObjectStore for DiskObjectStore {
     ) -> object_store::Result<PutResult> {
         let attributes = attributes_to_pairs(&opts.attributes);
         let chunks = futures::stream::iter(payload.into_iter().map(Ok)).boxed();
-        let (temporary, header) = self
-            .write_temporary(location, chunks, attributes)
-            .await?;
+        let (temporary, header) = self.write_temporary(location, chunks, attributes).await?;
         self.publish(location, &temporary, &header, &opts.mode)
             .await
     }
@@ -422,8 +426,8 @@ impl ObjectStore for DiskObjectStore {
             Some(range) => range.as_range(size).map_err(generic)?,
             None => 0..size,
         };
-        let whole = (range == (0..size))
-            .then(|| (opened.header.sha256, opened.header.path.clone()));
+        let whole =
+            (range == (0..size)).then(|| (opened.header.sha256, opened.header.path.clone()));
         let attributes = pairs_to_attributes(&opened.header.attributes);
         let payload = if options.head {
             futures::stream::empty().boxed()
@@ -563,7 +567,9 @@ impl MultipartUpload for DiskUpload {
             let last = chunks.len().saturating_sub(1);
             for (i, chunk) in chunks.into_iter().enumerate() {
                 if i == last {
-                    file.write_at_and_sync(at, &chunk).await.map_err(disk_error)?;
+                    file.write_at_and_sync(at, &chunk)
+                        .await
+                        .map_err(disk_error)?;
                 } else {
                     file.write_at(at, &chunk).await.map_err(disk_error)?;
                 }

@@ -64,9 +64,7 @@ impl BlobError {
     fn from_store(e: object_store::Error, path: &str) -> Self {
         match e {
             object_store::Error::NotFound { .. } => BlobError::NotFound(path.to_string()),
-            object_store::Error::AlreadyExists { .. } => {
-                BlobError::AlreadyExists(path.to_string())
-            }
+            object_store::Error::AlreadyExists { .. } => BlobError::AlreadyExists(path.to_string()),
             object_store::Error::Precondition { source, .. } => {
                 BlobError::Precondition(source.to_string())
             }
@@ -153,18 +151,15 @@ impl BlobStorageFacet {
         Ok(self.root.parts().chain(parsed.parts()).collect())
     }
 
+    /// A listed object's description, its path relative to the namespace
+    /// (`None`: not under it).
     fn unconfine(&self, meta: ObjectMeta) -> Option<BlobMeta> {
         let rest: Vec<String> = meta
             .location
             .prefix_match(&self.root)?
             .map(|p| p.as_ref().to_string())
             .collect();
-        Some(BlobMeta {
-            path: rest.join("/"),
-            size: meta.size,
-            e_tag: meta.e_tag,
-            last_modified: meta.last_modified,
-        })
+        Some(described(&rest.join("/"), meta))
     }
 
     /// Stores `data` at `path`, replacing any object there; its ETag.
@@ -173,7 +168,11 @@ impl BlobStorageFacet {
     }
 
     /// Stores `data` at `path` only if no object is there.
-    pub async fn put_if_absent(&self, path: &str, data: Bytes) -> Result<Option<String>, BlobError> {
+    pub async fn put_if_absent(
+        &self,
+        path: &str,
+        data: Bytes,
+    ) -> Result<Option<String>, BlobError> {
         self.put_with(path, data, PutMode::Create).await
     }
 
@@ -209,11 +208,7 @@ impl BlobStorageFacet {
     ) -> Result<(), BlobError> {
         let location = self.confine(path)?;
         let failed = |e| BlobError::from_store(e, path);
-        let mut upload = self
-            .store
-            .put_multipart(&location)
-            .await
-            .map_err(failed)?;
+        let mut upload = self.store.put_multipart(&location).await.map_err(failed)?;
         let pumped = pump_parts(upload.as_mut(), &mut chunks, part_bytes, concurrency).await;
         match pumped {
             Ok(()) => upload.complete().await.map(|_| ()).map_err(failed),
@@ -268,9 +263,7 @@ impl BlobStorageFacet {
             .get(&location)
             .await
             .map_err(|e| BlobError::from_store(e, path))?;
-        let meta = self
-            .unconfine(got.meta.clone())
-            .ok_or_else(|| BlobError::NotFound(path.to_string()))?;
+        let meta = described(path, got.meta.clone());
         let owned = path.to_string();
         let stream = got
             .into_stream()
@@ -287,17 +280,19 @@ impl BlobStorageFacet {
             .head(&location)
             .await
             .map_err(|e| BlobError::from_store(e, path))?;
-        self.unconfine(meta)
-            .ok_or_else(|| BlobError::NotFound(path.to_string()))
+        Ok(described(path, meta))
     }
 
-    /// Deletes the object at `path` (nothing there is not an error).
+    /// Deletes the object at `path`. Nothing there is not an error, on
+    /// every store (object_store's local file store says `NotFound`, S3
+    /// does not: the facet makes both idempotent, so a retried delete
+    /// succeeds).
     pub async fn delete(&self, path: &str) -> Result<(), BlobError> {
         let location = self.confine(path)?;
-        self.store
-            .delete(&location)
-            .await
-            .map_err(|e| BlobError::from_store(e, path))
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::from_store(e, path)),
+        }
     }
 
     /// The objects under `prefix` (whole segments; empty: the whole
@@ -318,6 +313,18 @@ impl BlobStorageFacet {
             .await?;
         found.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(found)
+    }
+}
+
+/// An object's description under the caller's name for it (not the
+/// store's location, which wrapping stores such as a prefix store report
+/// differently).
+fn described(path: &str, meta: ObjectMeta) -> BlobMeta {
+    BlobMeta {
+        path: path.to_string(),
+        size: meta.size,
+        e_tag: meta.e_tag,
+        last_modified: meta.last_modified,
     }
 }
 

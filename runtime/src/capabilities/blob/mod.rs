@@ -11,5 +11,7 @@ mod facet;
 mod object_file;
 
 pub use disk_store::DiskObjectStore;
-pub use facet::{BLOB_FACET, BLOB_GET_BYTES_MAX, BLOB_LIST_MAX, BlobError, BlobStorageFacet};
+pub use facet::{
+    BLOB_FACET, BLOB_GET_BYTES_MAX, BLOB_LIST_MAX, BlobError, BlobMeta, BlobStorageFacet,
+};
 pub use object_store::{ObjectMeta, ObjectStore, path::Path as ObjectPath};

@@ -225,7 +225,10 @@ mod tests {
         for flip in 3..file.len() {
             let mut damaged = file.clone();
             damaged[flip] ^= 0x10;
-            assert!(read(&damaged).is_err(), "a flipped byte at {flip} went unnoticed");
+            assert!(
+                read(&damaged).is_err(),
+                "a flipped byte at {flip} went unnoticed"
+            );
         }
         let (len, digest) = parse_trailer(&file[file.len() - TRAILER_LEN as usize..]).unwrap();
         let header_at = file.len() - TRAILER_LEN as usize - len;
