@@ -10,6 +10,7 @@
 
 mod config;
 mod error;
+mod https;
 mod seam_crypto;
 mod stream;
 #[cfg(feature = "test-pki")]
@@ -17,6 +18,7 @@ pub mod test_pki;
 
 pub use config::{TlsContext, TlsMaterial, WallClock};
 pub use error::TlsError;
+pub use https::{ServiceTls, ServiceTlsServer};
 pub use rustls::pki_types::CertificateDer;
 pub use seam_crypto::RandomSource;
 pub use stream::{TlsReader, TlsStreams, TlsWriter, accept, connect};

@@ -63,7 +63,8 @@ pub struct TlsStreams<R, W> {
     /// Plaintext out.
     pub writer: TlsWriter<W>,
     /// The certificate the peer presented (chain and validity checked;
-    /// whose it is, see [`TlsContext::check_peer`]).
+    /// whose it is, see [`TlsContext::check_peer`]); empty for a service's
+    /// client, which presents none.
     pub peer_certificate: CertificateDer<'static>,
 }
 
@@ -83,7 +84,7 @@ pub async fn connect<R: ByteReader, W: ByteWriter>(
         rustls::ClientConnection::new(context.client.clone(), name)
     })
     .map_err(|e| TlsError::Handshake(e.to_string()))?;
-    handshake(context, client.into(), reader, writer).await
+    handshake(&context.random, client.into(), reader, writer).await
 }
 
 /// Runs the server side of the handshake over `reader` and `writer`.
@@ -94,7 +95,7 @@ pub async fn accept<R: ByteReader, W: ByteWriter>(
 ) -> Result<TlsStreams<R, W>, TlsError> {
     let server = rustls::ServerConnection::new(context.server.clone())
         .map_err(|e| TlsError::Handshake(e.to_string()))?;
-    handshake(context, server.into(), reader, writer).await
+    handshake(&context.random, server.into(), reader, writer).await
 }
 
 async fn send_pending<W: ByteWriter>(
@@ -115,8 +116,8 @@ async fn send_pending<W: ByteWriter>(
     Ok(())
 }
 
-async fn handshake<R: ByteReader, W: ByteWriter>(
-    context: &TlsContext,
+pub(super) async fn handshake<R: ByteReader, W: ByteWriter>(
+    random: &RandomSource,
     mut connection: rustls::Connection,
     mut reader: R,
     mut writer: W,
@@ -150,20 +151,23 @@ async fn handshake<R: ByteReader, W: ByteWriter>(
             ));
         }
         start += taken;
-        if let Err(e) = with_random(&context.random, || connection.process_new_packets()) {
+        if let Err(e) = with_random(random, || connection.process_new_packets()) {
             // Tell the peer why (an alert), best effort, then give up.
             let _ = send_pending(&mut connection, &mut writer, &mut out).await;
             return Err(TlsError::Handshake(e.to_string()));
         }
     }
+    // A node link's rustls configurations require the peer's certificate
+    // (mutual authentication), so there always is one there; a service's
+    // client presents none, and gets an empty one.
     let peer_certificate = connection
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|cert| cert.clone().into_owned())
-        .ok_or_else(|| TlsError::Handshake("the peer presented no certificate".into()))?;
+        .unwrap_or_else(|| CertificateDer::from(Vec::new()));
     let shared = Arc::new(Shared {
         connection: Mutex::new(connection),
-        random: context.random.clone(),
+        random: random.clone(),
     });
     Ok(TlsStreams {
         reader: TlsReader {

@@ -4,6 +4,9 @@
 //!
 //! - [`kv`]: a key-value store (memory, embedded on the journal, Redis,
 //!   PostgreSQL) behind the `KeyValueFacet`;
+//! - [`http`]: an HTTP client of one service (retries, breaker, TLS,
+//!   journaled in durable actors) behind the `HttpClientFacet`, and a
+//!   small server for webhooks and fake services;
 //! - [`blob`]: blob storage on `object_store` (memory, the `Disk` seam,
 //!   S3, GCS, Azure, local files) behind the `BlobStorageFacet`.
 //!
@@ -11,6 +14,7 @@
 //! in its configuration.
 
 pub mod blob;
+pub mod http;
 pub mod kv;
 
 use crate::actor::facet::{FacetConfig, FacetConfigError, FacetDescriptor};

@@ -195,11 +195,15 @@ impl<A: DurableActor> Durable<A> {
         &'a mut self,
         env: &'a Env,
         id: &'a ActorId,
-        mode: Mode,
-        recorded: VecDeque<(u64, String, Recorded)>,
-        pending: Vec<Vec<u8>>,
+        message: Handling<'a>,
         facets: Option<&'a mut FacetChain>,
     ) -> (&'a mut A, DurableContext<'a>) {
+        let Handling {
+            key: message_key,
+            mode,
+            recorded,
+            pending,
+        } = message;
         let ctx = DurableContext {
             env,
             id,
@@ -216,6 +220,8 @@ impl<A: DurableActor> Durable<A> {
                 == Some(crate::PlantedBug::ReplaySideEffects),
             #[cfg(not(feature = "planted-bugs"))]
             rerun_effects_on_replay: false,
+            message_key,
+            effects_started: 0,
         };
         (&mut self.state, ctx)
     }
@@ -274,14 +280,13 @@ impl<A: DurableActor> Durable<A> {
             msg: msg_bytes,
         }
         .encode();
-        let (state, mut ctx) = self.split(
-            env,
-            id,
-            Mode::Live,
-            VecDeque::new(),
-            vec![message],
-            Some(facets),
-        );
+        let handling = Handling {
+            key: &key,
+            mode: Mode::Live,
+            recorded: VecDeque::new(),
+            pending: vec![message],
+        };
+        let (state, mut ctx) = self.split(env, id, handling, Some(facets));
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return (
@@ -408,7 +413,13 @@ impl<A: DurableActor> Durable<A> {
         let mode = Mode::Replay {
             complete: group.reply.is_some(),
         };
-        let (state, mut ctx) = self.split(env, id, mode, group.effects.into(), Vec::new(), facets);
+        let handling = Handling {
+            key: &group.key,
+            mode,
+            recorded: group.effects.into(),
+            pending: Vec::new(),
+        };
+        let (state, mut ctx) = self.split(env, id, handling, facets);
         let result = state.handle(&mut ctx, msg).await;
         if let Some(failure) = ctx.failure.take() {
             return Err(failure);
@@ -455,6 +466,16 @@ impl<A: DurableActor> Durable<A> {
 
 /// One message's entries: the message, its side effects, its reply (if the
 /// crash did not cut it short).
+/// The message a handler is about to handle: its key, whether it is live
+/// or replayed, its journaled effects (replay) and the entries to write
+/// with its first durable point.
+struct Handling<'a> {
+    key: &'a str,
+    mode: Mode,
+    recorded: VecDeque<(u64, String, Recorded)>,
+    pending: Vec<Vec<u8>>,
+}
+
 struct Group {
     key: String,
     msg: Vec<u8>,

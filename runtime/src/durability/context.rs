@@ -46,6 +46,11 @@ pub struct DurableContext<'a> {
     pub(crate) failure: Option<DurabilityError>,
     /// The planted bug `ReplaySideEffects` (always false otherwise).
     pub(crate) rerun_effects_on_replay: bool,
+    /// The key of the message being handled.
+    pub(crate) message_key: &'a str,
+    /// Side effects this message has started, replayed or live: the place
+    /// of the next one, which replay reaches at the same count.
+    pub(crate) effects_started: u32,
 }
 
 impl DurableContext<'_> {
@@ -86,6 +91,31 @@ impl DurableContext<'_> {
             .and_then(FacetChain::get_mut::<T>)
     }
 
+    /// A key naming the next side effect `effect` of the message being
+    /// handled: the same every time this message is handled or replayed
+    /// (it hashes the actor, the message's key, the effect's name and its
+    /// place among the message's effects), different for every other
+    /// effect. Sent to a service as an idempotency key, it lets the
+    /// service recognise a call made again after a crash cut it before
+    /// its outcome was journaled.
+    pub fn idempotency_key(&self, effect: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.id.to_string().as_bytes(),
+            self.message_key.as_bytes(),
+            effect.as_bytes(),
+            &self.effects_started.to_le_bytes(),
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     fn fail(&mut self, failure: DurabilityError) -> ActorError {
         let error = ActorError::unavailable(failure.to_string());
         self.failure.get_or_insert(failure);
@@ -103,6 +133,7 @@ impl DurableContext<'_> {
         if let Some(failure) = &self.failure {
             return Err(ActorError::unavailable(failure.to_string()));
         }
+        self.effects_started += 1;
         if self.cache_side_effects && matches!(self.mode, Mode::Replay { .. }) {
             match self.recorded.pop_front() {
                 Some((_, recorded, value)) if recorded == name => {

@@ -9,7 +9,7 @@ pub mod health;
 mod http_client;
 pub mod logging;
 pub mod metrics;
-mod net_io;
+pub(crate) mod net_io;
 pub mod push;
 pub mod sampling;
 pub mod service_split;

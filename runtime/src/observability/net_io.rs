@@ -48,6 +48,11 @@ fn io_error(e: plexspaces_net::NetError) -> io::Error {
 impl NetIo {
     pub(crate) fn new(connection: DynConnection) -> Self {
         let (reader, writer) = connection.split();
+        Self::from_halves(reader, writer)
+    }
+
+    /// Over the two halves of a connection (a TLS session's, say).
+    pub(crate) fn from_halves(reader: DynReader, writer: DynWriter) -> Self {
         NetIo {
             reading: Reading::Idle(reader),
             unread: Vec::new(),

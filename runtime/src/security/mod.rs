@@ -29,7 +29,7 @@ mod jwt;
 #[cfg(feature = "policy")]
 mod policy;
 mod rbac;
-mod tls;
+pub(crate) mod tls;
 
 pub use crate::actor::facet::{AuthMethod, Principal};
 pub use authn::{

@@ -164,6 +164,22 @@ pub(crate) async fn secure(
     ))
 }
 
+/// What rustls draws on, from `env`'s seams: randomness from its `Rng`,
+/// the time certificates are judged at from its wall clock.
+pub(crate) fn seam_sources(
+    env: &Env,
+) -> (
+    plexspaces_net::tls::RandomSource,
+    plexspaces_net::tls::WallClock,
+) {
+    let rng = env.clone();
+    let clock = env.clone();
+    (
+        Arc::new(move |buf: &mut [u8]| rng.fill_bytes(buf)),
+        Arc::new(move || clock.wall_clock()),
+    )
+}
+
 impl NodeTls {
     /// Loads the material and builds the context on `env`'s seams
     /// (randomness from its `Rng`, certificate validity on its wall
@@ -184,13 +200,8 @@ impl NodeTls {
     }
 
     fn build(env: &Env, material: &TlsMaterial) -> Result<TlsContext, TlsError> {
-        let rng = env.clone();
-        let clock = env.clone();
-        TlsContext::new(
-            material,
-            Arc::new(move |buf: &mut [u8]| rng.fill_bytes(buf)),
-            Arc::new(move || clock.wall_clock()),
-        )
+        let (random, wall_clock) = seam_sources(env);
+        TlsContext::new(material, random, wall_clock)
     }
 
     /// Reads the files again and, if they changed, builds a new context

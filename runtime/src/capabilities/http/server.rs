@@ -1,0 +1,199 @@
+//! A small HTTP/1.1 server over the node's `Net` seam (HTTPS with a
+//! [`ServiceTlsServer`]): each request handed whole to a handler. A
+//! webhook receiver in production; in tests and the simulator, the fake
+//! remote service a client is tried against (latency and errors are the
+//! handler's to add, on the node's clock; partitions are the network's).
+
+use super::message::HttpResponse;
+use crate::env::Env;
+use crate::observability::net_io::NetIo;
+use crate::seams::{Clock, Spawn};
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use plexspaces_net::tls::{ServiceTlsServer, TlsStreams};
+use plexspaces_net::{Connection, DynReader, DynWriter, Listener, Net, NetError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Largest request body the server reads.
+const REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Connections served at once; more are closed unread.
+const CONNECTIONS_MAX: usize = 1024;
+/// Longest a connection is served (requests on it included).
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A request as the handler sees it.
+#[derive(Clone, Debug)]
+pub struct ServedRequest {
+    /// `GET`, `POST`, ...
+    pub method: hyper::Method,
+    /// Path and query.
+    pub path: String,
+    /// Headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl ServedRequest {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What answers a request.
+pub type HttpHandler = Arc<dyn Fn(ServedRequest) -> BoxFuture<'static, HttpResponse> + Send + Sync>;
+
+/// A running server; dropping it (or [`HttpServer::stop`]) stops
+/// accepting connections.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpServer({})", self.addr)
+    }
+}
+
+impl HttpServer {
+    /// Listens on `addr` (port 0 picks one) through `env`'s network and
+    /// answers each request with `handler`; over TLS if `tls` is given.
+    pub async fn serve(
+        env: &Env,
+        addr: SocketAddr,
+        tls: Option<ServiceTlsServer>,
+        handler: HttpHandler,
+    ) -> Result<Self, NetError> {
+        let mut listener = env.net().listen(addr).await?;
+        let bound = listener.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let open = Arc::new(AtomicUsize::new(0));
+        let node = env.clone();
+        env.spawn_task(Box::pin(async move {
+            let mut stopped = stopped.fuse();
+            loop {
+                let accepted = futures::select! {
+                    accepted = listener.accept().fuse() => accepted,
+                    _ = stopped => return,
+                };
+                let connection = match accepted {
+                    Ok((connection, _)) => connection,
+                    Err(e) => {
+                        tracing::warn!("http server: accept failed: {e}");
+                        node.sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if open.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
+                    open.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+                let (open, handler, tls, clock) =
+                    (open.clone(), handler.clone(), tls.clone(), node.clone());
+                node.spawn_task(Box::pin(async move {
+                    let served = async move {
+                        let io = match tls {
+                            None => NetIo::new(connection),
+                            Some(tls) => {
+                                let (reader, writer) = connection.split();
+                                match tls.accept(reader, writer).await {
+                                    Ok(TlsStreams { reader, writer, .. }) => NetIo::from_halves(
+                                        DynReader::new(reader),
+                                        DynWriter::new(writer),
+                                    ),
+                                    Err(e) => {
+                                        tracing::debug!("http server: TLS refused: {e}");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        serve_connection(io, handler).await;
+                    };
+                    let _ = clock.timeout(CONNECTION_DEADLINE, served).await;
+                    open.fetch_sub(1, Ordering::AcqRel);
+                }));
+            }
+        }));
+        Ok(HttpServer {
+            addr: bound,
+            stop: Some(stop),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections (those being served finish).
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+    }
+}
+
+async fn serve_connection(io: NetIo, handler: HttpHandler) {
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let handler = handler.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = match Limited::new(body, REQUEST_BYTES_MAX).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(_) => return Ok(wire(HttpResponse::new(413, "request too large"))),
+                };
+                let served = ServedRequest {
+                    method: parts.method,
+                    path: parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_string(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body,
+                };
+                Ok::<_, std::convert::Infallible>(wire(handler(served).await))
+            }
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // No hyper timer: the deadline is ours, on the node's clock.
+    builder.header_read_timeout(None);
+    if let Err(e) = builder.serve_connection(io, service).await {
+        tracing::debug!("http server: connection ended: {e}");
+    }
+}
+
+fn wire(response: HttpResponse) -> hyper::Response<Full<Bytes>> {
+    let mut wire = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    *wire.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            wire.headers_mut().append(name, value);
+        }
+    }
+    wire
+}
