@@ -90,7 +90,10 @@ pub struct BlobMeta {
 /// A tenant's namespace of one blob store: every path is confined under
 /// `{tenant}/{namespace}/` as two path segments (a `/` inside either is
 /// escaped into its segment), so no path one facet accepts reaches
-/// another tenant's or namespace's objects.
+/// another tenant's or namespace's objects. A clone is a handle to the
+/// same store and namespace (take one out of a durable handler's context
+/// to call inside `ctx.run`).
+#[derive(Clone)]
 pub struct BlobStorageFacet {
     store: Arc<dyn ObjectStore>,
     root: Path,

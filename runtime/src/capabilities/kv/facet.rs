@@ -16,6 +16,9 @@ pub const KV_FACET: &str = "key_value";
 /// A tenant's namespace of one key-value store. Every key is confined
 /// under a prefix naming both with their lengths (`5:acme/6:orders/`), so
 /// no key one facet accepts can reach another tenant's or namespace's.
+/// A clone is a handle to the same store and namespace (take one out of a
+/// durable handler's context to call inside `ctx.run`).
+#[derive(Clone)]
 pub struct KeyValueFacet {
     store: Arc<dyn KvStore>,
     prefix: String,
