@@ -407,7 +407,10 @@ async fn facets_run_by_priority_can_reject_and_are_managed_at_runtime() {
         "odd passes now"
     );
     let registry = system.facet_types();
-    assert_eq!(registry.names(), ["logging", "metrics", "tracing"]);
+    assert_eq!(
+        registry.names(),
+        ["http_client", "logging", "metrics", "tracing"]
+    );
     let logging = registry.build("logging", FacetConfig::new()).unwrap();
     actor.attach_facet(logging).await.unwrap();
     assert_eq!(actor.list_facets().await.unwrap()[0].name, "logging");

@@ -652,13 +652,17 @@ fn the_registry_takes_user_types_and_names_the_bad_key() {
             Ok(Box::new(Quota { limit: 1, used: 0 }))
         })
         .unwrap();
-    assert_eq!(registry.names(), ["logging", "metrics", "quota", "tracing"]);
+    assert_eq!(
+        registry.names(),
+        ["http_client", "logging", "metrics", "quota", "tracing"]
+    );
     assert_eq!(registry.descriptor("quota"), Some(descriptor.clone()));
     let categories: Vec<FacetCategory> =
         registry.descriptors().iter().map(|d| d.category).collect();
     assert_eq!(
         categories,
         [
+            FacetCategory::Domain,
             FacetCategory::Observability,
             FacetCategory::Metrics,
             FacetCategory::Domain,

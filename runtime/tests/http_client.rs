@@ -2,8 +2,9 @@
 //! (the runtime's `HttpServer`, over TCP): retries with backoff on 503,
 //! no retry of a POST without a key, per-attempt timeouts, the breaker
 //! opening and letting one trial through, bounded responses, HTTPS with a
-//! test CA (and a wrong name refused), configuration by the registry, and
-//! a durable actor whose calls are journaled and carry idempotency keys.
+//! test CA (and a wrong name refused), configuration by the registry, a
+//! durable actor whose calls are journaled and carry idempotency keys, and
+//! a workflow step calling under its step key.
 
 use plexspaces::actor::facet::{FacetConfig, FacetConfigError};
 use plexspaces::actor::{ActorError, ActorSystem, SpawnOptions};
@@ -18,6 +19,10 @@ use plexspaces::net::tls::ServiceTlsServer;
 use plexspaces::net::tls::test_pki::{TestCa, Validity};
 use plexspaces::retry::Backoff;
 use plexspaces::seams::Clock;
+use plexspaces::workflow::{
+    RetryPolicy as WorkflowRetry, RunId, RunStatus, StepError, Workflow, WorkflowConfig,
+    WorkflowContext, WorkflowError, Workflows,
+};
 use plexspaces::{Env, NodeName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -293,7 +298,7 @@ async fn https_checks_the_services_certificate_and_name() {
 #[tokio::test]
 async fn the_facet_is_configured_by_the_registry_and_mistakes_are_named() {
     let system = ActorSystem::new(env());
-    HttpClientFacet::register(system.facet_types()).unwrap();
+    // Built in: no registration needed.
     let good = FacetConfig::from_toml(
         "base_url = \"http://127.0.0.1:9/v1\"\nname = \"payments\"\ntimeout = \"2s\"\nmax_attempts = 5\nbreaker_failures = 2",
     )
@@ -434,4 +439,77 @@ async fn a_durable_call_is_journaled_and_carries_a_key_derived_from_the_message(
         "replay never calls the service"
     );
     assert_eq!(charges.lock().unwrap().len(), 2);
+}
+
+/// A workflow charging through the client from a step, keyed by the
+/// step's own key (stable across the step's retries and the run's
+/// replays).
+struct Checkout {
+    http: HttpClient,
+}
+
+impl Workflow for Checkout {
+    type Input = String;
+    type Output = String;
+
+    async fn run(&self, ctx: WorkflowContext, order: String) -> Result<String, WorkflowError> {
+        let http = self.http.clone();
+        ctx.step_with("charge", &WorkflowRetry::attempts(5), |key| {
+            let (http, order) = (http.clone(), order.clone());
+            async move {
+                let request = HttpRequest::post("/charges", order).idempotency_key(key);
+                match http.send(request).await {
+                    Ok(response) if response.is_success() => Ok(response.text()),
+                    Ok(response) => {
+                        Err(StepError::retryable(format!("status {}", response.status)))
+                    }
+                    Err(e) => Err(StepError::retryable(e.to_string())),
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_step_calls_through_the_client_under_the_steps_key() {
+    let env = env();
+    // The first two requests fail after charging: the step is retried.
+    let (server, seen) = service(&env, None, |n, request| {
+        Some(if n < 2 {
+            HttpResponse::new(503, "charged, answer lost")
+        } else {
+            HttpResponse::new(
+                201,
+                format!("paid {}", request.header("idempotency-key").unwrap_or("?")),
+            )
+        })
+    })
+    .await;
+    let system = ActorSystem::new(env.clone());
+    // One attempt per step try: the step's own policy retries.
+    let http = client(&env, server.local_addr(), |c| c.retry(fast_retries(1)));
+    let mut config = WorkflowConfig::new("checkout", JournalBackend::memory());
+    config.resume_every = Duration::from_millis(100);
+    let flow = Workflows::register(&system, config, Checkout { http }).unwrap();
+    let run = RunId::new("shop", "o1").unwrap();
+    flow.start(&run, &"o1".to_string()).await.unwrap();
+    let paid = flow.result(&run, Duration::from_secs(30)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    let key = seen[0].2.clone().expect("a key");
+    assert!(
+        seen.iter().all(|(_, _, k)| k.as_ref() == Some(&key)),
+        "{seen:?}"
+    );
+    assert_eq!(paid, format!("paid {key}"));
+    // The finished run answers from its record: no call.
+    assert_eq!(
+        flow.result(&run, Duration::from_secs(5)).await.unwrap(),
+        paid
+    );
+    assert_eq!(
+        flow.start(&run, &"o1".to_string()).await.unwrap(),
+        RunStatus::Completed
+    );
 }

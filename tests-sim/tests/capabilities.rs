@@ -249,8 +249,7 @@ async fn open_shop(
             .checkpoint_every(50),
     );
     let objects = Arc::new(DiskObjectStore::open(env, "receipts").await.ok()?);
-    let mut kv = KeyValueFacet::new(store, "shop", "receipts");
-    plexspaces::actor::facet::Facet::on_node(&mut kv, env);
+    let kv = KeyValueFacet::new(store, "shop", "receipts").on(env);
     let blobs = BlobStorageFacet::new(objects, "shop", "receipts");
     let options = SpawnOptions {
         facets: vec![

@@ -1,6 +1,7 @@
 //! The built-in facets: logging (a `tracing` span and events per
 //! message), metrics (per actor and into the node's registry) and tracing
-//! (an OpenTelemetry span per message, parented across nodes).
+//! (an OpenTelemetry span per message, parented across nodes), and the
+//! HTTP client capability (`http_client`).
 
 mod logging;
 mod metrics;
@@ -32,4 +33,9 @@ pub(crate) fn register(registry: &FacetRegistry) {
         let registered = registry.register(descriptor, move |config| build(config));
         debug_assert!(registered.is_ok(), "built-in names are distinct");
     }
+    // The HTTP client capability needs nothing but its configuration; the
+    // key-value and blob capabilities need a store, so the user registers
+    // them with theirs (`KeyValueFacet::register`, `BlobStorageFacet::register`).
+    let registered = crate::capabilities::http::HttpClientFacet::register(registry);
+    debug_assert!(registered.is_ok(), "built-in names are distinct");
 }

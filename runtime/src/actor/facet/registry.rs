@@ -245,7 +245,8 @@ pub struct FacetRegistry {
 pub const MAX_FACET_TYPES: usize = 1024;
 
 impl FacetRegistry {
-    /// A registry with the built-in facets (`logging`, `metrics`).
+    /// A registry with the built-in facets (`logging`, `metrics`,
+    /// `tracing`, `http_client`).
     pub fn with_builtins() -> Self {
         let registry = Self::default();
         crate::actor::builtin_facets::register(&registry);

@@ -74,6 +74,14 @@ impl KeyValueFacet {
         Ok(Self::new(store, &tenant, &namespace))
     }
 
+    /// Attached to `env` (its clock judges expiry) without an actor: for
+    /// a workflow step or any code outside an actor. An actor's facet is
+    /// attached when the actor starts.
+    pub fn on(mut self, env: &Env) -> Self {
+        self.env = Some(env.clone());
+        self
+    }
+
     fn now(&self) -> Result<SystemTime, KvError> {
         self.env
             .as_ref()
