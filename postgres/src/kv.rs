@@ -24,6 +24,7 @@ use plexspaces::capabilities::kv::{
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio_postgres::{Client, Statement};
 
 const SCHEMA: &str = "
 BEGIN;
@@ -80,6 +81,20 @@ pub struct PgKv {
 struct Inner {
     store: String,
     connection: Reconnecting,
+    /// The statements, prepared on the client they belong to (a new
+    /// client after a reconnection prepares them again).
+    prepared: futures::lock::Mutex<Option<(Arc<Client>, Arc<Statements>)>>,
+}
+
+/// Every statement the store runs, prepared once per connection (an
+/// unprepared query costs the server a parse and the client a round trip).
+struct Statements {
+    get: Statement,
+    set: Statement,
+    delete: Statement,
+    create: Statement,
+    swap: Statement,
+    list: Statement,
 }
 
 fn unavailable(e: tokio_postgres::Error) -> KvError {
@@ -106,6 +121,7 @@ impl PgKv {
             inner: Arc::new(Inner {
                 store: store.to_string(),
                 connection: Reconnecting::new(env, connection.to_string()),
+                prepared: futures::lock::Mutex::new(None),
             }),
         };
         kv.client()
@@ -116,8 +132,33 @@ impl PgKv {
         Ok(kv)
     }
 
-    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, KvError> {
+    async fn client(&self) -> Result<Arc<Client>, KvError> {
         self.inner.connection.client().await.map_err(unavailable)
+    }
+
+    /// The live client and its prepared statements.
+    async fn prepared(&self) -> Result<(Arc<Client>, Arc<Statements>), KvError> {
+        let client = self.client().await?;
+        let mut slot = self.inner.prepared.lock().await;
+        if let Some((prepared_on, statements)) = slot.as_ref()
+            && Arc::ptr_eq(prepared_on, &client)
+        {
+            return Ok((client, statements.clone()));
+        }
+        let prepare = |sql: &'static str| {
+            let client = client.clone();
+            async move { client.prepare(sql).await.map_err(unavailable) }
+        };
+        let statements = Arc::new(Statements {
+            get: prepare(GET).await?,
+            set: prepare(SET).await?,
+            delete: prepare(DELETE).await?,
+            create: prepare(CREATE).await?,
+            swap: prepare(SWAP).await?,
+            list: prepare(LIST).await?,
+        });
+        *slot = Some((client.clone(), statements.clone()));
+        Ok((client, statements))
     }
 
     /// Deletes this store's rows expired at `now`; how many.
@@ -138,17 +179,20 @@ impl PgKv {
         now: SystemTime,
     ) -> Result<bool, KvError> {
         check_key_and_value(key, Some(new))?;
-        let client = self.client().await?;
+        let (client, statements) = self.prepared().await?;
         let store = &self.inner.store;
         let expires = expires.map(micros);
         let changed = match expected {
             None => client
-                .execute(CREATE, &[store, &key, &new, &expires, &micros(now)])
+                .execute(
+                    &statements.create,
+                    &[store, &key, &new, &expires, &micros(now)],
+                )
                 .await
                 .map_err(unavailable)?,
             Some(expected) => client
                 .execute(
-                    SWAP,
+                    &statements.swap,
                     &[store, &key, &expected, &new, &expires, &micros(now)],
                 )
                 .await
@@ -159,10 +203,9 @@ impl PgKv {
 
     async fn get_now(&self, key: &str, now: SystemTime) -> Result<Option<KvEntry>, KvError> {
         check_key_and_value(key, None)?;
-        let row = self
-            .client()
-            .await?
-            .query_opt(GET, &[&self.inner.store, &key, &micros(now)])
+        let (client, statements) = self.prepared().await?;
+        let row = client
+            .query_opt(&statements.get, &[&self.inner.store, &key, &micros(now)])
             .await
             .map_err(unavailable)?;
         Ok(row.map(|row| KvEntry {
@@ -191,9 +234,12 @@ impl KvStore for PgKv {
         Box::pin(async move {
             check_key_and_value(key, Some(&value))?;
             let expires = expires.map(micros);
-            self.client()
-                .await?
-                .execute(SET, &[&self.inner.store, &key, &value, &expires])
+            let (client, statements) = self.prepared().await?;
+            client
+                .execute(
+                    &statements.set,
+                    &[&self.inner.store, &key, &value, &expires],
+                )
                 .await
                 .map_err(unavailable)?;
             Ok(())
@@ -203,10 +249,9 @@ impl KvStore for PgKv {
     fn delete<'a>(&'a self, key: &'a str, now: SystemTime) -> BoxFuture<'a, Result<bool, KvError>> {
         Box::pin(async move {
             check_key_and_value(key, None)?;
-            let row = self
-                .client()
-                .await?
-                .query_opt(DELETE, &[&self.inner.store, &key, &micros(now)])
+            let (client, statements) = self.prepared().await?;
+            let row = client
+                .query_opt(&statements.delete, &[&self.inner.store, &key, &micros(now)])
                 .await
                 .map_err(unavailable)?;
             Ok(row.is_some_and(|row| row.get::<_, bool>(0)))
@@ -244,10 +289,12 @@ impl KvStore for PgKv {
     ) -> BoxFuture<'a, Result<Vec<String>, KvError>> {
         Box::pin(async move {
             let limit = i64::try_from(limit.min(KV_LIST_MAX)).unwrap_or(0);
-            let rows = self
-                .client()
-                .await?
-                .query(LIST, &[&self.inner.store, &prefix, &micros(now), &limit])
+            let (client, statements) = self.prepared().await?;
+            let rows = client
+                .query(
+                    &statements.list,
+                    &[&self.inner.store, &prefix, &micros(now), &limit],
+                )
                 .await
                 .map_err(unavailable)?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
