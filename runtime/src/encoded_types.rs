@@ -30,6 +30,7 @@ pub fn visit_all(v: &mut impl EncodedTypes) {
     crate::distribution::encoded_types(v);
     crate::events::encoded_types(v);
     crate::virtual_actor::mobility::encoded_types(v);
+    crate::capabilities::encoded_types(v);
 }
 
 /// A type's selector: the FNV-1a hash of its name. The first four bytes

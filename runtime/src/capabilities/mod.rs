@@ -40,3 +40,11 @@ pub(crate) fn tenant_and_namespace(
     config.finish(facet)?;
     Ok((tenant, namespace))
 }
+
+/// The capabilities' journaled and stored types, for the decoding fuzz
+/// target (`encoded_types`).
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    kv::encoded_types(v);
+    blob::encoded_types(v);
+    http::encoded_types(v);
+}

@@ -182,6 +182,20 @@ pub(crate) fn path_of(name: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The object file's header (`encoded_types`).
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    v.visit("BlobObjectHeader", || {
+        vec![Header {
+            path: "acme/receipts/2026/r1".into(),
+            size: 11,
+            modified: Duration::new(1_800_000_000, 5),
+            e_tag: "00000000000000ff".into(),
+            attributes: vec![("content-type".into(), "text/plain".into())],
+            sha256: [3; 32],
+        }]
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

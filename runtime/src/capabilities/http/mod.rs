@@ -25,3 +25,15 @@ pub use config::{HttpClientConfig, HttpConfigError, RetryPolicy};
 pub use facet::{HTTP_FACET, HttpClientFacet};
 pub use message::{HttpError, HttpRequest, HttpResponse};
 pub use server::{HttpHandler, HttpServer, ServedRequest};
+
+/// A durable call's journaled outcome (`encoded_types`).
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    v.visit("HttpOutcome", || {
+        vec![
+            Ok(HttpResponse::new(201, "charge-7").header("content-type", "text/plain")),
+            Err(HttpError::Timeout(std::time::Duration::from_millis(300))),
+            Err(HttpError::CircuitOpen(std::time::Duration::from_secs(2))),
+            Err::<HttpResponse, _>(HttpError::Connect("refused".into())),
+        ]
+    });
+}

@@ -294,3 +294,30 @@ impl KvStore for EmbeddedKv {
         Box::pin(async move { Ok(self.table.locked().list(prefix, limit, now)) })
     }
 }
+
+/// The embedded store's journal records and checkpoints (`encoded_types`).
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    v.visit("EmbeddedKvRecord", || {
+        vec![
+            Record::Put {
+                key: "5:acme/6:orders/o-1".into(),
+                value: b"paid".to_vec(),
+                expires: Some(Duration::from_secs(1_800_000_000)),
+            },
+            Record::Put {
+                key: "k".into(),
+                value: 7i64.to_le_bytes().to_vec(),
+                expires: None,
+            },
+            Record::Remove { key: "k".into() },
+        ]
+    });
+    v.visit("EmbeddedKvSnapshot", || {
+        vec![Snapshot {
+            entries: vec![
+                ("a".into(), vec![1], None),
+                ("b".into(), vec![], Some(Duration::new(5, 7))),
+            ],
+        }]
+    });
+}

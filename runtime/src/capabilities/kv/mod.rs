@@ -21,6 +21,7 @@ mod facet;
 mod memory;
 mod table;
 
+pub(crate) use embedded::encoded_types;
 pub use embedded::{EMBEDDED_KV_CHECKPOINT_EVERY, EmbeddedKv};
 pub use facet::{KV_FACET, KeyValueFacet};
 pub use memory::{MEMORY_KV_KEYS_DEFAULT, MemoryKv};
