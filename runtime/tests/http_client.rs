@@ -6,7 +6,7 @@
 //! durable actor whose calls are journaled and carry idempotency keys, and
 //! a workflow step calling under its step key.
 
-use plexspaces::actor::facet::{FacetConfig, FacetConfigError};
+use plexspaces::actor::facet::{FacetConfig, FacetConfigError, FacetSpec};
 use plexspaces::actor::{ActorError, ActorSystem, SpawnOptions};
 use plexspaces::capabilities::http::{
     BreakerPolicy, BreakerState, HttpClient, HttpClientConfig, HttpClientFacet, HttpError,
@@ -19,6 +19,7 @@ use plexspaces::net::tls::ServiceTlsServer;
 use plexspaces::net::tls::test_pki::{TestCa, Validity};
 use plexspaces::retry::Backoff;
 use plexspaces::seams::Clock;
+use plexspaces::virtual_actor::{VirtualActors, VirtualConfig};
 use plexspaces::workflow::{
     RetryPolicy as WorkflowRetry, RunId, RunStatus, StepError, Workflow, WorkflowConfig,
     WorkflowContext, WorkflowError, Workflows,
@@ -335,7 +336,7 @@ struct Shop {
     receipts: BTreeMap<String, String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 enum ShopOp {
     Charge(String),
 }
@@ -511,5 +512,37 @@ async fn a_workflow_step_calls_through_the_client_under_the_steps_key() {
     assert_eq!(
         flow.start(&run, &"o1".to_string()).await.unwrap(),
         RunStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn a_virtual_kind_attaches_the_client_by_configuration() {
+    let env = env();
+    let (server, seen) = service(&env, None, |n, _| {
+        Some(HttpResponse::new(201, format!("charge-{n}")))
+    })
+    .await;
+    let system = ActorSystem::new(env.clone());
+    let config = FacetConfig::from_toml(&format!(
+        "base_url = \"http://{}\"\nname = \"virtual_payments\"",
+        server.local_addr()
+    ))
+    .unwrap();
+    let kind = VirtualConfig::new("shop", JournalBackend::memory())
+        .with_facet(FacetSpec::named("http_client", config));
+    let shops = VirtualActors::register(&system, kind, |_| Shop::default()).unwrap();
+    let wait = Duration::from_secs(10);
+    for (i, id) in ["east", "west"].into_iter().enumerate() {
+        let shop = shops.get(id).unwrap();
+        let receipt = shop
+            .call("order-1", ShopOp::Charge(format!("{id}-1")), wait)
+            .await;
+        assert_eq!(receipt, Ok(format!("charge-{i}")));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_ne!(
+        seen[0].2, seen[1].2,
+        "two actors, two keys for the same message key"
     );
 }

@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Largest request body the server reads.
-const REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest request body the server reads (a larger one is answered 413).
+/// With [`CONNECTIONS_MAX`] it bounds what hostile clients can make the
+/// server hold: 256 MiB of bodies at most.
+pub const REQUEST_BYTES_MAX: usize = 1024 * 1024;
 /// Connections served at once; more are closed unread.
-const CONNECTIONS_MAX: usize = 1024;
+pub const CONNECTIONS_MAX: usize = 256;
 /// Longest a connection is served (requests on it included).
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
 
