@@ -132,6 +132,37 @@ async fn the_embedded_backend_survives_reopening_with_every_acknowledged_change(
 }
 
 #[tokio::test]
+async fn a_store_over_its_byte_budget_refuses_growth_but_not_shrinking() {
+    for store in [
+        Arc::new(MemoryKv::new(100).max_bytes(100)) as Arc<dyn KvStore>,
+        Arc::new(
+            EmbeddedKv::open(JournalBackend::memory(), "budget", 100)
+                .await
+                .unwrap()
+                .max_bytes(100),
+        ),
+    ] {
+        store.set("a", vec![0; 60], Some(t(1)), t(0)).await.unwrap();
+        assert_eq!(
+            store.set("b", vec![0; 60], None, t(0)).await,
+            Err(KvError::OverBudget(100))
+        );
+        // Replacing a value counts only the difference; shrinking is fine.
+        store.set("a", vec![0; 98], Some(t(1)), t(0)).await.unwrap();
+        store.set("a", vec![0; 10], Some(t(1)), t(0)).await.unwrap();
+        store.set("b", vec![0; 80], None, t(0)).await.unwrap();
+        // Expired entries make room; deleting frees what they held.
+        store.set("c", vec![0; 15], None, t(2)).await.unwrap();
+        assert!(store.delete("b", t(2)).await.unwrap());
+        store.set("d", vec![0; 80], None, t(2)).await.unwrap();
+        assert_eq!(
+            store.set("e", vec![0; 10], None, t(2)).await,
+            Err(KvError::OverBudget(100))
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_full_memory_store_refuses_new_keys_but_reclaims_expired_ones() {
     let store = MemoryKv::new(2);
     store.set("a", vec![], Some(t(1)), t(0)).await.unwrap();

@@ -43,6 +43,7 @@ pub(crate) fn tenant_and_namespace(
 
 /// The capabilities' journaled and stored types, for the decoding fuzz
 /// target (`encoded_types`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     kv::encoded_types(v);
     blob::encoded_types(v);

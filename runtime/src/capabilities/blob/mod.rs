@@ -14,5 +14,6 @@ pub use disk_store::DiskObjectStore;
 pub use facet::{
     BLOB_FACET, BLOB_GET_BYTES_MAX, BLOB_LIST_MAX, BlobError, BlobMeta, BlobStorageFacet,
 };
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use object_file::encoded_types;
 pub use object_store::{ObjectMeta, ObjectStore, path::Path as ObjectPath};

@@ -183,6 +183,7 @@ pub(crate) fn path_of(name: &str) -> Option<String> {
 }
 
 /// The object file's header (`encoded_types`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("BlobObjectHeader", || {
         vec![Header {

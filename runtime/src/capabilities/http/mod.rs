@@ -27,6 +27,7 @@ pub use message::{HttpError, HttpRequest, HttpResponse};
 pub use server::{HttpHandler, HttpServer, ServedRequest};
 
 /// A durable call's journaled outcome (`encoded_types`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("HttpOutcome", || {
         vec![

@@ -153,6 +153,13 @@ impl EmbeddedKv {
         })
     }
 
+    /// At most `max_bytes` of keys and values (default
+    /// [`KV_BYTES_MAX_DEFAULT`](super::KV_BYTES_MAX_DEFAULT)).
+    pub fn max_bytes(self, max_bytes: usize) -> Self {
+        self.table.locked().max_bytes = max_bytes;
+        self
+    }
+
     /// Checkpoints after every `changes` changes instead of the default.
     pub fn checkpoint_every(mut self, changes: u64) -> Self {
         self.checkpoint_every = changes.max(1);
@@ -296,6 +303,7 @@ impl KvStore for EmbeddedKv {
 }
 
 /// The embedded store's journal records and checkpoints (`encoded_types`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     v.visit("EmbeddedKvRecord", || {
         vec![

@@ -24,11 +24,18 @@ impl Default for MemoryKv {
 }
 
 impl MemoryKv {
-    /// At most `max_keys` keys (expired ones are dropped to make room).
+    /// At most `max_keys` keys and [`KV_BYTES_MAX_DEFAULT`](super::KV_BYTES_MAX_DEFAULT) bytes of keys
+    /// and values (expired entries are dropped to make room).
     pub fn new(max_keys: usize) -> Self {
         MemoryKv {
             table: Arc::new(Mutex::new(Table::new(max_keys))),
         }
+    }
+
+    /// At most `max_bytes` of keys and values instead of the default.
+    pub fn max_bytes(self, max_bytes: usize) -> Self {
+        self.table.locked().max_bytes = max_bytes;
+        self
     }
 }
 

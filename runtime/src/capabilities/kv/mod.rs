@@ -21,6 +21,9 @@ mod facet;
 mod memory;
 mod table;
 
+pub use table::KV_BYTES_MAX_DEFAULT;
+
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use embedded::encoded_types;
 pub use embedded::{EMBEDDED_KV_CHECKPOINT_EVERY, EmbeddedKv};
 pub use facet::{KV_FACET, KeyValueFacet};
@@ -48,8 +51,11 @@ pub enum KvError {
     /// `increment` on a value that is not an 8-byte integer, or one that
     /// would overflow.
     NotACounter(String),
-    /// The backend is full (a memory store's bound).
+    /// The store holds its most keys (a memory or embedded store's bound).
     Full(usize),
+    /// The store holds its most bytes of keys and values (a memory or
+    /// embedded store's bound).
+    OverBudget(usize),
     /// The backend failed (its text); the call may not have been applied.
     Unavailable(String),
 }
@@ -61,6 +67,12 @@ impl fmt::Display for KvError {
             KvError::TooLarge(n) => write!(f, "a value of {n} bytes (at most {KV_VALUE_MAX})"),
             KvError::NotACounter(key) => write!(f, "{key:?} does not hold a counter"),
             KvError::Full(max) => write!(f, "the store holds its maximum of {max} keys"),
+            KvError::OverBudget(max) => {
+                write!(
+                    f,
+                    "the store holds its maximum of {max} bytes of keys and values"
+                )
+            }
             KvError::Unavailable(why) => write!(f, "key-value store unavailable: {why}"),
         }
     }

@@ -18,10 +18,21 @@ pub(crate) enum Change {
     Remove { key: String },
 }
 
-/// A bounded ordered map of entries.
+/// A bounded ordered map of entries: at most `max_keys` keys and
+/// `max_bytes` of keys and values together.
 pub(crate) struct Table {
     map: BTreeMap<String, KvEntry>,
     max_keys: usize,
+    /// Bytes of keys and values held.
+    bytes: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// Default bound on the bytes of keys and values one store holds.
+pub const KV_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
+
+fn size(key: &str, entry: &KvEntry) -> usize {
+    key.len() + entry.value.len()
 }
 
 pub(crate) fn live(entry: &KvEntry, now: SystemTime) -> bool {
@@ -33,6 +44,8 @@ impl Table {
         Table {
             map: BTreeMap::new(),
             max_keys,
+            bytes: 0,
+            max_bytes: KV_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -54,10 +67,16 @@ impl Table {
     /// A put of `key`, refused if it is a new key and the table is full of
     /// live ones (expired entries are dropped to make room).
     fn put(&mut self, key: &str, entry: KvEntry, now: SystemTime) -> Result<Change, KvError> {
-        if !self.map.contains_key(key) && self.map.len() >= self.max_keys {
-            self.map.retain(|_, e| live(e, now));
-            if self.map.len() >= self.max_keys {
+        let replaced = self.map.get(key).map_or(0, |old| size(key, old));
+        let after = |table: &Table| table.bytes - replaced + size(key, &entry);
+        let new_key = !self.map.contains_key(key);
+        if (new_key && self.map.len() >= self.max_keys) || after(self) > self.max_bytes {
+            self.drop_expired(now);
+            if new_key && self.map.len() >= self.max_keys {
                 return Err(KvError::Full(self.max_keys));
+            }
+            if after(self) > self.max_bytes {
+                return Err(KvError::OverBudget(self.max_bytes));
             }
         }
         Ok(Change::Put {
@@ -94,7 +113,9 @@ impl Table {
                 }),
             )),
             Some(_) => {
-                self.map.remove(key);
+                self.apply(Change::Remove {
+                    key: key.to_string(),
+                });
                 Ok((false, None))
             }
             None => Ok((false, None)),
@@ -149,13 +170,32 @@ impl Table {
         Ok((next, self.put(key, entry, now)?))
     }
 
+    /// Drops expired entries (keeping the byte count).
+    fn drop_expired(&mut self, now: SystemTime) {
+        let mut freed = 0;
+        self.map.retain(|key, entry| {
+            let keep = live(entry, now);
+            if !keep {
+                freed += size(key, entry);
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+
     pub(crate) fn apply(&mut self, change: Change) {
         match change {
             Change::Put { key, entry } => {
-                self.map.insert(key, entry);
+                let (added, key_len) = (size(&key, &entry), key.len());
+                if let Some(old) = self.map.insert(key, entry) {
+                    self.bytes -= key_len + old.value.len();
+                }
+                self.bytes += added;
             }
             Change::Remove { key } => {
-                self.map.remove(&key);
+                if let Some(old) = self.map.remove(&key) {
+                    self.bytes -= size(&key, &old);
+                }
             }
         }
     }
