@@ -164,8 +164,9 @@ async fn an_attempt_that_overruns_its_timeout_fails_and_is_retried() {
         (n > 0).then(|| HttpResponse::new(200, "second"))
     })
     .await;
+    // Long enough for the second attempt on a loaded machine.
     let http = client(&env, server.local_addr(), |c| {
-        c.retry(fast_retries(2)).timeout(Duration::from_millis(200))
+        c.retry(fast_retries(2)).timeout(Duration::from_secs(1))
     });
     assert_eq!(http.get("/slow").await.unwrap().text(), "second");
     assert_eq!(seen.lock().unwrap().len(), 2);
@@ -544,5 +545,101 @@ async fn a_virtual_kind_attaches_the_client_by_configuration() {
     assert_ne!(
         seen[0].2, seen[1].2,
         "two actors, two keys for the same message key"
+    );
+}
+
+/// Calls the service on each message, inside its traced handler.
+struct Caller {
+    http: HttpClient,
+}
+
+impl plexspaces::actor::Actor for Caller {
+    type Msg = ();
+    type Reply = u16;
+    async fn handle(
+        &mut self,
+        _: &mut plexspaces::actor::Context<Self>,
+        (): (),
+    ) -> Result<u16, ActorError> {
+        let response = self
+            .http
+            .get("/traced")
+            .await
+            .map_err(|e| ActorError::new(e.to_string()))?;
+        Ok(response.status)
+    }
+}
+
+#[tokio::test]
+async fn a_call_from_a_traced_handler_is_a_client_span_the_service_can_join() {
+    use opentelemetry::trace::SpanKind;
+    let env = env();
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = plexspaces::observability::traces::NodeTraces::provider_builder(
+        &env,
+        plexspaces::observability::Sampling::Always,
+    )
+    .with_simple_exporter(exporter.clone())
+    .build();
+    env.traces()
+        .install_provider(provider, plexspaces::observability::Sampling::Always)
+        .unwrap();
+    let parents: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let (server, _) = {
+        let parents = parents.clone();
+        service(&env, None, move |_, request| {
+            parents
+                .lock()
+                .unwrap()
+                .push(request.header("traceparent").map(str::to_string));
+            Some(HttpResponse::new(204, ""))
+        })
+        .await
+    };
+    let system = ActorSystem::new(env.clone());
+    let http = client(&env, server.local_addr(), |c| c.name("traced"));
+    let options = SpawnOptions {
+        facets: vec![Box::new(
+            plexspaces::actor::builtin_facets::TracingFacet::new(),
+        )],
+        ..SpawnOptions::default()
+    };
+    let caller = system
+        .spawn_with("caller", Caller { http: http.clone() }, options)
+        .unwrap();
+    assert_eq!(caller.ask((), Duration::from_secs(5)).await, Ok(204));
+    // Outside a trace: no span, no header.
+    assert_eq!(http.get("/untraced").await.unwrap().status, 204);
+    let parents = parents.lock().unwrap().clone();
+    assert_eq!(parents.len(), 2);
+    assert!(parents[1].is_none(), "no trace, no traceparent");
+    let sent = parents[0]
+        .clone()
+        .expect("a traceparent from the traced handler");
+    env.traces().flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    let client_span = spans
+        .iter()
+        .find(|s| s.name == "http.client")
+        .expect("a client span");
+    assert_eq!(client_span.span_kind, SpanKind::Client);
+    let handler = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == client_span.parent_span_id)
+        .expect("the client span's parent is exported");
+    assert_eq!(
+        handler.span_context.trace_id(),
+        client_span.span_context.trace_id()
+    );
+    assert!(
+        sent.contains(&client_span.span_context.span_id().to_string()),
+        "the service was told the client span ({sent})"
+    );
+    assert!(
+        client_span
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "http.response.status_code"
+                && kv.value.to_string() == "204")
     );
 }

@@ -135,15 +135,55 @@ impl HttpClient {
     /// returned: a response with an error status is not an `Err`), or
     /// the breaker refuses. Requests that are not idempotent and carry no
     /// idempotency key are made once unless the policy says otherwise.
-    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    ///
+    /// Inside a traced handler (the tracing facet's sampled span current)
+    /// the call is an OpenTelemetry client span, child of the handler's,
+    /// and the request carries its W3C `traceparent`, so the service's
+    /// spans join the trace.
+    pub async fn send(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
         let config = &self.inner.config;
-        let span = tracing::debug_span!(
+        let log_span = tracing::debug_span!(
             "http.client",
             client = %config.name,
             method = %request.method,
             path = %request.path,
         );
-        self.send_with_retries(request).instrument(span).await
+        let otel = self.inner.env.traces().child_span(
+            "http.client",
+            SpanKind::Client,
+            vec![
+                KeyValue::new("http.request.method", request.method.to_string()),
+                KeyValue::new("url.path", request.path.clone()),
+                KeyValue::new("server.address", config.host.clone()),
+                KeyValue::new("plexspaces.http.client", config.name.clone()),
+            ],
+        );
+        if let Some(parent) = otel
+            .as_ref()
+            .and_then(crate::observability::traces::traceparent)
+        {
+            request.headers.push(("traceparent".into(), parent));
+        }
+        let outcome = self.send_with_retries(request).instrument(log_span).await;
+        if let Some(cx) = otel {
+            let span = cx.span();
+            match &outcome {
+                Ok(response) => {
+                    span.set_attribute(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(response.status),
+                    ));
+                    if response.status >= 500 {
+                        span.set_status(Status::error(format!("status {}", response.status)));
+                    }
+                }
+                Err(e) => span.set_status(Status::error(e.to_string())),
+            }
+            span.end();
+        }
+        outcome
     }
 
     async fn send_with_retries(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
