@@ -3,8 +3,9 @@
 //! no retry of a POST without a key, per-attempt timeouts, the breaker
 //! opening and letting one trial through, bounded responses, HTTPS with a
 //! test CA (and a wrong name refused), configuration by the registry, a
-//! durable actor whose calls are journaled and carry idempotency keys, and
-//! a workflow step calling under its step key.
+//! durable actor whose calls are journaled and carry idempotency keys, a
+//! workflow step calling under its step key, a virtual kind configuring
+//! the client, and the client span of a traced call.
 
 use plexspaces::actor::facet::{FacetConfig, FacetConfigError, FacetSpec};
 use plexspaces::actor::{ActorError, ActorSystem, SpawnOptions};

@@ -214,6 +214,42 @@ mod tests {
         assert_eq!(path_of(&name), None);
     }
 
+    /// Reads `file` as the store does; what it makes of arbitrary bytes.
+    fn read_as_store(file: &[u8]) -> Result<Header, String> {
+        let trailer_at = file
+            .len()
+            .checked_sub(TRAILER_LEN as usize)
+            .ok_or_else(|| "shorter than a trailer".to_string())?;
+        let (len, digest) = parse_trailer(&file[trailer_at..])?;
+        let header_at = trailer_at
+            .checked_sub(len)
+            .ok_or_else(|| "header longer than the file".to_string())?;
+        decode_header(&file[header_at..trailer_at], digest, file.len() as u64)
+    }
+
+    proptest::proptest! {
+        /// Any bytes, and any bytes ending in a valid-looking trailer: an
+        /// error or a header that agrees with the file's length, never a
+        /// panic.
+        #[test]
+        fn arbitrary_files_are_refused_or_consistent(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            len in 0u32..400,
+            digest in proptest::array::uniform8(proptest::num::u8::ANY),
+        ) {
+            if let Ok(header) = read_as_store(&body) {
+                proptest::prop_assert!(header.size <= body.len() as u64);
+            }
+            let mut file = body.clone();
+            file.extend_from_slice(&len.to_le_bytes());
+            file.extend_from_slice(&digest);
+            file.extend_from_slice(MAGIC);
+            if let Ok(header) = read_as_store(&file) {
+                proptest::prop_assert!(header.size <= file.len() as u64);
+            }
+        }
+    }
+
     #[test]
     fn a_damaged_header_or_trailer_is_refused() {
         let header = Header {
