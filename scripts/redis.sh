@@ -21,17 +21,26 @@ start)
         fi
     fi
     mkdir -p "$dir"
-    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
-        --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-        --save '' --appendonly no >&2
-    for _ in $(seq 1 100); do
-        if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
-            echo "export PLEXSPACES_REDIS='redis://127.0.0.1:$port/0'"
-            exit 0
+    # The first free port from $port on (another server may hold one: a
+    # server that answers there is not ours).
+    for attempt in $(seq 0 19); do
+        try=$((port + attempt))
+        if (echo >"/dev/tcp/127.0.0.1/$try") 2>/dev/null; then
+            continue
         fi
-        sleep 0.1
+        redis-server --port "$try" --bind 127.0.0.1 --daemonize yes \
+            --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+            --save '' --appendonly no >&2
+        for _ in $(seq 1 100); do
+            if redis-cli -p "$try" ping 2>/dev/null | grep -q PONG; then
+                echo "export PLEXSPACES_REDIS='redis://127.0.0.1:$try/0'"
+                exit 0
+            fi
+            sleep 0.1
+        done
+        break
     done
-    echo "redis-server did not answer on port $port; its log:" >&2
+    echo "redis-server did not start from port $port on; its log:" >&2
     cat "$dir/redis.log" >&2 || true
     exit 1
     ;;

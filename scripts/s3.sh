@@ -30,6 +30,14 @@ start)
         "$venv/bin/pip" install -q 'moto[server]>=5,<6' >&2
     fi
     mkdir -p "$dir"
+    # The first free port from $port on (a server that answers there is
+    # not ours).
+    for _ in $(seq 0 19); do
+        if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            break
+        fi
+        port=$((port + 1))
+    done
     nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
     echo $! >"$dir/moto.pid"
     for _ in $(seq 1 200); do
