@@ -12,20 +12,17 @@
 //! [`CONNECTIONS_MAX`] are served at once (more are closed unread), so a
 //! slow or hostile client cannot pin the node's tasks.
 
+use super::accept::{AcceptBounds, accept_loop};
 use super::health::Readiness;
 use super::net_io::NetIo;
 use crate::actor::ActorSystem;
 use crate::actor::WeakSystem;
-use crate::seams::{Clock, Spawn};
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::channel::oneshot;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use plexspaces_net::{Listener, Net, NetError};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long one connection may take, request read to response written.
@@ -54,44 +51,17 @@ impl OperatorEndpoint {
     /// serves `/metrics`, `/health` and `/ready` for `system`.
     pub async fn serve(system: &ActorSystem, addr: SocketAddr) -> Result<Self, NetError> {
         let env = system.env().clone();
-        let mut listener = env.net().listen(addr).await?;
+        let listener = env.net().listen(addr).await?;
         let bound = listener.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
         let node = system.downgrade();
-        let open = Arc::new(AtomicUsize::new(0));
-        let spawner = env.clone();
-        env.spawn_task(Box::pin(async move {
-            let mut stopped = stopped.fuse();
-            loop {
-                let accepted = futures::select! {
-                    accepted = listener.accept().fuse() => accepted,
-                    _ = stopped => return,
-                };
-                let connection = match accepted {
-                    Ok((connection, _)) => connection,
-                    Err(e) => {
-                        // Out of descriptors, say: do not spin.
-                        tracing::warn!("operator endpoint: accept failed: {e}");
-                        spawner.sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                if open.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
-                    open.fetch_sub(1, Ordering::AcqRel);
-                    continue; // dropped unread: closed
-                }
-                let node = node.clone();
-                let open = open.clone();
-                let clock = spawner.clone();
-                spawner.spawn_task(Box::pin(async move {
-                    let served = serve_connection(node, NetIo::new(connection));
-                    if clock.timeout(REQUEST_DEADLINE, served).await.is_err() {
-                        tracing::debug!("operator endpoint: a connection overran its deadline");
-                    }
-                    open.fetch_sub(1, Ordering::AcqRel);
-                }));
-            }
-        }));
+        let bounds = AcceptBounds {
+            what: "operator endpoint",
+            connections_max: CONNECTIONS_MAX,
+            deadline: REQUEST_DEADLINE,
+        };
+        let stop = accept_loop(&env, listener, bounds, move |connection| {
+            Box::pin(serve_connection(node.clone(), NetIo::new(connection)))
+        });
         Ok(OperatorEndpoint {
             addr: bound,
             stop: Some(stop),

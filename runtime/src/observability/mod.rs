@@ -3,6 +3,7 @@
 //! serves `/metrics`, `/health` and `/ready` over the `Net` seam
 //! ([`OperatorEndpoint`]).
 
+pub(crate) mod accept;
 mod endpoint;
 mod export;
 pub mod health;

@@ -6,10 +6,9 @@
 
 use super::message::HttpResponse;
 use crate::env::Env;
+use crate::observability::accept::{AcceptBounds, accept_loop};
 use crate::observability::net_io::NetIo;
-use crate::seams::{Clock, Spawn};
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
@@ -17,7 +16,6 @@ use plexspaces_net::tls::{ServiceTlsServer, TlsStreams};
 use plexspaces_net::{Connection, DynReader, DynWriter, Listener, Net, NetError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Largest request body the server reads (a larger one is answered 413).
@@ -77,57 +75,34 @@ impl HttpServer {
         tls: Option<ServiceTlsServer>,
         handler: HttpHandler,
     ) -> Result<Self, NetError> {
-        let mut listener = env.net().listen(addr).await?;
+        let listener = env.net().listen(addr).await?;
         let bound = listener.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let open = Arc::new(AtomicUsize::new(0));
-        let node = env.clone();
-        env.spawn_task(Box::pin(async move {
-            let mut stopped = stopped.fuse();
-            loop {
-                let accepted = futures::select! {
-                    accepted = listener.accept().fuse() => accepted,
-                    _ = stopped => return,
-                };
-                let connection = match accepted {
-                    Ok((connection, _)) => connection,
-                    Err(e) => {
-                        tracing::warn!("http server: accept failed: {e}");
-                        node.sleep(Duration::from_millis(100)).await;
-                        continue;
+        let bounds = AcceptBounds {
+            what: "http server",
+            connections_max: CONNECTIONS_MAX,
+            deadline: CONNECTION_DEADLINE,
+        };
+        let stop = accept_loop(env, listener, bounds, move |connection| {
+            let (handler, tls) = (handler.clone(), tls.clone());
+            Box::pin(async move {
+                let io = match tls {
+                    None => NetIo::new(connection),
+                    Some(tls) => {
+                        let (reader, writer) = connection.split();
+                        match tls.accept(reader, writer).await {
+                            Ok(TlsStreams { reader, writer, .. }) => {
+                                NetIo::from_halves(DynReader::new(reader), DynWriter::new(writer))
+                            }
+                            Err(e) => {
+                                tracing::debug!("http server: TLS refused: {e}");
+                                return;
+                            }
+                        }
                     }
                 };
-                if open.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS_MAX {
-                    open.fetch_sub(1, Ordering::AcqRel);
-                    continue;
-                }
-                let (open, handler, tls, clock) =
-                    (open.clone(), handler.clone(), tls.clone(), node.clone());
-                node.spawn_task(Box::pin(async move {
-                    let served = async move {
-                        let io = match tls {
-                            None => NetIo::new(connection),
-                            Some(tls) => {
-                                let (reader, writer) = connection.split();
-                                match tls.accept(reader, writer).await {
-                                    Ok(TlsStreams { reader, writer, .. }) => NetIo::from_halves(
-                                        DynReader::new(reader),
-                                        DynWriter::new(writer),
-                                    ),
-                                    Err(e) => {
-                                        tracing::debug!("http server: TLS refused: {e}");
-                                        return;
-                                    }
-                                }
-                            }
-                        };
-                        serve_connection(io, handler).await;
-                    };
-                    let _ = clock.timeout(CONNECTION_DEADLINE, served).await;
-                    open.fetch_sub(1, Ordering::AcqRel);
-                }));
-            }
-        }));
+                serve_connection(io, handler).await;
+            })
+        });
         Ok(HttpServer {
             addr: bound,
             stop: Some(stop),

@@ -10,7 +10,7 @@
 //! `checkpoint_every` changes the live entries are saved as the stream's
 //! checkpoint, so reopening replays at most that many records.
 
-use super::table::{Change, Table};
+use super::table::{Change, Planned, Table};
 use super::{KvEntry, KvError, KvStore};
 use crate::durability::JournalBackend;
 use futures::future::BoxFuture;
@@ -220,6 +220,22 @@ impl EmbeddedKv {
     }
 }
 
+impl EmbeddedKv {
+    /// Plans a mutation and commits its change, under the writer gate.
+    async fn mutate<R>(
+        &self,
+        now: SystemTime,
+        plan: impl FnOnce(&mut Table) -> Planned<R>,
+    ) -> Result<R, KvError> {
+        let mut writer = self.writer.lock().await;
+        let (outcome, change) = plan(&mut self.table.locked())?;
+        if let Some(change) = change {
+            self.commit(&mut writer, change, now).await?;
+        }
+        Ok(outcome)
+    }
+}
+
 impl KvStore for EmbeddedKv {
     fn get<'a>(
         &'a self,
@@ -236,22 +252,11 @@ impl KvStore for EmbeddedKv {
         expires: Option<SystemTime>,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<(), KvError>> {
-        Box::pin(async move {
-            let mut writer = self.writer.lock().await;
-            let change = self.table.locked().plan_set(key, value, expires, now)?;
-            self.commit(&mut writer, change, now).await
-        })
+        Box::pin(self.mutate(now, move |t| t.plan_set(key, value, expires, now)))
     }
 
     fn delete<'a>(&'a self, key: &'a str, now: SystemTime) -> BoxFuture<'a, Result<bool, KvError>> {
-        Box::pin(async move {
-            let mut writer = self.writer.lock().await;
-            let (existed, change) = self.table.locked().plan_delete(key, now)?;
-            if let Some(change) = change {
-                self.commit(&mut writer, change, now).await?;
-            }
-            Ok(existed)
-        })
+        Box::pin(self.mutate(now, move |t| t.plan_delete(key, now)))
     }
 
     fn compare_and_set<'a>(
@@ -262,20 +267,9 @@ impl KvStore for EmbeddedKv {
         expires: Option<SystemTime>,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<bool, KvError>> {
-        Box::pin(async move {
-            let mut writer = self.writer.lock().await;
-            let planned = self
-                .table
-                .locked()
-                .plan_compare_and_set(key, expected, new, expires, now)?;
-            match planned {
-                Some(change) => {
-                    self.commit(&mut writer, change, now).await?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
-        })
+        Box::pin(self.mutate(now, move |t| {
+            t.plan_compare_and_set(key, expected, new, expires, now)
+        }))
     }
 
     fn increment<'a>(
@@ -284,12 +278,7 @@ impl KvStore for EmbeddedKv {
         by: i64,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<i64, KvError>> {
-        Box::pin(async move {
-            let mut writer = self.writer.lock().await;
-            let (next, change) = self.table.locked().plan_increment(key, by, now)?;
-            self.commit(&mut writer, change, now).await?;
-            Ok(next)
-        })
+        Box::pin(self.mutate(now, move |t| t.plan_increment(key, by, now)))
     }
 
     fn list<'a>(

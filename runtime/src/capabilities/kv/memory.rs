@@ -1,7 +1,7 @@
 //! The memory backend: the [`Table`] behind a lock, each change applied
 //! as soon as it is planned.
 
-use super::table::Table;
+use super::table::{Planned, Table};
 use super::{KvEntry, KvError, KvStore};
 use futures::future::BoxFuture;
 use plexspaces_storage::sync::LockExt;
@@ -39,6 +39,18 @@ impl MemoryKv {
     }
 }
 
+impl MemoryKv {
+    /// Plans a mutation and applies its change, under one lock.
+    fn mutate<R>(&self, plan: impl FnOnce(&mut Table) -> Planned<R>) -> Result<R, KvError> {
+        let mut table = self.table.locked();
+        let (outcome, change) = plan(&mut table)?;
+        if let Some(change) = change {
+            table.apply(change);
+        }
+        Ok(outcome)
+    }
+}
+
 impl KvStore for MemoryKv {
     fn get<'a>(
         &'a self,
@@ -55,23 +67,11 @@ impl KvStore for MemoryKv {
         expires: Option<SystemTime>,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<(), KvError>> {
-        Box::pin(async move {
-            let mut table = self.table.locked();
-            let change = table.plan_set(key, value, expires, now)?;
-            table.apply(change);
-            Ok(())
-        })
+        Box::pin(async move { self.mutate(|t| t.plan_set(key, value, expires, now)) })
     }
 
     fn delete<'a>(&'a self, key: &'a str, now: SystemTime) -> BoxFuture<'a, Result<bool, KvError>> {
-        Box::pin(async move {
-            let mut table = self.table.locked();
-            let (existed, change) = table.plan_delete(key, now)?;
-            if let Some(change) = change {
-                table.apply(change);
-            }
-            Ok(existed)
-        })
+        Box::pin(async move { self.mutate(|t| t.plan_delete(key, now)) })
     }
 
     fn compare_and_set<'a>(
@@ -83,14 +83,7 @@ impl KvStore for MemoryKv {
         now: SystemTime,
     ) -> BoxFuture<'a, Result<bool, KvError>> {
         Box::pin(async move {
-            let mut table = self.table.locked();
-            match table.plan_compare_and_set(key, expected, new, expires, now)? {
-                Some(change) => {
-                    table.apply(change);
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
+            self.mutate(|t| t.plan_compare_and_set(key, expected, new, expires, now))
         })
     }
 
@@ -100,12 +93,7 @@ impl KvStore for MemoryKv {
         by: i64,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<i64, KvError>> {
-        Box::pin(async move {
-            let mut table = self.table.locked();
-            let (next, change) = table.plan_increment(key, by, now)?;
-            table.apply(change);
-            Ok(next)
-        })
+        Box::pin(async move { self.mutate(|t| t.plan_increment(key, by, now)) })
     }
 
     fn list<'a>(

@@ -11,6 +11,10 @@ use super::{
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+/// A planned mutation: its outcome for the caller, and the change to make
+/// (none when the mutation changes nothing).
+pub(crate) type Planned<R> = Result<(R, Option<Change>), KvError>;
+
 /// One change to the table: what the embedded backend journals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -91,19 +95,16 @@ impl Table {
         value: Vec<u8>,
         expires: Option<SystemTime>,
         now: SystemTime,
-    ) -> Result<Change, KvError> {
+    ) -> Planned<()> {
         check(key, Some(&value))?;
-        self.put(key, KvEntry { value, expires }, now)
+        let change = self.put(key, KvEntry { value, expires }, now)?;
+        Ok(((), Some(change)))
     }
 
     /// Whether `key` exists (live), and the change that deletes it. An
     /// expired entry is dropped here without a change: it reads as absent
     /// whether or not a replay brings it back.
-    pub(crate) fn plan_delete(
-        &mut self,
-        key: &str,
-        now: SystemTime,
-    ) -> Result<(bool, Option<Change>), KvError> {
+    pub(crate) fn plan_delete(&mut self, key: &str, now: SystemTime) -> Planned<bool> {
         check(key, None)?;
         match self.map.get(key) {
             Some(entry) if live(entry, now) => Ok((
@@ -130,7 +131,7 @@ impl Table {
         new: Vec<u8>,
         expires: Option<SystemTime>,
         now: SystemTime,
-    ) -> Result<Option<Change>, KvError> {
+    ) -> Planned<bool> {
         check(key, Some(&new))?;
         let current = self
             .map
@@ -138,23 +139,18 @@ impl Table {
             .filter(|e| live(e, now))
             .map(|e| e.value.as_slice());
         if current != expected {
-            return Ok(None);
+            return Ok((false, None));
         }
         let entry = KvEntry {
             value: new,
             expires,
         };
-        self.put(key, entry, now).map(Some)
+        Ok((true, Some(self.put(key, entry, now)?)))
     }
 
     /// The counter's next value and the change that stores it (keeping the
     /// entry's expiry).
-    pub(crate) fn plan_increment(
-        &mut self,
-        key: &str,
-        by: i64,
-        now: SystemTime,
-    ) -> Result<(i64, Change), KvError> {
+    pub(crate) fn plan_increment(&mut self, key: &str, by: i64, now: SystemTime) -> Planned<i64> {
         check(key, None)?;
         let (current, expires) = match self.map.get(key).filter(|e| live(e, now)) {
             Some(entry) => (counter(key, &entry.value)?, entry.expires),
@@ -167,7 +163,7 @@ impl Table {
             value: next.to_le_bytes().to_vec(),
             expires,
         };
-        Ok((next, self.put(key, entry, now)?))
+        Ok((next, Some(self.put(key, entry, now)?)))
     }
 
     /// Drops expired entries (keeping the byte count).
