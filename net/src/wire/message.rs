@@ -113,6 +113,9 @@ pub enum WireMessage {
         /// What became of it.
         outcome: JournalOutcome,
     },
+    /// The sender is shutting down gracefully: place nothing more on it
+    /// (its virtual actors move now); it finishes what it has and closes.
+    Leaving,
 }
 
 impl WireMessage {
@@ -133,6 +136,7 @@ impl WireMessage {
             WireMessage::Stop { .. } => "Stop",
             WireMessage::JournalCall { .. } => "JournalCall",
             WireMessage::JournalResult { .. } => "JournalResult",
+            WireMessage::Leaving => "Leaving",
         }
     }
 }

@@ -72,6 +72,7 @@ pub(crate) async fn serve<R: ByteReader>(
         }
         match msg {
             WireMessage::Heartbeat { members } => dist.gossip(&peer, members),
+            WireMessage::Leaving => dist.peer_leaving(&peer),
             WireMessage::Tell {
                 to,
                 headers,

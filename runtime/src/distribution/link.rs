@@ -113,6 +113,12 @@ impl Link {
         self.queue.send(out).await.is_ok()
     }
 
+    /// Queues `out` if there is room now. False if there is not, or the
+    /// link is gone.
+    pub(crate) fn try_send(&self, out: Outgoing) -> bool {
+        self.queue.try_send(out).is_ok()
+    }
+
     /// Queues a heartbeat unless one is already waiting.
     pub(crate) fn heartbeat(&self, members: Vec<Member>) {
         let mut state = self.state();

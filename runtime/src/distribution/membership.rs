@@ -6,6 +6,9 @@
 //! directly) → Suspect (silent for `suspect_after`) → Down (silent for
 //! `down_after`). Hearing from a Suspect or Down node makes it Up again.
 //! A larger incarnation means the node restarted: its old actors are gone.
+//! A node shutting down gracefully says so (a `Leaving` frame): it is
+//! Leaving from then on, hosts nothing placed, and nothing from the same
+//! run makes it Up again; silence then makes it Down as usual.
 
 use crate::NodeName;
 use crate::seams::Instant;
@@ -24,6 +27,9 @@ pub enum MemberStatus {
     Suspect,
     /// Silent for longer than `down_after`; its actors' monitors fired.
     Down,
+    /// Shutting down gracefully: still answering what it has, but placed
+    /// work (virtual actors, shards) goes elsewhere.
+    Leaving,
 }
 
 /// One member of the cluster, as [`super::Distribution::members`] reports it.
@@ -50,6 +56,9 @@ pub(crate) enum Change {
     Restarted(NodeName),
     /// A node was learned from gossip and should be dialed.
     Learned(NodeName),
+    /// A node (or this one) announced a graceful shutdown: placed work
+    /// moves off it now, not after `down_after`.
+    Leaving(NodeName),
 }
 
 struct Entry {
@@ -135,6 +144,11 @@ impl Membership {
         if incarnation < entry.incarnation {
             return Vec::new(); // a stale connection of an earlier run
         }
+        if entry.status == MemberStatus::Leaving && incarnation == entry.incarnation {
+            // Still finishing its work: alive, but never Up again in this run.
+            entry.last_heard = now;
+            return Vec::new();
+        }
         let mut changes = Vec::new();
         if let Some(addr) = addr {
             entry.addr = addr;
@@ -183,6 +197,32 @@ impl Membership {
         Some(Change::Learned(node))
     }
 
+    /// This node is leaving the cluster (a graceful shutdown).
+    pub(crate) fn leave(&mut self) -> Vec<Change> {
+        if self.me.status == MemberStatus::Leaving {
+            return Vec::new();
+        }
+        self.me.status = MemberStatus::Leaving;
+        self.view += 1;
+        vec![Change::Leaving(self.me.node.clone())]
+    }
+
+    /// `node` said it is leaving (its run `incarnation`).
+    pub(crate) fn left(&mut self, node: &NodeName, incarnation: u64, now: Instant) -> Vec<Change> {
+        let Some(entry) = self.others.get_mut(node) else {
+            return Vec::new();
+        };
+        if incarnation != entry.incarnation
+            || matches!(entry.status, MemberStatus::Leaving | MemberStatus::Down)
+        {
+            return Vec::new();
+        }
+        entry.status = MemberStatus::Leaving;
+        entry.last_heard = now;
+        self.view += 1;
+        vec![Change::Leaving(node.clone())]
+    }
+
     /// Marks silent members Suspect or Down.
     pub(crate) fn check(
         &mut self,
@@ -200,7 +240,10 @@ impl Membership {
                 status => status,
             };
             if next == MemberStatus::Down {
-                let was_up = matches!(entry.status, MemberStatus::Up | MemberStatus::Suspect);
+                let was_up = matches!(
+                    entry.status,
+                    MemberStatus::Up | MemberStatus::Suspect | MemberStatus::Leaving
+                );
                 entry.status = MemberStatus::Down;
                 if was_up {
                     changes.push(Change::Down(node.clone()));
@@ -309,5 +352,29 @@ mod tests {
             .map(|i| i.node.to_string())
             .collect();
         assert_eq!(names, ["me", "c"]);
+    }
+
+    #[test]
+    fn a_leaving_node_stays_leaving_until_silent_or_restarted() {
+        let mut m = table();
+        m.heard_from(&node("b"), Some(addr(2)), 7, at(0));
+        assert_eq!(m.left(&node("b"), 6, at(10)), [], "an earlier run's goodbye");
+        assert_eq!(m.left(&node("b"), 7, at(10)), [Change::Leaving(node("b"))]);
+        assert_eq!(m.left(&node("b"), 7, at(11)), [], "said once");
+        // Its last frames keep it alive, but never Up again in this run.
+        assert_eq!(m.heard_from(&node("b"), None, 7, at(200)), []);
+        assert_eq!(m.get(&node("b")).unwrap().status, MemberStatus::Leaving);
+        assert!(m.check(at(250), SUSPECT, DOWN).is_empty());
+        // Silence then makes it Down, which fires its monitors.
+        assert_eq!(m.check(at(500), SUSPECT, DOWN), [Change::Down(node("b"))]);
+        // A new run is a new member.
+        assert_eq!(
+            m.heard_from(&node("b"), None, 8, at(600)),
+            [Change::Restarted(node("b")), Change::Up(node("b"))]
+        );
+        // This node leaving changes its own status once.
+        assert_eq!(m.leave(), [Change::Leaving(node("me"))]);
+        assert_eq!(m.leave(), []);
+        assert_eq!(m.members()[0].status, MemberStatus::Leaving);
     }
 }

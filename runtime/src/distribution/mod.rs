@@ -362,6 +362,32 @@ impl Distribution {
         Ok(actor)
     }
 
+    /// Starts a graceful departure: this node is Leaving in its own view
+    /// (so its virtual actors and other placed work hand off at once: new
+    /// calls are placed on the other members) and says so to every peer,
+    /// which stop placing work here without waiting for `down_after`. The
+    /// node keeps answering what reaches it until [`Distribution::shutdown`].
+    /// Idempotent. A peer that misses the frame (its link down) learns the
+    /// usual way, when this node falls silent.
+    pub fn leave(&self) {
+        let changes = self.inner.state().membership.leave();
+        if changes.is_empty() {
+            return;
+        }
+        self.inner.apply(changes);
+        let links: Vec<Arc<Link>> = self.inner.state().links.values().cloned().collect();
+        for link in links {
+            if !link.try_send(link::Outgoing::Frame(plexspaces_net::wire::WireMessage::Leaving)) {
+                tracing::warn!(peer = %link.peer, "could not tell a peer this node is leaving: its queue is full");
+            }
+        }
+    }
+
+    /// Whether [`Distribution::leave`] was called.
+    pub fn is_leaving(&self) -> bool {
+        self.inner.state().membership.members()[0].status == MemberStatus::Leaving
+    }
+
     /// Leaves the cluster: closes every connection and stops every task of
     /// the distribution. Remote refs held here exit with `NodeDown`; peers
     /// declare this node down after their `down_after`.

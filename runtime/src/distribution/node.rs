@@ -224,6 +224,19 @@ impl Dist {
         }
     }
 
+    /// `node` said it is shutting down gracefully.
+    pub(crate) fn peer_leaving(self: &Arc<Self>, node: &NodeName) {
+        let now = self.env.now();
+        let changes = {
+            let mut state = self.state();
+            match state.membership.get(node) {
+                Some(member) => state.membership.left(node, member.incarnation, now),
+                None => Vec::new(),
+            }
+        };
+        self.apply(changes);
+    }
+
     /// A heartbeat from `from` with its member list.
     pub(crate) fn gossip(self: &Arc<Self>, from: &NodeName, members: Vec<Member>) {
         let now = self.env.now();
@@ -264,6 +277,9 @@ impl Dist {
                 }
                 // A restarted node keeps its link (it re-dials the new run);
                 // the actors of its old run are gone, and so are their refs.
+                // Placement listeners (below) move its work; its refs keep
+                // working until it closes.
+                Change::Leaving(_) => {}
                 Change::Restarted(node) => {
                     let link = {
                         let mut state = self.state();
