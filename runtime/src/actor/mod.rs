@@ -51,6 +51,6 @@ pub(crate) use cell::{ChildCell, exited, wait_exit};
 pub use context::Context;
 pub use error::{ActorError, ActorErrorKind, AskError, ExitReason, SendError, SpawnError};
 pub use id::{ActorId, InvalidActorName};
-pub(crate) use system::WeakSystem;
+pub use system::WeakSystem;
 pub use system::{ActorSystem, SpawnOptions};
 pub use timers::{TimerError, TimerId};

@@ -63,11 +63,11 @@ struct SystemInner {
 
 /// An [`ActorSystem`] that may have shut down and been dropped.
 #[derive(Clone)]
-pub(crate) struct WeakSystem(std::sync::Weak<SystemInner>);
+pub struct WeakSystem(std::sync::Weak<SystemInner>);
 
 impl WeakSystem {
     /// The system, if it is still alive.
-    pub(crate) fn upgrade(&self) -> Option<ActorSystem> {
+    pub fn upgrade(&self) -> Option<ActorSystem> {
         self.0.upgrade().map(|inner| ActorSystem { inner })
     }
 }
@@ -107,7 +107,7 @@ impl ActorSystem {
 
     /// A handle that does not keep the node alive (for what the node
     /// itself holds, such as a facet builder in its registry).
-    pub(crate) fn downgrade(&self) -> WeakSystem {
+    pub fn downgrade(&self) -> WeakSystem {
         WeakSystem(Arc::downgrade(&self.inner))
     }
 
@@ -245,6 +245,18 @@ impl ActorSystem {
     /// The ids of the actors registered now, sorted.
     pub fn actor_ids(&self) -> Vec<ActorId> {
         self.names().values().map(|r| r.cell.id.clone()).collect()
+    }
+
+    /// The actors registered now with their status, sorted by id (what an
+    /// operator lists).
+    pub fn actors(&self) -> Vec<(ActorId, super::ActorStatus)> {
+        let mut all: Vec<_> = self
+            .names()
+            .values()
+            .map(|r| (r.cell.id.clone(), r.cell.status()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Whether [`ActorSystem::shutdown`] was called.

@@ -47,6 +47,69 @@ impl Entry {
     }
 }
 
+/// A durable actor's journal entry as a tool shows it (`plexspaces
+/// journal dump`): what it is and its key or effect name; the payloads are
+/// the actor's own types, shown by size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum EntryDescription {
+    /// A request was accepted under idempotency key `key`.
+    Message {
+        /// Its idempotency key.
+        key: String,
+        /// The encoded request's size.
+        bytes: usize,
+    },
+    /// Side effect `name` ran.
+    Effect {
+        /// The name the handler gave it.
+        name: String,
+        /// The encoded result's size.
+        bytes: usize,
+    },
+    /// The request under `key` was answered.
+    Reply {
+        /// The request's idempotency key.
+        key: String,
+        /// Whether the handler answered `Ok` (`None`: not readable).
+        ok: Option<bool>,
+        /// The encoded reply's size.
+        bytes: usize,
+    },
+    /// Side effect `name` ran and its result could not be encoded.
+    Unencodable {
+        /// The name the handler gave it.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Reads `bytes` as a durable actor's journal entry, if they are one.
+pub fn describe_entry(bytes: &[u8]) -> Option<EntryDescription> {
+    Some(match Entry::decode(bytes).ok()? {
+        Entry::Message { key, msg } => EntryDescription::Message {
+            key,
+            bytes: msg.len(),
+        },
+        Entry::Effect { name, value } => EntryDescription::Effect {
+            name,
+            bytes: value.len(),
+        },
+        Entry::Reply { key, reply } => EntryDescription::Reply {
+            key,
+            // A `Result` encodes its variant first: 0 is Ok, 1 is Err.
+            ok: reply.first().and_then(|tag| match tag {
+                0 => Some(true),
+                1 => Some(false),
+                _ => None,
+            }),
+            bytes: reply.len(),
+        },
+        Entry::Unencodable { name, error } => EntryDescription::Unencodable { name, error },
+    })
+}
+
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,

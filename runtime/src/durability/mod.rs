@@ -39,6 +39,7 @@ pub mod shared;
 
 pub use actor::{Durable, DurableActor, RecoveryReport, Request, RequestKind, state_at};
 pub use backend::JournalBackend;
+pub use entry::{EntryDescription, describe_entry};
 pub use context::DurableContext;
 pub use error::{DurabilityError, ReplayDiverged};
 

@@ -17,7 +17,10 @@ pub mod service_split;
 pub mod trace_scope;
 pub mod traces;
 
-pub use endpoint::{CONNECTIONS_MAX, OperatorEndpoint, REQUEST_DEADLINE};
+pub use endpoint::{
+    ADMIN_BODY_BYTES_MAX, AdminRequest, AdminResponse, AdminRoutes, CONNECTIONS_MAX, OperatorEndpoint,
+    REQUEST_DEADLINE,
+};
 pub use export::render_json;
 pub use health::{CheckOutcome, Health, HealthError, Readiness};
 pub use metrics::{KindMetrics, MetricError, NodeMetrics};

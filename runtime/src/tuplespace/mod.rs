@@ -88,6 +88,16 @@ impl crate::actor::ActorSystem {
     }
 }
 
+impl crate::actor::ActorSystem {
+    /// This node's named tuple spaces (those made so far), by name.
+    pub fn tuplespaces(&self) -> Vec<TupleSpace> {
+        use plexspaces_storage::sync::LockExt;
+        let spaces = self.service(NamedSpaces::default);
+        let spaces = spaces.0.locked();
+        spaces.values().cloned().collect()
+    }
+}
+
 impl<A: crate::actor::Actor> crate::actor::Context<A> {
     /// This node's tuple space `name` ([`crate::actor::ActorSystem::tuplespace`]).
     pub fn tuplespace(&self, name: &str) -> TupleSpace {

@@ -36,7 +36,7 @@ pub mod scan;
 
 pub use checkpoint::Checkpoint;
 pub use error::JournalError;
-pub use file::{CommitObserver, FileJournal};
+pub use file::{CommitObserver, FileJournal, checkpoint_stream_of, segment_id_of};
 pub use memory::MemoryJournal;
 
 use std::future::Future;

@@ -104,7 +104,7 @@ impl fmt::Display for FacetConfigError {
 impl std::error::Error for FacetConfigError {}
 
 /// Reads `"250ms"`, `"2s"`, `"5m"`, `"1h"` (a whole number and a unit).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);

@@ -47,7 +47,7 @@ mod registry;
 mod spec;
 
 pub(crate) use chain::{Before, FacetChain};
-pub use config::{ConfigValue, FacetConfig, FacetConfigError};
+pub use config::{ConfigValue, FacetConfig, FacetConfigError, parse_duration};
 pub use registry::{
     FacetBuilder, FacetCategory, FacetDescriptor, FacetOption, FacetRegistry, MAX_FACET_TYPES,
     OptionKind, priority_in,

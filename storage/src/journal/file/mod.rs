@@ -168,6 +168,19 @@ pub(super) fn segment_name(id: u64) -> String {
     format!("seg-{id:016x}.log")
 }
 
+/// The segment id a file of a journal directory holds, if its name is a
+/// segment's (`seg-<16 hex digits>.log`): for tools that read a journal
+/// directory without opening it.
+pub fn segment_id_of(name: &str) -> Option<u64> {
+    parse_segment_name(name)
+}
+
+/// The stream a file of a journal directory holds the checkpoint of, if
+/// its name is a checkpoint's (`ckpt-<hex of the stream name>`).
+pub fn checkpoint_stream_of(name: &str) -> Option<String> {
+    parse_checkpoint_name(name)
+}
+
 pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
