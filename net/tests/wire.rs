@@ -95,6 +95,7 @@ fn message() -> impl Strategy<Value = WireMessage> {
         ),
         any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
         Just(WireMessage::Welcome),
+        Just(WireMessage::Leaving),
         name.prop_map(|reason| WireMessage::Refused { reason }),
         proptest::collection::vec((name, addr(), any::<u64>()), 0..5).prop_map(|m| {
             WireMessage::Heartbeat {

@@ -223,9 +223,10 @@ impl Admin {
     }
 
     async fn route(&self, request: &AdminRequest) -> Result<Json, Refusal> {
-        let system = self.system.upgrade().ok_or(Refusal::Unavailable(
-            "the node is shutting down".into(),
-        ))?;
+        let system = self
+            .system
+            .upgrade()
+            .ok_or(Refusal::Unavailable("the node is shutting down".into()))?;
         let post = request.method == "POST";
         match (request.path.as_str(), post) {
             ("/admin/node", false) => Ok(self.node(&system)),
@@ -461,7 +462,9 @@ fn member_status(status: MemberStatus) -> &'static str {
 
 fn members(system: &ActorSystem) -> Json {
     match system.distribution() {
-        None => json!([{ "node": system.node().to_string(), "addr": null, "incarnation": null, "status": "up" }]),
+        None => {
+            json!([{ "node": system.node().to_string(), "addr": null, "incarnation": null, "status": "up" }])
+        }
         Some(dist) => Json::Array(
             dist.members()
                 .iter()

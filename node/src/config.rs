@@ -275,11 +275,11 @@ impl NodeConfig {
         text: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Syntax {
-                message: e.to_string(),
-            }
-        })?;
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    message: e.to_string(),
+                })?;
         let mut overrides: Vec<(String, String)> = vars
             .into_iter()
             .filter(|(name, _)| name.starts_with(ENV_PREFIX))
@@ -292,12 +292,11 @@ impl NodeConfig {
         let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
         let deserializer =
             serde_ignored::Deserializer::new(toml::Value::Table(table), &mut note_unknown);
-        let config: NodeConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            ConfigError::BadValue {
+        let config: NodeConfig =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError::BadValue {
                 key: e.path().to_string(),
                 message: e.into_inner().to_string(),
-            }
-        })?;
+            })?;
         if let Some(key) = unknown.into_iter().next() {
             return Err(ConfigError::UnknownKey { key });
         }
@@ -339,7 +338,10 @@ impl NodeConfig {
         if plexspaces::observability::logging::parse_level(&self.log.level).is_err() {
             return Err(bad(
                 "log.level",
-                format!("{:?} is not trace, debug, info, warn or error", self.log.level),
+                format!(
+                    "{:?} is not trace, debug, info, warn or error",
+                    self.log.level
+                ),
             ));
         }
         let cluster = &self.cluster;
@@ -376,12 +378,10 @@ impl NodeConfig {
             });
         }
         match self.journal.backend {
-            JournalKind::Postgres if self.journal.postgres.is_none() => {
-                Err(ConfigError::Missing {
-                    key: "journal.postgres".into(),
-                    why: "backend = \"postgres\" needs its connection string".into(),
-                })
-            }
+            JournalKind::Postgres if self.journal.postgres.is_none() => Err(ConfigError::Missing {
+                key: "journal.postgres".into(),
+                why: "backend = \"postgres\" needs its connection string".into(),
+            }),
             JournalKind::Server if self.journal.server.is_none() => Err(ConfigError::Missing {
                 key: "journal.server".into(),
                 why: "backend = \"server\" needs the journal server's address".into(),

@@ -10,8 +10,8 @@ use plexspaces::observability::OperatorEndpoint;
 use plexspaces::observability::logging::{self, LogConfig, LogFormat, LogOutput};
 use plexspaces::prelude::*;
 use plexspaces::reminders::Reminders;
-use plexspaces::security::{NodeTls, TlsSource};
 use plexspaces::seams::JoinHandle;
+use plexspaces::security::{NodeTls, TlsSource};
 use plexspaces::storage::disk::FsDisk;
 use plexspaces::virtual_actor::VirtualActors;
 use plexspaces::workflow::{Workflow, Workflows};
@@ -206,8 +206,8 @@ impl Node {
         };
         let distribution = match (config.cluster.listen, cluster_secret) {
             (Some(listen), Some(secret)) => {
-                let mut dist_config =
-                    DistributionConfig::new(listen, secret).with_seeds(config.cluster.seeds.clone());
+                let mut dist_config = DistributionConfig::new(listen, secret)
+                    .with_seeds(config.cluster.seeds.clone());
                 dist_config.advertise = config.cluster.advertise;
                 dist_config.heartbeat_interval = config.cluster.heartbeat_interval;
                 dist_config.suspect_after = config.cluster.suspect_after;
@@ -333,10 +333,10 @@ impl Node {
     /// process at once with status 130.
     pub async fn run(self) -> Result<ShutdownReport, NodeError> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())
-            .map_err(|e| failed("signal handler")(e.to_string()))?;
-        let mut interrupt = signal(SignalKind::interrupt())
-            .map_err(|e| failed("signal handler")(e.to_string()))?;
+        let mut terminate =
+            signal(SignalKind::terminate()).map_err(|e| failed("signal handler")(e.to_string()))?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).map_err(|e| failed("signal handler")(e.to_string()))?;
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
@@ -373,7 +373,10 @@ impl Node {
         let stopping = self.system.shutdown();
         let drained = env.timeout(deadline, stopping).await.is_ok();
         if !drained {
-            tracing::warn!(?deadline, "shutdown deadline passed with actors still running");
+            tracing::warn!(
+                ?deadline,
+                "shutdown deadline passed with actors still running"
+            );
         }
         if let Some(dist) = &self.distribution {
             dist.shutdown();

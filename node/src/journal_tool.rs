@@ -93,7 +93,7 @@ async fn open(dir: &Path) -> Result<Journal, ToolError> {
     }
     let mut disk = FsDisk::open_dir(dir).await.map_err(|e| unreadable(&e))?;
     let mut names = disk.list().await.map_err(|e| unreadable(&e))?;
-    if !names.iter().any(|n| segment_id_of(n).is_some()) && names.iter().any(|n| n == "journal") {
+    if !names.iter().any(|n| segment_id_of(n).is_some()) && dir.join("journal").is_dir() {
         disk = FsDisk::open_dir(dir.join("journal"))
             .await
             .map_err(|e| unreadable(&e))?;
@@ -224,10 +224,9 @@ pub async fn verify(
             }
             Err(e) => {
                 let (offset, message) = match e {
-                    ScanError::Corrupt { offset, reason } => (
-                        offset,
-                        format!("acknowledged data is damaged: {reason}"),
-                    ),
+                    ScanError::Corrupt { offset, reason } => {
+                        (offset, format!("acknowledged data is damaged: {reason}"))
+                    }
                     ScanError::BadHeader(h) => (0, format!("the segment header is bad: {h:?}")),
                     ScanError::WrongSegment { found } => {
                         (0, format!("the header names segment {found}"))
@@ -332,9 +331,7 @@ pub async fn dump(
         };
         let _ = scan_segment_with(&bytes, *id, |frame| {
             let record = &frame.record;
-            if out.len() < limit
-                && stream.is_none_or(|s| s == record.stream)
-                && record.seq >= from
+            if out.len() < limit && stream.is_none_or(|s| s == record.stream) && record.seq >= from
             {
                 out.push(DumpedRecord {
                     segment: *id,

@@ -27,8 +27,8 @@
 pub mod admin;
 pub mod config;
 pub mod demo_bank;
-pub mod journal_tool;
 mod host;
+pub mod journal_tool;
 
 pub use config::{ConfigError, NodeConfig};
 pub use host::{Node, NodeError, ShutdownReport, operator_token};

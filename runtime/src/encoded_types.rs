@@ -119,6 +119,7 @@ fn net_types(v: &mut impl EncodedTypes) {
                 target: "worker".into(),
                 reason: ExitNotice::Failed("boom".into()),
             },
+            WireMessage::Leaving,
         ]
     });
     v.visit("JournalOp", || {

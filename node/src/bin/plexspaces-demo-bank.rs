@@ -75,9 +75,12 @@ async fn drive(
     for started in futures::future::join_all(starts).await {
         started?;
     }
-    let results = runs
-        .iter()
-        .map(|run| async move { (run, bank.transfers.result(run, Duration::from_secs(120)).await) });
+    let results = runs.iter().map(|run| async move {
+        (
+            run,
+            bank.transfers.result(run, Duration::from_secs(120)).await,
+        )
+    });
     let mut failed = Vec::new();
     for (run, result) in futures::future::join_all(results).await {
         if let Err(e) = result {
@@ -88,7 +91,11 @@ async fn drive(
         println!("drive: {count} transfer(s) from t-{first} completed");
         Ok(())
     } else {
-        Err(format!("{} transfer(s) did not complete: {}", failed.len(), failed.join("; ")))
+        Err(format!(
+            "{} transfer(s) did not complete: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
     }
 }
 
@@ -121,7 +128,9 @@ async fn check(bank: &Bank, accounts: u64, transfers: u64) -> Result<(), String>
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(command), Some(config)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: plexspaces-demo-bank serve|drive|check CONFIG [--accounts N] [--transfers M] [--first K]");
+        eprintln!(
+            "usage: plexspaces-demo-bank serve|drive|check CONFIG [--accounts N] [--transfers M] [--first K]"
+        );
         return ExitCode::from(2);
     };
     let numbers = (|| {

@@ -23,7 +23,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "plexspaces", version, about = "Operate PlexSpaces nodes and journals")]
+#[command(
+    name = "plexspaces",
+    version,
+    about = "Operate PlexSpaces nodes and journals"
+)]
 struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -37,7 +41,12 @@ struct Cli {
 #[derive(Args)]
 struct Target {
     /// The node's operator endpoint (its `operator.listen`).
-    #[arg(long, global = true, env = "PLEXSPACES_NODE", default_value = "127.0.0.1:9464")]
+    #[arg(
+        long,
+        global = true,
+        env = "PLEXSPACES_NODE",
+        default_value = "127.0.0.1:9464"
+    )]
     node: std::net::SocketAddr,
     /// A file holding the cluster secret (the token is derived from it).
     #[arg(long, global = true, env = "PLEXSPACES_SECRET_FILE")]
@@ -120,7 +129,11 @@ enum WorkflowCommand {
         tenant: String,
     },
     /// A run's status.
-    Status { kind: String, tenant: String, id: String },
+    Status {
+        kind: String,
+        tenant: String,
+        id: String,
+    },
     /// A run's output (waits up to --wait).
     Result {
         kind: String,
@@ -138,7 +151,11 @@ enum WorkflowCommand {
         value: String,
     },
     /// Cancel a run (its compensations run).
-    Cancel { kind: String, tenant: String, id: String },
+    Cancel {
+        kind: String,
+        tenant: String,
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,7 +163,11 @@ enum ReminderCommand {
     /// A virtual actor's reminders.
     List { kind: String, id: String },
     /// Cancel one.
-    Cancel { kind: String, id: String, name: String },
+    Cancel {
+        kind: String,
+        id: String,
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,11 +242,17 @@ async fn execute(cli: Cli) -> Outcome {
         Command::Actors => (call("/admin/actors".into()), show_actors),
         Command::Virtual(VirtualCommand::List) => (call("/admin/virtual".into()), show_virtual),
         Command::Virtual(VirtualCommand::Where { kind, id }) => (
-            call(format!("/admin/virtual/where{}", q(&[("kind", &kind), ("id", &id)]))),
+            call(format!(
+                "/admin/virtual/where{}",
+                q(&[("kind", &kind), ("id", &id)])
+            )),
             show_object,
         ),
         Command::Workflows(WorkflowCommand::List { kind, tenant }) => (
-            call(format!("/admin/workflows{}", q(&[("kind", &kind), ("tenant", &tenant)]))),
+            call(format!(
+                "/admin/workflows{}",
+                q(&[("kind", &kind), ("tenant", &tenant)])
+            )),
             show_runs,
         ),
         Command::Workflows(WorkflowCommand::Status { kind, tenant, id }) => (
@@ -260,14 +287,21 @@ async fn execute(cli: Cli) -> Outcome {
             value,
         }) => {
             if let Err(e) = serde_json::from_str::<Json>(&value) {
-                return Outcome::BadNews(format!("VALUE is not JSON ({e}): quote text as '\"text\"'"));
+                return Outcome::BadNews(format!(
+                    "VALUE is not JSON ({e}): quote text as '\"text\"'"
+                ));
             }
             (
                 Call {
                     method: "POST",
                     path: format!(
                         "/admin/workflows/signal{}",
-                        q(&[("kind", &kind), ("tenant", &tenant), ("id", &id), ("name", &name)])
+                        q(&[
+                            ("kind", &kind),
+                            ("tenant", &tenant),
+                            ("id", &id),
+                            ("name", &name)
+                        ])
                     ),
                     body: Some(value),
                 },
@@ -286,7 +320,10 @@ async fn execute(cli: Cli) -> Outcome {
             show_object,
         ),
         Command::Reminders(ReminderCommand::List { kind, id }) => (
-            call(format!("/admin/reminders{}", q(&[("kind", &kind), ("id", &id)]))),
+            call(format!(
+                "/admin/reminders{}",
+                q(&[("kind", &kind), ("id", &id)])
+            )),
             show_reminders,
         ),
         Command::Reminders(ReminderCommand::Cancel { kind, id, name }) => (
@@ -447,7 +484,12 @@ async fn health(target: &Target, json: bool) -> Outcome {
                 .map(|(name, c)| {
                     vec![
                         name.clone(),
-                        if c["healthy"].as_bool() == Some(true) { "ok" } else { "FAILING" }.into(),
+                        if c["healthy"].as_bool() == Some(true) {
+                            "ok"
+                        } else {
+                            "FAILING"
+                        }
+                        .into(),
                         text(&c["detail"]),
                     ]
                 })
@@ -545,8 +587,10 @@ fn show_verify(report: &VerifyReport) -> String {
         out.push_str(&format!(
             "PROBLEM {}{}{}: {}\n",
             p.file,
-            p.segment.map_or(String::new(), |s| format!(" (segment {s})")),
-            p.offset.map_or(String::new(), |o| format!(" at offset {o}")),
+            p.segment
+                .map_or(String::new(), |s| format!(" (segment {s})")),
+            p.offset
+                .map_or(String::new(), |o| format!(" at offset {o}")),
             p.message
         ));
     }
@@ -677,7 +721,10 @@ fn show_runs(body: &Json) -> String {
 
 fn show_reminders(body: &Json) -> String {
     let rows = array_rows(body, &["kind", "id", "name", "recurrence", "next_due_ms"]);
-    table(&["KIND", "ID", "NAME", "RECURRENCE", "NEXT DUE (ms)"], &rows)
+    table(
+        &["KIND", "ID", "NAME", "RECURRENCE", "NEXT DUE (ms)"],
+        &rows,
+    )
 }
 
 fn show_spaces(body: &Json) -> String {

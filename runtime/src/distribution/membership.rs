@@ -358,7 +358,11 @@ mod tests {
     fn a_leaving_node_stays_leaving_until_silent_or_restarted() {
         let mut m = table();
         m.heard_from(&node("b"), Some(addr(2)), 7, at(0));
-        assert_eq!(m.left(&node("b"), 6, at(10)), [], "an earlier run's goodbye");
+        assert_eq!(
+            m.left(&node("b"), 6, at(10)),
+            [],
+            "an earlier run's goodbye"
+        );
         assert_eq!(m.left(&node("b"), 7, at(10)), [Change::Leaving(node("b"))]);
         assert_eq!(m.left(&node("b"), 7, at(11)), [], "said once");
         // Its last frames keep it alive, but never Up again in this run.

@@ -377,7 +377,9 @@ impl Distribution {
         self.inner.apply(changes);
         let links: Vec<Arc<Link>> = self.inner.state().links.values().cloned().collect();
         for link in links {
-            if !link.try_send(link::Outgoing::Frame(plexspaces_net::wire::WireMessage::Leaving)) {
+            if !link.try_send(link::Outgoing::Frame(
+                plexspaces_net::wire::WireMessage::Leaving,
+            )) {
                 tracing::warn!(peer = %link.peer, "could not tell a peer this node is leaving: its queue is full");
             }
         }

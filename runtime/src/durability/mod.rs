@@ -39,8 +39,8 @@ pub mod shared;
 
 pub use actor::{Durable, DurableActor, RecoveryReport, Request, RequestKind, state_at};
 pub use backend::JournalBackend;
-pub use entry::{EntryDescription, describe_entry};
 pub use context::DurableContext;
+pub use entry::{EntryDescription, describe_entry};
 pub use error::{DurabilityError, ReplayDiverged};
 
 /// This module's encoded types, for [`crate::encoded_types`].

@@ -25,10 +25,10 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
-use std::sync::Arc;
 use hyper::{Method, Request, Response, StatusCode};
 use plexspaces_net::{Listener, Net, NetError};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one connection may take, request read to response written.

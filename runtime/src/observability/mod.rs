@@ -18,8 +18,8 @@ pub mod trace_scope;
 pub mod traces;
 
 pub use endpoint::{
-    ADMIN_BODY_BYTES_MAX, AdminRequest, AdminResponse, AdminRoutes, CONNECTIONS_MAX, OperatorEndpoint,
-    REQUEST_DEADLINE,
+    ADMIN_BODY_BYTES_MAX, AdminRequest, AdminResponse, AdminRoutes, CONNECTIONS_MAX,
+    OperatorEndpoint, REQUEST_DEADLINE,
 };
 pub use export::render_json;
 pub use health::{CheckOutcome, Health, HealthError, Readiness};
