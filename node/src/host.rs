@@ -72,7 +72,8 @@ fn failed(what: &'static str) -> impl FnOnce(String) -> NodeError {
 pub struct ShutdownReport {
     /// Virtual actor activations this node held when it began to leave.
     pub handed_off: usize,
-    /// Whether every actor stopped within the deadline.
+    /// Whether every mailbox emptied and every actor stopped within the
+    /// deadline.
     pub drained: bool,
     /// How long it took.
     pub took: Duration,
@@ -358,10 +359,13 @@ impl Node {
 
     /// Shuts down gracefully, within `limits.shutdown_deadline`: leaves
     /// the cluster's placement (virtual actors move to their next owners:
-    /// peers are told and place new calls elsewhere at once), stops every
-    /// actor after the message it is handling (timers go with them; the
-    /// journal has synced every acknowledged write already), then closes
-    /// the node's connections and the operator endpoint.
+    /// peers are told and place new calls elsewhere at once, and a call
+    /// queued for a handed-off activation is refused unapplied, so its
+    /// caller retries it there under its key), drains the other actors'
+    /// mailboxes (half the deadline at most), stops every actor after the
+    /// message it is handling (timers go with them; the journal has synced
+    /// every acknowledged write already), then closes the node's
+    /// connections and the operator endpoint.
     pub async fn shutdown(mut self) -> ShutdownReport {
         let env = self.system.env().clone();
         let started = env.now();
@@ -370,8 +374,10 @@ impl Node {
         if let Some(dist) = &self.distribution {
             dist.leave();
         }
+        let emptied = self.system.drain(deadline / 2).await;
+        let left = deadline.saturating_sub(env.now().saturating_duration_since(started));
         let stopping = self.system.shutdown();
-        let drained = env.timeout(deadline, stopping).await.is_ok();
+        let drained = emptied && env.timeout(left, stopping).await.is_ok();
         if !drained {
             tracing::warn!(
                 ?deadline,

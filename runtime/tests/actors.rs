@@ -530,3 +530,44 @@ async fn concurrent_asks_time_out_each_at_its_own_deadline() {
         "{long_at:?}"
     );
 }
+
+/// A draining shutdown: every queued message is taken before the stop;
+/// a stop without draining leaves the queue untaken.
+#[tokio::test(start_paused = true)]
+async fn drain_takes_every_queued_message_before_shutdown() {
+    struct Slow(Arc<Mutex<Vec<u32>>>);
+    impl Actor for Slow {
+        type Msg = u32;
+        type Reply = ();
+        async fn handle(&mut self, ctx: &mut Context<Self>, n: u32) -> Result<(), ActorError> {
+            plexspaces::seams::Clock::sleep(ctx.env(), Duration::from_millis(5)).await;
+            self.0.lock().unwrap().push(n);
+            Ok(())
+        }
+    }
+    let system = system("drain").await;
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let slow = system.spawn("slow", Slow(taken.clone())).unwrap();
+    for n in 0..20 {
+        slow.tell(n).await.unwrap();
+    }
+    assert!(system.queued_messages() > 0);
+    assert!(
+        !system.drain(Duration::from_millis(20)).await,
+        "too short a deadline"
+    );
+    assert!(system.drain(SECOND).await);
+    assert_eq!(system.queued_messages(), 0);
+    system.shutdown().await;
+    assert_eq!(*taken.lock().unwrap(), (0..20).collect::<Vec<_>>());
+
+    // Without draining, a stop leaves what is queued.
+    let system = self::system("no-drain").await;
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let slow = system.spawn("slow", Slow(taken.clone())).unwrap();
+    for n in 0..20 {
+        slow.tell(n).await.unwrap();
+    }
+    system.shutdown().await;
+    assert!(taken.lock().unwrap().len() < 20);
+}

@@ -151,7 +151,6 @@ impl Cell {
     /// The actor's mailbox holds `depth` messages: its kind's depth gauge
     /// moves by the difference from what it last reported.
     pub(crate) fn report_depth(&self, depth: u64) {
-        let Some(kind) = &self.kind else { return };
         // Only the actor's task writes it: a load and a compare in the
         // common case of no change, no read-modify-write.
         let before = self.depth_reported.load(Ordering::Relaxed);
@@ -159,11 +158,18 @@ impl Cell {
             return;
         }
         self.depth_reported.store(depth, Ordering::Relaxed);
+        let Some(kind) = &self.kind else { return };
         if depth > before {
             kind.mailbox_depth.inc_by((depth - before) as i64);
         } else if depth < before {
             kind.mailbox_depth.dec_by((before - depth) as i64);
         }
+    }
+
+    /// Messages the actor had taken from its mailbox behind the one in
+    /// hand when it last took a batch; 0 once it has handled them all.
+    pub(crate) fn depth_reported(&self) -> u64 {
+        self.depth_reported.load(Ordering::Relaxed)
     }
 
     fn signals(&self) -> std::sync::MutexGuard<'_, Signals> {
