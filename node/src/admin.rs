@@ -337,7 +337,7 @@ impl Admin {
         let kind = kinds
             .iter()
             .find(|k| k.kind() == kind_name)
-            .ok_or_else(|| Refusal::NotFound2(format!("no virtual kind {kind_name:?} here")))?;
+            .ok_or_else(|| Refusal::Missing(format!("no virtual kind {kind_name:?} here")))?;
         Ok(json!({
             "kind": kind_name,
             "id": id,
@@ -353,7 +353,7 @@ impl Admin {
             .iter()
             .find(|k| k.kind() == name)
             .cloned()
-            .ok_or_else(|| Refusal::NotFound2(format!("no workflow kind {name:?} here")))
+            .ok_or_else(|| Refusal::Missing(format!("no workflow kind {name:?} here")))
     }
 
     fn run(&self, request: &AdminRequest) -> Result<(Arc<dyn WorkflowKind>, RunId), Refusal> {
@@ -371,7 +371,7 @@ impl Admin {
             .reminders
             .locked()
             .clone()
-            .ok_or_else(|| Refusal::NotFound2("this node runs no reminders".into()))?;
+            .ok_or_else(|| Refusal::Missing("this node runs no reminders".into()))?;
         let target = ReminderTarget::new(param(request, "kind")?, param(request, "id")?);
         Ok((reminders, target))
     }
@@ -397,9 +397,10 @@ const ROUTES: &[&str] = &[
 
 /// Why a request was not answered.
 enum Refusal {
+    /// No such route.
     NotFound,
-    /// A named thing (kind, run) is not here.
-    NotFound2(String),
+    /// A named thing (kind, run, space) is not here.
+    Missing(String),
     Method,
     BadRequest(String),
     Unavailable(String),
@@ -409,7 +410,7 @@ enum Refusal {
 impl From<WorkflowError> for Refusal {
     fn from(e: WorkflowError) -> Self {
         match e {
-            WorkflowError::NotFound(_) => Refusal::NotFound2(e.to_string()),
+            WorkflowError::NotFound(_) => Refusal::Missing(e.to_string()),
             WorkflowError::Timeout => Refusal::Timeout(e.to_string()),
             WorkflowError::Unavailable(_) => Refusal::Unavailable(e.to_string()),
             WorkflowError::Ended(_) => Refusal::BadRequest(e.to_string()),
@@ -422,7 +423,7 @@ impl Refusal {
     fn answer(self) -> AdminResponse {
         let (status, error) = match self {
             Refusal::NotFound => (404, "no such route".to_string()),
-            Refusal::NotFound2(what) => (404, what),
+            Refusal::Missing(what) => (404, what),
             Refusal::Method => (405, "wrong method for this route".to_string()),
             Refusal::BadRequest(why) => (400, why),
             Refusal::Unavailable(why) => (503, why),
@@ -525,7 +526,7 @@ async fn space_count(system: &ActorSystem, request: &AdminRequest) -> Result<Jso
         .tuplespaces()
         .into_iter()
         .find(|s| s.name() == name)
-        .ok_or_else(|| Refusal::NotFound2(format!("no tuple space {name:?} on this node")))?;
+        .ok_or_else(|| Refusal::Missing(format!("no tuple space {name:?} on this node")))?;
     let count = match request.param("arity") {
         None => space.len(),
         Some(arity) => {

@@ -324,8 +324,9 @@ impl NodeConfig {
             .unwrap_or_else(|| PathBuf::from("data").join(&self.node.name))
     }
 
-    /// What no single key's type can say.
-    fn check(&self) -> Result<(), ConfigError> {
+    /// What no single key's type can say (also run by `Node::start`, for
+    /// a configuration built or changed in code).
+    pub fn check(&self) -> Result<(), ConfigError> {
         if self.node.name.is_empty() {
             return Err(ConfigError::Missing {
                 key: "node.name".into(),

@@ -142,6 +142,7 @@ impl Node {
     /// journal, distribution (joining through the seeds) and the operator
     /// endpoint.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config.check()?;
         install_logging(&config);
         let name = NodeName::new(&config.node.name).map_err(|e| ConfigError::BadValue {
             key: "node.name".into(),
@@ -196,7 +197,11 @@ impl Node {
             JournalKind::Server => {
                 let (Some(addr), Some(secret)) = (config.journal.server, cluster_secret.clone())
                 else {
-                    unreachable!("checked when the configuration was read");
+                    return Err(ConfigError::Missing {
+                        key: "journal.server".into(),
+                        why: "backend = \"server\" needs its address and the cluster secret".into(),
+                    }
+                    .into());
                 };
                 let mut shared = SharedJournalConfig::new(addr, secret);
                 if let Some(tls) = &tls {

@@ -260,3 +260,19 @@ fn environment_variables_override_keys() {
     let c = parse_with("", &[("PLEXSPACES__NODE__NAME", "from-env")]).unwrap();
     assert_eq!(c.node.name, "from-env");
 }
+
+#[tokio::test]
+async fn a_configuration_changed_in_code_is_checked_again_at_start() {
+    let mut config = parse(MINIMAL).unwrap();
+    config.journal.backend = JournalKind::Server;
+    match config.check() {
+        Err(ConfigError::Missing { key, .. }) => assert_eq!(key, "cluster.secret"),
+        other => panic!("{other:?}"),
+    }
+    match plexspaces_node::Node::start(config).await {
+        Err(plexspaces_node::NodeError::Config(ConfigError::Missing { key, .. })) => {
+            assert_eq!(key, "cluster.secret")
+        }
+        other => panic!("{other:?}"),
+    }
+}

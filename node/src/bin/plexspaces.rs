@@ -235,6 +235,8 @@ async fn execute(cli: Cli) -> Outcome {
         }
         query
     };
+    // A result may be waited for longer than the usual timeout.
+    let mut wait_extra = Duration::ZERO;
     let (request, show): (Call, fn(&Json) -> String) = match cli.command {
         Command::Journal(command) => return journal(command, json).await,
         Command::Health => return health(&cli.target, json).await,
@@ -267,18 +269,21 @@ async fn execute(cli: Cli) -> Outcome {
             tenant,
             id,
             wait,
-        }) => (
-            call(format!(
-                "/admin/workflows/result{}",
-                q(&[
-                    ("kind", &kind),
-                    ("tenant", &tenant),
-                    ("id", &id),
-                    ("wait_ms", &wait.as_millis().to_string())
-                ])
-            )),
-            show_value,
-        ),
+        }) => {
+            wait_extra = wait;
+            (
+                call(format!(
+                    "/admin/workflows/result{}",
+                    q(&[
+                        ("kind", &kind),
+                        ("tenant", &tenant),
+                        ("id", &id),
+                        ("wait_ms", &wait.as_millis().to_string())
+                    ])
+                )),
+                show_value,
+            )
+        }
         Command::Workflows(WorkflowCommand::Signal {
             kind,
             tenant,
@@ -353,7 +358,7 @@ async fn execute(cli: Cli) -> Outcome {
             )
         }
     };
-    let client = match Client::new(&cli.target) {
+    let client = match Client::new(&cli.target, wait_extra) {
         Ok(client) => client,
         Err(outcome) => return outcome,
     };
@@ -384,7 +389,9 @@ struct Client {
 }
 
 impl Client {
-    fn new(target: &Target) -> Result<Client, Outcome> {
+    /// A client of `target`'s node; `wait` is how long the node may take
+    /// on top of the usual timeout (a result waited for).
+    fn new(target: &Target, wait: Duration) -> Result<Client, Outcome> {
         let token = match (&target.token_file, &target.secret_file) {
             (Some(path), _) => Some(read_trimmed(path)?),
             (None, Some(path)) => Some(plexspaces_node::operator_token(
@@ -397,7 +404,7 @@ impl Client {
         let config = HttpClientConfig::new(&format!("http://{}", target.node))
             .map_err(|e| Outcome::BadNews(e.to_string()))?
             .name("operator")
-            .timeout(target.timeout)
+            .timeout(target.timeout + wait)
             // One attempt: an operator wants the node's answer now.
             .retry(RetryPolicy {
                 max_attempts: 1,
@@ -452,7 +459,7 @@ fn error_text(body: &Json) -> String {
 }
 
 async fn health(target: &Target, json: bool) -> Outcome {
-    let client = match Client::new(target) {
+    let client = match Client::new(target, Duration::ZERO) {
         Ok(client) => client,
         Err(outcome) => return outcome,
     };
