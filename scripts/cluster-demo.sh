@@ -10,14 +10,23 @@
 #   ./scripts/cluster-demo.sh            # uses PLEXSPACES_PG if set, else
 #                                        # starts a throwaway PostgreSQL
 #   KEEP=1 ./scripts/cluster-demo.sh     # keep the work directory (logs)
+#   PLEXSPACES_DEMO_BIN=DIR ...          # use the binaries in DIR, build nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 accounts=${DEMO_ACCOUNTS:-20}
 transfers=${DEMO_TRANSFERS:-120}
 
-echo "== building the node host, the CLI and the demo service"
-cargo build --locked -q -p plexspaces-node --bins
-bin=$PWD/target/debug
+if [ -n "${PLEXSPACES_DEMO_BIN:-}" ]; then
+    # Binaries built already (CI: by the test stage, which runs them).
+    bin=$PLEXSPACES_DEMO_BIN
+else
+    echo "== building the node host, the CLI and the demo service"
+    cargo build --locked -q -p plexspaces-node --bins
+    bin=$PWD/target/debug
+fi
+for program in plexspaces plexspaces-demo-bank; do
+    [ -x "$bin/$program" ] || { echo "no $bin/$program" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/plexspaces-demo.XXXXXX)
 declare -A pid
 own_pg=""

@@ -333,47 +333,40 @@ async fn online_commands_answer_from_a_running_node() {
 
     let addr = node.operator_addr().unwrap().to_string();
     let secret = secret_file.to_str().unwrap().to_string();
-    let run = |args: Vec<&str>| {
+    // The CLI with this node's address and secret, then `args`.
+    let run_args = |args: &[&str]| {
         let mut all = vec!["--node", addr.as_str(), "--secret-file", secret.as_str()];
         all.extend(args);
         let all: Vec<String> = all.into_iter().map(str::to_string).collect();
         async move { plexspaces(&all.iter().map(String::as_str).collect::<Vec<_>>()).await }
     };
+    // The same, `args` split on spaces.
+    let run = |args: &str| run_args(&args.split_whitespace().collect::<Vec<_>>());
 
-    let members = json(&run(vec!["--json", "members"]).await);
+    let members = json(&run("--json members").await);
     assert_eq!(members[0]["node"], "cli-node");
     assert_eq!(members[0]["status"], "up");
-    let table = run(vec!["members"]).await;
+    let table = run("members").await;
     assert!(table.stdout.starts_with("NODE"), "{}", table.stdout);
 
-    let actors = json(&run(vec!["--json", "actors"]).await);
+    let actors = json(&run("--json actors").await);
     assert!(
         actors["by_kind"]["counter"]["active"].as_u64().unwrap() >= 1,
         "{actors}"
     );
 
-    let listed = json(&run(vec!["--json", "virtual", "list"]).await);
+    let listed = json(&run("--json virtual list").await);
     assert_eq!(
         listed,
         serde_json::json!([{ "kind": "counter", "active": ["c1"] }])
     );
-    let placed = json(&run(vec!["--json", "virtual", "where", "counter", "c1"]).await);
+    let placed = json(&run("--json virtual where counter c1").await);
     assert_eq!(placed["owner"], "cli-node");
     assert_eq!(placed["active_here"], true);
-    let ran = run(vec!["virtual", "where", "nokind", "c1"]).await;
+    let ran = run("virtual where nokind c1").await;
     assert_eq!(ran.code, 1, "an unknown kind is bad news: {}", ran.stderr);
 
-    let runs = json(
-        &run(vec![
-            "--json",
-            "workflows",
-            "list",
-            "approval",
-            "--tenant",
-            "acme",
-        ])
-        .await,
-    );
+    let runs = json(&run("--json workflows list approval --tenant acme").await);
     let ids: Vec<&str> = runs
         .as_array()
         .unwrap()
@@ -381,44 +374,13 @@ async fn online_commands_answer_from_a_running_node() {
         .map(|r| r["run"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["acme/r1", "acme/r2"]);
-    let status = json(
-        &run(vec![
-            "--json",
-            "workflows",
-            "status",
-            "approval",
-            "acme",
-            "r1",
-        ])
-        .await,
-    );
+    let status = json(&run("--json workflows status approval acme r1").await);
     assert_eq!(status, "Running");
-    let ran = run(vec![
-        "workflows",
-        "signal",
-        "approval",
-        "acme",
-        "r1",
-        "approve",
-        "true",
-    ])
-    .await;
+    let ran = run("workflows signal approval acme r1 approve true").await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let output = json(
-        &run(vec![
-            "--json",
-            "workflows",
-            "result",
-            "approval",
-            "acme",
-            "r1",
-            "--wait",
-            "10s",
-        ])
-        .await,
-    );
+    let output = json(&run("--json workflows result approval acme r1 --wait 10s").await);
     assert_eq!(output, "ada approved");
-    let ran = run(vec![
+    let ran = run_args(&[
         "workflows",
         "signal",
         "approval",
@@ -429,21 +391,11 @@ async fn online_commands_answer_from_a_running_node() {
     ])
     .await;
     assert_eq!(ran.code, 1, "a signal's value must be JSON");
-    let ran = run(vec!["workflows", "cancel", "approval", "acme", "r2"]).await;
+    let ran = run("workflows cancel approval acme r2").await;
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let mut cancelled = false;
     for _ in 0..100 {
-        let status = json(
-            &run(vec![
-                "--json",
-                "workflows",
-                "status",
-                "approval",
-                "acme",
-                "r2",
-            ])
-            .await,
-        );
+        let status = json(&run("--json workflows status approval acme r2").await);
         if status.get("Cancelled").is_some() {
             cancelled = true;
             break;
@@ -451,39 +403,24 @@ async fn online_commands_answer_from_a_running_node() {
         node.env().sleep(Duration::from_millis(50)).await;
     }
     assert!(cancelled, "the cancelled run ends Cancelled");
-    let ran = run(vec!["workflows", "status", "approval", "acme", "nope"]).await;
+    let ran = run("workflows status approval acme nope").await;
     assert_eq!(ran.code, 1, "a run that never started: {}", ran.stderr);
 
-    let listed = json(&run(vec!["--json", "reminders", "list", "counter", "c1"]).await);
+    let listed = json(&run("--json reminders list counter c1").await);
     assert_eq!(listed[0]["name"], "nudge");
-    let cancelled = json(
-        &run(vec![
-            "--json",
-            "reminders",
-            "cancel",
-            "counter",
-            "c1",
-            "nudge",
-        ])
-        .await,
-    );
+    let cancelled = json(&run("--json reminders cancel counter c1 nudge").await);
     assert_eq!(cancelled["cancelled"], true);
-    let listed = json(&run(vec!["--json", "reminders", "list", "counter", "c1"]).await);
+    let listed = json(&run("--json reminders list counter c1").await);
     assert_eq!(listed, serde_json::json!([]));
 
-    let spaces = json(&run(vec!["--json", "spaces", "list"]).await);
+    let spaces = json(&run("--json spaces list").await);
     assert_eq!(spaces, serde_json::json!([{ "name": "jobs", "tuples": 4 }]));
-    let count = json(
-        &run(vec![
-            "--json", "spaces", "count", "jobs", "--arity", "2", "--head", "job",
-        ])
-        .await,
-    );
+    let count = json(&run("--json spaces count jobs --arity 2 --head job").await);
     assert_eq!(count["count"], 3);
-    let count = json(&run(vec!["--json", "spaces", "count", "jobs"]).await);
+    let count = json(&run("--json spaces count jobs").await);
     assert_eq!(count["count"], 4);
 
-    let ran = run(vec!["health"]).await;
+    let ran = run("health").await;
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     assert!(ran.stdout.contains("alive, ready"), "{}", ran.stdout);
 

@@ -249,107 +249,35 @@ fn accounts(test: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_told_to_stop_hands_its_accounts_off_without_losing_an_update() {
-    // Failure detection would take 6 s: a hand-off must not wait for it.
-    let cluster = Cluster::new("graceful", "6s");
-    let a = cluster.start("a");
-    let mut b = cluster.start("b");
-    let c = cluster.start("c");
-    let (node, bank) = cluster.client().await;
-    wait_members_up(&node, 4).await;
-    let ids = accounts("graceful");
-    let stop = AtomicBool::new(false);
-    let ledger = Mutex::new(Ledger::default());
-    let env = node.env().clone();
-    let control = async {
-        env.sleep(Duration::from_secs(2)).await;
-        let on_b = active_on(&b, &cluster.dir).await;
-        assert!(!on_b.is_empty(), "b hosts some of the 24 accounts");
-        b.signal("-TERM");
-        let exited = env
-            .timeout(Duration::from_secs(30), b.child.wait())
-            .await
-            .expect("b stops within its shutdown deadline")
-            .unwrap();
-        assert_eq!(
-            exited.code(),
-            Some(0),
-            "a graceful shutdown exits 0: {}",
-            b.log()
-        );
-        env.sleep(Duration::from_secs(1)).await;
-        stop.store(true, Ordering::SeqCst);
-        on_b
-    };
-    let (on_b, ()) = futures::join!(
-        control,
-        deposit_until(
-            &node,
-            &bank,
-            &ids,
-            8,
-            Duration::from_secs(20),
-            &stop,
-            &ledger
-        )
-    );
-    let ledger = ledger.into_inner().unwrap();
-    assert!(
-        ledger.failures.is_empty(),
-        "calls failed: {:?}",
-        ledger.failures
-    );
-    assert!(
-        ledger.slowest < Duration::from_secs(3),
-        "a call waited {:?}: the hand-off waited for failure detection",
-        ledger.slowest
-    );
-    let log = b.log();
-    let handed_off: usize = log
-        .lines()
-        .find_map(|l| l.strip_prefix("stopped: "))
-        .and_then(|rest| rest.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("b reports its hand-off: {log}"));
-    assert!(handed_off >= 1, "{log}");
-    check_balances(&bank, &ids, &ledger).await;
-    // The accounts b held are owned by the others now, as they see it.
-    for id in &on_b {
-        let placed = cli(
-            a.operator,
-            &cluster.dir,
-            &["virtual", "where", "account", id],
-        )
-        .await;
-        assert_ne!(placed["owner"], "b", "{id}: {placed}");
-    }
-    let members = cli(c.operator, &cluster.dir, &["members"]).await;
-    let b_status = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["node"] == "b")
-        .map(|m| m["status"].clone());
-    assert!(
-        matches!(
-            b_status.as_ref().and_then(Json::as_str),
-            Some("leaving" | "down")
-        ),
-        "{members}"
-    );
-    node.shutdown().await;
-    drop((a, c));
+/// What one run of the scenario leaves for its test to check.
+struct Run {
+    cluster: Cluster,
+    a: Process,
+    b: Process,
+    c: Process,
+    node: Node,
+    /// The accounts active on b just before it was stopped.
+    on_b: Vec<String>,
+    ledger: Ledger,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_nodes_accounts_reactivate_elsewhere_from_postgres() {
-    let cluster = Cluster::new("killed", "2s");
+/// Starts nodes a, b and c and this test's node, deposits into 24
+/// accounts from eight callers, and after two seconds has `stop_b` stop
+/// b (it returns once the callers may stop). Then checks what holds
+/// however b stopped: no call failed, every balance is its acknowledged
+/// deposits, and b's accounts are owned by another node.
+async fn deposit_while(
+    test: &str,
+    down_after: &'static str,
+    stop_b: impl AsyncFnOnce(&mut Process, &Env),
+) -> Run {
+    let cluster = Cluster::new(test, down_after);
     let a = cluster.start("a");
     let mut b = cluster.start("b");
     let c = cluster.start("c");
     let (node, bank) = cluster.client().await;
     wait_members_up(&node, 4).await;
-    let ids = accounts("killed");
+    let ids = accounts(test);
     let stop = AtomicBool::new(false);
     let ledger = Mutex::new(Ledger::default());
     let env = node.env().clone();
@@ -357,25 +285,20 @@ async fn a_killed_nodes_accounts_reactivate_elsewhere_from_postgres() {
         env.sleep(Duration::from_secs(2)).await;
         let on_b = active_on(&b, &cluster.dir).await;
         assert!(!on_b.is_empty(), "b hosts some of the 24 accounts");
-        b.child.start_kill().unwrap(); // SIGKILL: no goodbye, nothing flushed
-        b.child.wait().await.unwrap();
-        // Past failure detection and some more traffic.
-        env.sleep(Duration::from_secs(5)).await;
+        stop_b(&mut b, &env).await;
         stop.store(true, Ordering::SeqCst);
         on_b
     };
-    let (on_b, ()) = futures::join!(
-        control,
-        deposit_until(
-            &node,
-            &bank,
-            &ids,
-            8,
-            Duration::from_secs(20),
-            &stop,
-            &ledger
-        )
+    let depositing = deposit_until(
+        &node,
+        &bank,
+        &ids,
+        8,
+        Duration::from_secs(20),
+        &stop,
+        &ledger,
     );
+    let (on_b, ()) = futures::join!(control, depositing);
     let ledger = ledger.into_inner().unwrap();
     assert!(
         ledger.failures.is_empty(),
@@ -396,15 +319,77 @@ async fn a_killed_nodes_accounts_reactivate_elsewhere_from_postgres() {
             "{id} took deposits"
         );
     }
-    let members = cli(a.operator, &cluster.dir, &["members"]).await;
+    Run {
+        cluster,
+        a,
+        b,
+        c,
+        node,
+        on_b,
+        ledger,
+    }
+}
+
+/// b's status in `node`'s member list, as the CLI shows it.
+async fn status_of_b(node: &Process, dir: &std::path::Path) -> String {
+    let members = cli(node.operator, dir, &["members"]).await;
+    members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["node"] == "b")
+        .and_then(|m| m["status"].as_str())
+        .unwrap_or_else(|| panic!("b is a member: {members}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_told_to_stop_hands_its_accounts_off_without_losing_an_update() {
+    // Failure detection would take 6 s: a hand-off must not wait for it.
+    let run = deposit_while("graceful", "6s", async |b: &mut Process, env: &Env| {
+        b.signal("-TERM");
+        let exited = env
+            .timeout(Duration::from_secs(30), b.child.wait())
+            .await
+            .expect("b stops within its shutdown deadline")
+            .unwrap();
+        assert_eq!(
+            exited.code(),
+            Some(0),
+            "a graceful shutdown exits 0: {}",
+            b.log()
+        );
+        env.sleep(Duration::from_secs(1)).await;
+    })
+    .await;
     assert!(
-        members
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["node"] == "b" && m["status"] == "down"),
-        "{members}"
+        run.ledger.slowest < Duration::from_secs(3),
+        "a call waited {:?}: the hand-off waited for failure detection",
+        run.ledger.slowest
     );
-    node.shutdown().await;
-    drop(c);
+    let log = run.b.log();
+    let handed_off: usize = log
+        .lines()
+        .find_map(|l| l.strip_prefix("stopped: "))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("b reports its hand-off: {log}"));
+    assert!(handed_off >= 1 && !run.on_b.is_empty(), "{log}");
+    let status = status_of_b(&run.c, &run.cluster.dir).await;
+    assert!(matches!(status.as_str(), "leaving" | "down"), "{status}");
+    run.node.shutdown().await;
+    drop(run.a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_accounts_reactivate_elsewhere_from_postgres() {
+    let run = deposit_while("killed", "2s", async |b: &mut Process, env: &Env| {
+        b.child.start_kill().unwrap(); // SIGKILL: no goodbye, nothing flushed
+        b.child.wait().await.unwrap();
+        // Past failure detection, and more deposits after it.
+        env.sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    assert_eq!(status_of_b(&run.a, &run.cluster.dir).await, "down");
+    run.node.shutdown().await;
+    drop(run.c);
 }
