@@ -301,13 +301,9 @@ impl Admin {
             }
             ("/admin/spaces", false) => Ok(spaces(&system)),
             ("/admin/spaces/count", false) => space_count(&system, request).await,
-            (path, _) if self.known(path) => Err(Refusal::Method),
+            (path, _) if ROUTES.contains(&path) => Err(Refusal::Method),
             _ => Err(Refusal::NotFound),
         }
-    }
-
-    fn known(&self, path: &str) -> bool {
-        ROUTES.contains(&path)
     }
 
     fn node(&self, system: &ActorSystem) -> Json {

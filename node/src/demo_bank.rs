@@ -188,8 +188,20 @@ pub fn expected_balances(accounts: u64, transfers: u64) -> Vec<i64> {
     balances
 }
 
+/// The longest prefix [`set_prefix`] takes.
+pub const PREFIX_LEN_MAX: usize = 64;
+
 /// Sets the prefix of every account and run id, once per process (runs
-/// sharing a journal keep apart by prefix); false if it was set already.
-pub fn set_prefix(prefix: &str) -> bool {
-    PREFIX.set(prefix.to_string()).is_ok()
+/// sharing a journal keep apart by prefix): up to [`PREFIX_LEN_MAX`] of
+/// `[A-Za-z0-9._-]`, so every id made with it is valid.
+pub fn set_prefix(prefix: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if prefix.len() > PREFIX_LEN_MAX || !prefix.chars().all(allowed) {
+        return Err(format!(
+            "prefix {prefix:?}: at most {PREFIX_LEN_MAX} of A-Z a-z 0-9 . _ -"
+        ));
+    }
+    PREFIX
+        .set(prefix.to_string())
+        .map_err(|_| "the prefix is set already".to_string())
 }

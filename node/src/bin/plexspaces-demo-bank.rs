@@ -56,7 +56,10 @@ async fn drive(
             .map_err(|e| format!("opening {id}: {e}"))?;
     }
     let runs: Vec<RunId> = (first..first + count)
-        .map(|i| RunId::new(TENANT, &format!("{}t-{i}", prefix())).expect("a valid run id"))
+        .map(|i| {
+            RunId::new(TENANT, &format!("{}t-{i}", prefix()))
+                .expect("set_prefix admits only characters a run id takes")
+        })
         .collect();
     let starts = runs.iter().zip(first..).map(|(run, i)| {
         let input = transfer(i, accounts);
@@ -145,7 +148,10 @@ async fn main() -> ExitCode {
             eprintln!("--prefix needs a value");
             return ExitCode::from(2);
         };
-        demo_bank::set_prefix(p);
+        if let Err(e) = demo_bank::set_prefix(p) {
+            eprintln!("--prefix: {e}");
+            return ExitCode::from(2);
+        }
     }
     let (accounts, transfers, first) = match numbers {
         Ok(n) if n.0 > 0 => n,

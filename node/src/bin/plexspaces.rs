@@ -225,6 +225,11 @@ async fn execute(cli: Cli) -> Outcome {
         path,
         body: None,
     };
+    let post = |path: String| Call {
+        method: "POST",
+        path,
+        body: None,
+    };
     let q = |pairs: &[(&str, &str)]| -> String {
         let mut query = String::new();
         for (name, value) in pairs {
@@ -314,14 +319,10 @@ async fn execute(cli: Cli) -> Outcome {
             )
         }
         Command::Workflows(WorkflowCommand::Cancel { kind, tenant, id }) => (
-            Call {
-                method: "POST",
-                path: format!(
-                    "/admin/workflows/cancel{}",
-                    q(&[("kind", &kind), ("tenant", &tenant), ("id", &id)])
-                ),
-                body: None,
-            },
+            post(format!(
+                "/admin/workflows/cancel{}",
+                q(&[("kind", &kind), ("tenant", &tenant), ("id", &id)])
+            )),
             show_object,
         ),
         Command::Reminders(ReminderCommand::List { kind, id }) => (
@@ -332,14 +333,10 @@ async fn execute(cli: Cli) -> Outcome {
             show_reminders,
         ),
         Command::Reminders(ReminderCommand::Cancel { kind, id, name }) => (
-            Call {
-                method: "POST",
-                path: format!(
-                    "/admin/reminders/cancel{}",
-                    q(&[("kind", &kind), ("id", &id), ("name", &name)])
-                ),
-                body: None,
-            },
+            post(format!(
+                "/admin/reminders/cancel{}",
+                q(&[("kind", &kind), ("id", &id), ("name", &name)])
+            )),
             show_object,
         ),
         Command::Spaces(SpaceCommand::List) => (call("/admin/spaces".into()), show_spaces),

@@ -86,9 +86,7 @@ impl crate::actor::ActorSystem {
             .or_insert_with(|| TupleSpace::new(name, self.env().clone(), Default::default()))
             .clone()
     }
-}
 
-impl crate::actor::ActorSystem {
     /// This node's named tuple spaces (those made so far), by name.
     pub fn tuplespaces(&self) -> Vec<TupleSpace> {
         use plexspaces_storage::sync::LockExt;
