@@ -82,7 +82,41 @@ impl Cluster {
         )
     }
 
-    fn start(&self, name: &str) -> Process {
+    /// Starts node `name` and waits until its operator endpoint answers.
+    /// A port picked free may be taken before the node binds it (tests run
+    /// in parallel): such a start is tried again on fresh ports (node a
+    /// is the seed, so it moves the seed, before the others start).
+    async fn start(&mut self, name: &str) -> Process {
+        let env = Env::tokio(NodeName::new("harness").unwrap());
+        for _ in 0..5 {
+            if name == "a" {
+                self.seed = free_port();
+            }
+            let mut process = self.spawn(name);
+            for waited in 0.. {
+                assert!(
+                    waited < 600,
+                    "{name} did not answer in 30 s: {}",
+                    process.log()
+                );
+                if let Some(exit) = process.child.try_wait().unwrap() {
+                    let log = process.log();
+                    assert!(log.contains("AddrInUse"), "{name} exited ({exit}): {log}");
+                    break; // its port was taken: again, on others
+                }
+                if tokio::net::TcpStream::connect(process.operator)
+                    .await
+                    .is_ok()
+                {
+                    return process;
+                }
+                env.sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("{name} found no free ports in five tries");
+    }
+
+    fn spawn(&self, name: &str) -> Process {
         let listen = if name == "a" { self.seed } else { free_port() };
         let operator = free_port();
         let path = self.dir.join(format!("{name}.toml"));
@@ -271,10 +305,10 @@ async fn deposit_while(
     down_after: &'static str,
     stop_b: impl AsyncFnOnce(&mut Process, &Env),
 ) -> Run {
-    let cluster = Cluster::new(test, down_after);
-    let a = cluster.start("a");
-    let mut b = cluster.start("b");
-    let c = cluster.start("c");
+    let mut cluster = Cluster::new(test, down_after);
+    let a = cluster.start("a").await;
+    let mut b = cluster.start("b").await;
+    let c = cluster.start("c").await;
     let (node, bank) = cluster.client().await;
     wait_members_up(&node, 4).await;
     let ids = accounts(test);
