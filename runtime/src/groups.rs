@@ -18,7 +18,8 @@
 //! message them; with distribution running, `join` exports the actor.
 
 use crate::actor::{Actor, ActorError, ActorId, ActorRef, ActorSystem, Context, SendError};
-use crate::distribution::{MemberStatus, RemoteActor};
+use crate::distribution::RemoteActor;
+use crate::distribution::peers;
 use crate::env::NodeName;
 use crate::seams::Spawn;
 use serde::{Deserialize, Serialize};
@@ -268,42 +269,13 @@ pub(crate) struct GroupsActor {
 }
 
 impl GroupsActor {
-    /// The peers to tell: members this node sees Up, itself excluded.
-    fn peers(ctx: &Context<Self>) -> Vec<NodeName> {
-        let Some(dist) = ctx.system().distribution() else {
-            return Vec::new();
-        };
-        let me = ctx.system().node();
-        dist.members()
-            .into_iter()
-            .filter(|m| m.status == MemberStatus::Up && &m.node != me)
-            .map(|m| m.node)
-            .collect()
-    }
-
     fn tell_peer(ctx: &Context<Self>, peer: NodeName, msg: GroupMsg) {
-        let Some(dist) = ctx.system().distribution() else {
-            return;
-        };
-        let Ok(id) = ActorId::new(GROUPS_ACTOR, peer) else {
-            return;
-        };
-        match dist.remote_ref::<GroupsActor>(&id) {
-            Ok(peer) => {
-                // A full link queue makes this wait; never block the table.
-                if let Err(SendError::MailboxFull(_)) = peer.try_tell(msg.clone()) {
-                    ctx.env().spawn_task(Box::pin(async move {
-                        let _ = peer.tell(msg).await;
-                    }));
-                }
-            }
-            Err(e) => tracing::debug!("process groups: cannot reach {id}: {e}"),
-        }
+        peers::tell_peer::<GroupsActor>(ctx.system(), GROUPS_ACTOR, peer, msg);
     }
 
     fn broadcast(&self, ctx: &Context<Self>, key: &GroupKey, name: &str, joined: bool) {
         let from = ctx.system().node().to_string();
-        for peer in Self::peers(ctx) {
+        for peer in peers::up_peers(ctx.system()) {
             let msg = GroupMsg::Changed {
                 from: from.clone(),
                 key: key.clone(),
@@ -327,7 +299,7 @@ impl GroupsActor {
     fn sync_all(&self, ctx: &Context<Self>, reply: bool) {
         let members = self.local_members();
         let from = ctx.system().node().to_string();
-        for peer in Self::peers(ctx) {
+        for peer in peers::up_peers(ctx.system()) {
             let msg = GroupMsg::Sync {
                 from: from.clone(),
                 members: members.clone(),
@@ -338,15 +310,7 @@ impl GroupsActor {
     }
 
     fn view_changed(&mut self, ctx: &Context<Self>) {
-        let alive: BTreeSet<String> = match ctx.system().distribution() {
-            None => BTreeSet::new(),
-            Some(dist) => dist
-                .members()
-                .into_iter()
-                .filter(|m| matches!(m.status, MemberStatus::Up | MemberStatus::Suspect))
-                .map(|m| m.node.to_string())
-                .collect(),
-        };
+        let alive = peers::live_nodes(ctx.system());
         self.remote.retain(|node, _| alive.contains(node));
         self.sync_all(ctx, true);
     }

@@ -1,10 +1,15 @@
 //! The ObjectRegistry: register, look up and unregister by tenant,
 //! namespace and id; tenants isolated from each other; actor entries gone
-//! when the actor exits; lookups that return working refs, remote ones too.
+//! when the actor exits; lookups that return working refs, remote ones too;
+//! a registration made on one node seen from every node until its owner
+//! removes it or goes down.
 
 use plexspaces::actor::{Actor, ActorError, ActorSystem, Context};
-use plexspaces::distribution::{ClusterSecret, DistributionConfig, MemberStatus};
-use plexspaces::registry::{ObjectAddress, ObjectRegistration, ObjectType, RegistryError};
+use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::registry::{
+    ObjectAddress, ObjectRegistration, ObjectType, RegistryError, TenantRegistry,
+};
+use plexspaces::seams::Clock;
 use plexspaces::{Env, NodeName};
 use std::time::Duration;
 
@@ -213,4 +218,139 @@ async fn a_registration_of_a_remote_actor_looks_up_to_a_remote_ref() {
     );
     dist_a.shutdown();
     dist_b.shutdown();
+}
+
+async fn node(name: &str, seeds: &[std::net::SocketAddr]) -> (ActorSystem, Distribution) {
+    let system = system(name).await;
+    let mut config = DistributionConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ClusterSecret::new(b"a-cluster-secret-of-some-length").unwrap(),
+    )
+    .with_seeds(seeds.iter().copied());
+    config.heartbeat_interval = Duration::from_millis(20);
+    config.suspect_after = Duration::from_millis(300);
+    config.down_after = Duration::from_millis(800);
+    let dist = system.start_distribution(config).await.unwrap();
+    (system, dist)
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until `registry` lists exactly `ids` in `namespace`.
+async fn until_listed(
+    system: &ActorSystem,
+    registry: &TenantRegistry,
+    namespace: &str,
+    ids: &[&str],
+) {
+    let listed = || -> Vec<String> {
+        registry
+            .list(namespace)
+            .into_iter()
+            .map(|r| r.object_id)
+            .collect()
+    };
+    let seen = async {
+        while listed() != ids {
+            system.env().sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if system.env().timeout(WAIT, seen).await.is_err() {
+        panic!(
+            "{} lists {:?} in {namespace}, never {ids:?}",
+            system.node(),
+            listed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_seen_from_every_node_until_their_owner_goes() {
+    let (sa, da) = node("rga", &[]).await;
+    let (sb, db) = node("rgb", &[da.local_addr()]).await;
+    // Node c registers before it joins: peers get it in its first
+    // snapshot, and more entries than fit in one snapshot page.
+    let sc = system("rgc").await;
+    let rc = sc.registry("acme").unwrap();
+    let bulk: Vec<String> = (0..600).map(|i| format!("svc-{i:04}")).collect();
+    for id in &bulk {
+        rc.register(ObjectRegistration::new(
+            "bulk",
+            id.as_str(),
+            ObjectAddress::Endpoint(format!("http://{id}")),
+        ))
+        .unwrap();
+    }
+    let mut config = DistributionConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ClusterSecret::new(b"a-cluster-secret-of-some-length").unwrap(),
+    )
+    .with_seeds([da.local_addr()]);
+    config.heartbeat_interval = Duration::from_millis(20);
+    config.suspect_after = Duration::from_millis(300);
+    config.down_after = Duration::from_millis(800);
+    let dc = sc.start_distribution(config).await.unwrap();
+    for d in [&da, &db, &dc] {
+        d.wait_for(WAIT, |m| {
+            m.iter().filter(|m| m.status == MemberStatus::Up).count() == 3
+        })
+        .await
+        .unwrap();
+    }
+    let (ra, rb) = (sa.registry("acme").unwrap(), sb.registry("acme").unwrap());
+    let echo = sa.spawn("echo", Echo).unwrap();
+    ra.register_actor("ns", "echo", &echo).unwrap();
+    rb.register(ObjectRegistration::new(
+        "ns",
+        "cart",
+        ObjectAddress::Virtual {
+            kind: "cart".into(),
+            id: "c-1".into(),
+        },
+    ))
+    .unwrap();
+    let bulk_ids: Vec<&str> = bulk.iter().map(String::as_str).collect();
+    for (system, registry) in [(&sa, &ra), (&sb, &rb), (&sc, &rc)] {
+        until_listed(system, registry, "ns", &["cart", "echo"]).await;
+        until_listed(system, registry, "bulk", &bulk_ids).await;
+        assert_eq!(registry.owner("ns", "cart").unwrap().as_str(), "rgb");
+    }
+    // Another tenant sees none of it, on any node.
+    assert!(sc.registry("globex").unwrap().list("ns").is_empty());
+
+    // A lookup on c resolves to a working remote ref to a's actor.
+    let remote = rc.lookup_actor::<Echo>("ns", "echo").unwrap();
+    assert!(!remote.is_local());
+    assert_eq!(
+        remote.ask("hi".into(), SECOND).await.unwrap(),
+        "echo@rga says hi"
+    );
+    // A name another node holds is taken here too, and only its owner
+    // can unregister it.
+    assert!(matches!(
+        rc.register(ObjectRegistration::new(
+            "ns",
+            "echo",
+            ObjectAddress::Endpoint("x".into())
+        )),
+        Err(RegistryError::AlreadyRegistered { .. })
+    ));
+    assert!(matches!(
+        rc.unregister("ns", "cart"),
+        Err(RegistryError::OwnedElsewhere(node)) if node.as_str() == "rgb"
+    ));
+    // The owner's unregistering and its actor's exit reach every node.
+    rb.unregister("ns", "cart").unwrap();
+    echo.ask("stop".into(), SECOND).await.unwrap();
+    for (system, registry) in [(&sa, &ra), (&sb, &rb), (&sc, &rc)] {
+        until_listed(system, registry, "ns", &[]).await;
+    }
+    // Node c goes down: its entries leave a's and b's views.
+    dc.shutdown();
+    sc.shutdown().await;
+    for (system, registry) in [(&sa, &ra), (&sb, &rb)] {
+        until_listed(system, registry, "bulk", &[]).await;
+    }
+    da.shutdown();
+    db.shutdown();
 }

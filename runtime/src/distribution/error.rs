@@ -14,6 +14,9 @@ pub enum DistributionError {
     Listen(NetError),
     /// The node's incarnation could not be read or stored on its disk.
     Disk(plexspaces_storage::disk::DiskError),
+    /// A node service that spans the cluster (the object registry's
+    /// replicator) could not start.
+    Service(String),
 }
 
 impl fmt::Display for DistributionError {
@@ -23,6 +26,7 @@ impl fmt::Display for DistributionError {
             DistributionError::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
             DistributionError::Listen(e) => write!(f, "cannot listen: {e}"),
             DistributionError::Disk(e) => write!(f, "cannot store the node's incarnation: {e}"),
+            DistributionError::Service(why) => write!(f, "cannot start {why}"),
         }
     }
 }
@@ -32,7 +36,9 @@ impl std::error::Error for DistributionError {
         match self {
             DistributionError::Listen(e) => Some(e),
             DistributionError::Disk(e) => Some(e),
-            DistributionError::AlreadyStarted | DistributionError::InvalidConfig(_) => None,
+            DistributionError::AlreadyStarted
+            | DistributionError::InvalidConfig(_)
+            | DistributionError::Service(_) => None,
         }
     }
 }

@@ -49,6 +49,7 @@ mod loops;
 mod membership;
 mod meter;
 mod node;
+pub(crate) mod peers;
 mod remote_ref;
 
 pub use config::{DistributionConfig, RemoteActor};
@@ -426,6 +427,12 @@ impl crate::actor::ActorSystem {
         if slot.0.set(dist.clone()).is_err() {
             dist.shutdown(); // lost a race with another start
             return Err(DistributionError::AlreadyStarted);
+        }
+        // Node services that span the cluster start with it, so every
+        // node answers its peers' copies from the first moment.
+        if let Err(e) = crate::registry::replicate(self, &dist) {
+            dist.shutdown();
+            return Err(e);
         }
         Ok(dist)
     }

@@ -8,17 +8,47 @@
 //! two tenants are two unrelated entries.
 //!
 //! An actor registration lasts until it is unregistered or the actor
-//! exits (as a registered name in Erlang). Registrations are kept by the
-//! node they were made on; a registration may point at an actor on another
-//! node, and [`TenantRegistry::lookup_actor`] then returns a remote ref.
+//! exits (as a registered name in Erlang).
+//!
+//! # Across a cluster
+//!
+//! With distribution running, the registry is cluster-wide: a
+//! registration made on any node is seen by lookups on every node, which
+//! resolve it to a local or a remote ref. Each node owns the entries it
+//! made and copies them to every peer (see `replication.rs`); a lookup
+//! reads this node's copy and never leaves the node. The model is
+//! Erlang's `pg` rather than `global`, eventually consistent:
+//!
+//! - right after a registration on node a, a lookup on node b may not
+//!   find it yet (on a healthy link, one message later);
+//! - the entries of a node declared down are gone from every view; while
+//!   it is only suspect they stay, so a lookup during a partition may
+//!   return an entry whose node cannot be reached, and does not see
+//!   registrations made on the other side;
+//! - `register` refuses a name this node sees taken, but two nodes that
+//!   cannot see each other can both register it. Every node then resolves
+//!   the name to the same entry, the earlier registration (by the
+//!   registering nodes' wall clocks, then node name); the other is kept
+//!   by its node, hidden, and takes over if the winner goes;
+//! - only the owning node can unregister an entry
+//!   ([`RegistryError::OwnedElsewhere`] names it).
 //!
 //! Isolation is enforced on names: the registry hands out refs only within
 //! a tenant. Code that already holds an [`ActorId`] (a capability, like an
 //! Erlang pid) can still resolve it directly with
 //! [`ActorSystem::resolve`](crate::actor::ActorSystem::resolve).
 
-use crate::actor::{Actor, ActorId, ActorRef, ActorSystem};
-use crate::distribution::{RemoteActor, ResolveError};
+mod directory;
+pub(crate) mod replication;
+
+pub use directory::{ENDPOINT_BYTES_MAX, METADATA_BYTES_MAX, REGISTRY_ENTRIES_MAX};
+pub use replication::RESYNC_EVERY;
+
+use crate::actor::{ActorId, ActorRef, ActorSystem};
+use crate::distribution::{Distribution, DistributionError, RemoteActor, ResolveError};
+use crate::env::NodeName;
+use crate::seams::{Clock, Rng};
+use directory::{Directory, Key};
 use plexspaces_storage::sync::LockExt;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,6 +166,12 @@ pub enum RegistryError {
     },
     /// The registered actor could not be reached.
     Resolve(ResolveError),
+    /// The entry belongs to another node; only that node can unregister
+    /// it.
+    OwnedElsewhere(NodeName),
+    /// This node already owns the most entries it may
+    /// ([`REGISTRY_ENTRIES_MAX`]).
+    Full(usize),
 }
 
 impl fmt::Display for RegistryError {
@@ -154,6 +190,10 @@ impl fmt::Display for RegistryError {
                 write!(f, "the object is a {found:?}, not a {wanted:?}")
             }
             RegistryError::Resolve(e) => write!(f, "cannot reach the registered actor: {e}"),
+            RegistryError::OwnedElsewhere(node) => {
+                write!(f, "the entry belongs to node {node}; unregister it there")
+            }
+            RegistryError::Full(max) => write!(f, "this node already owns {max} entries"),
         }
     }
 }
@@ -167,32 +207,34 @@ impl std::error::Error for RegistryError {
     }
 }
 
-type Key = (String, String, String);
-
-struct Entry {
-    registration: ObjectRegistration,
-    /// Distinguishes registrations of one name over time, so an exiting
-    /// actor's watcher never removes its successor's entry.
-    serial: u64,
-}
-
-#[derive(Default)]
-struct Table {
-    entries: BTreeMap<Key, Entry>,
-    next_serial: u64,
-}
-
 /// The node's registry of every tenant's objects. Reached only through
 /// per-tenant handles.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct ObjectRegistry {
-    table: Arc<Mutex<Table>>,
+    directory: Arc<Mutex<Directory>>,
 }
 
 impl ObjectRegistry {
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.locked()
+    fn new(system: &ActorSystem) -> Self {
+        // A new run of a node is a new table to its peers.
+        let run = system.env().next_u64();
+        ObjectRegistry {
+            directory: Arc::new(Mutex::new(Directory::new(system.node(), run))),
+        }
     }
+
+    fn directory(&self) -> MutexGuard<'_, Directory> {
+        self.directory.locked()
+    }
+}
+
+/// Starts copying the registry to the cluster (with distribution).
+pub(crate) fn replicate(
+    system: &ActorSystem,
+    dist: &Distribution,
+) -> Result<(), DistributionError> {
+    let objects = system.service(|| ObjectRegistry::new(system));
+    replication::start(system, dist, objects.directory.clone())
 }
 
 /// One tenant's view of the registry. Cheap to clone.
@@ -209,10 +251,6 @@ impl fmt::Debug for TenantRegistry {
             .field("tenant", &self.tenant)
             .finish()
     }
-}
-
-fn check_name(what: &str, name: &str) -> Result<(), RegistryError> {
-    crate::names::check(what, name).map_err(RegistryError::InvalidName)
 }
 
 impl TenantRegistry {
@@ -244,42 +282,37 @@ impl TenantRegistry {
     }
 
     fn insert(&self, registration: ObjectRegistration) -> Result<u64, RegistryError> {
-        check_name("namespace", &registration.namespace)?;
-        check_name("object id", &registration.object_id)?;
+        directory::check_registration(&registration)?;
         let key = self.key(&registration.namespace, &registration.object_id);
-        let mut table = self.registry.table();
-        if table.entries.contains_key(&key) {
-            return Err(RegistryError::AlreadyRegistered {
-                namespace: registration.namespace,
-                object_id: registration.object_id,
-            });
-        }
-        table.next_serial += 1;
-        let serial = table.next_serial;
-        table.entries.insert(
-            key,
-            Entry {
-                registration,
-                serial,
-            },
-        );
-        Ok(serial)
+        let wall = self.system.env().wall_clock();
+        let registered_ms = wall
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.registry
+            .directory()
+            .insert_local(key, registration, registered_ms)
     }
 
     /// Registers an object (an actor id, a virtual actor, a service
-    /// endpoint). Fails if the namespace already holds its id.
+    /// endpoint), owned by this node. Fails if the namespace already holds
+    /// its id, as far as this node knows (see the [module](self) on two
+    /// nodes registering one name).
     pub fn register(&self, registration: ObjectRegistration) -> Result<(), RegistryError> {
         self.insert(registration).map(drop)
     }
 
-    /// Registers a running actor as `namespace`/`object_id`; the entry is
-    /// removed when the actor exits.
-    pub fn register_actor<A: Actor>(
+    /// Registers a running actor of this node as `namespace`/`object_id`;
+    /// the entry is removed when the actor exits. With distribution
+    /// running, the actor is exported, so other nodes can message it.
+    pub fn register_actor<A: RemoteActor>(
         &self,
         namespace: &str,
         object_id: &str,
         actor: &ActorRef<A>,
     ) -> Result<(), RegistryError> {
+        if let Some(dist) = self.system.distribution() {
+            dist.export(actor).map_err(RegistryError::Resolve)?;
+        }
         let registration = ObjectRegistration::new(
             namespace,
             object_id,
@@ -290,28 +323,33 @@ impl TenantRegistry {
         let key = self.key(namespace, object_id);
         drop(self.system.env().spawn(async move {
             actor.wait_exit().await;
-            let mut table = registry.table();
-            if table.entries.get(&key).is_some_and(|e| e.serial == serial) {
-                table.entries.remove(&key);
-            }
+            registry.directory().remove_local(&key, Some(serial));
         }));
         Ok(())
     }
 
     /// The registration of `namespace`/`object_id`, if this tenant has one
-    /// (and, with `object_type`, only if it is of that type).
+    /// on any node this node knows of (and, with `object_type`, only if it
+    /// is of that type). Reads this node's copy; never waits.
     pub fn lookup(
         &self,
         namespace: &str,
         object_id: &str,
         object_type: Option<ObjectType>,
     ) -> Option<ObjectRegistration> {
-        let table = self.registry.table();
-        let entry = table.entries.get(&self.key(namespace, object_id))?;
+        let directory = self.registry.directory();
+        let (_, entry) = directory.winner(&self.key(namespace, object_id))?;
         match object_type {
             Some(wanted) if entry.registration.object_type() != wanted => None,
             _ => Some(entry.registration.clone()),
         }
+    }
+
+    /// The node that owns the entry `namespace`/`object_id` resolves to.
+    pub fn owner(&self, namespace: &str, object_id: &str) -> Option<NodeName> {
+        let directory = self.registry.directory();
+        let (node, _) = directory.winner(&self.key(namespace, object_id))?;
+        NodeName::new(node).ok()
     }
 
     /// A ref to the actor registered as `namespace`/`object_id`: a local
@@ -339,32 +377,38 @@ impl TenantRegistry {
         }
     }
 
-    /// Removes `namespace`/`object_id` and returns what it was.
+    /// Removes this node's entry `namespace`/`object_id` and returns what
+    /// it was. An entry another node owns is refused
+    /// ([`RegistryError::OwnedElsewhere`]).
     pub fn unregister(
         &self,
         namespace: &str,
         object_id: &str,
     ) -> Result<ObjectRegistration, RegistryError> {
-        self.registry
-            .table()
-            .entries
-            .remove(&self.key(namespace, object_id))
-            .map(|e| e.registration)
-            .ok_or_else(|| RegistryError::NotFound {
+        let key = self.key(namespace, object_id);
+        let mut directory = self.registry.directory();
+        if let Some(entry) = directory.remove_local(&key, None) {
+            return Ok(entry.registration);
+        }
+        match directory.winner(&key) {
+            Some((node, _)) => Err(RegistryError::OwnedElsewhere(
+                NodeName::new(node).map_err(|e| RegistryError::InvalidName(e.to_string()))?,
+            )),
+            None => Err(RegistryError::NotFound {
                 namespace: namespace.to_string(),
                 object_id: object_id.to_string(),
-            })
+            }),
+        }
     }
 
-    /// Every registration in `namespace`, sorted by object id.
+    /// Every registration in `namespace` on every node this node knows
+    /// of, sorted by object id.
     pub fn list(&self, namespace: &str) -> Vec<ObjectRegistration> {
-        let table = self.registry.table();
-        let from = self.key(namespace, "");
-        table
-            .entries
-            .range(from..)
-            .take_while(|((t, n, _), _)| t == &self.tenant && n == namespace)
-            .map(|(_, e)| e.registration.clone())
+        self.registry
+            .directory()
+            .list(&self.tenant, namespace)
+            .into_iter()
+            .map(|e| e.registration.clone())
             .collect()
     }
 }
@@ -373,7 +417,7 @@ impl ActorSystem {
     /// The ObjectRegistry as tenant `tenant` sees it: only that tenant's
     /// objects (see [`crate::registry`]).
     pub fn registry(&self, tenant: &str) -> Result<TenantRegistry, RegistryError> {
-        let objects = ObjectRegistry::clone(&self.service(ObjectRegistry::default));
+        let objects = ObjectRegistry::clone(&self.service(|| ObjectRegistry::new(self)));
         TenantRegistry::new(tenant, objects, self.clone())
     }
 }
