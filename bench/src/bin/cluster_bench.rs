@@ -1,0 +1,180 @@
+//! Cluster-wide primitives on two loopback nodes in one process:
+//!
+//! - registry lookups of an entry this node owns and of one another node
+//!   owns, against the floor of a `Mutex<BTreeMap>` lookup and clone of
+//!   the same entry;
+//! - how long a registration on node a takes to be seen on node b,
+//!   against an ask round trip on the same link (the floor: one message
+//!   each way).
+//!
+//! ```text
+//! cargo run --release -p plexspaces-bench --bin cluster_bench [-- --quick]
+//! ```
+
+// A benchmark measures real time.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types, missing_docs)]
+
+use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
+use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::registry::{ObjectAddress, ObjectRegistration};
+use plexspaces::{Env, NodeName};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = u64;
+    type Reply = u64;
+    async fn handle(&mut self, _: &mut Context<Self>, n: u64) -> Result<u64, ActorError> {
+        Ok(n)
+    }
+}
+
+async fn node(name: &str, seeds: &[std::net::SocketAddr]) -> (ActorSystem, Distribution) {
+    let dir = std::env::temp_dir().join(format!(
+        "plexspaces-cluster-bench-{}-{name}",
+        std::process::id()
+    ));
+    let system = ActorSystem::new(
+        Env::tokio(NodeName::new(name).unwrap())
+            .with_data_dir(dir)
+            .await
+            .unwrap(),
+    );
+    let secret = ClusterSecret::new(*b"benchmark-cluster-secret").unwrap();
+    let config = DistributionConfig::new("127.0.0.1:0".parse().unwrap(), secret)
+        .with_seeds(seeds.iter().copied());
+    let dist = system.start_distribution(config).await.unwrap();
+    (system, dist)
+}
+
+fn per_op_ns(start: Instant, n: usize) -> f64 {
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (lookups, propagations) = if quick {
+        (100_000, 200)
+    } else {
+        (1_000_000, 2_000)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (a, dist_a) = node("a", &[]).await;
+        let (b, dist_b) = node("b", &[dist_a.local_addr()]).await;
+        for d in [&dist_a, &dist_b] {
+            d.wait_for(Duration::from_secs(10), |m| {
+                m.iter().filter(|m| m.status == MemberStatus::Up).count() == 2
+            })
+            .await
+            .unwrap();
+        }
+        let (ra, rb) = (a.registry("acme").unwrap(), b.registry("acme").unwrap());
+        let echo = a.spawn("echo", Echo).unwrap();
+        ra.register_actor("ns", "echo-a", &echo).unwrap();
+        rb.register(ObjectRegistration::new(
+            "ns",
+            "owned-by-b",
+            ObjectAddress::Actor(echo.id().clone()),
+        ))
+        .unwrap();
+        while rb.lookup("ns", "echo-a", None).is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        println!("registry on two loopback nodes, 2 tokio workers");
+        println!("{:<44} {:>12} {:>8}", "", "per op", "vs floor");
+        let floor = {
+            let table = Mutex::new(BTreeMap::new());
+            let key = ("acme".to_string(), "ns".to_string(), "echo-a".to_string());
+            let entry = ra.lookup("ns", "echo-a", None).unwrap();
+            table.lock().unwrap().insert(key.clone(), entry);
+            let start = Instant::now();
+            for _ in 0..lookups {
+                black_box(table.lock().unwrap().get(black_box(&key)).cloned());
+            }
+            per_op_ns(start, lookups)
+        };
+        println!(
+            "{:<44} {:>9.0} ns",
+            "floor: Mutex<BTreeMap> get + clone", floor
+        );
+        for (what, id) in [
+            ("lookup on b of an entry b owns", "owned-by-b"),
+            ("lookup on b of an entry a owns", "echo-a"),
+        ] {
+            let start = Instant::now();
+            for _ in 0..lookups {
+                black_box(rb.lookup("ns", black_box(id), None));
+            }
+            let ours = per_op_ns(start, lookups);
+            println!("{what:<44} {ours:>9.0} ns {:>7.2}x", ours / floor);
+        }
+        let start = Instant::now();
+        for _ in 0..lookups {
+            black_box(rb.lookup_actor::<Echo>("ns", "echo-a").unwrap());
+        }
+        let ours = per_op_ns(start, lookups);
+        println!(
+            "{:<44} {ours:>9.0} ns {:>7.2}x",
+            "lookup_actor on b (a remote ref to a's actor)",
+            ours / floor
+        );
+
+        // Propagation: register on a, spin on b until it is seen.
+        let remote = b
+            .resolve::<Echo>(&ActorId::new("echo", NodeName::new("a").unwrap()).unwrap())
+            .unwrap();
+        remote.ask(0, Duration::from_secs(5)).await.unwrap();
+        let mut asks = Vec::with_capacity(propagations);
+        for i in 0..propagations as u64 {
+            let start = Instant::now();
+            remote.ask(i, Duration::from_secs(5)).await.unwrap();
+            asks.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        let mut seen = Vec::with_capacity(propagations);
+        for i in 0..propagations {
+            let id = format!("p-{i}");
+            let start = Instant::now();
+            ra.register(ObjectRegistration::new(
+                "prop",
+                id.as_str(),
+                ObjectAddress::Endpoint("x".into()),
+            ))
+            .unwrap();
+            while rb.lookup("prop", &id, None).is_none() {
+                tokio::task::yield_now().await;
+            }
+            seen.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        asks.sort_by(f64::total_cmp);
+        seen.sort_by(f64::total_cmp);
+        println!(
+            "{:<44} {:>9.1} µs p50 {:>9.1} µs p99",
+            "ask round trip b -> a (floor)",
+            percentile(&asks, 0.5),
+            percentile(&asks, 0.99)
+        );
+        println!(
+            "{:<44} {:>9.1} µs p50 {:>9.1} µs p99  ({:.2}x the ask p50)",
+            "registered on a, seen on b",
+            percentile(&seen, 0.5),
+            percentile(&seen, 0.99),
+            percentile(&seen, 0.5) / percentile(&asks, 0.5)
+        );
+        dist_b.shutdown();
+        dist_a.shutdown();
+    });
+}
