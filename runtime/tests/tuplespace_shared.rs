@@ -15,8 +15,8 @@ use plexspaces::storage::disk::FsDisk;
 use plexspaces::storage::journal::Journal;
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::tuplespace::{
-    Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig, Tuple,
-    TupleSpaceError, Value,
+    Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig,
+    SharedTupleSpace, Tuple, TupleSpaceError, Value,
 };
 use plexspaces::{Env, NodeName, tuple};
 use std::collections::BTreeSet;
@@ -45,20 +45,25 @@ fn tasks() -> Pattern {
     Pattern::new(vec![Field::Exact("task".into()), Field::Typed(Kind::Int)])
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_lease_that_runs_out_puts_its_tuple_back_and_cannot_complete() {
-    // Leases run on the wall clock (the host may move between nodes): one
-    // that moves with the paused clock.
-    let dir = dir("lease");
+/// Leases and waiter registrations run on the wall clock (the host may
+/// move between nodes): an env whose wall clock moves with the paused
+/// clock.
+async fn paused_wall_env(name: &str) -> Env {
+    let dir = dir(name);
     let _ = std::fs::remove_dir_all(&dir);
-    let env = Env::new(
-        NodeName::new("lease").unwrap(),
+    Env::new(
+        NodeName::new(name).unwrap(),
         TokioClock::with_wall_from(std::time::SystemTime::UNIX_EPOCH),
         TokioSpawner::current(),
         OsRng::new(),
         FsDisk::open_dir(dir).await.unwrap(),
         plexspaces::net::TcpNet::new(),
-    );
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_runs_out_puts_its_tuple_back_and_cannot_complete() {
+    let env = paused_wall_env("lease").await;
     let system = ActorSystem::new(env.clone());
     let spaces =
         SharedSpaces::register(&system, SharedSpacesConfig::new(JournalBackend::memory())).unwrap();
@@ -112,7 +117,7 @@ async fn a_lease_that_runs_out_puts_its_tuple_back_and_cannot_complete() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn blocked_takes_wait_for_a_write_or_their_timeout_and_polls_write_nothing() {
+async fn blocked_takes_wait_for_a_write_or_their_timeout_without_polling() {
     let env = env("block").await;
     let system = ActorSystem::new(env.clone());
     let journal = JournalBackend::memory();
@@ -122,8 +127,10 @@ async fn blocked_takes_wait_for_a_write_or_their_timeout_and_polls_write_nothing
     let stream = format!("{}:s", SharedSpaces::KIND);
     let written = journal.last_seq(&stream);
 
-    // A pattern that can never match returns at its timeout, and the
-    // hundreds of polls it made never touched the journal.
+    // A pattern that can never match returns at its timeout; meanwhile
+    // it only registered and renewed its registration once a second (a
+    // message and a reply entry each, with the unregistering at the
+    // end), never polled.
     let never = Pattern::new(vec![Field::Exact("nothing".into())]);
     let started = env.now();
     let got = space
@@ -136,10 +143,11 @@ async fn blocked_takes_wait_for_a_write_or_their_timeout_and_polls_write_nothing
         waited >= Duration::from_secs(2) && waited < Duration::from_millis(2_100),
         "returned after {waited:?}"
     );
-    assert_eq!(
-        journal.last_seq(&stream),
-        written,
-        "empty polls were journaled"
+    // Each call journals its message, the time it read and its reply.
+    let calls = (journal.last_seq(&stream) - written) / 3;
+    assert!(
+        (3..=5).contains(&calls),
+        "a 2 s wait renewing every second made {calls} journaled calls"
     );
     assert_eq!(
         space
@@ -149,7 +157,8 @@ async fn blocked_takes_wait_for_a_write_or_their_timeout_and_polls_write_nothing
         None
     );
 
-    // A blocked take gets a tuple written later, within the poll bound.
+    // A blocked take gets a tuple written later at once: woken by the
+    // write, not by its renewal a second later.
     let taker = {
         let space = space.clone();
         let env = env.clone();
@@ -163,7 +172,87 @@ async fn blocked_takes_wait_for_a_write_or_their_timeout_and_polls_write_nothing
     space.write(tuple!("task", 7)).await.unwrap();
     let (tuple, taken_at) = taker.await.unwrap();
     assert_eq!(tuple, tuple!("task", 7));
-    assert!(taken_at.saturating_duration_since(written_at) <= Duration::from_millis(60));
+    assert!(
+        taken_at.saturating_duration_since(written_at) <= Duration::from_millis(5),
+        "taken {:?} after the write",
+        taken_at.saturating_duration_since(written_at)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn blocked_takers_are_served_first_come_first_served() {
+    let env = env("fifo").await;
+    let system = ActorSystem::new(env.clone());
+    let spaces =
+        SharedSpaces::register(&system, SharedSpacesConfig::new(JournalBackend::memory())).unwrap();
+    let space = spaces.space("s").unwrap();
+    let mut takers = Vec::new();
+    for i in 0..3 {
+        let space = space.clone();
+        takers.push(env.spawn(async move { (i, space.take(tasks()).await.unwrap()) }));
+        // Each registers before the next starts.
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    // A blocked read registered last sees a copy of the first write.
+    let reader = {
+        let space = space.clone();
+        env.spawn(async move { space.read(tasks()).await.unwrap() })
+    };
+    env.sleep(Duration::from_millis(10)).await;
+    for n in 0..3 {
+        space.write(tuple!("task", n)).await.unwrap();
+        env.sleep(Duration::from_millis(10)).await;
+    }
+    let mut got = Vec::new();
+    for taker in takers {
+        got.push(taker.await.unwrap());
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, tuple!("task", 0)),
+            (1, tuple!("task", 1)),
+            (2, tuple!("task", 2))
+        ],
+        "the oldest waiter gets each tuple"
+    );
+    // The read waited behind the takers: it saw a tuple no earlier taker
+    // wanted (none here), so it is still waiting, and gets the next.
+    space.write(tuple!("task", 9)).await.unwrap();
+    assert_eq!(reader.await.unwrap(), tuple!("task", 9));
+    assert_eq!(
+        space.take_if_exists(&tasks()).await.unwrap(),
+        Some(tuple!("task", 9)),
+        "a read leaves the tuple"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tuple_handed_to_an_abandoned_take_comes_back() {
+    let env = paused_wall_env("abandoned").await;
+    let system = ActorSystem::new(env.clone());
+    let spaces =
+        SharedSpaces::register(&system, SharedSpacesConfig::new(JournalBackend::memory())).unwrap();
+    let space = spaces.space("s").unwrap();
+    let abandoned = {
+        let space = space.clone();
+        env.spawn(async move { space.take(tasks()).await })
+    };
+    env.sleep(Duration::from_millis(10)).await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    // Handed to the registration the dropped take left behind...
+    space.write(tuple!("task", 1)).await.unwrap();
+    assert_eq!(space.count(&tasks()).await.unwrap(), 0);
+    // ...and back once that registration lapses (three renewal periods).
+    env.sleep(Duration::from_millis(3_100)).await;
+    assert_eq!(
+        space
+            .take_with_timeout(tasks(), Duration::from_secs(1))
+            .await
+            .unwrap(),
+        Some(tuple!("task", 1))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,8 +310,19 @@ struct Node {
 }
 
 async fn node(name: &str, seeds: &[SocketAddr], journal_server: SocketAddr) -> Node {
+    node_with(name, seeds, journal_server, |_| {}).await
+}
+
+async fn node_with(
+    name: &str,
+    seeds: &[SocketAddr],
+    journal_server: SocketAddr,
+    configure: impl FnOnce(&mut SharedSpacesConfig),
+) -> Node {
     let (system, dist, journal) = support::node(env(name).await, seeds, journal_server).await;
-    let spaces = SharedSpaces::register(&system, SharedSpacesConfig::new(journal)).unwrap();
+    let mut config = SharedSpacesConfig::new(journal);
+    configure(&mut config);
+    let spaces = SharedSpaces::register(&system, config).unwrap();
     Node {
         system,
         dist,
@@ -316,5 +416,77 @@ async fn workers_on_three_nodes_take_every_task_once_even_when_the_host_dies() {
         .into_iter()
         .collect();
     assert!(left.is_empty());
+    server.shutdown();
+}
+
+/// Waits until `space` has `n` blocked operations registered.
+async fn until_waiting(node: &Node, space: &SharedTupleSpace, n: usize) {
+    let registered = async {
+        while space.waiting().await.unwrap() != n {
+            node.system.env().sleep(Duration::from_millis(5)).await;
+        }
+    };
+    node.system
+        .env()
+        .timeout(WAIT, registered)
+        .await
+        .expect("the waiters never registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_take_on_one_node_is_woken_by_a_write_on_another() {
+    let server = support::journal_server(env("wstorage").await).await;
+    let journal = server.local_addr();
+    // Renewals a minute apart: only a pushed wake-up can end these waits
+    // within the test's bound.
+    let slow = |config: &mut SharedSpacesConfig| config.wait_refresh = Duration::from_secs(60);
+    let a = node_with("wa", &[], journal, slow).await;
+    let b = node_with("wb", &[a.dist.local_addr()], journal, slow).await;
+    let c = node_with("wc", &[a.dist.local_addr()], journal, slow).await;
+    for n in [&a, &b, &c] {
+        all_up(n, 3).await;
+    }
+    // Hosted on b, so the write goes a -> b and the wake b -> c.
+    let name = (0..)
+        .map(|i| format!("wake-{i}"))
+        .find(|name| a.spaces.host_of(name).as_ref() == Some(b.system.node()))
+        .unwrap();
+    // The read registers first (a blocked take registered before it
+    // would take the tuple before the read is served, as in memory).
+    let space = a.spaces.space(&name).unwrap();
+    let reader = {
+        let space = space.clone();
+        a.system
+            .env()
+            .spawn(async move { space.wait_until_exists(tasks()).await })
+    };
+    until_waiting(&a, &space, 1).await;
+    let taker = {
+        let space = c.spaces.space(&name).unwrap();
+        c.system.env().spawn(async move {
+            space
+                .take_with_timeout(tasks(), Duration::from_secs(20))
+                .await
+        })
+    };
+    until_waiting(&a, &space, 2).await;
+    space.write(tuple!("task", 42)).await.unwrap();
+    let taken = a
+        .system
+        .env()
+        .timeout(Duration::from_secs(10), taker)
+        .await
+        .expect("the take on c was never woken")
+        .unwrap();
+    let read = a
+        .system
+        .env()
+        .timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the read on a was never woken")
+        .unwrap();
+    assert_eq!(taken.unwrap(), Some(tuple!("task", 42)));
+    read.unwrap();
+    assert_eq!(space.count(&tasks()).await.unwrap(), 0, "taken once");
     server.shutdown();
 }

@@ -59,6 +59,11 @@ impl DurableContext<'_> {
         self.id
     }
 
+    /// Whether this is a new message rather than a replayed one.
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self.mode, Mode::Live)
+    }
+
     /// The node's seams. Reading time or randomness here directly makes
     /// replay diverge; use [`DurableContext::now`] and
     /// [`DurableContext::random_u64`], or [`DurableContext::run`].

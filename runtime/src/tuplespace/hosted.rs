@@ -44,6 +44,35 @@ pub(crate) enum SpaceOp {
     Release { token: u64 },
     /// Removes every tuple (and every lease).
     Clear,
+    /// A blocked take or read: takes (or reads) a matching tuple now, or
+    /// hands over the one a write handed to `claim` since, or else
+    /// registers `claim` as a waiter (or renews it) for `ttl_ms`: the
+    /// next matching write hands its tuple to the oldest matching waiter
+    /// and wakes the waiter's node.
+    Wait(WaitOp),
+    /// The waiter `claim` gives up: its registration goes, and a tuple
+    /// already handed to it comes back in the reply.
+    Unwait { claim: String },
+    /// How many blocked takes and reads are registered.
+    Waiters,
+}
+
+/// A blocked take or read (see [`SpaceOp::Wait`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WaitOp {
+    /// Names the blocked operation across its calls (unique in the
+    /// cluster, as idempotency keys are).
+    pub(crate) claim: String,
+    /// The waiter's node, woken when a tuple is handed to it.
+    pub(crate) node: String,
+    pub(crate) pattern: Pattern,
+    /// A take under a lease of this length; `None`: a plain take.
+    pub(crate) lease_ms: Option<u64>,
+    /// A read (a copy handed over; the tuple stays).
+    pub(crate) read: bool,
+    /// How long the registration (and a tuple handed to it) lasts
+    /// without being renewed or collected.
+    pub(crate) ttl_ms: u64,
 }
 
 /// The answer to a [`SpaceOp`].
@@ -57,7 +86,36 @@ pub(crate) enum SpaceReply {
     Count(usize),
     /// The lease ran out (its tuple is back in the space) or never was.
     LeaseLost,
+    /// Nothing matched: the waiter is registered.
+    Waiting,
 }
+
+/// Most waiters registered on one space, and most tuples handed over and
+/// not yet collected. Past either, a blocked operation is told `Waiting`
+/// without a registration and finds its tuple at its next renewal.
+pub(crate) const WAITERS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Waiter {
+    op: WaitOp,
+    /// Wall-clock milliseconds on the hosting node.
+    expires_ms: u64,
+}
+
+/// A tuple handed to a waiter, until it collects it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Handed {
+    /// What the waiter's `Wait` will answer.
+    reply: SpaceReply,
+    /// A copy for a read (nothing goes back if it is not collected).
+    read: bool,
+    /// Not collected by then: a taken tuple goes back to the space (a
+    /// leased one returns when its lease runs out).
+    expires_ms: u64,
+}
+
+/// A waiter's node to wake, and its claim.
+pub(crate) type Wake = (String, String);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Lease {
@@ -78,6 +136,16 @@ pub(crate) struct HostedSpace {
     tuples: TupleIndex<Tuple>,
     leases: BTreeMap<u64, Lease>,
     next_token: u64,
+    /// Blocked takes and reads, oldest first.
+    #[serde(default)]
+    waiters: std::collections::VecDeque<Waiter>,
+    /// Tuples handed to waiters, by claim.
+    #[serde(default)]
+    handed: BTreeMap<String, Handed>,
+    /// Whether a tuple entered the space since the waiters were last
+    /// served (not state: reset by every operation).
+    #[serde(skip)]
+    stored: bool,
     /// Not checkpointed: a planted bug lasts until the first checkpoint
     /// (1,000 operations by default), which covers the simulator's runs.
     #[cfg(feature = "planted-bugs")]
@@ -102,6 +170,9 @@ impl HostedSpace {
             tuples: TupleIndex::default(),
             leases: BTreeMap::new(),
             next_token: 1,
+            waiters: std::collections::VecDeque::new(),
+            handed: BTreeMap::new(),
+            stored: false,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
@@ -113,14 +184,121 @@ impl HostedSpace {
 
     fn store(&mut self, tuple: Tuple) {
         self.tuples.insert(tuple);
+        self.stored = true;
     }
 
     fn any_expired(&self, now_ms: u64) -> bool {
         self.leases.values().any(|l| l.expires_ms <= now_ms)
+            || self.handed.values().any(|h| h.expires_ms <= now_ms)
     }
 
-    /// Puts the tuples of run-out leases back (as the newest tuples).
+    /// Takes (or, for a read, copies) the oldest tuple matching `op`'s
+    /// pattern, under its lease if it asks for one.
+    fn take_for(&mut self, op: &WaitOp, now_ms: u64) -> Option<SpaceReply> {
+        let slot = self.tuples.find(&op.pattern)?;
+        if op.read {
+            return Some(SpaceReply::Tuple(Some(self.tuples.get(&slot).clone())));
+        }
+        let tuple = self.tuples.remove(&slot);
+        Some(match op.lease_ms {
+            None => SpaceReply::Tuple(Some(tuple)),
+            Some(ms) => SpaceReply::Leased(Some((tuple.clone(), self.lease(tuple, ms, now_ms)))),
+        })
+    }
+
+    fn lease(&mut self, tuple: Tuple, ms: u64, now_ms: u64) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        let expires_ms = now_ms.saturating_add(ms);
+        self.leases.insert(token, Lease { tuple, expires_ms });
+        token
+    }
+
+    /// Hands each tuple that entered the space to the oldest matching
+    /// waiters (registration order, as the in-memory space serves its
+    /// waiters); returns whom to wake. Expired waiters are dropped.
+    pub(crate) fn serve_waiters(&mut self, now_ms: u64) -> Vec<Wake> {
+        if !std::mem::take(&mut self.stored) || self.waiters.is_empty() {
+            return Vec::new();
+        }
+        let mut woken = Vec::new();
+        let mut i = 0;
+        while i < self.waiters.len() && self.handed.len() < WAITERS_MAX {
+            if self.waiters[i].expires_ms <= now_ms {
+                self.waiters.remove(i);
+                continue;
+            }
+            let op = self.waiters[i].op.clone();
+            let Some(reply) = self.take_for(&op, now_ms) else {
+                i += 1;
+                continue;
+            };
+            self.waiters.remove(i);
+            let expires_ms = now_ms.saturating_add(op.ttl_ms);
+            let handed = Handed {
+                reply,
+                read: op.read,
+                expires_ms,
+            };
+            self.handed.insert(op.claim.clone(), handed);
+            woken.push((op.node, op.claim));
+        }
+        woken
+    }
+
+    fn wait(&mut self, op: WaitOp, now_ms: u64) -> SpaceReply {
+        if let Some(handed) = self.handed.remove(&op.claim) {
+            return handed.reply;
+        }
+        if let Some(reply) = self.take_for(&op, now_ms) {
+            self.waiters.retain(|w| w.op.claim != op.claim);
+            return reply;
+        }
+        let expires_ms = now_ms.saturating_add(op.ttl_ms);
+        let registered = self.waiters.len();
+        match self.waiters.iter_mut().find(|w| w.op.claim == op.claim) {
+            Some(waiter) => waiter.expires_ms = expires_ms,
+            None if registered < WAITERS_MAX => {
+                self.waiters.push_back(Waiter { op, expires_ms });
+            }
+            None => {} // renewals find the tuple instead (see WAITERS_MAX)
+        }
+        SpaceReply::Waiting
+    }
+
+    fn unwait(&mut self, claim: &str) -> SpaceReply {
+        self.waiters.retain(|w| w.op.claim != claim);
+        self.handed
+            .remove(claim)
+            .map_or(SpaceReply::Done, |handed| handed.reply)
+    }
+
+    /// Puts the tuples of run-out leases, and of plain takes handed to
+    /// waiters that never collected them, back (as the newest tuples).
     fn expire(&mut self, now_ms: u64) {
+        let uncollected: Vec<String> = self
+            .handed
+            .iter()
+            .filter(|(_, h)| h.expires_ms <= now_ms)
+            .map(|(claim, _)| claim.clone())
+            .collect();
+        for claim in uncollected {
+            let handed = self
+                .handed
+                .remove(&claim)
+                .expect("the claim was listed from the handed table just above");
+            // A read's copy is just dropped; a leased tuple comes back
+            // when its lease runs out.
+            if let SpaceReply::Tuple(Some(tuple)) = handed.reply
+                && !handed.read
+            {
+                self.store(tuple);
+            }
+        }
+        self.expire_leases(now_ms);
+    }
+
+    fn expire_leases(&mut self, now_ms: u64) {
         let expired: Vec<u64> = self
             .leases
             .iter()
@@ -186,16 +364,7 @@ impl HostedSpace {
                     (None, Some(_)) => SpaceReply::Leased(None),
                     (Some(tuple), None) => SpaceReply::Tuple(Some(tuple)),
                     (Some(tuple), Some(ms)) => {
-                        let token = self.next_token;
-                        self.next_token += 1;
-                        let expires_ms = now_ms.saturating_add(ms);
-                        self.leases.insert(
-                            token,
-                            Lease {
-                                tuple: tuple.clone(),
-                                expires_ms,
-                            },
-                        );
+                        let token = self.lease(tuple.clone(), ms, now_ms);
                         SpaceReply::Leased(Some((tuple, token)))
                     }
                 }
@@ -225,10 +394,13 @@ impl HostedSpace {
                 None => SpaceReply::LeaseLost,
             },
             SpaceOp::Clear => {
+                // Waiters stay: they wait for what is written next.
                 self.tuples.clear();
                 self.leases.clear();
                 SpaceReply::Done
             }
+            SpaceOp::Wait(op) => self.wait(op, now_ms),
+            SpaceOp::Unwait { claim } => self.unwait(&claim),
             // Reads change nothing: normally answered by `query`.
             read => ops::answer_read(self, &read),
         }
@@ -249,6 +421,7 @@ impl HostedSpace {
                     .collect(),
             ),
             SpaceOp::Count(pattern) => SpaceReply::Count(tuples.find_all(pattern).len()),
+            SpaceOp::Waiters => SpaceReply::Count(self.waiters.len()),
             _ => return None,
         })
     }
@@ -257,12 +430,14 @@ impl HostedSpace {
     /// out before it looks.
     fn needs_time(&self, op: &SpaceOp) -> bool {
         !self.leases.is_empty()
+            || !self.waiters.is_empty()
+            || !self.handed.is_empty()
             || matches!(
                 op,
                 SpaceOp::Take {
                     lease_ms: Some(_),
                     ..
-                }
+                } | SpaceOp::Wait(_)
             )
     }
 }
@@ -278,6 +453,7 @@ impl DurableActor for HostedSpace {
     ) -> Result<SpaceReply, ActorError> {
         // The time is journaled (replay sees the same instant), and only
         // read when a lease is involved.
+        self.stored = false;
         let now_ms = if self.needs_time(&op) {
             let now_ms = unix_ms(ctx.now().await?);
             self.expire(now_ms);
@@ -285,11 +461,24 @@ impl DurableActor for HostedSpace {
         } else {
             0
         };
-        Ok(self.apply(op, now_ms))
+        let reply = self.apply(op, now_ms);
+        let woken = self.serve_waiters(now_ms);
+        // Replay hands the same tuples to the same claims; only a live
+        // operation wakes (a wake lost to a crash is made up for by the
+        // waiter's renewal).
+        if !woken.is_empty()
+            && ctx.is_live()
+            && let Some(waker) = ctx.facet::<super::waiters::SpaceWaker>()
+        {
+            waker.wake(woken);
+        }
+        Ok(reply)
     }
 
     fn query(&self, env: &Env, op: &SpaceOp) -> Option<SpaceReply> {
-        if !self.leases.is_empty() && self.any_expired(unix_ms(env.wall_clock())) {
+        if (!self.leases.is_empty() || !self.handed.is_empty())
+            && self.any_expired(unix_ms(env.wall_clock()))
+        {
             return None; // returning the tuples is a change: journaled
         }
         ops::query(self, env, op)
@@ -320,6 +509,12 @@ impl Ops for HostedSpace {
                 if !self.leases.contains_key(token) =>
             {
                 Some(SpaceReply::LeaseLost)
+            }
+            SpaceOp::Unwait { claim }
+                if !self.handed.contains_key(claim)
+                    && self.waiters.iter().all(|w| &w.op.claim != claim) =>
+            {
+                Some(SpaceReply::Done)
             }
             _ => None,
         }
@@ -357,7 +552,18 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 token: 4,
                 write: vec![sample()],
             },
-            SpaceOp::Count(pattern),
+            SpaceOp::Count(pattern.clone()),
+            SpaceOp::Wait(WaitOp {
+                claim: "0123456789abcdef0123456789abcdef:7".into(),
+                node: "n2".into(),
+                pattern,
+                lease_ms: Some(30_000),
+                read: false,
+                ttl_ms: 3_000,
+            }),
+            SpaceOp::Unwait {
+                claim: "0123456789abcdef0123456789abcdef:7".into(),
+            },
         ]
     }
     fn replies() -> Vec<SpaceReply> {
@@ -368,6 +574,7 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 tuples_max: 10,
             }),
             SpaceReply::Count(3),
+            SpaceReply::Waiting,
         ]
     }
     v.visit("tuplespace::Request<SpaceOp>", || {
@@ -400,6 +607,22 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             },
             1_000,
         );
+        // A waiter, and a tuple handed to another.
+        for claim in ["w1", "w2"] {
+            space.apply(
+                SpaceOp::Wait(WaitOp {
+                    claim: claim.into(),
+                    node: "n2".into(),
+                    pattern: Pattern::new(vec![Field::Any]),
+                    lease_ms: None,
+                    read: false,
+                    ttl_ms: 3_000,
+                }),
+                1_000,
+            );
+        }
+        space.apply(SpaceOp::Write(vec![Tuple::new(vec![Value::from("x")])]), 1_000);
+        space.serve_waiters(1_000);
         vec![space]
     });
 }
@@ -494,6 +717,116 @@ mod tests {
             s.apply(SpaceOp::Release { token }, 6),
             SpaceReply::LeaseLost
         );
+    }
+
+    fn wait_op(claim: &str, read: bool, lease_ms: Option<u64>) -> SpaceOp {
+        SpaceOp::Wait(WaitOp {
+            claim: claim.into(),
+            node: format!("node-of-{claim}"),
+            pattern: tasks(),
+            lease_ms,
+            read,
+            ttl_ms: 3_000,
+        })
+    }
+
+    /// Applies `op` and serves the waiters, as the handler does.
+    fn handle(s: &mut HostedSpace, op: SpaceOp, now_ms: u64) -> (SpaceReply, Vec<Wake>) {
+        s.stored = false;
+        s.expire(now_ms);
+        let reply = s.apply(op, now_ms);
+        (reply, s.serve_waiters(now_ms))
+    }
+
+    #[test]
+    fn a_write_hands_its_tuples_to_the_oldest_matching_waiters() {
+        let mut s = space(10);
+        for (claim, read) in [("r", true), ("t1", false), ("t2", false)] {
+            assert_eq!(
+                handle(&mut s, wait_op(claim, read, None), 0).0,
+                SpaceReply::Waiting
+            );
+        }
+        let (reply, woken) = handle(&mut s, SpaceOp::Write(vec![tuple!("task", 1)]), 10);
+        assert_eq!(reply, SpaceReply::Done);
+        // The read got a copy, the oldest take the tuple; t2 waits on.
+        let names: Vec<&str> = woken.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(names, ["r", "t1"]);
+        assert_eq!(woken[0].0, "node-of-r");
+        assert_eq!(s.read(&SpaceOp::Count(tasks())), Some(SpaceReply::Count(0)));
+        assert_eq!(s.read(&SpaceOp::Waiters), Some(SpaceReply::Count(1)));
+        // Each collects what it was handed, once.
+        let t1 = SpaceReply::Tuple(Some(tuple!("task", 1)));
+        assert_eq!(handle(&mut s, wait_op("t1", false, None), 20).0, t1);
+        assert_eq!(handle(&mut s, wait_op("r", true, None), 20).0, t1);
+        assert_eq!(
+            handle(&mut s, wait_op("t1", false, None), 30).0,
+            SpaceReply::Waiting,
+            "collected once; asking again is a new wait"
+        );
+        // A leased wait gets a lease that counts from the hand-over.
+        let (_, woken) = handle(&mut s, SpaceOp::Unwait { claim: "t1".into() }, 30);
+        assert!(woken.is_empty());
+        assert_eq!(
+            handle(&mut s, SpaceOp::Unwait { claim: "t2".into() }, 30).0,
+            SpaceReply::Done
+        );
+        handle(&mut s, wait_op("l", false, Some(500)), 40);
+        handle(&mut s, SpaceOp::Write(vec![tuple!("task", 2)]), 100);
+        assert_eq!(
+            handle(&mut s, wait_op("l", false, Some(500)), 120).0,
+            SpaceReply::Leased(Some((tuple!("task", 2), 1)))
+        );
+        assert_eq!(s.leases[&1].expires_ms, 600);
+    }
+
+    #[test]
+    fn lapsed_waiters_take_nothing_and_uncollected_tuples_come_back() {
+        let mut s = space(10);
+        handle(&mut s, wait_op("gone", false, None), 0);
+        handle(&mut s, wait_op("late", false, None), 2_000);
+        // "gone" lapsed at 3,000: the write at 3,500 goes to "late".
+        let (_, woken) = handle(&mut s, SpaceOp::Write(vec![tuple!("task", 1)]), 3_500);
+        assert_eq!(
+            woken,
+            vec![("node-of-late".to_string(), "late".to_string())]
+        );
+        // "late" never collects: the tuple is back at 6,500 and goes to
+        // the next waiter.
+        handle(&mut s, wait_op("next", false, None), 6_000);
+        let (_, woken) = handle(&mut s, SpaceOp::Count(tasks()), 6_500);
+        assert_eq!(
+            woken,
+            vec![("node-of-next".to_string(), "next".to_string())]
+        );
+        assert_eq!(
+            handle(&mut s, wait_op("late", false, None), 6_600).0,
+            SpaceReply::Waiting,
+            "the lapsed claim's tuple went to another"
+        );
+        assert_eq!(
+            handle(
+                &mut s,
+                SpaceOp::Unwait {
+                    claim: "next".into()
+                },
+                6_700
+            )
+            .0,
+            SpaceReply::Tuple(Some(tuple!("task", 1))),
+            "giving up hands over what was handed"
+        );
+        // A read's uncollected copy is dropped, not put back twice.
+        handle(&mut s, wait_op("reader", true, None), 7_000);
+        handle(&mut s, SpaceOp::Write(vec![tuple!("task", 2)]), 7_000);
+        handle(
+            &mut s,
+            SpaceOp::Unwait {
+                claim: "late".into(),
+            },
+            20_000,
+        );
+        assert_eq!(s.read(&SpaceOp::Count(tasks())), Some(SpaceReply::Count(1)));
     }
 
     #[test]

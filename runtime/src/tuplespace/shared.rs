@@ -29,16 +29,25 @@
 //!   lease ran out is refused, each leased tuple is completed at most once
 //!   — the bag-of-tasks pattern with workers that crash mid-task.
 //!
-//! A blocked `take` or `read` asks again until a tuple matches (first
-//! pause [`SharedSpacesConfig::poll_min`], doubling up to `poll_max`), so
-//! a waiter sees a write up to `poll_max` late, and waiters on different
-//! nodes are not served first come first served. A query that finds
-//! nothing to change (an empty take, a read, a count) costs the host no
-//! journal write.
+//! A blocked `take` or `read` that finds nothing registers with the space
+//! (journaled, so the registration moves with the space): the next
+//! matching write hands its tuple to the oldest matching waiter on any
+//! node, in the same journaled step, and wakes that waiter's node, which
+//! collects it with one more call (see `waiters.rs`). So waiters are
+//! served first come first served across the cluster, as in memory, and
+//! see a write about one round trip after it, with no polling. A waiter
+//! renews its registration every [`SharedSpacesConfig::wait_refresh`]; a
+//! registration not renewed for three of those (its node died, its future
+//! was dropped) lapses, and a tuple handed to it and not collected in
+//! that time goes back to the space. A lost wake costs at most one
+//! `wait_refresh` of latency. A query that finds nothing to change (an
+//! empty take, a read, a count) costs the host no journal write.
 
-use super::hosted::{HostedSpace, SpaceOp, SpaceReply, lease_ms};
+use super::hosted::{HostedSpace, SpaceOp, SpaceReply, WaitOp, lease_ms};
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
+use super::waiters::{self, SpaceWaker, WaitRoom};
+use crate::actor::facet::FacetSpec;
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::env::Env;
@@ -61,15 +70,18 @@ pub struct SharedSpacesConfig {
     pub space: TupleSpaceConfig,
     /// The longest one operation waits for its answer, retries included.
     pub call_timeout: Duration,
-    /// First pause of a blocked take or read before it asks again.
+    /// First pause before a call whose outcome is unknown is asked again.
     pub poll_min: Duration,
     /// Longest pause between its attempts.
     pub poll_max: Duration,
+    /// How often a blocked take or read renews its registration with the
+    /// space (and so the longest a lost wake delays it).
+    pub wait_refresh: Duration,
 }
 
 impl SharedSpacesConfig {
-    /// Defaults, journaling to `journal`: call timeout 10 s, polls from
-    /// 1 ms to 50 ms.
+    /// Defaults, journaling to `journal`: call timeout 10 s, retries from
+    /// 1 ms to 50 ms, waiters renewed every second.
     pub fn new(journal: JournalBackend) -> Self {
         SharedSpacesConfig {
             hosting: VirtualConfig::new(SharedSpaces::KIND, journal),
@@ -77,6 +89,7 @@ impl SharedSpacesConfig {
             call_timeout: Duration::from_secs(10),
             poll_min: Duration::from_millis(1),
             poll_max: Duration::from_millis(50),
+            wait_refresh: Duration::from_secs(1),
         }
     }
 }
@@ -140,6 +153,8 @@ struct Shared {
     /// apart from every other node's and from its own earlier runs'.
     nonce: String,
     next_key: AtomicU64,
+    /// This node's blocked operations, woken by the spaces' hosts.
+    room: Arc<WaitRoom>,
 }
 
 impl Shared {
@@ -172,8 +187,15 @@ impl SharedSpaces {
     /// start distribution first and register on every node.
     pub fn register(
         system: &ActorSystem,
-        config: SharedSpacesConfig,
+        mut config: SharedSpacesConfig,
     ) -> Result<Self, VirtualError> {
+        let room =
+            waiters::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
+        // The hosts wake waiters through the node they run on.
+        let node = system.downgrade();
+        config.hosting.facets.push(FacetSpec::factory(move |_| {
+            Box::new(SpaceWaker::new(node.clone()))
+        }));
         let bounds = config.space.clone();
         #[cfg(feature = "planted-bugs")]
         let planted_bug = config.hosting.planted_bug;
@@ -195,6 +217,7 @@ impl SharedSpaces {
                 config,
                 nonce,
                 next_key: AtomicU64::new(0),
+                room,
             }),
         })
     }
@@ -310,33 +333,66 @@ impl SharedTupleSpace {
         format!("{}:{n}", self.shared.nonce)
     }
 
-    /// Asks `op` until its answer holds a tuple, or `timeout` passes. Each
-    /// ask is resolved ([`SharedTupleSpace::call_resolved`]) before the next.
-    async fn poll(
+    /// Waits for a tuple matching `pattern` (taken, under a lease if
+    /// `lease_ms`, or read), until `timeout` passes: registers with the
+    /// space and is woken by the write that hands it a tuple (see the
+    /// [module](self)). Each call is resolved
+    /// ([`SharedTupleSpace::call_resolved`]) before the next.
+    async fn wait(
         &self,
-        op: SpaceOp,
+        pattern: Pattern,
+        lease_ms: Option<u64>,
+        read: bool,
         timeout: Option<Duration>,
     ) -> Result<Option<SpaceReply>, SharedSpaceError> {
         let env = &self.shared.env;
         let deadline = timeout.map(|t| env.now() + t);
-        let mut pauses = self.shared.poll_backoff().pauses();
+        let refresh = self.shared.config.wait_refresh;
+        let claim = self.fresh_key();
+        let mut ticket = self.shared.room.enter(&claim);
+        let op = SpaceOp::Wait(WaitOp {
+            claim: claim.clone(),
+            node: env.node().to_string(),
+            pattern,
+            lease_ms,
+            read,
+            ttl_ms: super::hosted::lease_ms(refresh.saturating_mul(3)),
+        });
         loop {
-            let reply = self.call_resolved(self.fresh_key(), op.clone()).await?;
-            if !matches!(reply, SpaceReply::Tuple(None) | SpaceReply::Leased(None)) {
-                return Ok(Some(reply));
+            match self.call_resolved(self.fresh_key(), op.clone()).await? {
+                SpaceReply::Waiting => {}
+                found @ (SpaceReply::Tuple(Some(_)) | SpaceReply::Leased(Some(_))) => {
+                    return Ok(Some(found));
+                }
+                other => return Err(unexpected(other)),
             }
-            let pause = pauses.next(env);
-            let wait = match deadline {
+            let pause = match deadline {
+                None => refresh,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(env.now());
                     if left.is_zero() {
-                        return Ok(None);
+                        return self.give_up(claim).await;
                     }
-                    pause.min(left)
+                    refresh.min(left)
                 }
-                None => pause,
             };
-            env.sleep(wait).await;
+            // Woken when a tuple is handed over; otherwise renew (which
+            // also collects a tuple whose wake was lost).
+            let woken = Box::pin(ticket.woken());
+            futures::future::select(woken, Box::pin(env.sleep(pause))).await;
+        }
+    }
+
+    /// Ends the wait `claim`; a tuple handed to it meanwhile is returned,
+    /// not lost.
+    async fn give_up(&self, claim: String) -> Result<Option<SpaceReply>, SharedSpaceError> {
+        match self
+            .call_resolved(self.fresh_key(), SpaceOp::Unwait { claim })
+            .await?
+        {
+            SpaceReply::Done => Ok(None),
+            found @ (SpaceReply::Tuple(Some(_)) | SpaceReply::Leased(Some(_))) => Ok(Some(found)),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -389,14 +445,8 @@ impl SharedTupleSpace {
 
     /// Waits for a matching tuple and removes it.
     pub async fn take(&self, pattern: Pattern) -> Result<Tuple, SharedSpaceError> {
-        let reply = self.poll(
-            SpaceOp::Take {
-                pattern,
-                lease_ms: None,
-            },
-            None,
-        );
-        Self::tuple(reply.await?)?.ok_or_else(|| unexpected(SpaceReply::Tuple(None)))
+        let reply = self.wait(pattern, None, false, None).await?;
+        Self::tuple(reply)?.ok_or_else(|| unexpected(SpaceReply::Tuple(None)))
     }
 
     /// [`SharedTupleSpace::take`], giving up after `timeout` (`Ok(None)`).
@@ -405,11 +455,7 @@ impl SharedTupleSpace {
         pattern: Pattern,
         timeout: Duration,
     ) -> Result<Option<Tuple>, SharedSpaceError> {
-        let op = SpaceOp::Take {
-            pattern,
-            lease_ms: None,
-        };
-        Self::tuple(self.poll(op, Some(timeout)).await?)
+        Self::tuple(self.wait(pattern, None, false, Some(timeout)).await?)
     }
 
     /// A matching tuple, removed, if there is one now.
@@ -443,11 +489,8 @@ impl SharedTupleSpace {
         lease: Duration,
         timeout: Duration,
     ) -> Result<Option<Leased>, SharedSpaceError> {
-        let op = SpaceOp::Take {
-            pattern,
-            lease_ms: Some(lease_ms(lease)),
-        };
-        match self.poll(op, Some(timeout)).await? {
+        let lease = Some(lease_ms(lease));
+        match self.wait(pattern, lease, false, Some(timeout)).await? {
             None => Ok(None),
             Some(SpaceReply::Leased(Some((tuple, token)))) => Ok(Some(Leased {
                 tuple,
@@ -479,7 +522,7 @@ impl SharedTupleSpace {
 
     /// Waits for a matching tuple and returns a copy (it stays).
     pub async fn read(&self, pattern: Pattern) -> Result<Tuple, SharedSpaceError> {
-        Self::tuple(self.poll(SpaceOp::Read(pattern), None).await?)?
+        Self::tuple(self.wait(pattern, None, true, None).await?)?
             .ok_or_else(|| unexpected(SpaceReply::Tuple(None)))
     }
 
@@ -489,7 +532,7 @@ impl SharedTupleSpace {
         pattern: Pattern,
         timeout: Duration,
     ) -> Result<Option<Tuple>, SharedSpaceError> {
-        Self::tuple(self.poll(SpaceOp::Read(pattern), Some(timeout)).await?)
+        Self::tuple(self.wait(pattern, None, true, Some(timeout)).await?)
     }
 
     /// A copy of a matching tuple, if there is one now.
@@ -516,9 +559,25 @@ impl SharedTupleSpace {
         }
     }
 
+    /// How many blocked takes and reads, from every node, are registered
+    /// with the space now (lapsed registrations included until the next
+    /// write drops them).
+    pub async fn waiting(&self) -> Result<usize, SharedSpaceError> {
+        match self.call(SpaceOp::Waiters).await? {
+            SpaceReply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Whether a tuple matches now.
     pub async fn exists(&self, pattern: &Pattern) -> Result<bool, SharedSpaceError> {
         Ok(self.read_if_exists(pattern).await?.is_some())
+    }
+
+    /// Waits until a matching tuple exists (woken by the write, as a
+    /// blocked read is).
+    pub async fn wait_until_exists(&self, pattern: Pattern) -> Result<(), SharedSpaceError> {
+        self.read(pattern).await.map(drop)
     }
 
     /// Removes every tuple and ends every lease.
