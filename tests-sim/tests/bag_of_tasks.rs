@@ -299,7 +299,7 @@ fn every_task_is_completed_exactly_once_under_the_nemesis() {
 
 #[test]
 fn leases_that_still_complete_after_running_out_are_caught() {
-    caught_within("LeaseOutlivesExpiry", 12, &["completed by"], |seed| {
+    caught_within("LeaseOutlivesExpiry", 24, &["completed by"], |seed| {
         planted(seed, Some(PlantedBug::LeaseOutlivesExpiry));
     });
 }

@@ -5,7 +5,10 @@
 //!   the same entry;
 //! - how long a registration on node a takes to be seen on node b,
 //!   against an ask round trip on the same link (the floor: one message
-//!   each way).
+//!   each way);
+//! - how long a blocked take on node b waits for a write on node a to a
+//!   shared space hosted on a (the write, the wake to b, b's collecting
+//!   call), against the same ask round trip.
 //!
 //! ```text
 //! cargo run --release -p plexspaces-bench --bin cluster_bench [-- --quick]
@@ -16,7 +19,10 @@
 
 use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
 use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
+use plexspaces::durability::JournalBackend;
 use plexspaces::registry::{ObjectAddress, ObjectRegistration};
+use plexspaces::tuple;
+use plexspaces::tuplespace::{Field, Kind, Pattern, SharedSpaces, SharedSpacesConfig};
 use plexspaces::{Env, NodeName};
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -173,6 +179,45 @@ fn main() {
             percentile(&seen, 0.5),
             percentile(&seen, 0.99),
             percentile(&seen, 0.5) / percentile(&asks, 0.5)
+        );
+
+        // Shared space wake-up: hosted on a, the taker on b, the writer on a.
+        let journal = JournalBackend::memory();
+        let spaces_a =
+            SharedSpaces::register(&a, SharedSpacesConfig::new(journal.clone())).unwrap();
+        let spaces_b = SharedSpaces::register(&b, SharedSpacesConfig::new(journal)).unwrap();
+        let name = (0..)
+            .map(|i| format!("wake-{i}"))
+            .find(|n| spaces_a.host_of(n).as_ref() == Some(a.node()))
+            .unwrap();
+        let (on_a, on_b) = (
+            spaces_a.space(&name).unwrap(),
+            spaces_b.space(&name).unwrap(),
+        );
+        let pattern = Pattern::new(vec![Field::Exact("wake".into()), Field::Typed(Kind::Int)]);
+        on_a.write(tuple!["warm", 0]).await.unwrap();
+        let mut woke = Vec::with_capacity(propagations);
+        for i in 0..propagations as i64 {
+            let (space, pattern) = (on_b.clone(), pattern.clone());
+            let taker = tokio::spawn(async move {
+                space.take(pattern).await.unwrap();
+                Instant::now()
+            });
+            // Written once the take is registered with the space.
+            while on_a.waiting().await.unwrap() == 0 {
+                tokio::task::yield_now().await;
+            }
+            let sent = Instant::now();
+            on_a.write(tuple!["wake", i]).await.unwrap();
+            woke.push((taker.await.unwrap() - sent).as_secs_f64() * 1e6);
+        }
+        woke.sort_by(f64::total_cmp);
+        println!(
+            "{:<44} {:>9.1} µs p50 {:>9.1} µs p99  ({:.2}x the ask p50)",
+            "blocked take on b woken by a write on a",
+            percentile(&woke, 0.5),
+            percentile(&woke, 0.99),
+            percentile(&woke, 0.5) / percentile(&asks, 0.5)
         );
         dist_b.shutdown();
         dist_a.shutdown();

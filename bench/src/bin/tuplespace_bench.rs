@@ -250,7 +250,8 @@ async fn shared_spaces(env: &Env, quick: bool) {
         ours / theirs
     );
 
-    // Wake-up: a blocked take polls (1 ms doubling to 50 ms).
+    // Wake-up: a blocked take registers with the space and is woken by
+    // the write that hands it the tuple.
     let rounds = if quick { 50 } else { 300 };
     let wake = Pattern::new(vec![Field::Exact("wake".into()), Field::Typed(Kind::Int)]);
     let mut woke = Vec::with_capacity(rounds);
@@ -260,7 +261,7 @@ async fn shared_spaces(env: &Env, quick: bool) {
             space.take(pattern).await.unwrap();
             Instant::now()
         });
-        // Let the taker settle into its backoff first (a varying wait).
+        // Let the taker register first (a varying wait).
         tokio::time::sleep(Duration::from_millis(1 + (i % 40) as u64)).await;
         let sent = Instant::now();
         memory.write(tuple!["wake", i]).await.unwrap();
@@ -269,7 +270,7 @@ async fn shared_spaces(env: &Env, quick: bool) {
     woke.sort_unstable();
     let pct = |p: f64| woke[((woke.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
     println!();
-    println!("| shared space blocked take wake-up (polling) | p50 ms | p99 ms | max ms |");
+    println!("| shared space blocked take wake-up (pushed) | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|");
     println!(
         "| memory journal, writer and taker on one node | {:.2} | {:.2} | {:.2} |",

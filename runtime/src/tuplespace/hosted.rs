@@ -621,7 +621,10 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 1_000,
             );
         }
-        space.apply(SpaceOp::Write(vec![Tuple::new(vec![Value::from("x")])]), 1_000);
+        space.apply(
+            SpaceOp::Write(vec![Tuple::new(vec![Value::from("x")])]),
+            1_000,
+        );
         space.serve_waiters(1_000);
         vec![space]
     });
