@@ -53,6 +53,7 @@ pub mod supervision;
 pub mod tokio_backend;
 pub mod tuplespace;
 pub mod virtual_actor;
+mod wake;
 pub mod workflow;
 
 /// Deliberate bugs the simulator's tests plant, to show the simulator

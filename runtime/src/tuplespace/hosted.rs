@@ -14,6 +14,7 @@ use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
 use crate::seams::Clock;
+use crate::wake::{Claim, HostWaker, WaitList, Wake};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -60,19 +61,27 @@ pub(crate) enum SpaceOp {
 /// A blocked take or read (see [`SpaceOp::Wait`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WaitOp {
-    /// Names the blocked operation across its calls (unique in the
-    /// cluster, as idempotency keys are).
-    pub(crate) claim: String,
-    /// The waiter's node, woken when a tuple is handed to it.
-    pub(crate) node: String,
+    pub(crate) who: Claim,
+    pub(crate) want: SpaceWant,
+}
+
+/// What a blocked operation waits for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SpaceWant {
     pub(crate) pattern: Pattern,
     /// A take under a lease of this length; `None`: a plain take.
     pub(crate) lease_ms: Option<u64>,
     /// A read (a copy handed over; the tuple stays).
     pub(crate) read: bool,
-    /// How long the registration (and a tuple handed to it) lasts
-    /// without being renewed or collected.
-    pub(crate) ttl_ms: u64,
+}
+
+/// A tuple handed to a waiter, until it collects it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct HandedTuple {
+    /// What the waiter's `Wait` will answer.
+    reply: SpaceReply,
+    /// A copy for a read (nothing goes back if it is not collected).
+    read: bool,
 }
 
 /// The answer to a [`SpaceOp`].
@@ -89,33 +98,6 @@ pub(crate) enum SpaceReply {
     /// Nothing matched: the waiter is registered.
     Waiting,
 }
-
-/// Most waiters registered on one space, and most tuples handed over and
-/// not yet collected. Past either, a blocked operation is told `Waiting`
-/// without a registration and finds its tuple at its next renewal.
-pub(crate) const WAITERS_MAX: usize = 10_000;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Waiter {
-    op: WaitOp,
-    /// Wall-clock milliseconds on the hosting node.
-    expires_ms: u64,
-}
-
-/// A tuple handed to a waiter, until it collects it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Handed {
-    /// What the waiter's `Wait` will answer.
-    reply: SpaceReply,
-    /// A copy for a read (nothing goes back if it is not collected).
-    read: bool,
-    /// Not collected by then: a taken tuple goes back to the space (a
-    /// leased one returns when its lease runs out).
-    expires_ms: u64,
-}
-
-/// A waiter's node to wake, and its claim.
-pub(crate) type Wake = (String, String);
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Lease {
@@ -136,12 +118,10 @@ pub(crate) struct HostedSpace {
     tuples: TupleIndex<Tuple>,
     leases: BTreeMap<u64, Lease>,
     next_token: u64,
-    /// Blocked takes and reads, oldest first.
+    /// Blocked takes and reads, oldest first, and the tuples handed to
+    /// them.
     #[serde(default)]
-    waiters: std::collections::VecDeque<Waiter>,
-    /// Tuples handed to waiters, by claim.
-    #[serde(default)]
-    handed: BTreeMap<String, Handed>,
+    waiters: WaitList<SpaceWant, HandedTuple>,
     /// Whether a tuple entered the space since the waiters were last
     /// served (not state: reset by every operation).
     #[serde(skip)]
@@ -170,8 +150,7 @@ impl HostedSpace {
             tuples: TupleIndex::default(),
             leases: BTreeMap::new(),
             next_token: 1,
-            waiters: std::collections::VecDeque::new(),
-            handed: BTreeMap::new(),
+            waiters: WaitList::default(),
             stored: false,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -188,13 +167,12 @@ impl HostedSpace {
     }
 
     fn any_expired(&self, now_ms: u64) -> bool {
-        self.leases.values().any(|l| l.expires_ms <= now_ms)
-            || self.handed.values().any(|h| h.expires_ms <= now_ms)
+        self.leases.values().any(|l| l.expires_ms <= now_ms) || self.waiters.any_lapsed(now_ms)
     }
 
     /// Takes (or, for a read, copies) the oldest tuple matching `op`'s
     /// pattern, under its lease if it asks for one.
-    fn take_for(&mut self, op: &WaitOp, now_ms: u64) -> Option<SpaceReply> {
+    fn take_for(&mut self, op: &SpaceWant, now_ms: u64) -> Option<SpaceReply> {
         let slot = self.tuples.find(&op.pattern)?;
         if op.read {
             return Some(SpaceReply::Tuple(Some(self.tuples.get(&slot).clone())));
@@ -216,77 +194,45 @@ impl HostedSpace {
 
     /// Hands each tuple that entered the space to the oldest matching
     /// waiters (registration order, as the in-memory space serves its
-    /// waiters); returns whom to wake. Expired waiters are dropped.
+    /// waiters); returns whom to wake.
     pub(crate) fn serve_waiters(&mut self, now_ms: u64) -> Vec<Wake> {
-        if !std::mem::take(&mut self.stored) || self.waiters.is_empty() {
+        if !std::mem::take(&mut self.stored) || self.waiters.waiting() == 0 {
             return Vec::new();
         }
-        let mut woken = Vec::new();
-        let mut i = 0;
-        while i < self.waiters.len() && self.handed.len() < WAITERS_MAX {
-            if self.waiters[i].expires_ms <= now_ms {
-                self.waiters.remove(i);
-                continue;
-            }
-            let op = self.waiters[i].op.clone();
-            let Some(reply) = self.take_for(&op, now_ms) else {
-                i += 1;
-                continue;
-            };
-            self.waiters.remove(i);
-            let expires_ms = now_ms.saturating_add(op.ttl_ms);
-            let handed = Handed {
+        let mut waiters = std::mem::take(&mut self.waiters);
+        let woken = waiters.serve(now_ms, |want| {
+            let reply = self.take_for(want, now_ms)?;
+            Some(HandedTuple {
                 reply,
-                read: op.read,
-                expires_ms,
-            };
-            self.handed.insert(op.claim.clone(), handed);
-            woken.push((op.node, op.claim));
-        }
+                read: want.read,
+            })
+        });
+        self.waiters = waiters;
         woken
     }
 
     fn wait(&mut self, op: WaitOp, now_ms: u64) -> SpaceReply {
-        if let Some(handed) = self.handed.remove(&op.claim) {
+        if let Some(handed) = self.waiters.collect(&op.who.claim) {
             return handed.reply;
         }
-        if let Some(reply) = self.take_for(&op, now_ms) {
-            self.waiters.retain(|w| w.op.claim != op.claim);
+        if let Some(reply) = self.take_for(&op.want, now_ms) {
+            self.waiters.forget(&op.who.claim);
             return reply;
         }
-        let expires_ms = now_ms.saturating_add(op.ttl_ms);
-        let registered = self.waiters.len();
-        match self.waiters.iter_mut().find(|w| w.op.claim == op.claim) {
-            Some(waiter) => waiter.expires_ms = expires_ms,
-            None if registered < WAITERS_MAX => {
-                self.waiters.push_back(Waiter { op, expires_ms });
-            }
-            None => {} // renewals find the tuple instead (see WAITERS_MAX)
-        }
+        self.waiters.register(&op.who, op.want, now_ms);
         SpaceReply::Waiting
     }
 
     fn unwait(&mut self, claim: &str) -> SpaceReply {
-        self.waiters.retain(|w| w.op.claim != claim);
-        self.handed
-            .remove(claim)
+        self.waiters
+            .cancel(claim)
             .map_or(SpaceReply::Done, |handed| handed.reply)
     }
 
     /// Puts the tuples of run-out leases, and of plain takes handed to
     /// waiters that never collected them, back (as the newest tuples).
     fn expire(&mut self, now_ms: u64) {
-        let uncollected: Vec<String> = self
-            .handed
-            .iter()
-            .filter(|(_, h)| h.expires_ms <= now_ms)
-            .map(|(claim, _)| claim.clone())
-            .collect();
-        for claim in uncollected {
-            let handed = self
-                .handed
-                .remove(&claim)
-                .expect("the claim was listed from the handed table just above");
+        for handed in self.waiters.lapsed(now_ms) {
             // A read's copy is just dropped; a leased tuple comes back
             // when its lease runs out.
             if let SpaceReply::Tuple(Some(tuple)) = handed.reply
@@ -421,7 +367,7 @@ impl HostedSpace {
                     .collect(),
             ),
             SpaceOp::Count(pattern) => SpaceReply::Count(tuples.find_all(pattern).len()),
-            SpaceOp::Waiters => SpaceReply::Count(self.waiters.len()),
+            SpaceOp::Waiters => SpaceReply::Count(self.waiters.waiting()),
             _ => return None,
         })
     }
@@ -431,7 +377,6 @@ impl HostedSpace {
     fn needs_time(&self, op: &SpaceOp) -> bool {
         !self.leases.is_empty()
             || !self.waiters.is_empty()
-            || !self.handed.is_empty()
             || matches!(
                 op,
                 SpaceOp::Take {
@@ -468,7 +413,7 @@ impl DurableActor for HostedSpace {
         // waiter's renewal).
         if !woken.is_empty()
             && ctx.is_live()
-            && let Some(waker) = ctx.facet::<super::waiters::SpaceWaker>()
+            && let Some(waker) = ctx.facet::<HostWaker>()
         {
             waker.wake(woken);
         }
@@ -476,7 +421,7 @@ impl DurableActor for HostedSpace {
     }
 
     fn query(&self, env: &Env, op: &SpaceOp) -> Option<SpaceReply> {
-        if (!self.leases.is_empty() || !self.handed.is_empty())
+        if (!self.leases.is_empty() || !self.waiters.is_empty())
             && self.any_expired(unix_ms(env.wall_clock()))
         {
             return None; // returning the tuples is a change: journaled
@@ -510,12 +455,7 @@ impl Ops for HostedSpace {
             {
                 Some(SpaceReply::LeaseLost)
             }
-            SpaceOp::Unwait { claim }
-                if !self.handed.contains_key(claim)
-                    && self.waiters.iter().all(|w| &w.op.claim != claim) =>
-            {
-                Some(SpaceReply::Done)
-            }
+            SpaceOp::Unwait { claim } if !self.waiters.knows(claim) => Some(SpaceReply::Done),
             _ => None,
         }
     }
@@ -554,12 +494,16 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             },
             SpaceOp::Count(pattern.clone()),
             SpaceOp::Wait(WaitOp {
-                claim: "0123456789abcdef0123456789abcdef:7".into(),
-                node: "n2".into(),
-                pattern,
-                lease_ms: Some(30_000),
-                read: false,
-                ttl_ms: 3_000,
+                who: Claim {
+                    claim: "0123456789abcdef0123456789abcdef:7".into(),
+                    node: "n2".into(),
+                    ttl_ms: 3_000,
+                },
+                want: SpaceWant {
+                    pattern: pattern,
+                    lease_ms: Some(30_000),
+                    read: false,
+                },
             }),
             SpaceOp::Unwait {
                 claim: "0123456789abcdef0123456789abcdef:7".into(),
@@ -611,12 +555,16 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
         for claim in ["w1", "w2"] {
             space.apply(
                 SpaceOp::Wait(WaitOp {
-                    claim: claim.into(),
-                    node: "n2".into(),
-                    pattern: Pattern::new(vec![Field::Any]),
-                    lease_ms: None,
-                    read: false,
-                    ttl_ms: 3_000,
+                    who: Claim {
+                        claim: claim.into(),
+                        node: "n2".into(),
+                        ttl_ms: 3_000,
+                    },
+                    want: SpaceWant {
+                        pattern: Pattern::new(vec![Field::Any]),
+                        lease_ms: None,
+                        read: false,
+                    },
                 }),
                 1_000,
             );
@@ -724,12 +672,16 @@ mod tests {
 
     fn wait_op(claim: &str, read: bool, lease_ms: Option<u64>) -> SpaceOp {
         SpaceOp::Wait(WaitOp {
-            claim: claim.into(),
-            node: format!("node-of-{claim}"),
-            pattern: tasks(),
-            lease_ms,
-            read,
-            ttl_ms: 3_000,
+            who: Claim {
+                claim: claim.into(),
+                node: format!("node-of-{claim}"),
+                ttl_ms: 3_000,
+            },
+            want: SpaceWant {
+                pattern: tasks(),
+                lease_ms: lease_ms,
+                read: read,
+            },
         })
     }
 

@@ -24,7 +24,6 @@ mod index;
 mod shared;
 mod space;
 mod value;
-mod waiters;
 
 pub use crate::nesting::NESTING_MAX;
 pub use durable::{DurableSpaceError, DurableTupleSpace};
@@ -69,7 +68,6 @@ pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     });
     durable::encoded_types(v);
     hosted::encoded_types(v);
-    waiters::encoded_types(v);
 }
 
 /// The node's named tuple spaces.

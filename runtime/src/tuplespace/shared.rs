@@ -43,17 +43,16 @@
 //! `wait_refresh` of latency. A query that finds nothing to change (an
 //! empty take, a read, a count) costs the host no journal write.
 
-use super::hosted::{HostedSpace, SpaceOp, SpaceReply, WaitOp, lease_ms};
+use super::hosted::{HostedSpace, SpaceOp, SpaceReply, SpaceWant, WaitOp, lease_ms};
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
-use super::waiters::{self, SpaceWaker, WaitRoom};
-use crate::actor::facet::FacetSpec;
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::env::Env;
 use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
+use crate::wake::{self, Claim, HostWaker, WaitRoom};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -190,12 +189,9 @@ impl SharedSpaces {
         mut config: SharedSpacesConfig,
     ) -> Result<Self, VirtualError> {
         let room =
-            waiters::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
+            wake::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
         // The hosts wake waiters through the node they run on.
-        let node = system.downgrade();
-        config.hosting.facets.push(FacetSpec::factory(move |_| {
-            Box::new(SpaceWaker::new(node.clone()))
-        }));
+        config.hosting.facets.push(HostWaker::spec(system));
         let bounds = config.space.clone();
         #[cfg(feature = "planted-bugs")]
         let planted_bug = config.hosting.planted_bug;
@@ -351,35 +347,30 @@ impl SharedTupleSpace {
         let claim = self.fresh_key();
         let mut ticket = self.shared.room.enter(&claim);
         let op = SpaceOp::Wait(WaitOp {
-            claim: claim.clone(),
-            node: env.node().to_string(),
-            pattern,
-            lease_ms,
-            read,
-            ttl_ms: super::hosted::lease_ms(refresh.saturating_mul(3)),
+            who: Claim {
+                claim: claim.clone(),
+                node: env.node().to_string(),
+                ttl_ms: super::hosted::lease_ms(refresh.saturating_mul(3)),
+            },
+            want: SpaceWant {
+                pattern,
+                lease_ms,
+                read,
+            },
         });
-        loop {
+        let found = wake::wait_for(env, &mut ticket, refresh, deadline, || async {
             match self.call_resolved(self.fresh_key(), op.clone()).await? {
-                SpaceReply::Waiting => {}
+                SpaceReply::Waiting => Ok(None),
                 found @ (SpaceReply::Tuple(Some(_)) | SpaceReply::Leased(Some(_))) => {
-                    return Ok(Some(found));
+                    Ok(Some(found))
                 }
-                other => return Err(unexpected(other)),
+                other => Err(unexpected(other)),
             }
-            let pause = match deadline {
-                None => refresh,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(env.now());
-                    if left.is_zero() {
-                        return self.give_up(claim).await;
-                    }
-                    refresh.min(left)
-                }
-            };
-            // Woken when a tuple is handed over; otherwise renew (which
-            // also collects a tuple whose wake was lost).
-            let woken = Box::pin(ticket.woken());
-            futures::future::select(woken, Box::pin(env.sleep(pause))).await;
+        })
+        .await?;
+        match found {
+            Some(found) => Ok(Some(found)),
+            None => self.give_up(claim).await,
         }
     }
 

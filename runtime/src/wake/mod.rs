@@ -1,15 +1,20 @@
-//! Pushed wake-ups for blocked takes and reads on shared spaces.
+//! Pushed wake-ups for operations blocked on a durable host anywhere in
+//! the cluster (a take or read on a shared tuple space, a receive on a
+//! durable queue).
 //!
-//! A blocked operation registers its claim with the space's host (see
-//! `SpaceOp::Wait`) and, on its own node, in the [`WaitRoom`]. When a
-//! write hands a tuple to the claim, the host's [`SpaceWaker`] (a facet of
-//! the hosting kind, so the durable handler can reach the node) tells the
+//! A blocked operation registers its claim with the host (in the host's
+//! [`WaitList`], journaled) and, on its own node, in the [`WaitRoom`].
+//! When the host hands it a value, the host's [`HostWaker`] (a facet of
+//! the hosting kind, so the durable handler can reach its node) tells the
 //! waiter's node, whose wake actor wakes the claim's ticket; the waiter
-//! then collects the tuple with one more call. A lost wake costs latency,
-//! never the tuple: the waiter renews its registration every
-//! `wait_refresh`, and the renewal collects what was handed to it.
+//! then collects the value with one more call. A lost wake costs latency,
+//! never the value: the waiter renews its registration periodically
+//! ([`wait_for`]), and the renewal collects what was handed to it.
 
-use super::hosted::Wake;
+mod list;
+
+pub(crate) use list::{Claim, WaitList, Wake};
+
 use crate::actor::facet::{Facet, Hooks};
 use crate::actor::{Actor, ActorError, ActorSystem, Context, WeakSystem};
 use crate::distribution::peers;
@@ -20,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The name of each node's wake actor.
-const WAKE_ACTOR: &str = "plexspaces.space-wake";
+const WAKE_ACTOR: &str = "plexspaces.wake";
 /// Most blocked operations one node tracks for wake-ups; past it, a
 /// blocked operation still completes, on its renewals.
 pub(crate) const TICKETS_MAX: usize = 100_000;
@@ -121,21 +126,21 @@ pub(crate) fn wait_room(system: &ActorSystem) -> Result<Arc<WaitRoom>, ActorErro
         .map_err(|e| ActorError::new(format!("shared space wake-ups: {e}")))?;
     if let Some(dist) = system.distribution() {
         dist.export(&actor)
-            .map_err(|e| ActorError::new(format!("shared space wake-ups: {e}")))?;
+            .map_err(|e| ActorError::new(format!("wake-ups: {e}")))?;
     }
     *room = Some(made.clone());
     Ok(made)
 }
 
-/// The hosting kind's facet through which a space's handler wakes
+/// The hosting kind's facet through which a host's durable handler wakes
 /// waiters on any node. No per-message hook.
-pub(crate) struct SpaceWaker {
+pub(crate) struct HostWaker {
     system: WeakSystem,
 }
 
-impl SpaceWaker {
+impl HostWaker {
     pub(crate) fn new(system: WeakSystem) -> Self {
-        SpaceWaker { system }
+        HostWaker { system }
     }
 
     /// Wakes each claim on its node: this node's directly, others' with
@@ -160,9 +165,9 @@ impl SpaceWaker {
     }
 }
 
-impl Facet for SpaceWaker {
+impl Facet for HostWaker {
     fn name(&self) -> &str {
-        "space-waker"
+        "host-waker"
     }
 
     fn priority(&self) -> i32 {
@@ -175,11 +180,54 @@ impl Facet for SpaceWaker {
     }
 }
 
+impl HostWaker {
+    /// The facet to declare on a hosting kind whose handlers wake waiters.
+    pub(crate) fn spec(system: &ActorSystem) -> crate::actor::facet::FacetSpec {
+        let node = system.downgrade();
+        crate::actor::facet::FacetSpec::factory(move |_| Box::new(HostWaker::new(node.clone())))
+    }
+}
+
+/// Asks `ask` until it finds a value or `deadline` passes (`Ok(None)`:
+/// the caller then gives its claim up, collecting anything handed to it
+/// meanwhile). Between asks it waits for `ticket`'s wake or `refresh`,
+/// whichever comes first: each ask renews the registration and collects
+/// what was handed over.
+pub(crate) async fn wait_for<R, E, Fut>(
+    env: &crate::env::Env,
+    ticket: &mut Ticket,
+    refresh: std::time::Duration,
+    deadline: Option<crate::seams::Instant>,
+    mut ask: impl FnMut() -> Fut,
+) -> Result<Option<R>, E>
+where
+    Fut: std::future::Future<Output = Result<Option<R>, E>>,
+{
+    use crate::seams::Clock;
+    loop {
+        if let Some(found) = ask().await? {
+            return Ok(Some(found));
+        }
+        let pause = match deadline {
+            None => refresh,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(env.now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                refresh.min(left)
+            }
+        };
+        let woken = Box::pin(ticket.woken());
+        futures::future::select(woken, Box::pin(env.sleep(pause))).await;
+    }
+}
+
 /// The wake actors' message (it crosses the wire), for
 /// [`crate::encoded_types`].
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
-    v.visit("tuplespace::WakeMsg", || {
+    v.visit("wake::WakeMsg", || {
         vec![WakeMsg(vec!["0123456789abcdef0123456789abcdef:17".into()])]
     });
 }
