@@ -500,7 +500,7 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                     ttl_ms: 3_000,
                 },
                 want: SpaceWant {
-                    pattern: pattern,
+                    pattern,
                     lease_ms: Some(30_000),
                     read: false,
                 },
@@ -679,8 +679,8 @@ mod tests {
             },
             want: SpaceWant {
                 pattern: tasks(),
-                lease_ms: lease_ms,
-                read: read,
+                lease_ms,
+                read,
             },
         })
     }
