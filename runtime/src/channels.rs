@@ -3,7 +3,22 @@
 //! every subscriber). Both are bounded: a full queue or a subscriber with a
 //! full buffer makes senders wait (backpressure); `try_` forms fail instead.
 //!
-//! In memory, per node. Durable and multi-node channels are not built yet.
+//! [`ChannelService`] is the fast option: in memory, per node, lost with
+//! it. [`DurableQueues`] are queues shared by every node and kept in a
+//! journal, with acknowledgements, redelivery, delivery counts and dead
+//! letters (see `durable_queue.rs`).
+
+mod durable_queue;
+mod hosted_queue;
+
+pub use durable_queue::{Delivery, DurableQueue, DurableQueues, DurableQueuesConfig, QueueError};
+pub use hosted_queue::QueueStats;
+
+/// The durable queues' encoded types, for [`crate::encoded_types`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
+    hosted_queue::encoded_types(v);
+}
 
 use crate::env::Env;
 use crate::seams::{Clock, Instant};

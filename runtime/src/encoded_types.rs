@@ -28,6 +28,7 @@ pub fn visit_all(v: &mut impl EncodedTypes) {
     crate::groups::encoded_types(v);
     crate::registry::replication::encoded_types(v);
     crate::wake::encoded_types(v);
+    crate::channels::encoded_types(v);
     crate::workflow::encoded_types(v);
     crate::distribution::encoded_types(v);
     crate::events::encoded_types(v);
