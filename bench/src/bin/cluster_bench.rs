@@ -8,7 +8,13 @@
 //!   each way);
 //! - how long a blocked take on node b waits for a write on node a to a
 //!   shared space hosted on a (the write, the wake to b, b's collecting
-//!   call), against the same ask round trip.
+//!   call), against the same ask round trip;
+//! - durable queue throughput: 8 producers and 8 consumers split across
+//!   the two nodes, each message sent, received and acknowledged, on the
+//!   file journal, against a PostgreSQL queue table worked the usual way
+//!   (`INSERT`; receive = `UPDATE .. WHERE id = (SELECT .. FOR UPDATE SKIP
+//!   LOCKED LIMIT 1)` setting a visibility deadline; ack = `DELETE`) with
+//!   the same 16 workers in the same run (when `PLEXSPACES_PG` is set).
 //!
 //! ```text
 //! cargo run --release -p plexspaces-bench --bin cluster_bench [-- --quick]
@@ -18,9 +24,11 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, missing_docs)]
 
 use plexspaces::actor::{Actor, ActorError, ActorId, ActorSystem, Context};
+use plexspaces::channels::{DurableQueues, DurableQueuesConfig};
 use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
 use plexspaces::durability::JournalBackend;
 use plexspaces::registry::{ObjectAddress, ObjectRegistration};
+use plexspaces::storage::journal::JournalConfig;
 use plexspaces::tuple;
 use plexspaces::tuplespace::{Field, Kind, Pattern, SharedSpaces, SharedSpacesConfig};
 use plexspaces::{Env, NodeName};
@@ -219,7 +227,152 @@ fn main() {
             percentile(&woke, 0.99),
             percentile(&woke, 0.5) / percentile(&asks, 0.5)
         );
+
+        queue_throughput(&a, &b, quick).await;
         dist_b.shutdown();
         dist_a.shutdown();
     });
+}
+
+const WORKERS_PER_SIDE: usize = 8;
+
+/// 8 producers and 8 consumers (half on each node) move `per_producer`
+/// messages each through one durable queue on the file journal.
+async fn queue_throughput(a: &ActorSystem, b: &ActorSystem, quick: bool) {
+    let per_producer: u32 = if quick { 50 } else { 250 };
+    let total = per_producer as usize * WORKERS_PER_SIDE;
+    let journal = JournalBackend::file(a.env(), JournalConfig::default())
+        .await
+        .unwrap();
+    let queues = [
+        DurableQueues::register(a, DurableQueuesConfig::new(journal.clone())).unwrap(),
+        DurableQueues::register(b, DurableQueuesConfig::new(journal)).unwrap(),
+    ];
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS_PER_SIDE {
+        let queue = queues[w % 2].queue("bench").unwrap();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_producer {
+                queue.send(vec![n as u8; 64]).await.unwrap();
+            }
+            0
+        }));
+        let queue = queues[(w + 1) % 2].queue("bench").unwrap();
+        let share = per_producer as usize;
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            while got < share {
+                if let Some(d) = queue
+                    .receive(Duration::from_secs(30), Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                {
+                    queue.ack(&d).await.unwrap();
+                    got += 1;
+                }
+            }
+            got
+        }));
+    }
+    let mut received = 0;
+    for task in tasks {
+        received += task.await.unwrap();
+    }
+    assert_eq!(received, total);
+    let ours = total as f64 / start.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "durable queue, file journal, {WORKERS_PER_SIDE} producers + {WORKERS_PER_SIDE} consumers across two nodes, {total} messages of 64 B"
+    );
+    println!("{:<44} {:>9.0} msgs/s", "send + receive + ack", ours);
+    match std::env::var("PLEXSPACES_PG") {
+        Ok(url) => {
+            let theirs = postgres_queue(&url, per_producer).await;
+            println!(
+                "{:<44} {:>9.0} msgs/s  (plexspaces {:.2}x)",
+                "PostgreSQL SKIP LOCKED queue",
+                theirs,
+                ours / theirs
+            );
+        }
+        Err(_) => println!("PostgreSQL SKIP LOCKED queue: skipped (PLEXSPACES_PG not set)"),
+    }
+}
+
+/// The same workload on a PostgreSQL queue table: one connection per
+/// worker; receive claims the oldest visible row with `SKIP LOCKED` and a
+/// 30 s visibility deadline, ack deletes it.
+async fn postgres_queue(url: &str, per_producer: u32) -> f64 {
+    async fn connect(url: &str) -> tokio_postgres::Client {
+        let (client, driver) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(driver);
+        client
+    }
+    let setup = connect(url).await;
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_queue;
+             CREATE TABLE bench_queue (id BIGSERIAL PRIMARY KEY, payload BYTEA NOT NULL,
+                                       visible_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    let total = per_producer as usize * WORKERS_PER_SIDE;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..WORKERS_PER_SIDE {
+        let producer = connect(url).await;
+        tasks.push(tokio::spawn(async move {
+            let insert = producer
+                .prepare("INSERT INTO bench_queue (payload) VALUES ($1)")
+                .await
+                .unwrap();
+            for n in 0..per_producer {
+                producer
+                    .execute(&insert, &[&vec![n as u8; 64]])
+                    .await
+                    .unwrap();
+            }
+            0
+        }));
+        let consumer = connect(url).await;
+        let share = per_producer as usize;
+        tasks.push(tokio::spawn(async move {
+            let receive = consumer
+                .prepare(
+                    "UPDATE bench_queue SET visible_at = now() + interval '30 seconds'
+                     WHERE id = (SELECT id FROM bench_queue WHERE visible_at <= now()
+                                 ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+                     RETURNING id, payload",
+                )
+                .await
+                .unwrap();
+            let ack = consumer
+                .prepare("DELETE FROM bench_queue WHERE id = $1")
+                .await
+                .unwrap();
+            let mut got = 0;
+            while got < share {
+                match consumer.query_opt(&receive, &[]).await.unwrap() {
+                    Some(row) => {
+                        let id: i64 = row.get(0);
+                        consumer.execute(&ack, &[&id]).await.unwrap();
+                        got += 1;
+                    }
+                    // Nothing visible: the usual short poll.
+                    None => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+            got
+        }));
+    }
+    let mut received = 0;
+    for task in tasks {
+        received += task.await.unwrap();
+    }
+    assert_eq!(received, total);
+    total as f64 / start.elapsed().as_secs_f64()
 }
