@@ -6,18 +6,28 @@
 //! [`ChannelService`] is the fast option: in memory, per node, lost with
 //! it. [`DurableQueues`] are queues shared by every node and kept in a
 //! journal, with acknowledgements, redelivery, delivery counts and dead
-//! letters (see `durable_queue.rs`).
+//! letters (see `durable_queue.rs`); [`DurableTopics`] are topics whose
+//! subscribers on every node read a journaled log, live or through
+//! durable subscriptions that resume where they acknowledged (see
+//! `durable_topic.rs`).
 
 mod durable_queue;
+mod durable_topic;
 mod hosted_queue;
+mod hosted_topic;
 
 pub use durable_queue::{Delivery, DurableQueue, DurableQueues, DurableQueuesConfig, QueueError};
+pub use durable_topic::{
+    DurableSubscription, DurableTopic, DurableTopics, DurableTopicsConfig, TopicError,
+    TopicMessage, TopicSubscriber,
+};
 pub use hosted_queue::QueueStats;
 
 /// The durable queues' encoded types, for [`crate::encoded_types`].
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     hosted_queue::encoded_types(v);
+    hosted_topic::encoded_types(v);
 }
 
 use crate::env::Env;

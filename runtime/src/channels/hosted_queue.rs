@@ -145,7 +145,7 @@ pub(crate) struct HostedQueue {
     readied: bool,
 }
 
-fn unix_ms(at: SystemTime) -> u64 {
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
     let ms = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
