@@ -8,48 +8,15 @@
 
 mod support;
 
+use plexspaces::Env;
 use plexspaces::actor::ActorSystem;
 use plexspaces::channels::{DurableTopic, DurableTopics, DurableTopicsConfig, TopicError};
 use plexspaces::distribution::Distribution;
 use plexspaces::durability::JournalBackend;
 use plexspaces::seams::Clock;
-use plexspaces::storage::disk::FsDisk;
-use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
-use plexspaces::{Env, NodeName};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::WAIT;
-
-fn dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "plexspaces-durable-topic-{}-{name}",
-        std::process::id()
-    ))
-}
-
-async fn env(name: &str) -> Env {
-    let dir = dir(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new(name).unwrap())
-        .with_data_dir(dir)
-        .await
-        .unwrap()
-}
-
-/// Registrations lapse on the host's wall clock: one that moves with the
-/// paused clock.
-async fn paused_wall_env(name: &str) -> Env {
-    let dir = dir(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    Env::new(
-        NodeName::new(name).unwrap(),
-        TokioClock::with_wall_from(std::time::SystemTime::UNIX_EPOCH),
-        TokioSpawner::current(),
-        OsRng::new(),
-        FsDisk::open_dir(dir).await.unwrap(),
-        plexspaces::net::TcpNet::new(),
-    )
-}
+use support::{WAIT, env, paused_wall_env};
 
 async fn one_topic(
     name: &str,

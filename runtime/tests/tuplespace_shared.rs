@@ -11,54 +11,20 @@ use plexspaces::actor::ActorSystem;
 use plexspaces::distribution::Distribution;
 use plexspaces::durability::JournalBackend;
 use plexspaces::seams::Clock;
-use plexspaces::storage::disk::FsDisk;
 use plexspaces::storage::journal::Journal;
-use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
+use plexspaces::tuple;
 use plexspaces::tuplespace::{
     Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig,
     SharedTupleSpace, Tuple, TupleSpaceError, Value,
 };
-use plexspaces::{Env, NodeName, tuple};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::WAIT;
-
-fn dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "plexspaces-shared-space-{}-{name}",
-        std::process::id()
-    ))
-}
-
-async fn env(name: &str) -> Env {
-    let dir = dir(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    Env::tokio(NodeName::new(name).unwrap())
-        .with_data_dir(dir)
-        .await
-        .unwrap()
-}
+use support::{WAIT, env, paused_wall_env};
 
 fn tasks() -> Pattern {
     Pattern::new(vec![Field::Exact("task".into()), Field::Typed(Kind::Int)])
-}
-
-/// Leases and waiter registrations run on the wall clock (the host may
-/// move between nodes): an env whose wall clock moves with the paused
-/// clock.
-async fn paused_wall_env(name: &str) -> Env {
-    let dir = dir(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    Env::new(
-        NodeName::new(name).unwrap(),
-        TokioClock::with_wall_from(std::time::SystemTime::UNIX_EPOCH),
-        TokioSpawner::current(),
-        OsRng::new(),
-        FsDisk::open_dir(dir).await.unwrap(),
-        plexspaces::net::TcpNet::new(),
-    )
 }
 
 #[tokio::test(start_paused = true)]

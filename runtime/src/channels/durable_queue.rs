@@ -36,14 +36,13 @@ use super::hosted_queue::{
 };
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
-use crate::env::Env;
 use crate::retry::Backoff;
-use crate::seams::{Clock, Rng};
-use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
-use crate::wake::{self, Claim, HostWaker, WaitRoom};
+use crate::seams::Clock;
+use crate::virtual_actor::service_kind::ServiceKind;
+use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
+use crate::wake;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How this node serves and reaches durable queues. Use the same journal
@@ -172,13 +171,8 @@ impl From<WireDelivery> for Delivery {
 }
 
 struct Shared {
-    actors: VirtualActors<HostedQueue>,
-    env: Env,
+    kind: ServiceKind<HostedQueue>,
     config: DurableQueuesConfig,
-    /// Keys are `<nonce>:<n>`, apart from every other node's and run's.
-    nonce: String,
-    next_key: AtomicU64,
-    room: Arc<WaitRoom>,
 }
 
 /// This node's door to the cluster's durable queues. Cheap to clone.
@@ -190,7 +184,7 @@ pub struct DurableQueues {
 impl fmt::Debug for DurableQueues {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableQueues")
-            .field("node", self.shared.env.node())
+            .field("node", self.shared.kind.env.node())
             .finish_non_exhaustive()
     }
 }
@@ -203,45 +197,37 @@ impl DurableQueues {
     /// start distribution first and register on every node.
     pub fn register(
         system: &ActorSystem,
-        mut config: DurableQueuesConfig,
+        config: DurableQueuesConfig,
     ) -> Result<Self, VirtualError> {
         if config.capacity == 0 || config.max_deliveries == 0 || config.wait_refresh.is_zero() {
             return Err(VirtualError::InvalidConfig(
                 "durable queues: capacity, max_deliveries and wait_refresh must be positive".into(),
             ));
         }
-        let room =
-            wake::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
-        config.hosting.facets.push(HostWaker::spec(system));
         let policy = config.policy();
-        let actors = VirtualActors::register(system, config.hosting.clone(), move |_| {
-            HostedQueue::new(policy.clone())
-        })?;
-        let env = system.env().clone();
-        let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        let kind = ServiceKind::register(
+            system,
+            config.hosting.clone(),
+            config.call_timeout,
+            (Duration::from_millis(1), Duration::from_millis(50)),
+            move |_| HostedQueue::new(policy.clone()),
+        )?;
         Ok(DurableQueues {
-            shared: Arc::new(Shared {
-                actors,
-                env,
-                config,
-                nonce,
-                next_key: AtomicU64::new(0),
-                room,
-            }),
+            shared: Arc::new(Shared { kind, config }),
         })
     }
 
     /// The queue `name` (created on first use).
     pub fn queue(&self, name: &str) -> Result<DurableQueue, VirtualError> {
         Ok(DurableQueue {
-            target: self.shared.actors.get(name)?,
+            target: self.shared.kind.actors.get(name)?,
             shared: self.shared.clone(),
         })
     }
 
     /// The node hosting queue `name`, as this node sees the cluster.
     pub fn host_of(&self, name: &str) -> Option<crate::env::NodeName> {
-        self.shared.actors.owner_of(name)
+        self.shared.kind.actors.owner_of(name)
     }
 }
 
@@ -273,41 +259,18 @@ impl DurableQueue {
     }
 
     fn fresh_key(&self) -> String {
-        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-        format!("{}:{n}", self.shared.nonce)
+        self.shared.kind.fresh_key()
     }
 
-    /// Calls `op` under `key` until its outcome is known: a failure that
-    /// may or may not have applied it is asked again under the same key,
-    /// which the queue answers with the original answer if it did.
+    /// Calls `op` under `key` until its outcome is known (see
+    /// [`ServiceKind::call_resolved`]); the queue's refusals as errors.
     async fn call(&self, key: String, op: QueueOp) -> Result<QueueReply, QueueError> {
-        let env = &self.shared.env;
-        let timeout = self.shared.config.call_timeout;
-        let mut pauses = Backoff::new(Duration::from_millis(1), Duration::from_millis(50))
-            .with_jitter(0.0)
-            .pauses();
-        let mut retried = false;
-        loop {
-            let called = if retried {
-                self.target
-                    .call_again(key.clone(), op.clone(), timeout)
-                    .await
-            } else {
-                self.target.call(key.clone(), op.clone(), timeout).await
-            };
-            match called {
-                Ok(QueueReply::Full { capacity }) => return Err(QueueError::Full { capacity }),
-                Ok(QueueReply::TooLarge { bytes, max }) => {
-                    return Err(QueueError::TooLarge { bytes, max });
-                }
-                Ok(QueueReply::UnknownDelivery) => return Err(QueueError::UnknownDelivery),
-                Ok(reply) => return Ok(reply),
-                Err(e) if crate::virtual_actor::not_applied_or_unknown(&e) => {
-                    env.sleep(pauses.next(env)).await;
-                    retried = true;
-                }
-                Err(e) => return Err(QueueError::Call(e)),
-            }
+        match self.shared.kind.call_resolved(&self.target, key, op).await {
+            Ok(QueueReply::Full { capacity }) => Err(QueueError::Full { capacity }),
+            Ok(QueueReply::TooLarge { bytes, max }) => Err(QueueError::TooLarge { bytes, max }),
+            Ok(QueueReply::UnknownDelivery) => Err(QueueError::UnknownDelivery),
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(QueueError::Call(e)),
         }
     }
 
@@ -335,7 +298,7 @@ impl DurableQueue {
     }
 
     async fn send_keyed(&self, key: String, payload: Vec<u8>) -> Result<(), QueueError> {
-        let env = &self.shared.env;
+        let env = &self.shared.kind.env;
         let deadline = env.now() + self.shared.config.send_timeout;
         let mut pauses = Backoff::new(Duration::from_millis(1), Duration::from_millis(100))
             .with_jitter(0.0)
@@ -370,17 +333,13 @@ impl DurableQueue {
         ack_timeout: Duration,
         timeout: Duration,
     ) -> Result<Option<Delivery>, QueueError> {
-        let env = &self.shared.env;
+        let env = &self.shared.kind.env;
         let deadline = env.now() + timeout;
         let refresh = self.shared.config.wait_refresh;
-        let claim = self.fresh_key();
-        let mut ticket = self.shared.room.enter(&claim);
+        let (who, mut ticket) = self.shared.kind.claim(refresh);
+        let claim = who.claim.clone();
         let op = QueueOp::Receive(ReceiveOp {
-            who: Claim {
-                claim: claim.clone(),
-                node: env.node().to_string(),
-                ttl_ms: millis(refresh.saturating_mul(3)),
-            },
+            who,
             ack_timeout_ms: millis(ack_timeout),
         });
         let found = wake::wait_for(env, &mut ticket, refresh, Some(deadline), || async {

@@ -20,19 +20,17 @@
 //! A reader with nothing to read is woken by the publish (see
 //! `crate::wake`); a lost wake costs at most `wait_refresh`.
 
-use super::hosted_queue::millis;
 use super::hosted_topic::{FetchOp, From, HostedTopic, TopicOp, TopicPolicy, TopicReply};
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
-use crate::env::Env;
 use crate::retry::Backoff;
-use crate::seams::{Clock, Rng};
-use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
-use crate::wake::{self, Claim, HostWaker, WaitRoom};
+use crate::seams::Clock;
+use crate::virtual_actor::service_kind::ServiceKind;
+use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
+use crate::wake;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Messages one fetch asks for.
@@ -157,12 +155,8 @@ pub struct TopicMessage {
 }
 
 struct Shared {
-    actors: VirtualActors<HostedTopic>,
-    env: Env,
+    kind: ServiceKind<HostedTopic>,
     config: DurableTopicsConfig,
-    nonce: String,
-    next_key: AtomicU64,
-    room: Arc<WaitRoom>,
 }
 
 /// This node's door to the cluster's durable topics. Cheap to clone.
@@ -174,7 +168,7 @@ pub struct DurableTopics {
 impl fmt::Debug for DurableTopics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableTopics")
-            .field("node", self.shared.env.node())
+            .field("node", self.shared.kind.env.node())
             .finish_non_exhaustive()
     }
 }
@@ -187,7 +181,7 @@ impl DurableTopics {
     /// start distribution first and register on every node.
     pub fn register(
         system: &ActorSystem,
-        mut config: DurableTopicsConfig,
+        config: DurableTopicsConfig,
     ) -> Result<Self, VirtualError> {
         if config.retention == 0
             || config.capacity < config.retention
@@ -197,43 +191,35 @@ impl DurableTopics {
                 "durable topics: retention and wait_refresh must be positive, capacity at least retention".into(),
             ));
         }
-        let room =
-            wake::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
-        config.hosting.facets.push(HostWaker::spec(system));
         let policy = TopicPolicy {
             retention: config.retention,
             capacity: config.capacity,
             payload_bytes_max: config.payload_bytes_max,
             subscriptions_max: config.subscriptions_max,
         };
-        let actors = VirtualActors::register(system, config.hosting.clone(), move |_| {
-            HostedTopic::new(policy.clone())
-        })?;
-        let env = system.env().clone();
-        let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        let kind = ServiceKind::register(
+            system,
+            config.hosting.clone(),
+            config.call_timeout,
+            (Duration::from_millis(1), Duration::from_millis(50)),
+            move |_| HostedTopic::new(policy.clone()),
+        )?;
         Ok(DurableTopics {
-            shared: Arc::new(Shared {
-                actors,
-                env,
-                config,
-                nonce,
-                next_key: AtomicU64::new(0),
-                room,
-            }),
+            shared: Arc::new(Shared { kind, config }),
         })
     }
 
     /// The topic `name` (created on first use).
     pub fn topic(&self, name: &str) -> Result<DurableTopic, VirtualError> {
         Ok(DurableTopic {
-            target: self.shared.actors.get(name)?,
+            target: self.shared.kind.actors.get(name)?,
             shared: self.shared.clone(),
         })
     }
 
     /// The node hosting topic `name`, as this node sees the cluster.
     pub fn host_of(&self, name: &str) -> Option<crate::env::NodeName> {
-        self.shared.actors.owner_of(name)
+        self.shared.kind.actors.owner_of(name)
     }
 }
 
@@ -265,43 +251,21 @@ impl DurableTopic {
     }
 
     fn fresh_key(&self) -> String {
-        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-        format!("{}:{n}", self.shared.nonce)
+        self.shared.kind.fresh_key()
     }
 
     /// Calls `op` under `key` until its outcome is known (see
-    /// `DurableQueue::call`).
+    /// [`ServiceKind::call_resolved`]); the topic's refusals as errors.
     async fn call(&self, key: String, op: TopicOp) -> Result<TopicReply, TopicError> {
-        let env = &self.shared.env;
-        let timeout = self.shared.config.call_timeout;
-        let mut pauses = Backoff::new(Duration::from_millis(1), Duration::from_millis(50))
-            .with_jitter(0.0)
-            .pauses();
-        let mut retried = false;
-        loop {
-            let called = if retried {
-                self.target
-                    .call_again(key.clone(), op.clone(), timeout)
-                    .await
-            } else {
-                self.target.call(key.clone(), op.clone(), timeout).await
-            };
-            match called {
-                Ok(TopicReply::Full { capacity }) => return Err(TopicError::Full { capacity }),
-                Ok(TopicReply::TooLarge { bytes, max }) => {
-                    return Err(TopicError::TooLarge { bytes, max });
-                }
-                Ok(TopicReply::NoSuchSubscription) => return Err(TopicError::NoSuchSubscription),
-                Ok(TopicReply::TooManySubscriptions { max }) => {
-                    return Err(TopicError::TooManySubscriptions { max });
-                }
-                Ok(reply) => return Ok(reply),
-                Err(e) if crate::virtual_actor::not_applied_or_unknown(&e) => {
-                    env.sleep(pauses.next(env)).await;
-                    retried = true;
-                }
-                Err(e) => return Err(TopicError::Call(e)),
+        match self.shared.kind.call_resolved(&self.target, key, op).await {
+            Ok(TopicReply::Full { capacity }) => Err(TopicError::Full { capacity }),
+            Ok(TopicReply::TooLarge { bytes, max }) => Err(TopicError::TooLarge { bytes, max }),
+            Ok(TopicReply::NoSuchSubscription) => Err(TopicError::NoSuchSubscription),
+            Ok(TopicReply::TooManySubscriptions { max }) => {
+                Err(TopicError::TooManySubscriptions { max })
             }
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(TopicError::Call(e)),
         }
     }
 
@@ -309,7 +273,7 @@ impl DurableTopic {
     /// Waits while durable subscriptions hold the topic full, up to the
     /// configured `publish_timeout` ([`TopicError::Full`] then).
     pub async fn publish(&self, payload: Vec<u8>) -> Result<u64, TopicError> {
-        let env = &self.shared.env;
+        let env = &self.shared.kind.env;
         let deadline = env.now() + self.shared.config.publish_timeout;
         let key = self.fresh_key();
         let mut pauses = Backoff::new(Duration::from_millis(1), Duration::from_millis(100))
@@ -406,16 +370,12 @@ impl Reader {
             return Ok(Some((0, message)));
         }
         let topic = &self.topic;
-        let env = &topic.shared.env;
+        let env = &topic.shared.kind.env;
         let refresh = topic.shared.config.wait_refresh;
-        let claim = topic.fresh_key();
-        let mut ticket = topic.shared.room.enter(&claim);
+        let (who, mut ticket) = topic.shared.kind.claim(refresh);
+        let claim = who.claim.clone();
         let op = TopicOp::Fetch(FetchOp {
-            who: Claim {
-                claim: claim.clone(),
-                node: env.node().to_string(),
-                ttl_ms: millis(refresh.saturating_mul(3)),
-            },
+            who,
             from,
             max: FETCH_MAX,
         });

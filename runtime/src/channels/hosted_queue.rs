@@ -403,14 +403,7 @@ impl DurableActor for HostedQueue {
         };
         let reply = self.apply(op, now_ms);
         let woken = self.serve_receivers(now_ms);
-        // Only a live operation wakes (replay hands the same messages to
-        // the same receivers; a lost wake is made up by their renewal).
-        if !woken.is_empty()
-            && ctx.is_live()
-            && let Some(waker) = ctx.facet::<HostWaker>()
-        {
-            waker.wake(woken);
-        }
+        HostWaker::wake_from(ctx, woken);
         Ok(reply)
     }
 

@@ -296,12 +296,7 @@ impl DurableActor for HostedTopic {
         drop(self.fetchers.lapsed(now_ms));
         let reply = self.apply(op, now_ms);
         let woken = self.serve_fetchers(now_ms);
-        if !woken.is_empty()
-            && ctx.is_live()
-            && let Some(waker) = ctx.facet::<HostWaker>()
-        {
-            waker.wake(woken);
-        }
+        HostWaker::wake_from(ctx, woken);
         Ok(reply)
     }
 

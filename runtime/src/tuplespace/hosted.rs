@@ -408,15 +408,7 @@ impl DurableActor for HostedSpace {
         };
         let reply = self.apply(op, now_ms);
         let woken = self.serve_waiters(now_ms);
-        // Replay hands the same tuples to the same claims; only a live
-        // operation wakes (a wake lost to a crash is made up for by the
-        // waiter's renewal).
-        if !woken.is_empty()
-            && ctx.is_live()
-            && let Some(waker) = ctx.facet::<HostWaker>()
-        {
-            waker.wake(woken);
-        }
+        HostWaker::wake_from(ctx, woken);
         Ok(reply)
     }
 

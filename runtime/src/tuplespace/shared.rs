@@ -48,14 +48,12 @@ use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
-use crate::env::Env;
-use crate::retry::Backoff;
-use crate::seams::{Clock, Rng};
-use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
-use crate::wake::{self, Claim, HostWaker, WaitRoom};
+use crate::seams::Clock;
+use crate::virtual_actor::service_kind::ServiceKind;
+use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
+use crate::wake;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How this node serves and reaches shared spaces. Use the same journal
@@ -145,23 +143,8 @@ pub struct Leased {
 pub struct LeaseToken(u64);
 
 struct Shared {
-    actors: VirtualActors<HostedSpace>,
-    env: Env,
+    kind: ServiceKind<HostedSpace>,
     config: SharedSpacesConfig,
-    /// Keys are `<nonce>:<n>`: the 128-bit nonce keeps this node's keys
-    /// apart from every other node's and from its own earlier runs'.
-    nonce: String,
-    next_key: AtomicU64,
-    /// This node's blocked operations, woken by the spaces' hosts.
-    room: Arc<WaitRoom>,
-}
-
-impl Shared {
-    /// The pauses between polls of a blocked operation, and between
-    /// retries of a call that did not apply: no jitter, as before.
-    fn poll_backoff(&self) -> Backoff {
-        Backoff::new(self.config.poll_min, self.config.poll_max).with_jitter(0.0)
-    }
 }
 
 /// This node's door to the cluster's shared spaces. Cheap to clone.
@@ -173,7 +156,7 @@ pub struct SharedSpaces {
 impl fmt::Debug for SharedSpaces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedSpaces")
-            .field("node", self.shared.env.node())
+            .field("node", self.shared.kind.env.node())
             .finish_non_exhaustive()
     }
 }
@@ -186,49 +169,42 @@ impl SharedSpaces {
     /// start distribution first and register on every node.
     pub fn register(
         system: &ActorSystem,
-        mut config: SharedSpacesConfig,
+        config: SharedSpacesConfig,
     ) -> Result<Self, VirtualError> {
-        let room =
-            wake::wait_room(system).map_err(|e| VirtualError::InvalidConfig(e.to_string()))?;
-        // The hosts wake waiters through the node they run on.
-        config.hosting.facets.push(HostWaker::spec(system));
         let bounds = config.space.clone();
         #[cfg(feature = "planted-bugs")]
         let planted_bug = config.hosting.planted_bug;
-        let actors = VirtualActors::register(system, config.hosting.clone(), move |name| {
-            #[allow(unused_mut)]
-            let mut space = HostedSpace::new(name, &bounds);
-            #[cfg(feature = "planted-bugs")]
-            {
-                space.planted_bug = planted_bug;
-            }
-            space
-        })?;
-        let env = system.env().clone();
-        let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        let kind = ServiceKind::register(
+            system,
+            config.hosting.clone(),
+            config.call_timeout,
+            (config.poll_min, config.poll_max),
+            move |name| {
+                #[allow(unused_mut)]
+                let mut space = HostedSpace::new(name, &bounds);
+                #[cfg(feature = "planted-bugs")]
+                {
+                    space.planted_bug = planted_bug;
+                }
+                space
+            },
+        )?;
         Ok(SharedSpaces {
-            shared: Arc::new(Shared {
-                actors,
-                env,
-                config,
-                nonce,
-                next_key: AtomicU64::new(0),
-                room,
-            }),
+            shared: Arc::new(Shared { kind, config }),
         })
     }
 
     /// The space `name` (created on first use; 1 to 26 bytes, no `@`).
     pub fn space(&self, name: &str) -> Result<SharedTupleSpace, VirtualError> {
         Ok(SharedTupleSpace {
-            target: self.shared.actors.get(name)?,
+            target: self.shared.kind.actors.get(name)?,
             shared: self.shared.clone(),
         })
     }
 
     /// The node hosting space `name`, as this node sees the cluster.
     pub fn host_of(&self, name: &str) -> Option<crate::env::NodeName> {
-        self.shared.actors.owner_of(name)
+        self.shared.kind.actors.owner_of(name)
     }
 }
 
@@ -283,13 +259,8 @@ impl SharedTupleSpace {
                 tuple.check_depth().map_err(SharedSpaceError::Space)?;
             }
         }
-        let timeout = self.shared.config.call_timeout;
-        let called = if retried {
-            self.target.call_again(key, op, timeout).await
-        } else {
-            self.target.call(key, op, timeout).await
-        };
-        match called {
+        let called = self.shared.kind.call_once(&self.target, key, op, retried);
+        match called.await {
             Ok(SpaceReply::Refused(e)) => Err(SharedSpaceError::Space(e)),
             Ok(SpaceReply::LeaseLost) => Err(SharedSpaceError::LeaseLost),
             Ok(reply) => Ok(reply),
@@ -307,14 +278,14 @@ impl SharedTupleSpace {
         key: String,
         op: SpaceOp,
     ) -> Result<SpaceReply, SharedSpaceError> {
-        let mut pauses = self.shared.poll_backoff().pauses();
+        let mut pauses = self.shared.kind.retry_pauses().pauses();
         let mut retried = false;
         loop {
             match self.call_marked(key.clone(), op.clone(), retried).await {
                 Err(SharedSpaceError::Call(e))
                     if crate::virtual_actor::not_applied_or_unknown(&e) =>
                 {
-                    let env = &self.shared.env;
+                    let env = &self.shared.kind.env;
                     env.sleep(pauses.next(env)).await;
                     retried = true;
                 }
@@ -325,8 +296,7 @@ impl SharedTupleSpace {
 
     /// A fresh idempotency key for one operation.
     fn fresh_key(&self) -> String {
-        let n = self.shared.next_key.fetch_add(1, Ordering::Relaxed);
-        format!("{}:{n}", self.shared.nonce)
+        self.shared.kind.fresh_key()
     }
 
     /// Waits for a tuple matching `pattern` (taken, under a lease if
@@ -341,17 +311,13 @@ impl SharedTupleSpace {
         read: bool,
         timeout: Option<Duration>,
     ) -> Result<Option<SpaceReply>, SharedSpaceError> {
-        let env = &self.shared.env;
+        let env = &self.shared.kind.env;
         let deadline = timeout.map(|t| env.now() + t);
         let refresh = self.shared.config.wait_refresh;
-        let claim = self.fresh_key();
-        let mut ticket = self.shared.room.enter(&claim);
+        let (who, mut ticket) = self.shared.kind.claim(refresh);
+        let claim = who.claim.clone();
         let op = SpaceOp::Wait(WaitOp {
-            who: Claim {
-                claim: claim.clone(),
-                node: env.node().to_string(),
-                ttl_ms: super::hosted::lease_ms(refresh.saturating_mul(3)),
-            },
+            who,
             want: SpaceWant {
                 pattern,
                 lease_ms,

@@ -40,6 +40,7 @@
 mod host;
 pub mod mobility;
 pub(crate) mod placement;
+pub(crate) mod service_kind;
 
 pub(crate) use host::eligible_nodes;
 

@@ -181,6 +181,18 @@ impl Facet for HostWaker {
 }
 
 impl HostWaker {
+    /// Wakes `woken` through the facet attached to the handler of `ctx`:
+    /// only for a live message (replay hands the same values to the same
+    /// claims, whose renewals collect them).
+    pub(crate) fn wake_from(ctx: &crate::durability::DurableContext<'_>, woken: Vec<Wake>) {
+        if !woken.is_empty()
+            && ctx.is_live()
+            && let Some(waker) = ctx.facet::<HostWaker>()
+        {
+            waker.wake(woken);
+        }
+    }
+
     /// The facet to declare on a hosting kind whose handlers wake waiters.
     pub(crate) fn spec(system: &ActorSystem) -> crate::actor::facet::FacetSpec {
         let node = system.downgrade();

@@ -1,5 +1,9 @@
 //! What the loopback cluster tests share: a journal server on its own
-//! node, and nodes with fast failure detection that journal to it.
+//! node, nodes with fast failure detection that journal to it, and the
+//! environments tests start from.
+//!
+//! Each test file compiles its own copy and uses a part of it.
+#![allow(dead_code)]
 
 use plexspaces::Env;
 use plexspaces::actor::ActorSystem;
@@ -59,4 +63,38 @@ pub async fn all_up(dist: &Distribution, count: usize) {
     })
     .await
     .unwrap_or_else(|_| panic!("members never {count} up: {:?}", dist.members()));
+}
+
+/// A fresh data directory for node `name` of this test process.
+pub fn dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("plexspaces-test-{}-{name}", std::process::id()))
+}
+
+/// A tokio environment for node `name`, on a fresh data directory.
+pub async fn env(name: &str) -> Env {
+    let dir = dir(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    Env::tokio(plexspaces::NodeName::new(name).unwrap())
+        .with_data_dir(dir)
+        .await
+        .unwrap()
+}
+
+/// [`env`] whose wall clock moves with tokio's paused clock: leases,
+/// deadlines and waiter registrations run on the hosting node's wall
+/// clock (a host may move between nodes).
+pub async fn paused_wall_env(name: &str) -> Env {
+    use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
+    let dir = dir(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    Env::new(
+        plexspaces::NodeName::new(name).unwrap(),
+        TokioClock::with_wall_from(std::time::SystemTime::UNIX_EPOCH),
+        TokioSpawner::current(),
+        OsRng::new(),
+        plexspaces::storage::disk::FsDisk::open_dir(dir)
+            .await
+            .unwrap(),
+        plexspaces::net::TcpNet::new(),
+    )
 }
