@@ -14,7 +14,7 @@ use plexspaces::seams::Clock;
 use plexspaces::storage::journal::Journal;
 use plexspaces::tuple;
 use plexspaces::tuplespace::{
-    Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig,
+    Action, Field, Kind, NESTING_MAX, Pattern, SharedSpaceError, SharedSpaces, SharedSpacesConfig,
     SharedTupleSpace, Tuple, TupleSpaceError, Value,
 };
 use std::collections::BTreeSet;
@@ -436,6 +436,13 @@ async fn a_blocked_take_on_one_node_is_woken_by_a_write_on_another() {
         })
     };
     until_waiting(&a, &space, 2).await;
+    let mut subscriber = c
+        .spaces
+        .space(&name)
+        .unwrap()
+        .subscribe(tasks(), &[Action::Write])
+        .await
+        .unwrap();
     space.write(tuple!("task", 42)).await.unwrap();
     let taken = a
         .system
@@ -454,5 +461,79 @@ async fn a_blocked_take_on_one_node_is_woken_by_a_write_on_another() {
     assert_eq!(taken.unwrap(), Some(tuple!("task", 42)));
     read.unwrap();
     assert_eq!(space.count(&tasks()).await.unwrap(), 0, "taken once");
+    // A subscriber on c saw the write, pushed too.
+    let event = a
+        .system
+        .env()
+        .timeout(Duration::from_secs(10), subscriber.next(WAIT))
+        .await
+        .expect("the event never reached c")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.action, event.tuple),
+        (Action::Write, tuple!("task", 42))
+    );
     server.shutdown();
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_see_every_matching_write_and_take_in_order() {
+    let env = paused_wall_env("subscribe").await;
+    let system = ActorSystem::new(env.clone());
+    let spaces =
+        SharedSpaces::register(&system, SharedSpacesConfig::new(JournalBackend::memory())).unwrap();
+    let space = spaces.space("s").unwrap();
+    space.write(tuple!("task", 0)).await.unwrap(); // before the subscription
+    let mut both = space
+        .subscribe(tasks(), &[Action::Write, Action::Take])
+        .await
+        .unwrap();
+    let mut takes = space.subscribe(tasks(), &[Action::Take]).await.unwrap();
+    let reader = env.spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let event = both.next(WAIT).await.unwrap().unwrap();
+            seen.push((event.action, event.tuple));
+        }
+        (seen, both)
+    });
+    env.sleep(Duration::from_millis(10)).await;
+    let started = env.now();
+    space.write(tuple!("task", 1)).await.unwrap();
+    space.write(tuple!("other")).await.unwrap();
+    space.take(tasks()).await.unwrap(); // task 0, the oldest
+    space.write(tuple!("task", 2)).await.unwrap();
+    space.take_if_exists(&tasks()).await.unwrap(); // task 1
+    let (seen, both) = reader.await.unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (Action::Write, tuple!("task", 1)),
+            (Action::Take, tuple!("task", 0)),
+            (Action::Write, tuple!("task", 2)),
+            (Action::Take, tuple!("task", 1)),
+        ]
+    );
+    assert!(
+        env.now().saturating_duration_since(started) < Duration::from_millis(5),
+        "woken by each change, not by a renewal"
+    );
+    let taken: Vec<Tuple> = [
+        takes.next(WAIT).await.unwrap().unwrap(),
+        takes.next(WAIT).await.unwrap().unwrap(),
+    ]
+    .into_iter()
+    .map(|e| e.tuple)
+    .collect();
+    assert_eq!(taken, vec![tuple!("task", 0), tuple!("task", 1)]);
+    both.unsubscribe().await.unwrap();
+    // A subscription left unread for three renewal periods lapses, and
+    // says so.
+    env.sleep(Duration::from_secs(4)).await;
+    space.write(tuple!("task", 3)).await.unwrap();
+    assert!(matches!(
+        takes.next(WAIT).await,
+        Err(SharedSpaceError::SubscriptionLapsed)
+    ));
 }

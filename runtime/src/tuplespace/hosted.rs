@@ -6,7 +6,9 @@
 //! asking again (see `shared.rs`). Operations that find nothing to change
 //! are answered as queries, so an empty poll costs no journal write.
 
+use super::hosted_events::{EventsOp, Fetch, Fetched, SpaceEvents};
 use super::index::TupleIndex;
+use super::space::Action;
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
 use crate::actor::ActorError;
@@ -56,6 +58,13 @@ pub(crate) enum SpaceOp {
     Unwait { claim: String },
     /// How many blocked takes and reads are registered.
     Waiters,
+    /// Starts a subscription to the space's events.
+    Subscribe { who: Claim },
+    /// A subscriber's fetch of the events after a number (renewing its
+    /// subscription), or a registration for a wake.
+    Events(EventsOp),
+    /// Ends a subscription.
+    Unsubscribe { id: String },
 }
 
 /// A blocked take or read (see [`SpaceOp::Wait`]).
@@ -97,6 +106,13 @@ pub(crate) enum SpaceReply {
     LeaseLost,
     /// Nothing matched: the waiter is registered.
     Waiting,
+    /// A subscription starts after event number `.0`.
+    Subscribed(u64),
+    /// The space has its most subscriptions.
+    SubscriptionsFull,
+    Events(Fetched),
+    /// The subscription had lapsed: made again, after event `.0`.
+    Lapsed(u64),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -122,6 +138,9 @@ pub(crate) struct HostedSpace {
     /// them.
     #[serde(default)]
     waiters: WaitList<SpaceWant, HandedTuple>,
+    /// Subscriptions and the recent events they read.
+    #[serde(default)]
+    events: SpaceEvents,
     /// Whether a tuple entered the space since the waiters were last
     /// served (not state: reset by every operation).
     #[serde(skip)]
@@ -151,6 +170,7 @@ impl HostedSpace {
             leases: BTreeMap::new(),
             next_token: 1,
             waiters: WaitList::default(),
+            events: SpaceEvents::default(),
             stored: false,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -162,8 +182,16 @@ impl HostedSpace {
     }
 
     fn store(&mut self, tuple: Tuple) {
+        self.events.record(Action::Write, &tuple);
         self.tuples.insert(tuple);
         self.stored = true;
+    }
+
+    /// Takes the tuple at `slot` out of the space.
+    fn remove(&mut self, slot: &super::index::Slot) -> Tuple {
+        let tuple = self.tuples.remove(slot);
+        self.events.record(Action::Take, &tuple);
+        tuple
     }
 
     fn any_expired(&self, now_ms: u64) -> bool {
@@ -177,7 +205,7 @@ impl HostedSpace {
         if op.read {
             return Some(SpaceReply::Tuple(Some(self.tuples.get(&slot).clone())));
         }
-        let tuple = self.tuples.remove(&slot);
+        let tuple = self.remove(&slot);
         Some(match op.lease_ms {
             None => SpaceReply::Tuple(Some(tuple)),
             Some(ms) => SpaceReply::Leased(Some((tuple.clone(), self.lease(tuple, ms, now_ms)))),
@@ -301,10 +329,7 @@ impl HostedSpace {
         match op {
             SpaceOp::Write(tuples) => self.write(tuples, 0),
             SpaceOp::Take { pattern, lease_ms } => {
-                let found = self
-                    .tuples
-                    .find(&pattern)
-                    .map(|slot| self.tuples.remove(&slot));
+                let found = self.tuples.find(&pattern).map(|slot| self.remove(&slot));
                 match (found, lease_ms) {
                     (None, None) => SpaceReply::Tuple(None),
                     (None, Some(_)) => SpaceReply::Leased(None),
@@ -319,7 +344,7 @@ impl HostedSpace {
                 // Removing one slot leaves the others valid: a slot names its
                 // bucket and sequence number, which no other removal changes.
                 let found = self.tuples.find_all(&pattern);
-                SpaceReply::Tuples(found.iter().map(|slot| self.tuples.remove(slot)).collect())
+                SpaceReply::Tuples(found.iter().map(|slot| self.remove(slot)).collect())
             }
             SpaceOp::Complete { token, write } => {
                 if !self.leases.contains_key(&token) {
@@ -347,6 +372,19 @@ impl HostedSpace {
             }
             SpaceOp::Wait(op) => self.wait(op, now_ms),
             SpaceOp::Unwait { claim } => self.unwait(&claim),
+            SpaceOp::Subscribe { who } => match self.events.subscribe(&who, now_ms) {
+                Some(from) => SpaceReply::Subscribed(from),
+                None => SpaceReply::SubscriptionsFull,
+            },
+            SpaceOp::Events(op) => match self.events.fetch(&op, now_ms) {
+                Fetch::Found(fetched) => SpaceReply::Events(fetched),
+                Fetch::Waiting => SpaceReply::Waiting,
+                Fetch::Lapsed { from } => SpaceReply::Lapsed(from),
+            },
+            SpaceOp::Unsubscribe { id } => {
+                self.events.unsubscribe(&id);
+                SpaceReply::Done
+            }
             // Reads change nothing: normally answered by `query`.
             read => ops::answer_read(self, &read),
         }
@@ -377,12 +415,15 @@ impl HostedSpace {
     fn needs_time(&self, op: &SpaceOp) -> bool {
         !self.leases.is_empty()
             || !self.waiters.is_empty()
+            || !self.events.is_idle()
             || matches!(
                 op,
                 SpaceOp::Take {
                     lease_ms: Some(_),
                     ..
                 } | SpaceOp::Wait(_)
+                    | SpaceOp::Subscribe { .. }
+                    | SpaceOp::Events(_)
             )
     }
 }
@@ -402,12 +443,14 @@ impl DurableActor for HostedSpace {
         let now_ms = if self.needs_time(&op) {
             let now_ms = unix_ms(ctx.now().await?);
             self.expire(now_ms);
+            self.events.expire(now_ms);
             now_ms
         } else {
             0
         };
         let reply = self.apply(op, now_ms);
-        let woken = self.serve_waiters(now_ms);
+        let mut woken = self.serve_waiters(now_ms);
+        woken.extend(self.events.serve(now_ms));
         HostWaker::wake_from(ctx, woken);
         Ok(reply)
     }
@@ -448,6 +491,7 @@ impl Ops for HostedSpace {
                 Some(SpaceReply::LeaseLost)
             }
             SpaceOp::Unwait { claim } if !self.waiters.knows(claim) => Some(SpaceReply::Done),
+            SpaceOp::Unsubscribe { id } if !self.events.is_subscribed(id) => Some(SpaceReply::Done),
             _ => None,
         }
     }
@@ -500,6 +544,16 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             SpaceOp::Unwait {
                 claim: "0123456789abcdef0123456789abcdef:7".into(),
             },
+            SpaceOp::Events(EventsOp {
+                who: Claim {
+                    claim: "0123456789abcdef0123456789abcdef:8".into(),
+                    node: "n2".into(),
+                    ttl_ms: 3_000,
+                },
+                after: 41,
+                pattern: Pattern::new(vec![Field::Any]),
+                actions: vec![Action::Write, Action::Take],
+            }),
         ]
     }
     fn replies() -> Vec<SpaceReply> {
@@ -511,6 +565,11 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             }),
             SpaceReply::Count(3),
             SpaceReply::Waiting,
+            SpaceReply::Events(Fetched {
+                last: 44,
+                lagged: 1,
+                events: vec![(Action::Take, sample())],
+            }),
         ]
     }
     v.visit("tuplespace::Request<SpaceOp>", || {

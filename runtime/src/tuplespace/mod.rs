@@ -20,6 +20,7 @@
 
 mod durable;
 mod hosted;
+mod hosted_events;
 mod index;
 mod shared;
 mod space;
@@ -28,7 +29,8 @@ mod value;
 pub use crate::nesting::NESTING_MAX;
 pub use durable::{DurableSpaceError, DurableTupleSpace};
 pub use shared::{
-    LeaseToken, Leased, SharedSpaceError, SharedSpaces, SharedSpacesConfig, SharedTupleSpace,
+    LeaseToken, Leased, SUBSCRIPTION_EVENTS_KEPT, SUBSCRIPTIONS_MAX, SharedSpaceError,
+    SharedSpaces, SharedSpacesConfig, SharedSubscription, SharedTupleSpace,
 };
 pub use space::{
     Action, QoS, Subscription, SubscriptionId, TupleEvent, TupleSpace, TupleSpaceConfig,

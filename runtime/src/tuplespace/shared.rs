@@ -44,6 +44,8 @@
 //! empty take, a read, a count) costs the host no journal write.
 
 use super::hosted::{HostedSpace, SpaceOp, SpaceReply, SpaceWant, WaitOp, lease_ms};
+use super::hosted_events::EventsOp;
+use super::space::{Action, TupleEvent};
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
 use crate::actor::{ActorSystem, AskError};
@@ -51,7 +53,8 @@ use crate::durability::JournalBackend;
 use crate::seams::Clock;
 use crate::virtual_actor::service_kind::ServiceKind;
 use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
-use crate::wake;
+use crate::wake::{self, Claim, Ticket};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +109,22 @@ pub enum SharedSpaceError {
     /// The space's host answered with a reply this version does not
     /// expect (a bug, or a node running another version).
     Protocol(String),
+    /// A subscriber fell this many events behind the ones the space keeps
+    /// ([`SUBSCRIPTION_EVENTS_KEPT`]); it goes on with the oldest kept.
+    Lagged(u64),
+    /// A subscription was not renewed in time (its reader stopped asking
+    /// for three `wait_refresh` periods): it goes on from the newest
+    /// event, and what came between is unknown to it.
+    SubscriptionLapsed,
+    /// The space has its most subscriptions
+    /// ([`SUBSCRIPTIONS_MAX`]).
+    TooManySubscriptions,
 }
+
+/// Most events a shared space keeps for its subscribers.
+pub const SUBSCRIPTION_EVENTS_KEPT: usize = super::hosted_events::EVENTS_KEPT;
+/// Most live subscriptions of one shared space.
+pub const SUBSCRIPTIONS_MAX: usize = super::hosted_events::SUBSCRIPTIONS_MAX;
 
 impl fmt::Display for SharedSpaceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +133,13 @@ impl fmt::Display for SharedSpaceError {
             SharedSpaceError::LeaseLost => write!(f, "the lease ran out or does not exist"),
             SharedSpaceError::Call(e) => write!(f, "shared tuple space unreachable: {e}"),
             SharedSpaceError::Protocol(why) => write!(f, "shared tuple space: {why}"),
+            SharedSpaceError::Lagged(n) => write!(f, "the subscriber missed {n} events"),
+            SharedSpaceError::SubscriptionLapsed => {
+                write!(f, "the subscription lapsed; events may have been missed")
+            }
+            SharedSpaceError::TooManySubscriptions => {
+                write!(f, "the space has its {SUBSCRIPTIONS_MAX} subscriptions")
+            }
         }
     }
 }
@@ -124,7 +149,11 @@ impl std::error::Error for SharedSpaceError {
         match self {
             SharedSpaceError::Space(e) => Some(e),
             SharedSpaceError::Call(e) => Some(e),
-            SharedSpaceError::LeaseLost | SharedSpaceError::Protocol(_) => None,
+            SharedSpaceError::LeaseLost
+            | SharedSpaceError::Protocol(_)
+            | SharedSpaceError::Lagged(_)
+            | SharedSpaceError::SubscriptionLapsed
+            | SharedSpaceError::TooManySubscriptions => None,
         }
     }
 }
@@ -531,6 +560,34 @@ impl SharedTupleSpace {
         Ok(self.read_if_exists(pattern).await?.is_some())
     }
 
+    /// Subscribes to the writes and takes (`actions`) of tuples matching
+    /// `pattern` on this space, from now on, as seen from any node. Read
+    /// them with [`SharedSubscription::next`] at least every
+    /// `wait_refresh` or so: a subscription unread for three of those
+    /// lapses. While a space has a subscription it keeps its newest
+    /// [`SUBSCRIPTION_EVENTS_KEPT`] events (journaled with the space).
+    pub async fn subscribe(
+        &self,
+        pattern: Pattern,
+        actions: &[Action],
+    ) -> Result<SharedSubscription, SharedSpaceError> {
+        let (who, ticket) = self.shared.kind.claim(self.shared.config.wait_refresh);
+        let op = SpaceOp::Subscribe { who: who.clone() };
+        match self.call_resolved(self.fresh_key(), op).await? {
+            SpaceReply::Subscribed(after) => Ok(SharedSubscription {
+                space: self.clone(),
+                who,
+                ticket,
+                after,
+                pattern,
+                actions: actions.to_vec(),
+                buffered: VecDeque::new(),
+            }),
+            SpaceReply::SubscriptionsFull => Err(SharedSpaceError::TooManySubscriptions),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Waits until a matching tuple exists (woken by the write, as a
     /// blocked read is).
     pub async fn wait_until_exists(&self, pattern: Pattern) -> Result<(), SharedSpaceError> {
@@ -540,5 +597,93 @@ impl SharedTupleSpace {
     /// Removes every tuple and ends every lease.
     pub async fn clear(&self) -> Result<(), SharedSpaceError> {
         Self::done(self.call(SpaceOp::Clear).await?)
+    }
+}
+
+/// A subscription to a shared space's events (see
+/// [`SharedTupleSpace::subscribe`]).
+pub struct SharedSubscription {
+    space: SharedTupleSpace,
+    who: Claim,
+    ticket: Ticket,
+    /// The number of the last event looked at.
+    after: u64,
+    pattern: Pattern,
+    actions: Vec<Action>,
+    buffered: VecDeque<TupleEvent>,
+}
+
+impl fmt::Debug for SharedSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSubscription")
+            .field("space", &self.space.name())
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedSubscription {
+    /// The next matching event, in the order they happened, waiting up to
+    /// `timeout` (`Ok(None)`), woken by the write or take. Once after
+    /// falling behind, [`SharedSpaceError::Lagged`] first; after a lapse,
+    /// [`SharedSpaceError::SubscriptionLapsed`].
+    pub async fn next(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<TupleEvent>, SharedSpaceError> {
+        if let Some(event) = self.buffered.pop_front() {
+            return Ok(Some(event));
+        }
+        let space = &self.space;
+        let env = &space.shared.kind.env;
+        let refresh = space.shared.config.wait_refresh;
+        let deadline = env.now() + timeout;
+        loop {
+            let op = SpaceOp::Events(EventsOp {
+                who: self.who.clone(),
+                after: self.after,
+                pattern: self.pattern.clone(),
+                actions: self.actions.clone(),
+            });
+            let found = wake::wait_for(env, &mut self.ticket, refresh, Some(deadline), || async {
+                match space.call_resolved(space.fresh_key(), op.clone()).await? {
+                    SpaceReply::Waiting => Ok(None),
+                    other => Ok(Some(other)),
+                }
+            })
+            .await?;
+            match found {
+                None => return Ok(None),
+                Some(SpaceReply::Events(fetched)) => {
+                    self.after = fetched.last;
+                    self.buffered.extend(
+                        fetched
+                            .events
+                            .into_iter()
+                            .map(|(action, tuple)| TupleEvent { action, tuple }),
+                    );
+                    if fetched.lagged > 0 {
+                        return Err(SharedSpaceError::Lagged(fetched.lagged));
+                    }
+                    if let Some(event) = self.buffered.pop_front() {
+                        return Ok(Some(event));
+                    }
+                    // Only events that do not match: look further.
+                }
+                Some(SpaceReply::Lapsed(from)) => {
+                    self.after = from;
+                    return Err(SharedSpaceError::SubscriptionLapsed);
+                }
+                Some(other) => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    /// Ends the subscription.
+    pub async fn unsubscribe(self) -> Result<(), SharedSpaceError> {
+        let op = SpaceOp::Unsubscribe {
+            id: self.who.claim.clone(),
+        };
+        SharedTupleSpace::done(self.space.call_resolved(self.space.fresh_key(), op).await?)
     }
 }

@@ -80,7 +80,7 @@ impl fmt::Display for TupleSpaceError {
 impl std::error::Error for TupleSpaceError {}
 
 /// What happened to a tuple.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// It was written.
     Write,
