@@ -182,7 +182,9 @@ fn scenario(seed: u64) -> Outcome {
             let shared = shared.clone();
             move |env, index, addrs| run_node(env, index, addrs, shared.clone())
         });
-        let _report = storage.storm("durable queues", seed, 0x000d_e50f_7a5c).await;
+        let _report = storage
+            .storm("durable queues", seed, 0x000d_e50f_7a5c)
+            .await;
         let (cluster, clock) = (&storage.cluster, &storage.clock);
         finish_within(
             seed,
