@@ -2,7 +2,8 @@
 //! by `scripts/test.sh` through `scripts/postgres.sh`): streams shared by
 //! two nodes, fencing between two claimants, racing writers keeping one
 //! gap-free history, checkpoints with truncation, and virtual actors
-//! moving between nodes with their state.
+//! moving between nodes with their state, and a durable queue surviving
+//! its host.
 
 use plexspaces::actor::{ActorError, ActorSystem};
 use plexspaces::distribution::{ClusterSecret, Distribution, DistributionConfig, MemberStatus};
@@ -378,5 +379,68 @@ async fn a_shared_tuple_space_in_postgres_hands_each_tuple_to_one_taker() {
     );
     taken.sort();
     assert_eq!(taken, (0..60).collect::<Vec<i64>>(), "each task taken once");
+    a.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_queue_in_postgres_keeps_every_acknowledged_send_when_its_host_dies() {
+    use plexspaces::channels::{DurableQueues, DurableQueuesConfig};
+    const WAIT: Duration = Duration::from_secs(15);
+    let kind = format!("qk{}", std::process::id() % 100_000);
+    let (sa, a, _) = node("qa", &[], &kind).await;
+    let (sb, b, _) = node("qb", &[a.local_addr()], &kind).await;
+    for d in [&a, &b] {
+        d.wait_for(WAIT, |m| {
+            m.iter().filter(|m| m.status == MemberStatus::Up).count() == 2
+        })
+        .await
+        .unwrap();
+    }
+    let queues = |system: ActorSystem| async move {
+        let journal = PgJournal::connect(system.env().clone(), PgJournalConfig::new(connection()))
+            .await
+            .unwrap();
+        let mut config = DurableQueuesConfig::new(JournalBackend::custom(journal));
+        // A kind unique to this run, so queues of earlier runs never mix in.
+        config.hosting.kind = format!("queue{}", std::process::id() % 100_000);
+        DurableQueues::register(&system, config).unwrap()
+    };
+    let on_a = queues(sa.clone()).await;
+    let on_b = queues(sb.clone()).await;
+    // Hosted on b, which dies with messages in the queue and one in flight.
+    let name = (0..)
+        .map(|i| format!("orders-{i}"))
+        .find(|name| on_a.host_of(name).as_ref() == Some(b.node()))
+        .unwrap();
+    let queue = on_a.queue(&name).unwrap();
+    for n in 0..20u8 {
+        queue.send(vec![n]).await.unwrap();
+    }
+    let in_flight = on_b
+        .queue(&name)
+        .unwrap()
+        .receive(Duration::from_secs(1), WAIT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_flight.payload, vec![0]);
+    b.shutdown();
+    sb.shutdown().await;
+    // a reactivates the queue from PostgreSQL: every message, the one in
+    // flight again (its deadline passed) with its delivery counted.
+    let mut got = Vec::new();
+    while let Some(d) = queue
+        .receive(Duration::from_secs(30), Duration::from_secs(3))
+        .await
+        .unwrap()
+    {
+        got.push((d.payload[0], d.delivery));
+        queue.ack(&d).await.unwrap();
+    }
+    got.sort();
+    let mut expected: Vec<(u8, u32)> = (1..20).map(|n| (n, 1)).collect();
+    expected.insert(0, (0, 2));
+    assert_eq!(got, expected);
+    sa.shutdown().await;
     a.shutdown();
 }
