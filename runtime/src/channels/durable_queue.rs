@@ -32,12 +32,12 @@
 //! fast option for one node, lost with it.
 
 use super::hosted_queue::{
-    HostedQueue, QueueOp, QueuePolicy, QueueReply, QueueStats, ReceiveOp, WireDelivery, millis,
+    HostedQueue, QueueOp, QueuePolicy, QueueReply, QueueStats, ReceiveOp, WireDelivery,
 };
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
 use crate::retry::Backoff;
-use crate::seams::Clock;
+use crate::seams::{Clock, whole_millis};
 use crate::virtual_actor::service_kind::ServiceKind;
 use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
 use crate::wake;
@@ -340,7 +340,7 @@ impl DurableQueue {
         let claim = who.claim.clone();
         let op = QueueOp::Receive(ReceiveOp {
             who,
-            ack_timeout_ms: millis(ack_timeout),
+            ack_timeout_ms: whole_millis(ack_timeout),
         });
         let found = wake::wait_for(env, &mut ticket, refresh, Some(deadline), || async {
             match self.call(self.fresh_key(), op.clone()).await? {

@@ -102,6 +102,9 @@ pub enum TopicError {
     Lagged(u64),
     /// The durable subscription does not exist (it was removed).
     NoSuchSubscription,
+    /// A subscription name is empty, too long or holds a control
+    /// character.
+    InvalidName(String),
     /// The topic has its most durable subscriptions already.
     TooManySubscriptions {
         /// The bound.
@@ -127,6 +130,7 @@ impl fmt::Display for TopicError {
             }
             TopicError::Lagged(n) => write!(f, "the subscriber missed {n} messages"),
             TopicError::NoSuchSubscription => write!(f, "no such durable subscription"),
+            TopicError::InvalidName(why) => write!(f, "invalid subscription name: {why}"),
             TopicError::TooManySubscriptions { max } => {
                 write!(f, "the topic has its {max} durable subscriptions")
             }
@@ -319,7 +323,7 @@ impl DurableTopic {
     /// The durable subscription `name` (made at the current head if new):
     /// reads resume after its last acknowledged message.
     pub async fn subscribe_durable(&self, name: &str) -> Result<DurableSubscription, TopicError> {
-        crate::names::check("subscription", name).map_err(TopicError::Protocol)?;
+        crate::names::check("subscription", name).map_err(TopicError::InvalidName)?;
         let op = TopicOp::Subscribe {
             name: name.to_string(),
         };

@@ -14,11 +14,10 @@ use crate::actor::ActorError;
 use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
-use crate::seams::Clock;
+use crate::seams::{Clock, unix_millis};
 use crate::wake::{Claim, HostWaker, WaitList, Wake};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, SystemTime};
 
 /// One operation on a queue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,19 +142,6 @@ pub(crate) struct HostedQueue {
     /// served (not state: reset by every operation).
     #[serde(skip)]
     readied: bool,
-}
-
-pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    let ms = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    u64::try_from(ms).unwrap_or(u64::MAX)
-}
-
-/// A duration in whole milliseconds (at least 1).
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl HostedQueue {
@@ -395,7 +381,7 @@ impl DurableActor for HostedQueue {
         // The time is journaled (replay sees the same instant), and only
         // read when a deadline is involved.
         let now_ms = if self.needs_time(&op) {
-            let now_ms = unix_ms(ctx.now().await?);
+            let now_ms = unix_millis(ctx.now().await?);
             self.expire(now_ms);
             now_ms
         } else {
@@ -408,7 +394,7 @@ impl DurableActor for HostedQueue {
     }
 
     fn query(&self, env: &Env, op: &QueueOp) -> Option<QueueReply> {
-        if !self.in_flight.is_empty() && self.any_expired(unix_ms(env.wall_clock())) {
+        if !self.in_flight.is_empty() && self.any_expired(unix_millis(env.wall_clock())) {
             return None; // giving messages back is a change: journaled
         }
         ops::query(self, env, op)

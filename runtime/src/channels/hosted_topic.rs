@@ -289,7 +289,7 @@ impl DurableActor for HostedTopic {
         self.published = false;
         // Registrations lapse on the host's journaled wall clock.
         let now_ms = if !self.fetchers.is_empty() || matches!(op, TopicOp::Fetch(_)) {
-            super::hosted_queue::unix_ms(ctx.now().await?)
+            crate::seams::unix_millis(ctx.now().await?)
         } else {
             0
         };

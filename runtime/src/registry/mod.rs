@@ -284,10 +284,7 @@ impl TenantRegistry {
     fn insert(&self, registration: ObjectRegistration) -> Result<u64, RegistryError> {
         directory::check_registration(&registration)?;
         let key = self.key(&registration.namespace, &registration.object_id);
-        let wall = self.system.env().wall_clock();
-        let registered_ms = wall
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let registered_ms = crate::seams::unix_millis(self.system.env().wall_clock());
         self.registry
             .directory()
             .insert_local(key, registration, registered_ms)

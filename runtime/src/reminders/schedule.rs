@@ -34,11 +34,7 @@ pub(crate) enum Compiled {
     Cron(Box<cron::Schedule>, chrono_tz::Tz),
 }
 
-/// Milliseconds since the Unix epoch (0 before it).
-pub(crate) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64)
-}
+pub(crate) use crate::seams::unix_millis as millis;
 
 /// The time `ms` milliseconds after the Unix epoch.
 pub(crate) fn time_of(ms: u64) -> SystemTime {

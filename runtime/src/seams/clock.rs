@@ -153,3 +153,16 @@ impl Clock for DynClock {
         self.0.sleep_until(deadline)
     }
 }
+
+/// Milliseconds since the Unix epoch (0 before it, saturating): how a
+/// wall-clock instant is journaled and compared on another node.
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `d` in whole milliseconds, at least 1 (saturating): how leases,
+/// deadlines and registration lapses travel.
+pub(crate) fn whole_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}

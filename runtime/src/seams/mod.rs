@@ -7,6 +7,7 @@ mod rng;
 mod spawn;
 
 pub use clock::{Clock, DynClock, Elapsed, Instant};
+pub(crate) use clock::{unix_millis, whole_millis};
 pub use plexspaces_net::{ByteReader, ByteWriter, Connection, DynNet, Listener, Net, NetError};
 pub use plexspaces_storage::disk::{Disk, DiskError, DiskFile, DynDisk};
 pub use rng::{LocalRng, Rng, SeededRng};

@@ -15,11 +15,10 @@ use crate::actor::ActorError;
 use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
-use crate::seams::Clock;
+use crate::seams::{Clock, unix_millis};
 use crate::wake::{Claim, HostWaker, WaitList, Wake};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
 
 /// One operation on a shared space.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,14 +149,6 @@ pub(crate) struct HostedSpace {
     #[cfg(feature = "planted-bugs")]
     #[serde(skip)]
     pub(crate) planted_bug: Option<crate::PlantedBug>,
-}
-
-fn unix_ms(at: SystemTime) -> u64 {
-    let ms = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl HostedSpace {
@@ -441,7 +432,7 @@ impl DurableActor for HostedSpace {
         // read when a lease is involved.
         self.stored = false;
         let now_ms = if self.needs_time(&op) {
-            let now_ms = unix_ms(ctx.now().await?);
+            let now_ms = unix_millis(ctx.now().await?);
             self.expire(now_ms);
             self.events.expire(now_ms);
             now_ms
@@ -457,7 +448,7 @@ impl DurableActor for HostedSpace {
 
     fn query(&self, env: &Env, op: &SpaceOp) -> Option<SpaceReply> {
         if (!self.leases.is_empty() || !self.waiters.is_empty())
-            && self.any_expired(unix_ms(env.wall_clock()))
+            && self.any_expired(unix_millis(env.wall_clock()))
         {
             return None; // returning the tuples is a change: journaled
         }
@@ -495,11 +486,6 @@ impl Ops for HostedSpace {
             _ => None,
         }
     }
-}
-
-/// A lease's length in whole milliseconds (at least 1).
-pub(crate) fn lease_ms(lease: Duration) -> u64 {
-    u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// A shared space's operations, replies and state, for

@@ -43,14 +43,14 @@
 //! `wait_refresh` of latency. A query that finds nothing to change (an
 //! empty take, a read, a count) costs the host no journal write.
 
-use super::hosted::{HostedSpace, SpaceOp, SpaceReply, SpaceWant, WaitOp, lease_ms};
+use super::hosted::{HostedSpace, SpaceOp, SpaceReply, SpaceWant, WaitOp};
 use super::hosted_events::EventsOp;
 use super::space::{Action, TupleEvent};
 use super::space::{TupleSpaceConfig, TupleSpaceError};
 use super::value::{Pattern, Tuple};
 use crate::actor::{ActorSystem, AskError};
 use crate::durability::JournalBackend;
-use crate::seams::Clock;
+use crate::seams::{Clock, whole_millis};
 use crate::virtual_actor::service_kind::ServiceKind;
 use crate::virtual_actor::{VirtualConfig, VirtualError, VirtualRef};
 use crate::wake::{self, Claim, Ticket};
@@ -269,57 +269,43 @@ impl SharedTupleSpace {
         self.call_keyed(self.fresh_key(), op).await
     }
 
+    /// Calls `op` under `key`, once.
     async fn call_keyed(&self, key: String, op: SpaceOp) -> Result<SpaceReply, SharedSpaceError> {
-        self.call_marked(key, op, false).await
+        Self::check(&op)?;
+        let called = self.shared.kind.call_once(&self.target, key, op, false);
+        Self::answer(called.await)
     }
 
-    /// Calls `op` under `key`; `retried` if this key was sent before with
-    /// an unknown outcome.
-    async fn call_marked(
-        &self,
-        key: String,
-        op: SpaceOp,
-        retried: bool,
-    ) -> Result<SpaceReply, SharedSpaceError> {
-        // A tuple the hosting node could not decode is refused here, with
-        // the error the host would give, rather than failing in transit.
-        if let SpaceOp::Write(tuples) | SpaceOp::Complete { write: tuples, .. } = &op {
-            for tuple in tuples {
-                tuple.check_depth().map_err(SharedSpaceError::Space)?;
-            }
-        }
-        let called = self.shared.kind.call_once(&self.target, key, op, retried);
-        match called.await {
-            Ok(SpaceReply::Refused(e)) => Err(SharedSpaceError::Space(e)),
-            Ok(SpaceReply::LeaseLost) => Err(SharedSpaceError::LeaseLost),
-            Ok(reply) => Ok(reply),
-            Err(e) => Err(SharedSpaceError::Call(e)),
-        }
-    }
-
-    /// Calls `op` under `key` until its outcome is known: a failure that
-    /// may or may not have applied it (a timeout, a lost connection, an
-    /// unreachable host) is asked again under the same key, which the space
-    /// answers with the original answer if it did apply. For takes, whose
-    /// tuple would otherwise be taken by nobody.
+    /// Calls `op` under `key` until its outcome is known
+    /// ([`ServiceKind::call_resolved`]). For takes, whose tuple would
+    /// otherwise be taken by nobody.
     async fn call_resolved(
         &self,
         key: String,
         op: SpaceOp,
     ) -> Result<SpaceReply, SharedSpaceError> {
-        let mut pauses = self.shared.kind.retry_pauses().pauses();
-        let mut retried = false;
-        loop {
-            match self.call_marked(key.clone(), op.clone(), retried).await {
-                Err(SharedSpaceError::Call(e))
-                    if crate::virtual_actor::not_applied_or_unknown(&e) =>
-                {
-                    let env = &self.shared.kind.env;
-                    env.sleep(pauses.next(env)).await;
-                    retried = true;
-                }
-                answered => return answered,
+        Self::check(&op)?;
+        Self::answer(self.shared.kind.call_resolved(&self.target, key, op).await)
+    }
+
+    /// A tuple the hosting node could not decode is refused here, with
+    /// the error the host would give, rather than failing in transit.
+    fn check(op: &SpaceOp) -> Result<(), SharedSpaceError> {
+        if let SpaceOp::Write(tuples) | SpaceOp::Complete { write: tuples, .. } = op {
+            for tuple in tuples {
+                tuple.check_depth().map_err(SharedSpaceError::Space)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The space's refusals as errors.
+    fn answer(called: Result<SpaceReply, AskError>) -> Result<SpaceReply, SharedSpaceError> {
+        match called {
+            Ok(SpaceReply::Refused(e)) => Err(SharedSpaceError::Space(e)),
+            Ok(SpaceReply::LeaseLost) => Err(SharedSpaceError::LeaseLost),
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(SharedSpaceError::Call(e)),
         }
     }
 
@@ -475,7 +461,7 @@ impl SharedTupleSpace {
         lease: Duration,
         timeout: Duration,
     ) -> Result<Option<Leased>, SharedSpaceError> {
-        let lease = Some(lease_ms(lease));
+        let lease = Some(whole_millis(lease));
         match self.wait(pattern, lease, false, Some(timeout)).await? {
             None => Ok(None),
             Some(SpaceReply::Leased(Some((tuple, token)))) => Ok(Some(Leased {

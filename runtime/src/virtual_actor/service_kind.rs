@@ -9,7 +9,7 @@ use crate::actor::{ActorSystem, AskError};
 use crate::durability::DurableActor;
 use crate::env::Env;
 use crate::retry::Backoff;
-use crate::seams::{Clock, Rng};
+use crate::seams::{Clock, Rng, whole_millis};
 use crate::wake::{self, Claim, HostWaker, Ticket, WaitRoom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,7 +77,7 @@ where
         let who = Claim {
             claim,
             node: self.env.node().to_string(),
-            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+            ttl_ms: whole_millis(ttl),
         };
         (who, ticket)
     }
