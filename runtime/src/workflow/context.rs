@@ -9,13 +9,13 @@
 //! sees its outcome. A recorded position whose step name differs from the
 //! name the code asks for is a divergence: the run fails with both names.
 
-use super::record::{Outcome, RunOp, RunRecord, RunReply, StepEntry};
+use super::record::{Outcome, PATCH_MARK, RunOp, RunRecord, RunReply, StepEntry};
 use super::{RetryPolicy, StepError, WorkflowError};
 use crate::env::Env;
 use crate::observability::metrics::{KindLabel, seconds};
-use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualRef};
+use crate::wake::{Ticket, WaitRoom};
 use futures::future::BoxFuture;
 use opentelemetry::trace::TraceContextExt;
 use plexspaces_storage::sync::LockExt;
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -62,6 +62,10 @@ pub(crate) struct Compensation {
     pub undo: Undo,
 }
 
+/// Cancels a child run (of any kind) when its parent's history ends.
+pub(crate) type CancelChild =
+    Box<dyn Fn() -> BoxFuture<'static, Result<(), WorkflowError>> + Send + Sync>;
+
 /// How a driver reaches its run, and what it learned while driving.
 pub(crate) struct RunShared {
     pub env: Env,
@@ -74,8 +78,20 @@ pub(crate) struct RunShared {
     pub token: u64,
     pub lease_ms: u64,
     pub call_timeout: Duration,
-    pub poll_max: Duration,
+    /// How often a woken wait asks again (a lost wake costs at most this).
+    pub wait_refresh: Duration,
     pub cancel_check_every: Duration,
+    /// This node's wait room, where the run's record wakes this driver.
+    pub room: Arc<WaitRoom>,
+    /// How many times the run continued as new (part of its step keys and
+    /// its children's ids).
+    pub generation: AtomicU32,
+    /// Heartbeat details of steps not yet recorded, by position.
+    pub heartbeats: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Children to cancel when this history ends (`ParentClose::Cancel`).
+    pub children: Mutex<Vec<CancelChild>>,
+    /// Child names started in this history (each names one child).
+    pub child_names: Mutex<BTreeSet<String>>,
     /// Recorded steps by position (replayed from here).
     pub history: Mutex<BTreeMap<String, StepEntry>>,
     /// Positions the code reached (to find recorded steps it skipped).
@@ -143,14 +159,53 @@ impl RunShared {
         format!("{:x}:c{n}", self.token)
     }
 
-    fn note_cancel(&self, requested: bool) {
+    /// Reads the record under a watch: `signal` (or the view, if `None`),
+    /// and, unless that settles it, registers `ticket`'s claim to be woken
+    /// by the next signal, cancellation or end.
+    async fn watch(
+        &self,
+        claim: &str,
+        signal: Option<(String, usize)>,
+    ) -> Result<RunReply, WorkflowError> {
+        let op = RunOp::Watch {
+            watcher: (self.env.node().to_string(), claim.to_string()),
+            signal,
+        };
+        self.run
+            .query(op, self.call_timeout)
+            .await
+            .map_err(|e| WorkflowError::Unavailable(e.to_string()))
+    }
+
+    /// A claim and its ticket in this node's wait room.
+    fn ticket(&self) -> (String, Ticket) {
+        let claim = self.fresh_key();
+        let ticket = self.room.enter(&claim);
+        (claim, ticket)
+    }
+
+    /// Waits for `ticket`'s wake or `pause`, whichever comes first.
+    async fn pause(&self, ticket: &mut Ticket, pause: Duration) {
+        let woken = Box::pin(ticket.woken());
+        futures::future::select(woken, Box::pin(self.env.sleep(pause))).await;
+    }
+
+    /// The idempotency key of the step at `position` of this history.
+    pub(crate) fn step_key(&self, position: &str) -> StepKey {
+        match self.generation.load(Ordering::SeqCst) {
+            0 => StepKey(format!("{}/{position}", self.run_name)),
+            g => StepKey(format!("{}/g{g}/{position}", self.run_name)),
+        }
+    }
+
+    pub(crate) fn note_cancel(&self, requested: bool) {
         if requested {
             self.cancel_requested.store(true, Ordering::SeqCst);
         }
     }
 
     /// Err if the code must stop making progress: cancelled or fenced out.
-    fn check_live(&self) -> Result<(), WorkflowError> {
+    pub(crate) fn check_live(&self) -> Result<(), WorkflowError> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(WorkflowError::LostLease);
         }
@@ -205,15 +260,10 @@ impl RunShared {
         index: usize,
         deadline_ms: u64,
     ) -> Result<Outcome, WorkflowError> {
-        let mut pauses = Backoff::new(Duration::from_millis(5), self.poll_max)
-            .with_jitter(0.0)
-            .pauses();
+        let (claim, mut ticket) = self.ticket();
         loop {
-            let op = RunOp::SignalAt {
-                name: name.to_string(),
-                index,
-            };
-            let (data, cancel_requested, trace) = match self.call(self.fresh_key(), op).await? {
+            let signal = Some((name.to_string(), index));
+            let (data, cancel_requested, trace) = match self.watch(&claim, signal).await? {
                 RunReply::Signal {
                     data,
                     cancel_requested,
@@ -236,13 +286,18 @@ impl RunShared {
                 return Ok(Ok(crate::codec::encode_own(&None::<Vec<u8>>)));
             }
             let left = Duration::from_millis(deadline_ms - now_ms);
-            self.env.sleep(pauses.next(&self.env).min(left)).await;
+            self.pause(&mut ticket, self.wait_refresh.min(left)).await;
         }
     }
 
     /// Asks the record whether the run was cancelled.
-    async fn refresh_cancel(&self) -> Result<(), WorkflowError> {
-        if let RunReply::View(view) = self.call(self.fresh_key(), RunOp::View).await? {
+    pub(crate) async fn refresh_cancel(&self) -> Result<(), WorkflowError> {
+        let reply = self
+            .run
+            .query(RunOp::View, self.call_timeout)
+            .await
+            .map_err(|e| WorkflowError::Unavailable(e.to_string()))?;
+        if let RunReply::View(view) = reply {
             self.note_cancel(view.cancel_requested);
         }
         self.check_live()
@@ -250,7 +305,11 @@ impl RunShared {
 
     /// Records `step` at `position` and returns what the record keeps
     /// there (another driver's outcome if it recorded first).
-    async fn record(&self, position: &str, step: StepEntry) -> Result<StepEntry, WorkflowError> {
+    pub(crate) async fn record(
+        &self,
+        position: &str,
+        step: StepEntry,
+    ) -> Result<StepEntry, WorkflowError> {
         let op = RunOp::Record {
             token: self.token,
             now_ms: self.now_ms(),
@@ -293,7 +352,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
 /// same positions, a [`WorkflowContext::branch`] has its own.
 #[derive(Clone)]
 pub struct WorkflowContext {
-    shared: Arc<RunShared>,
+    pub(super) shared: Arc<RunShared>,
     path: String,
     counter: Arc<AtomicU64>,
 }
@@ -349,9 +408,13 @@ impl WorkflowContext {
 
     /// The core of every operation: the recorded outcome at the next
     /// position, or `live`'s, recorded first.
-    async fn journaled<F, Fut>(&self, name: &str, live: F) -> Result<Outcome, WorkflowError>
+    pub(crate) async fn journaled<F, Fut>(
+        &self,
+        name: &str,
+        live: F,
+    ) -> Result<Outcome, WorkflowError>
     where
-        F: FnOnce(StepKey) -> Fut,
+        F: FnOnce(StepKey, String) -> Fut,
         Fut: Future<Output = Result<Outcome, WorkflowError>>,
     {
         let position = self.next_position();
@@ -371,16 +434,17 @@ impl WorkflowContext {
             return Ok(step.outcome);
         }
         self.shared.check_live()?;
-        let key = StepKey(format!("{}/{position}", self.shared.run_name));
+        let key = self.shared.step_key(&position);
         let started = self.shared.env.now();
         // Run inside the step's span, so what the step calls is traced
         // under it.
         let step = self.step_span(name, position.as_str(), false);
         let outcome = match &step {
             Some(cx) => {
-                opentelemetry::context::FutureExt::with_context(live(key), cx.clone()).await
+                let live = live(key, position.clone());
+                opentelemetry::context::FutureExt::with_context(live, cx.clone()).await
             }
-            None => live(key).await,
+            None => live(key, position.clone()).await,
         };
         if let Some(cx) = step {
             let span = cx.span();
@@ -421,7 +485,10 @@ impl WorkflowContext {
         )
     }
 
-    fn value<T: DeserializeOwned>(name: &str, outcome: Outcome) -> Result<T, WorkflowError> {
+    pub(crate) fn value<T: DeserializeOwned>(
+        name: &str,
+        outcome: Outcome,
+    ) -> Result<T, WorkflowError> {
         match outcome {
             Ok(bytes) => decode(&bytes, &format!("the result of step {name:?}")),
             Err(error) => Err(WorkflowError::StepFailed {
@@ -464,7 +531,7 @@ impl WorkflowContext {
     {
         let env = self.shared.env.clone();
         let outcome = self
-            .journaled(name, |key| async move {
+            .journaled(name, |key, _| async move {
                 let mut attempt = 1;
                 loop {
                     match f(key.clone()).await {
@@ -541,6 +608,9 @@ impl WorkflowContext {
         if parked {
             shared.park().await?;
         }
+        // Woken by a cancellation; asking again every `cancel_check_every`
+        // covers a lost wake.
+        let (claim, mut ticket) = shared.ticket();
         loop {
             let now_ms = shared.now_ms();
             if now_ms >= deadline_ms {
@@ -549,11 +619,14 @@ impl WorkflowContext {
                 }
                 return Ok(());
             }
-            let left = Duration::from_millis(deadline_ms - now_ms);
-            shared.env.sleep(left.min(shared.cancel_check_every)).await;
-            if shared.now_ms() < deadline_ms {
-                shared.refresh_cancel().await?;
+            if let RunReply::View(view) = shared.watch(&claim, None).await? {
+                shared.note_cancel(view.cancel_requested);
             }
+            shared.check_live()?;
+            let left = Duration::from_millis(deadline_ms.saturating_sub(shared.now_ms()));
+            shared
+                .pause(&mut ticket, left.min(shared.cancel_check_every))
+                .await;
         }
     }
 
@@ -577,7 +650,7 @@ impl WorkflowContext {
         let shared = self.shared.clone();
         let signal = name.to_string();
         let outcome = self
-            .journaled(&format!("signal:{name}"), |_| async move {
+            .journaled(&format!("signal:{name}"), |_, _| async move {
                 let parked = shared.worth_parking(deadline_ms);
                 if parked {
                     shared.park().await?;
@@ -602,6 +675,94 @@ impl WorkflowContext {
             }
             None => Ok(None),
         }
+    }
+
+    /// Whether this run takes the new code of change `id`, as Temporal's
+    /// `patched`: write `if ctx.patched("id").await? { new } else { old }`.
+    ///
+    /// A run that reaches this point for the first time takes the new
+    /// branch; a run that went past it under the old code (its journal
+    /// goes on beyond this point) replays the old one. The decision is
+    /// recorded beside the run's steps (it shifts no position), so it
+    /// never changes for the run, and [`super::Workflows::patch_usage`]
+    /// tells which runs still need the old branch. Once none does, remove
+    /// the old branch and the call: recorded decisions no run asks for are
+    /// ignored. Changes made without `patched` still fail replay loudly
+    /// ([`WorkflowError::Diverged`]).
+    pub async fn patched(&self, id: &str) -> Result<bool, WorkflowError> {
+        use crate::names::{NAME_BYTES_MAX, check_token};
+        check_token("patch id", id, NAME_BYTES_MAX).map_err(WorkflowError::InvalidId)?;
+        let position = format!("{}{PATCH_MARK}{id}", self.path);
+        let name = format!("patched:{id}");
+        self.shared.visited.locked().insert(position.clone());
+        let recorded = self.shared.history.locked().get(&position).cloned();
+        let step = match recorded {
+            Some(step) => step,
+            None => {
+                self.shared.check_live()?;
+                let new = !self.went_past();
+                let decision = StepEntry {
+                    name: name.clone(),
+                    outcome: Ok(encode(&new, "patch decision")?),
+                };
+                self.shared.record(&position, decision).await?
+            }
+        };
+        Self::value(&name, step.outcome)
+    }
+
+    /// Whether this context's journal holds steps the code has not reached
+    /// yet: the run went past this point before, under other code.
+    fn went_past(&self) -> bool {
+        let visited = self.shared.visited.locked();
+        self.shared
+            .history
+            .locked()
+            .keys()
+            .any(|p| p.starts_with(&self.path) && !p.contains(PATCH_MARK) && !visited.contains(p))
+    }
+
+    /// Ends this run's history and starts it again with `input`, under the
+    /// same id: return it from the code (`return Err(ctx.continue_as_new(&next))`).
+    /// The journal holds only the new history, so a run that loops forever
+    /// stays bounded. Signals the ended history did not take wait for the
+    /// new one; published values stay; registered compensations are
+    /// dropped (the history they belong to succeeded); children started
+    /// with [`super::ParentClose::Cancel`] are cancelled. Step keys and
+    /// child ids carry the history's number, so none repeats.
+    pub fn continue_as_new<T: Serialize>(&self, input: &T) -> WorkflowError {
+        match encode(input, "continued run's input") {
+            Ok(bytes) => WorkflowError::ContinuedAsNew(super::NextInput(bytes)),
+            Err(e) => e,
+        }
+    }
+
+    /// How many times this run continued as new.
+    pub fn generation(&self) -> u32 {
+        self.shared.generation.load(Ordering::SeqCst)
+    }
+
+    /// Sends signal `name` with `data` to run `run` of workflow kind
+    /// `kind` (any kind registered on this node), once: a journaled step
+    /// whose key makes the delivery idempotent.
+    pub async fn signal_run<X: super::Workflow, T: Serialize>(
+        &self,
+        kind: &super::Workflows<X>,
+        run: &super::RunId,
+        name: &str,
+        data: &T,
+    ) -> Result<(), WorkflowError> {
+        let data = encode(data, "signal's data")?;
+        let (kind, run) = (kind.clone(), run.clone());
+        self.step(&format!("send-signal:{name}"), move |key| {
+            let (kind, run, data) = (kind.clone(), run.clone(), data.clone());
+            async move {
+                kind.deliver_signal(&run, format!("signal:{key}"), name, data)
+                    .await
+                    .map_err(|e| StepError::terminal(format!("signal not delivered: {e}")))
+            }
+        })
+        .await
     }
 
     /// Sends signal `name` with `data` to run `run_id` (`tenant/id`) of this
@@ -644,7 +805,7 @@ impl WorkflowContext {
             value: encode(value, "published value")?,
         };
         let outcome = self
-            .journaled(&format!("publish:{name}"), |key| async move {
+            .journaled(&format!("publish:{name}"), |key, _| async move {
                 shared.call(format!("{:x}:{key}", shared.token), op).await?;
                 Ok(Ok(Vec::new()))
             })
@@ -686,7 +847,7 @@ impl WorkflowContext {
             .history
             .locked()
             .keys()
-            .find(|p| !visited.contains(*p))
+            .find(|p| !visited.contains(*p) && !p.contains(PATCH_MARK))
             .cloned()
     }
 }

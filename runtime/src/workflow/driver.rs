@@ -6,6 +6,7 @@
 use super::context::StepMetrics;
 use super::context::{RunShared, WorkflowContext, decode, encode};
 use super::index::{IndexOp, IndexReply};
+use super::record::History;
 use super::record::{RunOp, RunReply};
 use super::{Engine, RunStatus, Workflow, WorkflowError};
 use crate::observability::metrics::WorkflowLabel;
@@ -14,7 +15,7 @@ use futures::FutureExt;
 use plexspaces_storage::sync::LockExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Removes the run from the engine's driven set when the driver ends,
@@ -47,25 +48,65 @@ pub(crate) fn ensure_driver<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) {
     }));
 }
 
+/// Takes the run's lease and drives its histories (one more each time it
+/// continues as new) until it ends or this driver must stop.
 async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
-    let Ok(run) = engine.runs.get(run_name) else {
-        return;
-    };
-    let config = &engine.config;
     let token = engine.env.next_u64() | 1;
-    let lease_ms = u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX);
-    let kind = &config.hosting.kind;
-    let shared = Arc::new(RunShared {
+    let mut counted = false;
+    loop {
+        let Some(shared) = shared_for(engine, run_name, token) else {
+            return;
+        };
+        let acquire = RunOp::Acquire {
+            token,
+            now_ms: shared.now_ms(),
+            lease_ms: shared.lease_ms,
+        };
+        let history = match shared.call(shared.fresh_key(), acquire).await {
+            Ok(RunReply::Acquired(history)) => history,
+            Ok(RunReply::Finished(status)) => {
+                // Finished, but maybe not yet in the index (a crash between).
+                mark_finished(engine, run_name, status).await;
+                return;
+            }
+            // Held by another driver, not started, or unreachable: the
+            // resumer tries again later.
+            _ => return,
+        };
+        if !counted {
+            count_run(&engine.env, &engine.config.hosting.kind, "acquired");
+            counted = true;
+        }
+        if !drive_history(engine, run_name, shared, history).await {
+            return;
+        }
+    }
+}
+
+/// A driver's view of `run_name` under `token`, for one history.
+fn shared_for<W: Workflow>(
+    engine: &Arc<Engine<W>>,
+    run_name: &str,
+    token: u64,
+) -> Option<Arc<RunShared>> {
+    let run = engine.runs.get(run_name).ok()?;
+    let config = &engine.config;
+    Some(Arc::new(RunShared {
         env: engine.env.clone(),
-        metrics: StepMetrics::of(&engine.env, kind),
+        metrics: StepMetrics::of(&engine.env, &config.hosting.kind),
         run,
         runs: engine.runs.clone(),
         run_name: run_name.to_string(),
         token,
-        lease_ms,
+        lease_ms: u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX),
         call_timeout: config.call_timeout,
-        poll_max: config.poll_max,
+        wait_refresh: config.wait_refresh,
         cancel_check_every: config.cancel_check_every,
+        room: engine.room.clone(),
+        generation: AtomicU32::new(0),
+        heartbeats: Mutex::new(BTreeMap::new()),
+        children: Mutex::new(Vec::new()),
+        child_names: Mutex::new(BTreeSet::new()),
         history: Mutex::new(BTreeMap::new()),
         visited: Mutex::new(BTreeSet::new()),
         cancel_requested: AtomicBool::new(false),
@@ -75,25 +116,26 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         compensations: Mutex::new(Vec::new()),
         signals_taken: Mutex::new(BTreeMap::new()),
         next_call: AtomicU64::new(0),
-    });
-    let acquire = RunOp::Acquire {
-        token,
-        now_ms: shared.now_ms(),
-        lease_ms,
-    };
-    let history = match shared.call(shared.fresh_key(), acquire).await {
-        Ok(RunReply::Acquired(history)) => history,
-        Ok(RunReply::Finished(status)) => {
-            // Finished, but maybe not yet in the index (a crash between).
-            mark_finished(engine, run_name, status).await;
-            return;
-        }
-        // Held by another driver, not started, or unreachable: the
-        // resumer tries again later.
-        _ => return,
-    };
-    count_run(&engine.env, kind, "acquired");
+    }))
+}
+
+/// Runs the code over one history. True if the run continued as new (the
+/// caller drives the next history), false once this driver is done.
+async fn drive_history<W: Workflow>(
+    engine: &Arc<Engine<W>>,
+    run_name: &str,
+    shared: Arc<RunShared>,
+    history: History,
+) -> bool {
+    let config = &engine.config;
+    let kind = &config.hosting.kind;
+    let token = shared.token;
+    // The history's number is set before the code runs (keys use it).
+    shared
+        .generation
+        .store(history.generation, Ordering::SeqCst);
     *shared.history.locked() = history.steps;
+    *shared.heartbeats.locked() = history.heartbeats;
     shared
         .cancel_requested
         .store(history.cancel_requested, Ordering::SeqCst);
@@ -140,6 +182,29 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
     }
     // An output that cannot be encoded fails the run like any failure.
     let outcome = outcome.and_then(|output| encode(&output, "run's output"));
+    // Whatever ends this history (but a lost lease: the next driver ends
+    // it) ends its children started to be cancelled with it.
+    if !matches!(
+        outcome,
+        Err(WorkflowError::LostLease | WorkflowError::Unavailable(_))
+    ) && ctx.close_children().await.is_err()
+    {
+        return false;
+    }
+    if let Err(WorkflowError::ContinuedAsNew(next)) = outcome {
+        let taken = shared.signals_taken.locked().clone();
+        let op = RunOp::ContinueAsNew {
+            token,
+            input: next.0,
+            taken,
+        };
+        let continued = shared.call(format!("{token:x}:continue"), op).await;
+        if matches!(continued, Ok(RunReply::Done)) {
+            count_run(&engine.env, kind, "continued_as_new");
+            return true;
+        }
+        return false;
+    }
     let (status, output) = match outcome {
         Ok(output) => match ctx.unvisited() {
             Some(position) => (
@@ -155,7 +220,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         },
         // Another driver continues (or will): this one just stops.
         Err(WorkflowError::LostLease | WorkflowError::Unavailable(_)) => {
-            return;
+            return false;
         }
         // The code no longer matches its journal: compensating with it
         // could do more harm. Fail loudly, as it is.
@@ -178,7 +243,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
                     None,
                 ),
                 Err((_, WorkflowError::LostLease | WorkflowError::Unavailable(_))) => {
-                    return;
+                    return false;
                 }
                 Err((compensation, e)) => (
                     RunStatus::CompensationFailed {
@@ -211,6 +276,7 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         Ok(RunReply::Finished(status)) => mark_finished(engine, run_name, status).await,
         _ => {} // fenced or unreachable: the next driver finishes it
     }
+    false
 }
 
 /// Counts a run of workflow kind `kind` reaching `status`.
@@ -259,15 +325,14 @@ async fn renew(shared: Arc<RunShared>, done: Arc<AtomicBool>) {
 }
 
 async fn mark_finished<W: Workflow>(engine: &Arc<Engine<W>>, run: &str, status: RunStatus) {
-    if let Ok(index) = engine.index() {
+    if let Ok(index) = engine.index(run) {
         let key = format!("finished:{run}");
-        let _ = index
-            .call(
-                key,
-                IndexOp::Finished(run.to_string(), status),
-                engine.config.call_timeout,
-            )
-            .await;
+        let op = IndexOp::Finished {
+            run: run.to_string(),
+            status,
+            finished_ms: crate::seams::unix_millis(engine.env.wall_clock()),
+        };
+        let _ = index.call(key, op, engine.config.call_timeout).await;
     }
 }
 
@@ -286,20 +351,19 @@ pub(crate) async fn resume_loop<W: Workflow>(engine: Weak<Engine<W>>) {
 }
 
 pub(crate) async fn resume_once<W: Workflow>(engine: &Arc<Engine<W>>) {
-    let Ok(index) = engine.index() else {
-        return;
-    };
-    let key = format!("{}:resume:{}", engine.nonce, engine.next_key());
-    let Ok(IndexReply::Runs(runs)) = index
-        .call(key, IndexOp::Unfinished, engine.config.call_timeout)
-        .await
-    else {
-        return;
-    };
     let here = engine.system.node().clone();
-    for (run, _) in runs {
-        if engine.runs.owner_of(&run).as_ref() == Some(&here) {
-            ensure_driver(engine, &run);
+    for shard in engine.index_shards() {
+        // A read: the query path, no journal write.
+        let Ok(IndexReply::Unfinished(runs)) = shard
+            .query(IndexOp::Unfinished, engine.config.call_timeout)
+            .await
+        else {
+            continue;
+        };
+        for run in runs {
+            if engine.runs.owner_of(&run).as_ref() == Some(&here) {
+                ensure_driver(engine, &run);
+            }
         }
     }
 }

@@ -42,16 +42,23 @@
 //! actor name ([`ActorId::NAME_LEN_MAX`](crate::actor::ActorId::NAME_LEN_MAX),
 //! 255 bytes), so a UUID serves as a run id.
 
+mod activity;
+mod children;
 mod context;
 mod declarative;
 mod driver;
 mod index;
+mod listing;
 mod record;
 
+pub use activity::{Heartbeat, StepOptions};
+pub use children::{ChildRun, ParentClose};
 pub use context::{StepKey, WorkflowContext};
 pub use declarative::{
     ChoiceCondition, Declarative, DeclarativeInput, Json, TaskHandler, TaskRegistry, WorkflowStep,
 };
+pub use index::StatusFilter;
+pub use listing::{ListQuery, PatchUsage, RunPage, RunSummary};
 
 /// This module's encoded types, for [`crate::encoded_types`].
 #[cfg(any(test, feature = "fuzzing"))]
@@ -111,8 +118,9 @@ use crate::env::Env;
 use crate::retry::Backoff;
 use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
+use crate::wake::{self, HostWaker, WaitRoom};
 use context::{decode, encode};
-use index::{IndexOp, IndexReply, RunIndex};
+use index::{IndexOp, RunIndex};
 use plexspaces_storage::sync::LockExt;
 use record::{RunOp, RunRecord, RunReply};
 use serde::de::DeserializeOwned;
@@ -331,6 +339,16 @@ pub enum WorkflowError {
     NotFound(String),
     /// The run ended without an output (failed or cancelled).
     Ended(RunStatus),
+    /// A child run ended without an output (failed or cancelled).
+    ChildEnded {
+        /// The child's run id.
+        child: String,
+        /// How it ended.
+        status: RunStatus,
+    },
+    /// Not a failure: the code asked to continue as new
+    /// ([`WorkflowContext::continue_as_new`]); return it from `run`.
+    ContinuedAsNew(NextInput),
     /// Waiting for a result took longer than asked.
     Timeout,
     /// A run's record or index answered with a reply this version does
@@ -366,6 +384,10 @@ impl fmt::Display for WorkflowError {
             WorkflowError::InvalidId(why) => write!(f, "invalid workflow id: {why}"),
             WorkflowError::NotFound(run) => write!(f, "no run {run}"),
             WorkflowError::Ended(status) => write!(f, "the run ended without output: {status:?}"),
+            WorkflowError::ChildEnded { child, status } => {
+                write!(f, "child run {child} ended without output: {status:?}")
+            }
+            WorkflowError::ContinuedAsNew(_) => write!(f, "the run continues as new"),
             WorkflowError::Timeout => write!(f, "timed out waiting for the run"),
             WorkflowError::Protocol(why) => write!(f, "workflow protocol error: {why}"),
         }
@@ -380,6 +402,11 @@ impl std::error::Error for WorkflowError {
         }
     }
 }
+
+/// The input of a run's next history (see
+/// [`WorkflowContext::continue_as_new`]), encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextInput(pub(crate) Vec<u8>);
 
 /// A record or index reply of the wrong variant (see
 /// [`crate::invariant::wrong_remote_reply`]).
@@ -406,8 +433,10 @@ pub struct WorkflowConfig {
     pub call_timeout: Duration,
     /// How often each node looks for unfinished runs to drive (default 1 s).
     pub resume_every: Duration,
-    /// Longest pause between looks for a signal (default 100 ms).
-    pub poll_max: Duration,
+    /// How often a wait for a signal or a result asks again (default
+    /// 1 s). Waits are woken by the run's record; this bounds what a lost
+    /// wake costs.
+    pub wait_refresh: Duration,
     /// How often a sleeping run checks for cancellation (default 1 s).
     pub cancel_check_every: Duration,
     /// How compensations retry (default 10 attempts, 100 ms doubling).
@@ -422,7 +451,7 @@ impl WorkflowConfig {
             lease: Duration::from_secs(10),
             call_timeout: Duration::from_secs(10),
             resume_every: Duration::from_secs(1),
-            poll_max: Duration::from_millis(100),
+            wait_refresh: Duration::from_secs(1),
             cancel_check_every: Duration::from_secs(1),
             compensation_retry: RetryPolicy::attempts(10),
         }
@@ -436,6 +465,7 @@ pub(crate) struct Engine<W: Workflow> {
     workflow: W,
     runs: VirtualActors<RunRecord>,
     index: VirtualActors<RunIndex>,
+    room: Arc<WaitRoom>,
     driving: Mutex<BTreeSet<String>>,
     nonce: String,
     next_key: AtomicU64,
@@ -446,8 +476,16 @@ impl<W: Workflow> Engine<W> {
         self.driving.locked()
     }
 
-    fn index(&self) -> Result<VirtualRef<RunIndex>, VirtualError> {
-        self.index.get("index")
+    /// The index shard of run `tenant/id`.
+    fn index(&self, run: &str) -> Result<VirtualRef<RunIndex>, VirtualError> {
+        self.index.get(&index::shard_of(run))
+    }
+
+    /// Every index shard.
+    fn index_shards(&self) -> Vec<VirtualRef<RunIndex>> {
+        (0..index::INDEX_SHARDS)
+            .filter_map(|n| self.index.get(&format!("shard-{n}")).ok())
+            .collect()
     }
 
     fn next_key(&self) -> u64 {
@@ -493,7 +531,11 @@ impl<W: Workflow> Workflows<W> {
         let invalid = |e: VirtualError| WorkflowError::InvalidId(e.to_string());
         #[cfg(feature = "planted-bugs")]
         let planted_bug = config.hosting.planted_bug;
-        let runs = VirtualActors::register(system, config.hosting.clone(), move |_| {
+        let room = wake::wait_room(system).map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
+        // The records wake waiting drivers and callers through their node.
+        let mut hosting = config.hosting.clone();
+        hosting.facets.push(HostWaker::spec(system));
+        let runs = VirtualActors::register(system, hosting, move |_| {
             #[allow(unused_mut)]
             let mut record = RunRecord::default();
             #[cfg(feature = "planted-bugs")]
@@ -519,6 +561,7 @@ impl<W: Workflow> Workflows<W> {
             workflow,
             runs,
             index,
+            room,
             driving: Mutex::new(BTreeSet::new()),
             nonce,
             next_key: AtomicU64::new(0),
@@ -557,23 +600,34 @@ impl<W: Workflow> Workflows<W> {
     /// Starts run `run` with `input` and returns its status. Starting a run
     /// that exists returns its status and leaves it (and its input) alone.
     pub async fn start(&self, run: &RunId, input: &W::Input) -> Result<RunStatus, WorkflowError> {
+        self.start_encoded(run, encode(input, "run's input")?).await
+    }
+
+    pub(crate) async fn start_encoded(
+        &self,
+        run: &RunId,
+        input: Vec<u8>,
+    ) -> Result<RunStatus, WorkflowError> {
+        self.start_with(run, RunOp::Start { input }).await
+    }
+
+    /// Indexes `run`, sends it `op` (a start) and drives it if it runs here.
+    async fn start_with(&self, run: &RunId, op: RunOp) -> Result<RunStatus, WorkflowError> {
         let engine = &self.engine;
         let key = run.key();
         // Indexed first, so a crash after the start leaves a run the
         // resumers find.
-        let input = encode(input, "run's input")?;
         let index = engine
-            .index()
+            .index(&key)
             .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
+        let add = IndexOp::Add {
+            run: key.clone(),
+            started_ms: crate::seams::unix_millis(engine.env.wall_clock()),
+        };
         index
-            .call(
-                format!("add:{key}"),
-                IndexOp::Add(key.clone()),
-                engine.config.call_timeout,
-            )
+            .call(format!("add:{key}"), add, engine.config.call_timeout)
             .await
             .map_err(unavailable)?;
-        let op = RunOp::Start { input };
         // A fresh key: starting is idempotent by itself (the first input
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
@@ -586,6 +640,25 @@ impl<W: Workflow> Workflows<W> {
             driver::ensure_driver(engine, &key);
         }
         Ok(status)
+    }
+
+    /// Delivers signal `name` with `data` to run `run`, starting it with
+    /// `input` first if it does not exist: one step on the run's record,
+    /// so the run never starts without the signal. A run that ended is
+    /// left alone (its status is returned, the signal dropped).
+    pub async fn signal_with_start<T: Serialize>(
+        &self,
+        run: &RunId,
+        input: &W::Input,
+        name: &str,
+        data: &T,
+    ) -> Result<RunStatus, WorkflowError> {
+        let op = RunOp::SignalWithStart {
+            input: encode(input, "run's input")?,
+            name: name.to_string(),
+            data: encode(data, "signal's data")?,
+        };
+        self.start_with(run, op).await
     }
 
     /// The run's status (`NotFound` if it never started).
@@ -601,35 +674,63 @@ impl<W: Workflow> Workflows<W> {
     /// reached for a while is asked again until `timeout`; only then is it
     /// `Unavailable` (or `Timeout` if it was reachable and still running).
     pub async fn result(&self, run: &RunId, timeout: Duration) -> Result<W::Output, WorkflowError> {
-        let env = &self.engine.env;
+        match self.outcome(run, timeout).await? {
+            Ok(output) => decode(&output, "the run's output"),
+            Err(status) => Err(WorkflowError::Ended(status)),
+        }
+    }
+
+    /// Waits up to `timeout` for the run to end: its encoded output, or
+    /// how it ended without one. Woken by the run's record when it ends;
+    /// asked again every `wait_refresh` (a lost wake, a record that moved)
+    /// and, while unreachable, until `timeout`.
+    pub(crate) async fn outcome(
+        &self,
+        run: &RunId,
+        timeout: Duration,
+    ) -> Result<Result<Vec<u8>, RunStatus>, WorkflowError> {
+        let engine = &self.engine;
+        let env = &engine.env;
         let deadline = env.now() + timeout;
-        let mut pauses = Backoff::new(Duration::from_millis(5), self.engine.config.poll_max)
+        let record = self.record(run)?;
+        let claim = engine.fresh_key("result");
+        let mut ticket = engine.room.enter(&claim);
+        let mut pauses = Backoff::new(Duration::from_millis(5), engine.config.wait_refresh)
             .with_jitter(0.0)
             .pauses();
         loop {
+            let watch = RunOp::Watch {
+                watcher: (env.node().to_string(), claim.clone()),
+                signal: None,
+            };
             // A record unreachable for a moment (its node moving, a
             // partition) is asked again until the caller's deadline.
-            let unreachable = match self.view(run).await {
-                Ok(view) => match view.status {
-                    Some(RunStatus::Completed) => {
-                        let output = view.output.ok_or_else(|| {
-                            WorkflowError::Decode("a completed run without output".into())
-                        })?;
-                        return decode(&output, "the run's output");
+            let unreachable = match record.query(watch, engine.config.call_timeout).await {
+                Ok(RunReply::View(view)) => {
+                    pauses = Backoff::new(engine.config.wait_refresh, engine.config.wait_refresh)
+                        .with_jitter(0.0)
+                        .pauses();
+                    match view.status {
+                        None => return Err(WorkflowError::NotFound(run.to_string())),
+                        Some(RunStatus::Completed) => {
+                            return view.output.map(Ok).ok_or_else(|| {
+                                WorkflowError::Decode("a completed run without output".into())
+                            });
+                        }
+                        Some(status) if status.is_terminal() => return Ok(Err(status)),
+                        Some(_) => None,
                     }
-                    Some(status) if status.is_terminal() => {
-                        return Err(WorkflowError::Ended(status));
-                    }
-                    _ => None,
-                },
-                Err(unavailable @ WorkflowError::Unavailable(_)) => Some(unavailable),
-                Err(other) => return Err(other),
+                }
+                Ok(other) => return Err(protocol("watching a run", &other)),
+                Err(e) => Some(unavailable(e)),
             };
             let left = deadline.saturating_duration_since(env.now());
             if left.is_zero() {
                 return Err(unreachable.unwrap_or(WorkflowError::Timeout));
             }
-            env.sleep(pauses.next(env).min(left)).await;
+            let woken = Box::pin(ticket.woken());
+            let pause = Box::pin(env.sleep(pauses.next(env).min(left)));
+            futures::future::select(woken, pause).await;
         }
     }
 
@@ -664,14 +765,27 @@ impl<W: Workflow> Workflows<W> {
         name: &str,
         data: &T,
     ) -> Result<(), WorkflowError> {
-        let (name, data) = (name.to_string(), encode(data, "signal's data")?);
+        let data = encode(data, "signal's data")?;
+        self.deliver_signal(run, format!("signal:{key}"), name, data)
+            .await
+    }
+
+    /// Delivers an encoded signal under the full idempotency key `key`.
+    pub(crate) async fn deliver_signal(
+        &self,
+        run: &RunId,
+        key: String,
+        name: &str,
+        data: Vec<u8>,
+    ) -> Result<(), WorkflowError> {
+        let name = name.to_string();
         // Sent inside a sampled trace: the run's step that takes it links
         // back to this span.
         let op = match crate::observability::traces::current_traceparent() {
             Some(trace) => RunOp::SignalTraced { name, data, trace },
             None => RunOp::Signal { name, data },
         };
-        self.call(run, format!("signal:{key}"), op).await.map(drop)
+        self.call(run, key, op).await.map(drop)
     }
 
     /// The value the run last published under `name` (read-only: answered
@@ -686,32 +800,6 @@ impl<W: Workflow> Workflows<W> {
             .get(name)
             .map(|bytes| decode(bytes, &format!("published {name:?}")))
             .transpose()
-    }
-
-    /// The tenant's runs, with their status if they finished (`None`:
-    /// running, or never started), by id.
-    pub async fn list(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<(RunId, Option<RunStatus>)>, WorkflowError> {
-        let engine = &self.engine;
-        let index = engine
-            .index()
-            .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
-        let op = IndexOp::List {
-            tenant: tenant.to_string(),
-        };
-        match index
-            .query(op, engine.config.call_timeout)
-            .await
-            .map_err(unavailable)?
-        {
-            IndexReply::Runs(runs) => Ok(runs
-                .into_iter()
-                .filter_map(|(key, status)| RunId::parse(&key).map(|id| (id, status)))
-                .collect()),
-            other => Err(protocol("listing runs", &other)),
-        }
     }
 
     /// Looks for unfinished runs placed on this node now, instead of at

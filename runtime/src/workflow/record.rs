@@ -12,8 +12,11 @@ use crate::actor::ActorError;
 use crate::durability::ops::{self, Ops};
 use crate::durability::{DurableActor, DurableContext};
 use crate::env::Env;
+use crate::wake::{HostWaker, Wake};
+use plexspaces_storage::sync::LockExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// A step's journaled outcome: its encoded value, or its error.
 pub(crate) type Outcome = Result<Vec<u8>, String>;
@@ -33,6 +36,10 @@ pub(crate) struct History {
     /// Position (`<branch path>#<n>`) → step.
     pub steps: BTreeMap<String, StepEntry>,
     pub cancel_requested: bool,
+    /// How many times the run continued as new (0: its first history).
+    pub generation: u32,
+    /// The last heartbeat details of steps not yet recorded, by position.
+    pub heartbeats: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,6 +99,39 @@ pub(crate) enum RunOp {
         data: Vec<u8>,
         trace: String,
     },
+    /// Starts the run with `input` unless it started, then delivers the
+    /// signal: one step, so a crash cannot leave one without the other.
+    SignalWithStart {
+        input: Vec<u8>,
+        name: String,
+        data: Vec<u8>,
+    },
+    /// Ends the run's history and starts it afresh with `input`, under
+    /// the same id and lease. `taken` says how many signals of each name
+    /// the ended history consumed: the rest wait for the new one.
+    ContinueAsNew {
+        token: u64,
+        input: Vec<u8>,
+        taken: BTreeMap<String, usize>,
+    },
+    /// A long step's progress at `position`: kept for its next attempt
+    /// (this driver's or another's) and extends the lease.
+    Heartbeat {
+        token: u64,
+        now_ms: u64,
+        lease_ms: u64,
+        position: String,
+        details: Vec<u8>,
+    },
+    /// Read-only: [`RunOp::View`] (`signal: None`) or [`RunOp::SignalAt`],
+    /// registering `watcher` to be woken when the run ends, a signal
+    /// arrives or cancellation is asked for. Registrations are not
+    /// journaled: a record that moves forgets them, and watchers ask again
+    /// every refresh.
+    Watch {
+        watcher: Wake,
+        signal: Option<(String, usize)>,
+    },
 }
 
 /// What a query of a run sees.
@@ -102,7 +142,14 @@ pub(crate) struct RunView {
     pub published: BTreeMap<String, Vec<u8>>,
     pub steps_recorded: usize,
     pub cancel_requested: bool,
+    /// The run's `patched` decisions in its current history, by change id.
+    pub patches: BTreeMap<String, bool>,
+    pub generation: u32,
 }
+
+/// Where a `patched` decision is recorded: beside the context's positions,
+/// not among them, so adding a `patched` call shifts no step.
+pub(crate) const PATCH_MARK: &str = "@patch:";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum RunReply {
@@ -135,6 +182,10 @@ pub(crate) enum RunReply {
         cancel_requested: bool,
         trace: Option<String>,
     },
+    /// A heartbeat was kept; whether cancellation was asked for.
+    Beat {
+        cancel_requested: bool,
+    },
 }
 
 /// The run's durable record.
@@ -149,6 +200,12 @@ pub(crate) struct RunRecord {
     cancel_requested: bool,
     /// (token, expiry in Unix ms).
     driver: Option<(u64, u64)>,
+    generation: u32,
+    heartbeats: BTreeMap<String, Vec<u8>>,
+    /// Who to wake when the run ends, a signal arrives or cancellation is
+    /// asked for (at most [`WATCHERS_MAX`]; not checkpointed).
+    #[serde(skip)]
+    watchers: Mutex<Vec<Wake>>,
     /// The senders' trace contexts of signals by name and index. Not
     /// checkpointed (best effort: a checkpoint keeps the signals, not the
     /// links to their senders' traces), at most [`SIGNAL_TRACES_MAX`].
@@ -163,6 +220,11 @@ pub(crate) struct RunRecord {
 
 /// Most signal trace contexts a run keeps in memory.
 const SIGNAL_TRACES_MAX: usize = 1024;
+/// Most watchers a run wakes; past it, a watcher finds out at its next
+/// refresh.
+const WATCHERS_MAX: usize = 1024;
+/// Largest heartbeat details a run keeps per step.
+pub(crate) const HEARTBEAT_BYTES_MAX: usize = 64 * 1024;
 
 impl RunRecord {
     fn holds(&self, token: u64) -> bool {
@@ -222,6 +284,8 @@ impl RunRecord {
                             input,
                             steps: self.steps.clone(),
                             cancel_requested: self.cancel_requested,
+                            generation: self.generation,
+                            heartbeats: self.heartbeats.clone(),
                         })
                     }
                 }
@@ -248,6 +312,7 @@ impl RunRecord {
                     return RunReply::LostLease;
                 }
                 self.driver = Some((token, now_ms.saturating_add(lease_ms)));
+                self.heartbeats.remove(&position);
                 let step = self.steps.entry(position).or_insert(step).clone();
                 RunReply::Recorded {
                     step,
@@ -268,6 +333,58 @@ impl RunRecord {
                 RunReply::Done
             }
             RunOp::Signal { name, data } => self.signal(name, data, None),
+            RunOp::SignalWithStart { input, name, data } => {
+                if self.input.is_none() {
+                    self.input = Some(input);
+                    self.status = Some(RunStatus::Running);
+                }
+                let status = self.status.clone().unwrap_or(RunStatus::Running);
+                if !status.is_terminal() {
+                    self.signal(name, data, None);
+                }
+                RunReply::Started(status)
+            }
+            RunOp::ContinueAsNew {
+                token,
+                input,
+                taken,
+            } => {
+                if !self.holds(token) || self.finished().is_some() {
+                    return RunReply::LostLease;
+                }
+                self.input = Some(input);
+                self.steps.clear();
+                self.heartbeats.clear();
+                self.signal_traces.clear();
+                for (name, n) in taken {
+                    if let Some(queued) = self.signals.get_mut(&name) {
+                        queued.drain(..n.min(queued.len()));
+                        if queued.is_empty() {
+                            self.signals.remove(&name);
+                        }
+                    }
+                }
+                self.generation = self.generation.saturating_add(1);
+                RunReply::Done
+            }
+            RunOp::Heartbeat {
+                token,
+                now_ms,
+                lease_ms,
+                position,
+                details,
+            } => {
+                if !self.holds(token) || self.finished().is_some() {
+                    return RunReply::LostLease;
+                }
+                self.driver = Some((token, now_ms.saturating_add(lease_ms)));
+                if !self.steps.contains_key(&position) && details.len() <= HEARTBEAT_BYTES_MAX {
+                    self.heartbeats.insert(position, details);
+                }
+                RunReply::Beat {
+                    cancel_requested: self.cancel_requested,
+                }
+            }
             RunOp::SignalTraced { name, data, trace } => self.signal(name, data, Some(trace)),
             RunOp::Cancel => {
                 if self.finished().is_none() {
@@ -291,27 +408,82 @@ impl RunRecord {
                 self.driver = None;
                 RunReply::Done
             }
-            read @ (RunOp::View | RunOp::SignalAt { .. }) => ops::answer_read(self, &read),
+            read @ (RunOp::View | RunOp::SignalAt { .. } | RunOp::Watch { .. }) => {
+                ops::answer_read(self, &read)
+            }
         }
     }
 
     /// The answer to a read-only operation (`None`: it writes).
     pub(super) fn answer(&self, op: &RunOp) -> Option<RunReply> {
         Some(match op {
-            RunOp::View => RunReply::View(RunView {
-                status: self.status.clone(),
-                output: self.output.clone(),
-                published: self.published.clone(),
-                steps_recorded: self.steps.len(),
-                cancel_requested: self.cancel_requested,
-            }),
-            RunOp::SignalAt { name, index } => RunReply::SignalTraced {
-                data: self.signals.get(name).and_then(|s| s.get(*index)).cloned(),
-                cancel_requested: self.cancel_requested,
-                trace: self.signal_traces.get(&(name.clone(), *index)).cloned(),
-            },
+            RunOp::View => self.view(),
+            RunOp::SignalAt { name, index } => self.signal_at(name, *index),
+            RunOp::Watch { watcher, signal } => {
+                let reply = match signal {
+                    None => self.view(),
+                    Some((name, index)) => self.signal_at(name, *index),
+                };
+                let settled = match &reply {
+                    RunReply::View(view) => view.status.as_ref().is_some_and(|s| s.is_terminal()),
+                    RunReply::SignalTraced {
+                        data,
+                        cancel_requested,
+                        ..
+                    } => data.is_some() || *cancel_requested,
+                    _ => true,
+                };
+                if !settled {
+                    let mut watchers = self.watchers.locked();
+                    if watchers.len() < WATCHERS_MAX && !watchers.contains(watcher) {
+                        watchers.push(watcher.clone());
+                    }
+                }
+                reply
+            }
             _ => return None,
         })
+    }
+
+    fn view(&self) -> RunReply {
+        let patches = self
+            .steps
+            .iter()
+            .filter_map(|(position, step)| {
+                let (_, id) = position.split_once(PATCH_MARK)?;
+                let taken = step.outcome.as_ref().ok()?;
+                Some((id.to_string(), crate::codec::decode(taken, "patch").ok()?))
+            })
+            .collect();
+        RunReply::View(RunView {
+            status: self.status.clone(),
+            output: self.output.clone(),
+            published: self.published.clone(),
+            steps_recorded: self.steps.len(),
+            cancel_requested: self.cancel_requested,
+            patches,
+            generation: self.generation,
+        })
+    }
+
+    fn signal_at(&self, name: &str, index: usize) -> RunReply {
+        RunReply::SignalTraced {
+            data: self.signals.get(name).and_then(|s| s.get(index)).cloned(),
+            cancel_requested: self.cancel_requested,
+            trace: self.signal_traces.get(&(name.to_string(), index)).cloned(),
+        }
+    }
+
+    /// Whether `op` may settle what a watcher waits for.
+    fn wakes_watchers(op: &RunOp) -> bool {
+        matches!(
+            op,
+            RunOp::Signal { .. }
+                | RunOp::SignalTraced { .. }
+                | RunOp::SignalWithStart { .. }
+                | RunOp::Cancel
+                | RunOp::Finish { .. }
+        )
     }
 }
 
@@ -321,10 +493,17 @@ impl DurableActor for RunRecord {
 
     async fn handle(
         &mut self,
-        _ctx: &mut DurableContext<'_>,
+        ctx: &mut DurableContext<'_>,
         op: RunOp,
     ) -> Result<RunReply, ActorError> {
-        Ok(self.apply(op))
+        let wakes = Self::wakes_watchers(&op);
+        let reply = self.apply(op);
+        if wakes {
+            // Every watcher asks again: a spurious wake costs one query.
+            let woken = std::mem::take(&mut *self.watchers.locked());
+            HostWaker::wake_from(ctx, woken);
+        }
+        Ok(reply)
     }
 
     fn query(&self, env: &Env, op: &RunOp) -> Option<RunReply> {
@@ -363,6 +542,8 @@ impl Ops for RunRecord {
             RunOp::Renew { token, .. }
             | RunOp::Record { token, .. }
             | RunOp::Publish { token, .. }
+            | RunOp::Heartbeat { token, .. }
+            | RunOp::ContinueAsNew { token, .. }
                 if !self.holds(*token) =>
             {
                 Some(RunReply::LostLease)
@@ -415,6 +596,27 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 data: vec![2],
                 trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             },
+            RunOp::SignalWithStart {
+                input: vec![1],
+                name: "go".into(),
+                data: vec![3],
+            },
+            RunOp::Heartbeat {
+                token: 5,
+                now_ms: 1_200,
+                lease_ms: 30_000,
+                position: "#1".into(),
+                details: vec![4, 2],
+            },
+            RunOp::ContinueAsNew {
+                token: 5,
+                input: vec![8],
+                taken: BTreeMap::from([("packed".into(), 1)]),
+            },
+            RunOp::Watch {
+                watcher: ("node-a".into(), "c0ffee:1".into()),
+                signal: Some(("packed".into(), 2)),
+            },
         ]
     }
     fn history() -> History {
@@ -426,6 +628,8 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             input: vec![42, 7],
             steps: BTreeMap::from([("#0".into(), step()), ("undo/#0".into(), failed)]),
             cancel_requested: false,
+            generation: 2,
+            heartbeats: BTreeMap::from([("#1".into(), vec![9, 9])]),
         }
     }
     fn view() -> RunView {
@@ -435,6 +639,8 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             published: BTreeMap::from([("progress".into(), vec![50])]),
             steps_recorded: 1,
             cancel_requested: true,
+            patches: BTreeMap::from([("new-pricing".into(), true)]),
+            generation: 1,
         }
     }
     fn replies() -> Vec<RunReply> {
@@ -453,6 +659,9 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
                 data: Some(vec![1]),
                 cancel_requested: false,
                 trace: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            },
+            RunReply::Beat {
+                cancel_requested: true,
             },
         ]
     }
