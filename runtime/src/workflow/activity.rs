@@ -118,6 +118,7 @@ impl Heartbeat {
                 .insert(self.position.clone(), bytes.clone());
         }
         if write {
+            let sent = self.shared.env.now();
             let op = RunOp::Heartbeat {
                 token: self.shared.token,
                 now_ms: self.shared.now_ms(),
@@ -128,6 +129,7 @@ impl Heartbeat {
             if let RunReply::Beat { cancel_requested } =
                 self.shared.call(self.shared.fresh_key(), op).await?
             {
+                self.shared.confirm_lease(sent);
                 self.shared.note_cancel(cancel_requested);
             }
         }
@@ -210,7 +212,12 @@ impl WorkflowContext {
                         Either::Left((Err(e), _)) => e,
                         Either::Right((timeout, _)) => timeout,
                     };
-                    // Cancelled or fenced out meanwhile: stop, unrecorded.
+                    // Cancelled or fenced out meanwhile, or cut off from
+                    // the record for a whole lease (another driver may
+                    // hold the run): stop, unrecorded.
+                    if shared.lease_lapsed() {
+                        shared.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     shared.check_live()?;
                     let left = deadline_ms.map(|d| d.saturating_sub(shared.now_ms()));
                     if !error.retryable || attempt >= options.retry.max_attempts || left == Some(0)

@@ -105,7 +105,10 @@ pub(crate) struct RunShared {
     pub compensations: Mutex<Vec<Compensation>>,
     /// Per signal name, how many waits received one.
     pub signals_taken: Mutex<BTreeMap<String, usize>>,
-    pub next_call: AtomicU64,
+    /// When the last call that extended this driver's lease was sent.
+    pub lease_confirmed: Mutex<Option<crate::seams::Instant>>,
+    /// Shared by the histories one driver drives.
+    pub next_call: Arc<AtomicU64>,
 }
 
 /// A workflow kind's step metrics.
@@ -190,6 +193,15 @@ impl RunShared {
         futures::future::select(woken, Box::pin(self.env.sleep(pause))).await;
     }
 
+    /// This driver's idempotency key for `what` in this history (a driver
+    /// drives every history of a run that continues as new).
+    pub(crate) fn driver_key(&self, what: &str) -> String {
+        match self.generation.load(Ordering::SeqCst) {
+            0 => format!("{:x}:{what}", self.token),
+            g => format!("{:x}:g{g}:{what}", self.token),
+        }
+    }
+
     /// The idempotency key of the step at `position` of this history.
     pub(crate) fn step_key(&self, position: &str) -> StepKey {
         match self.generation.load(Ordering::SeqCst) {
@@ -202,6 +214,27 @@ impl RunShared {
         if requested {
             self.cancel_requested.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Notes that a call sent at `sent` extended this driver's lease.
+    pub(crate) fn confirm_lease(&self, sent: crate::seams::Instant) {
+        let mut confirmed = self.lease_confirmed.locked();
+        if confirmed.is_none_or(|at| at < sent) {
+            *confirmed = Some(sent);
+        }
+    }
+
+    /// Whether this driver's lease has surely run out: nothing extended it
+    /// for a whole lease (its node cannot reach the record). Another
+    /// driver may hold the run; work here would be a ghost's.
+    pub(crate) fn lease_lapsed(&self) -> bool {
+        if self.parked.load(Ordering::SeqCst) {
+            return false;
+        }
+        let lease = Duration::from_millis(self.lease_ms);
+        self.lease_confirmed
+            .locked()
+            .is_some_and(|at| self.env.now().saturating_duration_since(at) > lease)
     }
 
     /// Err if the code must stop making progress: cancelled or fenced out.
@@ -233,8 +266,10 @@ impl RunShared {
             now_ms: self.now_ms(),
             lease_ms: self.lease_ms,
         };
+        let sent = self.env.now();
         match self.call(self.fresh_key(), op).await? {
             RunReply::Acquired(history) => {
+                self.confirm_lease(sent);
                 self.note_cancel(history.cancel_requested);
                 self.parked.store(false, Ordering::SeqCst);
                 Ok(())
@@ -317,12 +352,13 @@ impl RunShared {
             position: position.to_string(),
             step,
         };
-        let key = format!("{:x}:{position}", self.token);
-        match self.call(key, op).await? {
+        let sent = self.env.now();
+        match self.call(self.driver_key(position), op).await? {
             RunReply::Recorded {
                 step,
                 cancel_requested,
             } => {
+                self.confirm_lease(sent);
                 self.note_cancel(cancel_requested);
                 self.history
                     .locked()

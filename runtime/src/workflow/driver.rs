@@ -53,8 +53,11 @@ pub(crate) fn ensure_driver<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) {
 async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
     let token = engine.env.next_u64() | 1;
     let mut counted = false;
+    // Keys of calls never retried (`fresh_key`) stay unique across the
+    // histories this driver drives.
+    let calls = Arc::new(AtomicU64::new(0));
     loop {
-        let Some(shared) = shared_for(engine, run_name, token) else {
+        let Some(shared) = shared_for(engine, run_name, token, calls.clone()) else {
             return;
         };
         let acquire = RunOp::Acquire {
@@ -62,8 +65,12 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
             now_ms: shared.now_ms(),
             lease_ms: shared.lease_ms,
         };
+        let sent = shared.env.now();
         let history = match shared.call(shared.fresh_key(), acquire).await {
-            Ok(RunReply::Acquired(history)) => history,
+            Ok(RunReply::Acquired(history)) => {
+                shared.confirm_lease(sent);
+                history
+            }
             Ok(RunReply::Finished(status)) => {
                 // Finished, but maybe not yet in the index (a crash between).
                 mark_finished(engine, run_name, status).await;
@@ -88,6 +95,7 @@ fn shared_for<W: Workflow>(
     engine: &Arc<Engine<W>>,
     run_name: &str,
     token: u64,
+    calls: Arc<AtomicU64>,
 ) -> Option<Arc<RunShared>> {
     let run = engine.runs.get(run_name).ok()?;
     let config = &engine.config;
@@ -115,7 +123,8 @@ fn shared_for<W: Workflow>(
         lost: AtomicBool::new(false),
         compensations: Mutex::new(Vec::new()),
         signals_taken: Mutex::new(BTreeMap::new()),
-        next_call: AtomicU64::new(0),
+        lease_confirmed: Mutex::new(None),
+        next_call: calls,
     }))
 }
 
@@ -198,7 +207,7 @@ async fn drive_history<W: Workflow>(
             input: next.0,
             taken,
         };
-        let continued = shared.call(format!("{token:x}:continue"), op).await;
+        let continued = shared.call(shared.driver_key("continue"), op).await;
         if matches!(continued, Ok(RunReply::Done)) {
             count_run(&engine.env, kind, "continued_as_new");
             return true;
@@ -260,7 +269,7 @@ async fn drive_history<W: Workflow>(
         status: status.clone(),
         output,
     };
-    let finished = shared.call(format!("{token:x}:finish"), finish).await;
+    let finished = shared.call(shared.driver_key("finish"), finish).await;
     match finished {
         Ok(RunReply::Done) => {
             // Only the driver whose finish was recorded counts the outcome.
@@ -320,7 +329,10 @@ async fn renew(shared: Arc<RunShared>, done: Arc<AtomicBool>) {
         };
         // A failed renewal is retried next time; a lost lease stops the
         // driver at its next step (`lost` is set by the call).
-        let _ = shared.call(shared.fresh_key(), op).await;
+        let sent = shared.env.now();
+        if let Ok(RunReply::Done) = shared.call(shared.fresh_key(), op).await {
+            shared.confirm_lease(sent);
+        }
     }
 }
 

@@ -799,3 +799,58 @@ mod tests {
         assert!(!view.cancel_requested, "a finished run cannot be cancelled");
     }
 }
+
+#[cfg(test)]
+mod continue_tests {
+    use super::*;
+
+    #[test]
+    fn continuing_as_new_starts_a_fresh_history_keeping_untaken_signals() {
+        let mut run = RunRecord::default();
+        run.apply(RunOp::Start { input: vec![0] });
+        for data in [1, 2, 3] {
+            run.apply(RunOp::Signal {
+                name: "add".into(),
+                data: vec![data],
+            });
+        }
+        let acquire = RunOp::Acquire {
+            token: 7,
+            now_ms: 0,
+            lease_ms: 100,
+        };
+        assert!(matches!(run.apply(acquire.clone()), RunReply::Acquired(_)));
+        run.apply(RunOp::Record {
+            token: 7,
+            now_ms: 1,
+            lease_ms: 100,
+            position: "#0".into(),
+            step: StepEntry {
+                name: "a".into(),
+                outcome: Ok(vec![]),
+            },
+        });
+        let next = RunOp::ContinueAsNew {
+            token: 8,
+            input: vec![9],
+            taken: BTreeMap::from([("add".to_string(), 2)]),
+        };
+        assert_eq!(run.apply(next), RunReply::LostLease, "only the holder");
+        let next = RunOp::ContinueAsNew {
+            token: 7,
+            input: vec![9],
+            taken: BTreeMap::from([("add".to_string(), 2)]),
+        };
+        assert_eq!(run.apply(next), RunReply::Done);
+        let RunReply::Acquired(history) = run.apply(acquire) else {
+            panic!("the holder keeps its lease");
+        };
+        assert_eq!(history.input, [9]);
+        assert_eq!(history.generation, 1);
+        assert!(history.steps.is_empty());
+        assert!(matches!(
+            run.read(&RunOp::SignalAt { name: "add".into(), index: 0 }),
+            Some(RunReply::SignalTraced { data: Some(d), .. }) if d == [3]
+        ));
+    }
+}
