@@ -6,6 +6,14 @@
 //! same effects applied (each once: the effects are keyed by the step's
 //! idempotency key, as a durable actor's would be), compensations
 //! included.
+//!
+//! The runs also start children (of another kind, whose steps are effects
+//! too), continue as new, and pass `patched` changes: the node that takes
+//! over after the crash runs the next version of the code, with the
+//! change behind `patched`. A run that went past a change under the old
+//! code replays its old branch; one that had not takes the new one; the
+//! old code never takes the new branch, the new code never runs the old
+//! branch live, and the run still ends as it would have without a crash.
 
 use plexspaces::actor::ActorSystem;
 use plexspaces::durability::JournalBackend;
@@ -22,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 enum Script {
     Succeeds,
     /// Fails retryably this many times (fewer than the attempts), then
@@ -43,6 +51,30 @@ fn script() -> impl Strategy<Value = Script> {
     ]
 }
 
+/// One item of a run's code.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// A step running the script.
+    Step(Script),
+    /// A child run (another kind) whose one step runs the script; awaited.
+    Child(Script),
+    /// A change: version 1 runs the script as step `old<i>`, version 2
+    /// behind `patched` as `new<i>` (the same effect key: the same
+    /// position).
+    Patched(Script),
+    /// Continues as new (once: the next history starts after it).
+    Continue,
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        4 => script().prop_map(Item::Step),
+        1 => script().prop_map(Item::Child),
+        2 => script().prop_map(Item::Patched),
+        1 => Just(Item::Continue),
+    ]
+}
+
 /// Where the run crashes: at the `call`-th effect attempt, before or after
 /// the effect applies.
 #[derive(Clone, Copy, Debug)]
@@ -60,11 +92,33 @@ struct World {
     calls: u64,
     crash: Option<Crash>,
     crashed: bool,
+    /// Branch steps executed live, by the code version that ran them.
+    branches: Vec<(u8, String)>,
 }
 
 struct Scripted {
-    scripts: Vec<Script>,
+    items: Vec<Item>,
     world: Arc<Mutex<World>>,
+    version: u8,
+    children: Workflows<ChildRun>,
+}
+
+/// A child: one step running its script.
+struct ChildRun {
+    world: Arc<Mutex<World>>,
+}
+
+impl Workflow for ChildRun {
+    type Input = Script;
+    type Output = ();
+
+    async fn run(&self, ctx: WorkflowContext, script: Script) -> Result<(), WorkflowError> {
+        let world = self.world.clone();
+        ctx.step_with("child-step", &RetryPolicy::attempts(3), |key: StepKey| {
+            effect(world.clone(), key.to_string(), script)
+        })
+        .await
+    }
 }
 
 /// One effect attempt under `key`, as `script` says; never returns if the
@@ -102,24 +156,61 @@ async fn effect(world: Arc<Mutex<World>>, key: String, script: Script) -> Result
     }
 }
 
+impl Scripted {
+    async fn step(
+        &self,
+        ctx: &WorkflowContext,
+        name: &str,
+        script: Script,
+    ) -> Result<(), WorkflowError> {
+        let world = self.world.clone();
+        let version = self.version;
+        let branch = name.starts_with("old") || name.starts_with("new");
+        let label = name.to_string();
+        ctx.step_with(name, &RetryPolicy::attempts(3), |key: StepKey| {
+            if branch {
+                world
+                    .lock()
+                    .unwrap()
+                    .branches
+                    .push((version, label.clone()));
+            }
+            effect(world.clone(), key.to_string(), script)
+        })
+        .await?;
+        let world = self.world.clone();
+        ctx.on_failure(name, move |key: StepKey| {
+            effect(world.clone(), format!("undo {key}"), Script::Succeeds)
+        });
+        Ok(())
+    }
+}
+
 impl Workflow for Scripted {
-    type Input = ();
+    /// The item this history starts at.
+    type Input = usize;
     type Output = usize;
 
-    async fn run(&self, ctx: WorkflowContext, _: ()) -> Result<usize, WorkflowError> {
-        for (i, script) in self.scripts.iter().copied().enumerate() {
-            let name = format!("s{i}");
-            let world = self.world.clone();
-            ctx.step_with(&name, &RetryPolicy::attempts(3), |key: StepKey| {
-                effect(world.clone(), key.to_string(), script)
-            })
-            .await?;
-            let world = self.world.clone();
-            ctx.on_failure(&name, move |key: StepKey| {
-                effect(world.clone(), format!("undo {key}"), Script::Succeeds)
-            });
+    async fn run(&self, ctx: WorkflowContext, start: usize) -> Result<usize, WorkflowError> {
+        for (i, item) in self.items.iter().copied().enumerate().skip(start) {
+            match item {
+                Item::Step(script) => self.step(&ctx, &format!("s{i}"), script).await?,
+                Item::Child(script) => {
+                    ctx.child(&self.children, &format!("c{i}"), &script).await?;
+                }
+                Item::Patched(script) => {
+                    let new = self.version >= 2 && ctx.patched(&format!("p{i}")).await?;
+                    let name = if new {
+                        format!("new{i}")
+                    } else {
+                        format!("old{i}")
+                    };
+                    self.step(&ctx, &name, script).await?;
+                }
+                Item::Continue => return Err(ctx.continue_as_new(&(i + 1))),
+            }
         }
-        Ok(self.scripts.len())
+        Ok(self.items.len())
     }
 }
 
@@ -127,8 +218,9 @@ static CASE: AtomicU64 = AtomicU64::new(0);
 
 async fn node(
     journal: &JournalBackend,
-    scripts: &[Script],
+    items: &[Item],
     world: &Arc<Mutex<World>>,
+    version: u8,
 ) -> (ActorSystem, Workflows<Scripted>) {
     let case = CASE.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("plexspaces-wfprop-{}-{case}", std::process::id()));
@@ -149,28 +241,43 @@ async fn node(
     config.resume_every = Duration::from_millis(50);
     config.lease = Duration::from_secs(1);
     config.compensation_retry = RetryPolicy::attempts(3);
-    let workflow = Scripted {
-        scripts: scripts.to_vec(),
+    let mut child_config = config.clone();
+    child_config.hosting.kind = "prop-child".into();
+    let child = ChildRun {
         world: world.clone(),
+    };
+    let children = Workflows::register(&system, child_config, child).unwrap();
+    let workflow = Scripted {
+        items: items.to_vec(),
+        world: world.clone(),
+        version,
+        children,
     };
     let flows = Workflows::register(&system, config, workflow).unwrap();
     (system, flows)
 }
 
-/// What a run ended with: status, output, applied keys, and whether it
-/// crashed on the way.
-type Ending = (RunStatus, Option<usize>, BTreeSet<String>, bool);
+/// What a run ended with: status, output, applied keys, whether it
+/// crashed on the way, and the branch steps executed live by version.
+type Ending = (
+    RunStatus,
+    Option<usize>,
+    BTreeSet<String>,
+    bool,
+    Vec<(u8, String)>,
+);
 
-/// Runs the scripts to the end, crashing once at `crash` if it is reached.
-async fn run_to_end(scripts: &[Script], crash: Option<Crash>) -> Ending {
+/// Runs the items to the end under version 1, crashing once at `crash` if
+/// it is reached; version 2 takes over after the crash.
+async fn run_to_end(items: &[Item], crash: Option<Crash>) -> Ending {
     let journal = JournalBackend::memory();
     let world = Arc::new(Mutex::new(World {
         crash,
         ..World::default()
     }));
     let run = RunId::new("t", "r").unwrap();
-    let (system, flows) = node(&journal, scripts, &world).await;
-    flows.start(&run, &()).await.unwrap();
+    let (system, flows) = node(&journal, items, &world, 1).await;
+    flows.start(&run, &0).await.unwrap();
     let env = system.env().clone();
     let first = plexspaces::seams::Clock::timeout(&env, Duration::from_secs(60), async {
         loop {
@@ -191,7 +298,7 @@ async fn run_to_end(scripts: &[Script], crash: Option<Crash>) -> Ending {
             // The node dies mid-effect; another takes over from the journal.
             system.shutdown().await;
             drop(flows);
-            node(&journal, scripts, &world).await.1
+            node(&journal, items, &world, 2).await.1
         }
     };
     let output = match flows.result(&run, Duration::from_secs(120)).await {
@@ -201,7 +308,13 @@ async fn run_to_end(scripts: &[Script], crash: Option<Crash>) -> Ending {
     };
     let status = flows.status(&run).await.unwrap();
     let world = world.lock().unwrap();
-    (status, output, world.applied.clone(), world.crashed)
+    (
+        status,
+        output,
+        world.applied.clone(),
+        world.crashed,
+        world.branches.clone(),
+    )
 }
 
 proptest! {
@@ -209,8 +322,8 @@ proptest! {
 
     #[test]
     fn a_crash_anywhere_ends_the_run_as_a_crash_free_run_would(
-        scripts in prop::collection::vec(script(), 1..5),
-        call in 1u64..14,
+        items in prop::collection::vec(item(), 1..6),
+        call in 1u64..16,
         after_apply in any::<bool>(),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -219,14 +332,24 @@ proptest! {
             .build()
             .unwrap();
         let (expected, crashed) = runtime.block_on(async {
-            let expected = run_to_end(&scripts, None).await;
-            let crashed = run_to_end(&scripts, Some(Crash { call, after_apply })).await;
+            let expected = run_to_end(&items, None).await;
+            let crashed = run_to_end(&items, Some(Crash { call, after_apply })).await;
             (expected, crashed)
         });
-        prop_assert_eq!(&crashed.0, &expected.0, "status");
+        // A status names its failed step: the two branches of a change
+        // name theirs apart.
+        let same_branch = |status: &RunStatus| format!("{status:?}").replace("\\\"new", "\\\"old");
+        prop_assert_eq!(same_branch(&crashed.0), same_branch(&expected.0), "status");
         prop_assert_eq!(crashed.1, expected.1, "output");
         prop_assert_eq!(&crashed.2, &expected.2, "applied effects");
         prop_assert!(!expected.3);
+        // Each version runs only its own branches live.
+        for (version, step) in &crashed.4 {
+            prop_assert!(
+                (*version == 1) == step.starts_with("old"),
+                "version {} ran {} live: {:?}", version, step, crashed.4
+            );
+        }
     }
 }
 
@@ -237,15 +360,19 @@ fn the_crash_path_is_taken_and_a_refused_step_is_compensated_once() {
         .start_paused(true)
         .build()
         .unwrap();
-    let scripts = [Script::Succeeds, Script::Transient(1), Script::Refused];
+    let items = [
+        Item::Step(Script::Succeeds),
+        Item::Step(Script::Transient(1)),
+        Item::Step(Script::Refused),
+    ];
     let (expected, crashed) = runtime.block_on(async {
-        let expected = run_to_end(&scripts, None).await;
+        let expected = run_to_end(&items, None).await;
         // The second step's first attempt applies... then the node dies.
         let crash = Crash {
             call: 2,
             after_apply: true,
         };
-        (expected, run_to_end(&scripts, Some(crash)).await)
+        (expected, run_to_end(&items, Some(crash)).await)
     });
     assert!(crashed.3, "the crash point was reached");
     assert_eq!(

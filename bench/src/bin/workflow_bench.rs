@@ -1,8 +1,11 @@
-//! Workflow benchmark, on the embedded file journal: the overhead per step
-//! of a durable workflow against the same steps as plain function calls
+//! Workflow benchmark: the overhead per step of a durable workflow on the
+//! embedded file journal against the same steps as plain function calls
 //! and against the journal's own append (the physical floor of a durable
-//! step), and runs completed per second with 1, 100 and 10,000 concurrent
-//! runs of a three-step workflow.
+//! step); runs completed per second with 1, 100 and 10,000 concurrent runs
+//! of a three-step workflow on the memory journal and on the file journal;
+//! and, on the file journal, the journaled messages those runs make per
+//! second against the journal's own group-commit ceiling (the same number
+//! of appends from as many concurrent appenders, measured in the same run).
 //!
 //! ```text
 //! cargo run --release -p plexspaces-bench --bin workflow_bench [-- --quick]
@@ -15,7 +18,8 @@ use plexspaces::actor::ActorSystem;
 use plexspaces::durability::JournalBackend;
 use plexspaces::storage::journal::{Journal, JournalConfig};
 use plexspaces::workflow::{
-    RunId, RunStatus, Workflow, WorkflowConfig, WorkflowContext, WorkflowError, Workflows,
+    ListQuery, RunId, StatusFilter, Workflow, WorkflowConfig, WorkflowContext, WorkflowError,
+    Workflows,
 };
 use plexspaces::{Env, NodeName};
 use std::hint::black_box;
@@ -67,12 +71,25 @@ fn config(kind: &str, journal: JournalBackend) -> WorkflowConfig {
     config
 }
 
+/// Journaled messages per run of the three-step workflow: index add,
+/// start, lease, three steps, finish, index finish.
+const APPENDS_PER_RUN: usize = 8;
+
+/// The file journal of `env`, or the memory journal.
+async fn journal(env: &Env, file: bool) -> JournalBackend {
+    if file {
+        JournalBackend::file(env, JournalConfig::default())
+            .await
+            .unwrap()
+    } else {
+        JournalBackend::memory()
+    }
+}
+
 /// Starts `runs` runs of `steps` steps at once; seconds until all finished.
-async fn run_many(env: &Env, kind: &str, runs: usize, steps: u64) -> f64 {
+async fn run_many(env: &Env, kind: &str, runs: usize, steps: u64, file: bool) -> f64 {
     let system = ActorSystem::new(env.clone());
-    let journal = JournalBackend::file(env, JournalConfig::default())
-        .await
-        .unwrap();
+    let journal = journal(env, file).await;
     let finished = Arc::new(AtomicUsize::new(0));
     let flows = Workflows::register(
         &system,
@@ -97,26 +114,49 @@ async fn run_many(env: &Env, kind: &str, runs: usize, steps: u64) -> f64 {
     for s in starts {
         s.await.unwrap();
     }
-    // Finished = the run's output recorded: wait for the code to end, then
-    // for every status to be final.
+    // Finished = the run's end indexed: wait for the code to end, then
+    // for no run to be listed as running.
     while finished.load(Ordering::Relaxed) < runs {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    loop {
-        let listed = flows.list("b").await.unwrap();
-        if listed
-            .iter()
-            .filter(|(_, s)| s == &Some(RunStatus::Completed))
-            .count()
-            == runs
-        {
-            break;
-        }
+    let running = ListQuery::new().status(StatusFilter::Running).limit(1);
+    while !flows
+        .list_page("b", &running)
+        .await
+        .unwrap()
+        .runs
+        .is_empty()
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let completed = ListQuery::new().status(StatusFilter::Completed);
+    assert_eq!(flows.list_all("b", &completed).await.unwrap().len(), runs);
     system.shutdown().await;
     seconds
+}
+
+/// The file journal's group-commit ceiling: `appenders` concurrent tasks,
+/// each appending `per_appender` 128-byte records to a stream of its own;
+/// appends per second.
+async fn journal_ceiling(env: &Env, appenders: usize, per_appender: usize) -> f64 {
+    let journal = journal(env, true).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|i| {
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                let stream = format!("ceiling-{i}");
+                for _ in 0..per_appender {
+                    journal.append(&stream, &[7u8; 128]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (appenders * per_appender) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -132,7 +172,7 @@ fn main() {
             // against bare journal appends of the same count.
             let steps: u64 = if quick { 200 } else { 1_000 };
             let env = env("steps").await;
-            let seconds = run_many(&env, "steps", 1, steps).await;
+            let seconds = run_many(&env, "steps", 1, steps, true).await;
             let per_step = seconds / steps as f64 * 1e6;
             let t = Instant::now();
             let mut sum = 0;
@@ -160,19 +200,38 @@ fn main() {
             println!("| step / append | {:.2}x |", per_step / append);
             println!();
 
-            println!("| concurrent runs (3 steps each) | runs/s | steps/s |");
-            println!("|---:|---:|---:|");
+            println!("| journal | concurrent runs (3 steps each) | runs/s | steps/s |");
+            println!("|---|---:|---:|---:|");
             let sizes: &[usize] = if quick {
                 &[1, 100, 1_000]
             } else {
                 &[1, 100, 10_000]
             };
-            for &runs in sizes {
-                let env = self::env(&format!("many{runs}")).await;
-                let seconds = run_many(&env, &format!("m{runs}"), runs, 3).await;
-                let rate = runs as f64 / seconds;
-                println!("| {runs} | {rate:.0} | {:.0} |", rate * 3.0);
+            let mut file_rate = 0.0;
+            for file in [false, true] {
+                let name = if file { "file" } else { "memory" };
+                for &runs in sizes {
+                    let env = self::env(&format!("many{name}{runs}")).await;
+                    let seconds = run_many(&env, &format!("m{runs}"), runs, 3, file).await;
+                    let rate = runs as f64 / seconds;
+                    println!("| {name} | {runs} | {rate:.0} | {:.0} |", rate * 3.0);
+                    file_rate = rate;
+                }
             }
+            let most = *sizes.last().unwrap();
+            let env = self::env("ceiling").await;
+            let ceiling = journal_ceiling(&env, most, APPENDS_PER_RUN).await;
+            let journaled = file_rate * APPENDS_PER_RUN as f64;
+            println!();
+            println!("| file journal, {most} concurrent | appends/s |");
+            println!("|---|---:|");
+            println!(
+                "| workflow runs ({APPENDS_PER_RUN} journaled messages each) | {journaled:.0} |"
+            );
+            println!(
+                "| bare appends, {most} appenders (the group-commit ceiling) | {ceiling:.0} |"
+            );
+            println!("| runs / ceiling | {:.2}x |", journaled / ceiling);
         })
         .await
         .unwrap();
