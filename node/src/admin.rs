@@ -15,7 +15,9 @@ use plexspaces::observability::{AdminRequest, AdminResponse, AdminRoutes};
 use plexspaces::reminders::{ReminderTarget, Reminders};
 use plexspaces::tuplespace::{Field, Pattern, Value};
 use plexspaces::virtual_actor::VirtualActors;
-use plexspaces::workflow::{RunId, Workflow, WorkflowError, Workflows};
+use plexspaces::workflow::{
+    ListQuery, RunId, RunSummary, StatusFilter, Workflow, WorkflowError, Workflows,
+};
 use plexspaces_storage::sync::LockExt;
 use serde_json::{Value as Json, json};
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,16 @@ impl<A: DurableActor> VirtualKind for VirtualActors<A> {
 /// A workflow kind, without its types: outputs as JSON, signals from JSON.
 trait WorkflowKind: Send + Sync {
     fn kind(&self) -> &str;
-    fn list<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Json, WorkflowError>>;
+    fn list<'a>(
+        &'a self,
+        tenant: &'a str,
+        query: ListQuery,
+    ) -> BoxFuture<'a, Result<Json, WorkflowError>>;
+    fn patch_usage<'a>(
+        &'a self,
+        tenant: &'a str,
+        patch: &'a str,
+    ) -> BoxFuture<'a, Result<Json, WorkflowError>>;
     fn status<'a>(&'a self, run: &'a RunId) -> BoxFuture<'a, Result<Json, WorkflowError>>;
     fn result<'a>(
         &'a self,
@@ -70,6 +81,50 @@ struct TypedWorkflows<W: Workflow> {
     workflows: Workflows<W>,
 }
 
+fn summary_json(run: &RunSummary) -> Json {
+    json!({
+        "run": run.run.to_string(),
+        "status": run.status.as_ref().map_or(json!("Running"), status_json),
+        "started_ms": millis_since_epoch(run.started),
+        "finished_ms": run.finished.map(millis_since_epoch),
+    })
+}
+
+/// A list query from `status`, `after`, `limit`, `started_from_ms` and
+/// `started_before_ms` (each optional; every run, 1,000 at most, without).
+fn list_query(request: &AdminRequest, tenant: &str) -> Result<ListQuery, Refusal> {
+    let bad = |what: &str, value: &str| Refusal::BadRequest(format!("{what} {value:?}"));
+    let mut query = ListQuery::new().limit(1_000);
+    if let Some(status) = request.param("status") {
+        query = query.status(match status {
+            "running" => StatusFilter::Running,
+            "completed" => StatusFilter::Completed,
+            "failed" => StatusFilter::Failed,
+            "cancelled" => StatusFilter::Cancelled,
+            other => return Err(bad("status (running, completed, failed, cancelled)", other)),
+        });
+    }
+    if let Some(after) = request.param("after") {
+        query = query.after(RunId::new(tenant, after).map_err(|_| bad("after", after))?);
+    }
+    if let Some(limit) = request.param("limit") {
+        query = query.limit(limit.parse().map_err(|_| bad("limit", limit))?);
+    }
+    let at = |name: &str| -> Result<Option<std::time::SystemTime>, Refusal> {
+        request
+            .param(name)
+            .map(|ms| {
+                ms.parse::<u64>()
+                    .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms))
+                    .map_err(|_| bad(name, ms))
+            })
+            .transpose()
+    };
+    query.started_from = at("started_from_ms")?;
+    query.started_before = at("started_before_ms")?;
+    Ok(query)
+}
+
 fn status_json(status: &plexspaces::workflow::RunStatus) -> Json {
     serde_json::to_value(status).unwrap_or_else(|e| json!(format!("unreadable status: {e}")))
 }
@@ -78,19 +133,31 @@ impl<W: Workflow> WorkflowKind for TypedWorkflows<W> {
     fn kind(&self) -> &str {
         &self.kind
     }
-    fn list<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<Json, WorkflowError>> {
+    fn list<'a>(
+        &'a self,
+        tenant: &'a str,
+        query: ListQuery,
+    ) -> BoxFuture<'a, Result<Json, WorkflowError>> {
         async move {
-            let runs = self.workflows.list(tenant).await?;
-            Ok(Json::Array(
-                runs.iter()
-                    .map(|(run, status)| {
-                        json!({
-                            "run": run.to_string(),
-                            "status": status.as_ref().map_or(json!("Running"), status_json),
-                        })
-                    })
-                    .collect(),
-            ))
+            let page = self.workflows.list_page(tenant, &query).await?;
+            Ok(Json::Array(page.runs.iter().map(summary_json).collect()))
+        }
+        .boxed()
+    }
+    fn patch_usage<'a>(
+        &'a self,
+        tenant: &'a str,
+        patch: &'a str,
+    ) -> BoxFuture<'a, Result<Json, WorkflowError>> {
+        async move {
+            let usage = self.workflows.patch_usage(tenant, patch).await?;
+            let ids = |runs: &[RunId]| runs.iter().map(RunId::to_string).collect::<Vec<_>>();
+            Ok(json!({
+                "patch": patch,
+                "old_branch": ids(&usage.old_branch),
+                "new_branch": ids(&usage.new_branch),
+                "undecided": usage.undecided.iter().map(summary_json).collect::<Vec<_>>(),
+            }))
         }
         .boxed()
     }
@@ -237,7 +304,14 @@ impl Admin {
             ("/admin/workflows", false) => {
                 let kind = self.workflow_kind(request)?;
                 let tenant = param(request, "tenant")?;
-                kind.list(tenant).await.map_err(Refusal::from)
+                let query = list_query(request, tenant)?;
+                kind.list(tenant, query).await.map_err(Refusal::from)
+            }
+            ("/admin/workflows/patch", false) => {
+                let kind = self.workflow_kind(request)?;
+                let tenant = param(request, "tenant")?;
+                let patch = param(request, "patch")?;
+                kind.patch_usage(tenant, patch).await.map_err(Refusal::from)
             }
             ("/admin/workflows/status", false) => {
                 let (kind, run) = self.run(request)?;

@@ -374,6 +374,20 @@ async fn online_commands_answer_from_a_running_node() {
         .map(|r| r["run"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["acme/r1", "acme/r2"]);
+    assert!(runs[0]["started_ms"].as_u64().is_some(), "{runs}");
+    // A page of one, then the page after it.
+    let first = json(&run("--json workflows list approval --tenant acme --limit 1").await);
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    let next = json(
+        &run("--json workflows list approval --tenant acme --after r1 --status running").await,
+    );
+    assert_eq!(next[0]["run"], "acme/r2");
+    let ran = run("workflows list approval --tenant acme --status sleeping").await;
+    assert_eq!(ran.code, 1, "an unknown status is bad news: {}", ran.stderr);
+    // Neither running run has reached a change called "v2-pricing".
+    let usage = json(&run("--json workflows patch approval --tenant acme v2-pricing").await);
+    assert_eq!(usage["old_branch"], serde_json::json!([]));
+    assert_eq!(usage["undecided"].as_array().unwrap().len(), 2, "{usage}");
     let status = json(&run("--json workflows status approval acme r1").await);
     assert_eq!(status, "Running");
     let ran = run("workflows signal approval acme r1 approve true").await;

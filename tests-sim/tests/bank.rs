@@ -1,6 +1,7 @@
 //! The bank: six accounts are durable virtual actors; transfers between
-//! them are durable workflows (debit, then credit; a debit refused for
-//! want of funds ends the transfer with nothing moved). Three nodes start
+//! them are durable workflows (debit, then credit in a child workflow of
+//! another kind; a debit refused for want of funds ends the transfer with
+//! nothing moved). Three nodes start
 //! transfers (again after each restart: starting is idempotent) while the
 //! nemesis crashes, pauses, partitions and isolates them, resets their
 //! connections and skews their clocks; accounts and runs journal to a
@@ -86,8 +87,32 @@ async fn apply(
     }
 }
 
+/// The credit half of a transfer, a child run: credits `amount` to
+/// account `to`.
+struct Credit {
+    accounts: VirtualActors<Account>,
+}
+
+impl Workflow for Credit {
+    type Input = (u64, i64);
+    type Output = i64;
+
+    async fn run(
+        &self,
+        ctx: WorkflowContext,
+        (to, amount): (u64, i64),
+    ) -> Result<i64, WorkflowError> {
+        let accounts = self.accounts.clone();
+        ctx.step_with("credit", &patient_retry(), |key| {
+            apply(accounts.clone(), to, key, amount)
+        })
+        .await
+    }
+}
+
 struct Transfers {
     accounts: VirtualActors<Account>,
+    credits: Workflows<Credit>,
 }
 
 impl Workflow for Transfers {
@@ -108,11 +133,8 @@ impl Workflow for Transfers {
             let accounts = accounts.clone();
             async move { apply(accounts, t.from, key, t.amount).await.map(drop) }
         });
-        let accounts = self.accounts.clone();
-        ctx.step_with("credit", &patient_retry(), |key| {
-            apply(accounts.clone(), t.to, key, t.amount)
-        })
-        .await?;
+        ctx.child(&self.credits, "credit", &(t.to, t.amount))
+            .await?;
         Ok(())
     }
 }
@@ -140,12 +162,21 @@ async fn run_node(env: Env, index: usize, addrs: Vec<SocketAddr>, shared: Arc<Mu
     hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     let accounts =
         VirtualActors::register(&system, hosting, |_| Account { balance: OPENING }).unwrap();
+    let credits = Workflows::register(
+        &system,
+        storm_workflows("credit", journal.clone()),
+        Credit {
+            accounts: accounts.clone(),
+        },
+    )
+    .unwrap();
     let config = storm_workflows("xfer", journal);
     let transfers = Workflows::register(
         &system,
         config,
         Transfers {
             accounts: accounts.clone(),
+            credits,
         },
     )
     .unwrap();

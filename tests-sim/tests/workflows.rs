@@ -6,17 +6,23 @@
 //! share of the runs and signals them (again after each restart: starting
 //! is idempotent and signals are keyed).
 //!
-//! Each run applies effects "a" and "b" (registering their compensations),
-//! waits for its "go" signal, then applies "c" — which odd runs refuse,
-//! so they compensate "b" then "a". Effects are applied to a durable
-//! virtual actor under the step's key, which is how a workflow makes an
-//! effect happen once.
+//! Each run applies effect "pre" and continues as new; its second history
+//! applies "a" and "b" (registering their compensations), starts a child
+//! run (of another kind) that applies "child" and awaits it, applies the
+//! stamp of its code version, waits for its "go" signal, then applies "c"
+//! — which odd runs refuse, so they compensate "b" then "a". Effects are
+//! applied to a durable virtual actor under the step's key, which is how
+//! a workflow makes an effect happen once. While the runs are under way
+//! the code changes: drivers started after the change run version 2, whose
+//! stamp ("stamp2") sits behind `patched`; earlier ones stamp "stamp1".
 //!
 //! Oracles, once the faults stop:
 //! - every run reaches its terminal state: even runs complete (so their
 //!   signal was not lost), odd runs fail with both steps compensated;
-//! - each effect of a run is applied exactly once, and compensations
-//!   in reverse order: even runs `a b c`, odd runs `a b undo-b undo-a`.
+//! - each effect of a run is applied exactly once, and compensations in
+//!   reverse order: even runs `pre a b child stampN c`, odd runs
+//!   `pre a b child stampN undo-b undo-a`;
+//! - each stamp was applied live only by its own version's code.
 #![cfg(madsim)]
 
 use plexspaces::actor::{ActorError, ActorSystem};
@@ -73,7 +79,14 @@ impl DurableActor for Effects {
 thread_local! {
     static DRIVERS: std::cell::RefCell<BTreeMap<u32, u32>> = const { std::cell::RefCell::new(BTreeMap::new()) };
     static SUCCEEDED: std::cell::RefCell<BTreeMap<(u32, String), u32>> = const { std::cell::RefCell::new(BTreeMap::new()) };
+    /// Whether the code changed to version 2 (drivers starting now run it).
+    static VERSION_2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Stamps applied live, by run, stamp and the version that ran it.
+    static STAMPED: std::cell::RefCell<Vec<(u32, String, u8)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// A run's second history starts at input `n + SECOND`.
+const SECOND: u32 = 1_000;
 
 /// Applies `effect` to run `n`'s world under `key`.
 async fn apply(
@@ -92,16 +105,47 @@ async fn apply(
     Ok(())
 }
 
+/// Run `n`'s child: applies "child" to its parent's world.
+struct JobChild {
+    effects: VirtualActors<Effects>,
+}
+
+impl Workflow for JobChild {
+    type Input = u32;
+    type Output = ();
+
+    async fn run(&self, ctx: WorkflowContext, n: u32) -> Result<(), WorkflowError> {
+        DRIVERS.with(|d| *d.borrow_mut().entry(n).or_default() += 1);
+        let effects = self.effects.clone();
+        ctx.step_with("child", &patient_retry(), |key| {
+            apply(effects.clone(), n, key, "child")
+        })
+        .await
+    }
+}
+
 struct Job {
     effects: VirtualActors<Effects>,
+    children: Workflows<JobChild>,
 }
 
 impl Workflow for Job {
     type Input = u32;
     type Output = u32;
 
-    async fn run(&self, ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+    async fn run(&self, ctx: WorkflowContext, input: u32) -> Result<u32, WorkflowError> {
+        // The code version is fixed when the driver enters the code.
+        let version = if VERSION_2.with(|v| v.get()) { 2 } else { 1 };
+        let n = input % SECOND;
         DRIVERS.with(|d| *d.borrow_mut().entry(n).or_default() += 1);
+        if input < SECOND {
+            let effects = self.effects.clone();
+            ctx.step_with("pre", &patient_retry(), |key| {
+                apply(effects.clone(), n, key, "pre")
+            })
+            .await?;
+            return Err(ctx.continue_as_new(&(n + SECOND)));
+        }
         for label in ["a", "b"] {
             let effects = self.effects.clone();
             ctx.step_with(label, &patient_retry(), |key| {
@@ -114,6 +158,18 @@ impl Workflow for Job {
                 async move { apply(effects, n, key, &format!("undo-{label}")).await }
             });
         }
+        ctx.child(&self.children, "child", &n).await?;
+        let stamp = if version == 2 && ctx.patched("stamp2").await? {
+            "stamp2"
+        } else {
+            "stamp1"
+        };
+        let effects = self.effects.clone();
+        ctx.step_with(stamp, &patient_retry(), |key| {
+            STAMPED.with(|s| s.borrow_mut().push((n, stamp.to_string(), version)));
+            apply(effects.clone(), n, key, stamp)
+        })
+        .await?;
         let go: Option<bool> = ctx.wait_for_signal("go", Duration::from_secs(600)).await?;
         if go != Some(true) {
             return Err(WorkflowError::failed("no go"));
@@ -159,6 +215,14 @@ async fn run_node(
     hosting.attempt_timeout = Duration::from_millis(500);
     hosting.durability.checkpoint_interval = STORM_CHECKPOINT_INTERVAL;
     let effects = VirtualActors::register(&system, hosting, |_| Effects::default()).unwrap();
+    let children = Workflows::register(
+        &system,
+        storm_workflows("jobchild", journal.clone()),
+        JobChild {
+            effects: effects.clone(),
+        },
+    )
+    .unwrap();
     let mut config = storm_workflows("job", journal);
     config.hosting.planted_bug = bug;
     let jobs = Workflows::register(
@@ -166,6 +230,7 @@ async fn run_node(
         config,
         Job {
             effects: effects.clone(),
+            children,
         },
     )
     .unwrap();
@@ -217,6 +282,8 @@ struct Outcome {
     /// The storage node\'s crashes and failed syncs (each reopened its journal).
     storage_faults: (u64, u64),
     completed: u32,
+    /// Runs stamped by version 1's branch and by version 2's.
+    stamps: (u32, u32),
     trace_hash: u64,
 }
 
@@ -227,6 +294,8 @@ fn scenario(seed: u64) -> Outcome {
 fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
     DRIVERS.with(|d| d.borrow_mut().clear());
     SUCCEEDED.with(|s| s.borrow_mut().clear());
+    STAMPED.with(|s| s.borrow_mut().clear());
+    VERSION_2.with(|v| v.set(false));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -234,6 +303,13 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
             let shared = shared.clone();
             move |env, index, addrs| run_node(env, index, addrs, shared.clone(), bug)
         });
+        // The new code reaches every node while the runs are under way
+        // (when, the seed says).
+        let change_at = Duration::from_millis(300 + seed.wrapping_mul(7_919) % 3_000);
+        drop(madsim::task::spawn(async move {
+            madsim::time::sleep(change_at).await;
+            VERSION_2.with(|v| v.set(true));
+        }));
         let _report = storage.storm("workflows", seed, 0xf10_c0ffee).await;
         let cluster = &storage.cluster;
         // The liveness oracle: every run ends, and its effects are readable, in time.
@@ -247,6 +323,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                 wait_all_up(nodes.iter().map(|(d, _, _)| d), NODES, seed).await;
                 let (_, jobs, effects) = &nodes[0];
                 let mut completed = 0;
+                let mut stamps_seen = (0, 0);
                 for n in 0..RUNS {
                     let ended = jobs.result(&run_id(n), Duration::from_secs(90)).await;
                     let world = effects
@@ -257,9 +334,22 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                         .unwrap_or_else(|e| {
                             panic!("seed {seed}: run {n}'s effects unreadable: {e}")
                         });
+                    let stamps: Vec<&String> =
+                        world.iter().filter(|e| e.starts_with("stamp")).collect();
+                    assert_eq!(stamps.len(), 1, "seed {seed}: run {n}'s stamps: {world:?}");
+                    let stamp = stamps[0].clone();
+                    if stamp == "stamp1" {
+                        stamps_seen.0 += 1;
+                    } else {
+                        stamps_seen.1 += 1;
+                    }
                     if n % 2 == 0 {
                         assert_eq!(ended, Ok(n), "seed {seed}: run {n} did not complete");
-                        assert_eq!(world, ["a", "b", "c"], "seed {seed}: run {n}'s effects");
+                        assert_eq!(
+                            world,
+                            ["pre", "a", "b", "child", &stamp, "c"],
+                            "seed {seed}: run {n}'s effects"
+                        );
                         completed += 1;
                     } else {
                         assert_eq!(
@@ -272,7 +362,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                         );
                         assert_eq!(
                             world,
-                            ["a", "b", "undo-b", "undo-a"],
+                            ["pre", "a", "b", "child", &stamp, "undo-b", "undo-a"],
                             "seed {seed}: run {n}'s effects and compensations"
                         );
                     }
@@ -281,6 +371,16 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     storage.checkpointed_streams().await > 0,
                     "seed {seed}: no checkpoint went through the shared journal"
                 );
+                // Each version stamps live only its own branch.
+                STAMPED.with(|s| {
+                    for (n, stamp, version) in s.borrow().iter() {
+                        assert_eq!(
+                            stamp == "stamp2",
+                            *version == 2,
+                            "seed {seed}: run {n}: version {version} ran {stamp} live"
+                        );
+                    }
+                });
                 // Outside the system: a step or compensation succeeded at
                 // most once per driver of its run (a driver that ran it and
                 // lost its lease before recording it makes the next one run
@@ -301,6 +401,7 @@ fn planted(seed: u64, bug: Option<PlantedBug>) -> Outcome {
                     reruns,
                     storage_faults: (storage.storage_crashes(), storage.storage_sync_errors()),
                     completed,
+                    stamps: stamps_seen,
                     trace_hash: cluster.trace().hash(),
                 }
             },
@@ -325,6 +426,10 @@ fn every_run_ends_with_each_effect_once_under_the_nemesis() {
         "no seed crashed the storage node or failed its syncs: {outcomes:?}"
     );
     assert!(outcomes.iter().all(|o| o.completed == RUNS / 2));
+    assert!(
+        outcomes.iter().any(|o| o.stamps.0 > 0) && outcomes.iter().any(|o| o.stamps.1 > 0),
+        "no seed had runs on both sides of the code change: {outcomes:?}"
+    );
     assert_deterministic(1, scenario);
 }
 

@@ -122,11 +122,28 @@ enum VirtualCommand {
 
 #[derive(Subcommand)]
 enum WorkflowCommand {
-    /// A tenant's runs of a kind.
+    /// A tenant's runs of a kind, by id (1,000 at most a page).
     List {
         kind: String,
         #[arg(long)]
         tenant: String,
+        /// Only runs standing so: running, completed, failed, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// The page after this run id.
+        #[arg(long)]
+        after: Option<String>,
+        /// Most runs to show.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Which running runs took which branch of a `patched` change, and
+    /// which have not reached it: the old branch can go once none needs it.
+    Patch {
+        kind: String,
+        #[arg(long)]
+        tenant: String,
+        patch: String,
     },
     /// A run's status.
     Status {
@@ -255,12 +272,33 @@ async fn execute(cli: Cli) -> Outcome {
             )),
             show_object,
         ),
-        Command::Workflows(WorkflowCommand::List { kind, tenant }) => (
+        Command::Workflows(WorkflowCommand::List {
+            kind,
+            tenant,
+            status,
+            after,
+            limit,
+        }) => {
+            let limit = limit.map(|n| n.to_string());
+            let mut params = vec![("kind", kind.as_str()), ("tenant", tenant.as_str())];
+            let optional = [("status", &status), ("after", &after), ("limit", &limit)];
+            params.extend(
+                optional
+                    .iter()
+                    .filter_map(|(name, v)| Some((*name, v.as_deref()?))),
+            );
+            (call(format!("/admin/workflows{}", q(&params))), show_runs)
+        }
+        Command::Workflows(WorkflowCommand::Patch {
+            kind,
+            tenant,
+            patch,
+        }) => (
             call(format!(
-                "/admin/workflows{}",
-                q(&[("kind", &kind), ("tenant", &tenant)])
+                "/admin/workflows/patch{}",
+                q(&[("kind", &kind), ("tenant", &tenant), ("patch", &patch)])
             )),
-            show_runs,
+            show_object,
         ),
         Command::Workflows(WorkflowCommand::Status { kind, tenant, id }) => (
             call(format!(
@@ -716,11 +754,17 @@ fn show_runs(body: &Json) -> String {
         .as_array()
         .map(|runs| {
             runs.iter()
-                .map(|r| vec![text(&r["run"]), show_value(&r["status"])])
+                .map(|r| {
+                    vec![
+                        text(&r["run"]),
+                        show_value(&r["status"]),
+                        show_value(&r["started_ms"]),
+                    ]
+                })
                 .collect()
         })
         .unwrap_or_default();
-    table(&["RUN", "STATUS"], &rows)
+    table(&["RUN", "STATUS", "STARTED (ms)"], &rows)
 }
 
 fn show_reminders(body: &Json) -> String {

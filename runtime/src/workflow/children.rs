@@ -56,18 +56,9 @@ impl WorkflowContext {
         }
         let id = self.child_id(name)?;
         let input = encode(input, "child's input")?;
-        let starter = kind.clone();
-        let child = id.clone();
         let started: String = self
-            .step(&format!("child:{name}"), move |_| {
-                let (starter, child, input) = (starter.clone(), child.clone(), input.clone());
-                async move {
-                    starter
-                        .start_encoded(&child, input)
-                        .await
-                        .map(|_| child.to_string())
-                        .map_err(|e| super::StepError::terminal(format!("child not started: {e}")))
-                }
+            .reach(&format!("child:{name}"), |_| async {
+                kind.start_encoded(&id, input).await.map(|_| id.to_string())
             })
             .await?;
         debug_assert_eq!(started, id.to_string(), "the journaled child id is derived");
@@ -181,15 +172,9 @@ impl<C: Workflow> ChildRun<C> {
 
     /// Cancels the child, once (a journaled step).
     pub async fn cancel(&self) -> Result<(), WorkflowError> {
-        let (kind, id) = (self.kind.clone(), self.id.clone());
         self.parent
-            .step(&format!("child-cancel:{}", self.name), move |_| {
-                let (kind, id) = (kind.clone(), id.clone());
-                async move {
-                    kind.cancel(&id)
-                        .await
-                        .map_err(|e| super::StepError::retryable(e.to_string()))
-                }
+            .reach(&format!("child-cancel:{}", self.name), |_| {
+                self.kind.cancel(&self.id)
             })
             .await
     }

@@ -789,14 +789,9 @@ impl WorkflowContext {
         data: &T,
     ) -> Result<(), WorkflowError> {
         let data = encode(data, "signal's data")?;
-        let (kind, run) = (kind.clone(), run.clone());
-        self.step(&format!("send-signal:{name}"), move |key| {
-            let (kind, run, data) = (kind.clone(), run.clone(), data.clone());
-            async move {
-                kind.deliver_signal(&run, format!("signal:{key}"), name, data)
-                    .await
-                    .map_err(|e| StepError::terminal(format!("signal not delivered: {e}")))
-            }
+        self.reach(&format!("send-signal:{name}"), |key| async move {
+            kind.deliver_signal(run, format!("signal:{key}"), name, data)
+                .await
         })
         .await
     }
@@ -819,16 +814,37 @@ impl WorkflowContext {
             data: encode(data, "signal's data")?,
         };
         let timeout = self.shared.call_timeout;
-        self.step(&format!("send-signal:{name}"), move |key| {
-            let (target, op) = (target.clone(), op.clone());
-            async move {
-                match target.call(key, op, timeout).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(StepError::terminal(format!("signal not delivered: {e}"))),
-                }
-            }
+        self.reach(&format!("send-signal:{name}"), move |key| async move {
+            target
+                .call(key, op, timeout)
+                .await
+                .map(drop)
+                .map_err(|e| WorkflowError::Unavailable(format!("signal not delivered: {e}")))
         })
         .await
+    }
+
+    /// A journaled step whose live part reaches another run (starts,
+    /// signals or cancels it, all idempotent under the step's key). An
+    /// unreachable run or a lost lease stops this driver with the step
+    /// unrecorded: the next driver runs it again, under the same key.
+    /// Any other error is the step's journaled failure.
+    pub(crate) async fn reach<T, F, Fut>(&self, name: &str, live: F) -> Result<T, WorkflowError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(StepKey) -> Fut,
+        Fut: Future<Output = Result<T, WorkflowError>>,
+    {
+        let outcome = self
+            .journaled(name, |key, _| async move {
+                match live(key).await {
+                    Ok(value) => Ok(encode(&value, "step's result").map_err(|e| e.to_string())),
+                    Err(e @ (WorkflowError::Unavailable(_) | WorkflowError::LostLease)) => Err(e),
+                    Err(e) => Ok(Err(e.to_string())),
+                }
+            })
+            .await?;
+        Self::value(name, outcome)
     }
 
     /// Publishes `value` under `name` for [`super::Workflows::query`]
