@@ -24,6 +24,6 @@ pub use crate::storage::journal::JournalConfig;
 pub use crate::supervision::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 pub use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualRef};
 pub use crate::workflow::{
-    RetryPolicy, RunId, RunStatus, StepError, Workflow, WorkflowConfig, WorkflowContext,
-    WorkflowError, Workflows,
+    ListQuery, ParentClose, RetryPolicy, RunId, RunStatus, StatusFilter, StepError, StepOptions,
+    Workflow, WorkflowConfig, WorkflowContext, WorkflowError, Workflows,
 };

@@ -71,8 +71,9 @@ fn config(kind: &str, journal: JournalBackend) -> WorkflowConfig {
     config
 }
 
-/// Journaled messages per run of the three-step workflow: index add,
-/// start, lease, three steps, finish, index finish.
+/// Journaled changes per run of the three-step workflow: index add,
+/// start, lease, three steps, finish, index finish (the two index changes
+/// share their appends with other runs' under load).
 const APPENDS_PER_RUN: usize = 8;
 
 /// The file journal of `env`, or the memory journal.
@@ -226,7 +227,7 @@ fn main() {
             println!("| file journal, {most} concurrent | appends/s |");
             println!("|---|---:|");
             println!(
-                "| workflow runs ({APPENDS_PER_RUN} journaled messages each) | {journaled:.0} |"
+                "| workflow runs ({APPENDS_PER_RUN} journaled changes each, index changes batched) | {journaled:.0} |"
             );
             println!(
                 "| bare appends, {most} appenders (the group-commit ceiling) | {ceiling:.0} |"

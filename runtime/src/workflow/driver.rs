@@ -5,7 +5,7 @@
 
 use super::context::StepMetrics;
 use super::context::{RunShared, WorkflowContext, decode, encode};
-use super::index::{IndexOp, IndexReply};
+use super::index::{IndexChange, IndexOp, IndexReply};
 use super::record::History;
 use super::record::{RunOp, RunReply};
 use super::{Engine, RunStatus, Workflow, WorkflowError};
@@ -337,15 +337,14 @@ async fn renew(shared: Arc<RunShared>, done: Arc<AtomicBool>) {
 }
 
 async fn mark_finished<W: Workflow>(engine: &Arc<Engine<W>>, run: &str, status: RunStatus) {
-    if let Ok(index) = engine.index(run) {
-        let key = format!("finished:{run}");
-        let op = IndexOp::Finished {
-            run: run.to_string(),
-            status,
-            finished_ms: crate::seams::unix_millis(engine.env.wall_clock()),
-        };
-        let _ = index.call(key, op, engine.config.call_timeout).await;
-    }
+    let finished = IndexChange::Finished {
+        run: run.to_string(),
+        status,
+        finished_ms: crate::seams::unix_millis(engine.env.wall_clock()),
+    };
+    // Failed: the resumer finds the run unfinished, and its next driver
+    // finds it finished and marks it again.
+    let _ = engine.index_writes.apply(run, finished).await;
 }
 
 /// Every `resume_every`: drives the unfinished runs placed on this node.

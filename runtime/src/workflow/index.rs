@@ -20,9 +20,13 @@ pub(crate) const INDEX_SHARDS: u64 = 16;
 pub(crate) const PAGE_MAX: usize = 1_000;
 
 /// The index shard of run `tenant/id`.
-pub(crate) fn shard_of(run: &str) -> String {
-    let hash = crate::virtual_actor::placement::stable_hash(&[run.as_bytes()]);
-    format!("shard-{}", hash % INDEX_SHARDS)
+pub(crate) fn shard_of(run: &str) -> u64 {
+    crate::virtual_actor::placement::stable_hash(&[run.as_bytes()]) % INDEX_SHARDS
+}
+
+/// The virtual actor id of index shard `shard`.
+pub(crate) fn shard_name(shard: u64) -> String {
+    format!("shard-{shard}")
 }
 
 /// Which runs a list wants, by how they stand.
@@ -77,16 +81,24 @@ pub(crate) struct IndexEntry {
     pub finished_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum IndexOp {
+/// One change to the index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum IndexChange {
     /// A run was (or is about to be) started: `tenant/id`.
-    Add { run: String, started_ms: u64 },
+    Added { run: String, started_ms: u64 },
     /// A run finished.
     Finished {
         run: String,
         status: RunStatus,
         finished_ms: u64,
     },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum IndexOp {
+    /// Changes gathered from many callers, applied in order (one journal
+    /// entry for all).
+    Apply(Vec<IndexChange>),
     /// Read-only: runs not known to have finished.
     Unfinished,
     /// Read-only: one page of a tenant's runs, by id.
@@ -106,6 +118,41 @@ pub(crate) struct RunIndex {
 }
 
 impl RunIndex {
+    fn change(&mut self, change: IndexChange) {
+        match change {
+            IndexChange::Added { run, started_ms } => {
+                self.runs.entry(run).or_insert(IndexEntry {
+                    started_ms,
+                    status: None,
+                    finished_ms: None,
+                });
+            }
+            IndexChange::Finished {
+                run,
+                status,
+                finished_ms,
+            } => {
+                let entry = self.runs.entry(run).or_insert(IndexEntry {
+                    started_ms: finished_ms,
+                    status: None,
+                    finished_ms: None,
+                });
+                entry.status = Some(status);
+                entry.finished_ms.get_or_insert(finished_ms);
+            }
+        }
+    }
+
+    /// Whether `change` would change nothing.
+    fn holds(&self, change: &IndexChange) -> bool {
+        match change {
+            IndexChange::Added { run, .. } => self.runs.contains_key(run),
+            IndexChange::Finished { run, status, .. } => {
+                self.runs.get(run).and_then(|e| e.status.as_ref()) == Some(status)
+            }
+        }
+    }
+
     fn page(&self, query: &PageQuery) -> Vec<(String, IndexEntry)> {
         let prefix = format!("{}/", query.tenant);
         let from = match &query.after {
@@ -138,26 +185,7 @@ impl DurableActor for RunIndex {
         op: IndexOp,
     ) -> Result<IndexReply, ActorError> {
         match op {
-            IndexOp::Add { run, started_ms } => {
-                self.runs.entry(run).or_insert(IndexEntry {
-                    started_ms,
-                    status: None,
-                    finished_ms: None,
-                });
-            }
-            IndexOp::Finished {
-                run,
-                status,
-                finished_ms,
-            } => {
-                let entry = self.runs.entry(run).or_insert(IndexEntry {
-                    started_ms: finished_ms,
-                    status: None,
-                    finished_ms: None,
-                });
-                entry.status = Some(status);
-                entry.finished_ms.get_or_insert(finished_ms);
-            }
+            IndexOp::Apply(changes) => changes.into_iter().for_each(|c| self.change(c)),
             read => return Ok(ops::answer_read(self, &read)),
         }
         Ok(IndexReply::Done)
@@ -188,10 +216,7 @@ impl Ops for RunIndex {
 
     fn unchanged(&self, _env: &Env, op: &IndexOp) -> Option<IndexReply> {
         match op {
-            IndexOp::Add { run, .. } if self.runs.contains_key(run) => Some(IndexReply::Done),
-            IndexOp::Finished { run, status, .. }
-                if self.runs.get(run).and_then(|e| e.status.as_ref()) == Some(status) =>
-            {
+            IndexOp::Apply(changes) if changes.iter().all(|c| self.holds(c)) => {
                 Some(IndexReply::Done)
             }
             _ => None,
@@ -214,15 +239,17 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
     }
     v.visit("workflow::IndexOp", || {
         vec![
-            IndexOp::Add {
-                run: "acme/order-1".into(),
-                started_ms: 1_700_000_000_000,
-            },
-            IndexOp::Finished {
-                run: "acme/order-1".into(),
-                status: finished(),
-                finished_ms: 1_700_000_000_500,
-            },
+            IndexOp::Apply(vec![
+                IndexChange::Added {
+                    run: "acme/order-1".into(),
+                    started_ms: 1_700_000_000_000,
+                },
+                IndexChange::Finished {
+                    run: "acme/order-1".into(),
+                    status: finished(),
+                    finished_ms: 1_700_000_000_500,
+                },
+            ]),
             IndexOp::Page(PageQuery {
                 tenant: "acme".into(),
                 status: Some(StatusFilter::Failed),

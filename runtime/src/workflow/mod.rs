@@ -48,6 +48,7 @@ mod context;
 mod declarative;
 mod driver;
 mod index;
+mod index_batch;
 mod listing;
 mod record;
 
@@ -120,7 +121,7 @@ use crate::seams::{Clock, Rng};
 use crate::virtual_actor::{VirtualActors, VirtualConfig, VirtualError, VirtualRef};
 use crate::wake::{self, HostWaker, WaitRoom};
 use context::{decode, encode};
-use index::{IndexOp, RunIndex};
+use index::{IndexChange, RunIndex};
 use plexspaces_storage::sync::LockExt;
 use record::{RunOp, RunRecord, RunReply};
 use serde::de::DeserializeOwned;
@@ -465,6 +466,8 @@ pub(crate) struct Engine<W: Workflow> {
     workflow: W,
     runs: VirtualActors<RunRecord>,
     index: VirtualActors<RunIndex>,
+    /// Writes to the index, batched per shard.
+    index_writes: Arc<index_batch::IndexBatcher>,
     room: Arc<WaitRoom>,
     driving: Mutex<BTreeSet<String>>,
     nonce: String,
@@ -476,15 +479,10 @@ impl<W: Workflow> Engine<W> {
         self.driving.locked()
     }
 
-    /// The index shard of run `tenant/id`.
-    fn index(&self, run: &str) -> Result<VirtualRef<RunIndex>, VirtualError> {
-        self.index.get(&index::shard_of(run))
-    }
-
     /// Every index shard.
     fn index_shards(&self) -> Vec<VirtualRef<RunIndex>> {
         (0..index::INDEX_SHARDS)
-            .filter_map(|n| self.index.get(&format!("shard-{n}")).ok())
+            .filter_map(|n| self.index.get(&index::shard_name(n)).ok())
             .collect()
     }
 
@@ -554,12 +552,19 @@ impl<W: Workflow> Workflows<W> {
             .map_err(invalid)?;
         let env = system.env().clone();
         let nonce = format!("{:016x}{:016x}", env.next_u64(), env.next_u64());
+        let index_writes = index_batch::IndexBatcher::new(
+            index.clone(),
+            env.clone(),
+            config.call_timeout,
+            nonce.clone(),
+        );
         let engine = Arc::new(Engine {
             system: system.clone(),
             env: env.clone(),
             config,
             workflow,
             runs,
+            index_writes,
             index,
             room,
             driving: Mutex::new(BTreeSet::new()),
@@ -617,17 +622,11 @@ impl<W: Workflow> Workflows<W> {
         let key = run.key();
         // Indexed first, so a crash after the start leaves a run the
         // resumers find.
-        let index = engine
-            .index(&key)
-            .map_err(|e| WorkflowError::InvalidId(e.to_string()))?;
-        let add = IndexOp::Add {
+        let added = IndexChange::Added {
             run: key.clone(),
             started_ms: crate::seams::unix_millis(engine.env.wall_clock()),
         };
-        index
-            .call(format!("add:{key}"), add, engine.config.call_timeout)
-            .await
-            .map_err(unavailable)?;
+        engine.index_writes.apply(&key, added).await?;
         // A fresh key: starting is idempotent by itself (the first input
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
