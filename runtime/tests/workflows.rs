@@ -4,6 +4,8 @@
 //! sleeping a day survives a restart and wakes on time; a changed code
 //! fails loudly; declarative steps with parallel branches and choices.
 
+mod support;
+
 use plexspaces::actor::ActorSystem;
 use plexspaces::durability::JournalBackend;
 use plexspaces::seams::Clock;
@@ -11,14 +13,14 @@ use plexspaces::storage::disk::FsDisk;
 use plexspaces::tokio_backend::{OsRng, TokioClock, TokioSpawner};
 use plexspaces::workflow::{
     ChoiceCondition, Declarative, DeclarativeInput, Json, RetryPolicy, RunId, RunStatus, StepError,
-    TaskRegistry, Workflow, WorkflowConfig, WorkflowContext, WorkflowError, WorkflowStep,
-    Workflows,
+    TaskRegistry, Workflow, WorkflowContext, WorkflowError, WorkflowStep, Workflows,
 };
 use plexspaces::{Env, NodeName};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use support::{Log, fast_workflows as fast};
 
 const WAIT: Duration = Duration::from_secs(30);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -40,26 +42,6 @@ async fn env_at(test: &str, fresh: bool, wall: SystemTime) -> Env {
         FsDisk::open_dir(dir).await.unwrap(),
         plexspaces::net::TcpNet::new(),
     )
-}
-
-fn fast(kind: &str, journal: JournalBackend) -> WorkflowConfig {
-    let mut config = WorkflowConfig::new(kind, journal);
-    config.resume_every = Duration::from_millis(100);
-    config.lease = Duration::from_secs(2);
-    config
-}
-
-/// What the steps did, in order (side effects, as a test sees them).
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
 }
 
 /// Reserve, charge (fails as told), ship; each undone on failure.

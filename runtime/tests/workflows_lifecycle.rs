@@ -11,36 +11,13 @@ use plexspaces::durability::JournalBackend;
 use plexspaces::seams::Clock;
 use plexspaces::workflow::{
     ListQuery, ParentClose, RetryPolicy, RunId, RunStatus, StatusFilter, StepError, StepOptions,
-    Workflow, WorkflowConfig, WorkflowContext, WorkflowError, Workflows,
+    Workflow, WorkflowContext, WorkflowError, Workflows,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use support::{WAIT, paused_wall_env};
+use support::{Log, WAIT, fast_workflows as fast, paused_wall_env};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn fast(kind: &str, journal: JournalBackend) -> WorkflowConfig {
-    let mut config = WorkflowConfig::new(kind, journal);
-    config.resume_every = Duration::from_millis(100);
-    config.lease = Duration::from_secs(2);
-    config
-}
-
-/// What the steps did, in order.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    fn count(&self, entry: &str) -> usize {
-        self.entries().iter().filter(|e| *e == entry).count()
-    }
-}
 
 /// A step that logs `entry` (with the run) and returns it.
 async fn logged(ctx: &WorkflowContext, log: &Log, entry: &str) -> Result<String, WorkflowError> {

@@ -201,6 +201,18 @@ async fn drive_history<W: Workflow>(
         return false;
     }
     if let Err(WorkflowError::ContinuedAsNew(next)) = outcome {
+        if let Some(position) = ctx.unvisited() {
+            // The ended history has steps the code no longer reaches: the
+            // code changed under the run. Fail it loudly, as at its end.
+            let status = RunStatus::Failed {
+                error: format!(
+                    "replay diverged: the journal has a step at {position} the code no longer reaches"
+                ),
+                compensated: 0,
+            };
+            finish(engine, run_name, &shared, status, None).await;
+            return false;
+        }
         let taken = shared.signals_taken.locked().clone();
         let op = RunOp::ContinueAsNew {
             token,
@@ -264,8 +276,21 @@ async fn drive_history<W: Workflow>(
             }
         }
     };
+    finish(engine, run_name, &shared, status, output).await;
+    false
+}
+
+/// Records the run's end (if this driver still holds it) and indexes it.
+async fn finish<W: Workflow>(
+    engine: &Arc<Engine<W>>,
+    run_name: &str,
+    shared: &RunShared,
+    status: RunStatus,
+    output: Option<Vec<u8>>,
+) {
+    let kind = &engine.config.hosting.kind;
     let finish = RunOp::Finish {
-        token,
+        token: shared.token,
         status: status.clone(),
         output,
     };
@@ -285,7 +310,6 @@ async fn drive_history<W: Workflow>(
         Ok(RunReply::Finished(status)) => mark_finished(engine, run_name, status).await,
         _ => {} // fenced or unreachable: the next driver finishes it
     }
-    false
 }
 
 /// Counts a run of workflow kind `kind` reaching `status`.

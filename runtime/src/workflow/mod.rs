@@ -671,7 +671,9 @@ impl<W: Workflow> Workflows<W> {
     /// Waits up to `timeout` for the run to end and returns its output;
     /// `Ended` if it failed or was cancelled. A record that cannot be
     /// reached for a while is asked again until `timeout`; only then is it
-    /// `Unavailable` (or `Timeout` if it was reachable and still running).
+    /// `Unavailable` (or `Timeout` if it was reachable and still running,
+    /// or not started yet). Woken by the run's record when it ends, not
+    /// polled: a wait costs one query per `wait_refresh`.
     pub async fn result(&self, run: &RunId, timeout: Duration) -> Result<W::Output, WorkflowError> {
         match self.outcome(run, timeout).await? {
             Ok(output) => decode(&output, "the run's output"),
@@ -710,7 +712,9 @@ impl<W: Workflow> Workflows<W> {
                         .with_jitter(0.0)
                         .pauses();
                     match view.status {
-                        None => return Err(WorkflowError::NotFound(run.to_string())),
+                        // Not started yet (a signal may have come first):
+                        // its start is awaited like its end.
+                        None => None,
                         Some(RunStatus::Completed) => {
                             return view.output.map(Ok).ok_or_else(|| {
                                 WorkflowError::Decode("a completed run without output".into())

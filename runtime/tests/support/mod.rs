@@ -98,3 +98,31 @@ pub async fn paused_wall_env(name: &str) -> Env {
         plexspaces::net::TcpNet::new(),
     )
 }
+
+/// A workflow kind's config for tests: runs resumed every 100 ms, leases
+/// of 2 s.
+pub fn fast_workflows(kind: &str, journal: JournalBackend) -> plexspaces::workflow::WorkflowConfig {
+    let mut config = plexspaces::workflow::WorkflowConfig::new(kind, journal);
+    config.resume_every = Duration::from_millis(100);
+    config.lease = Duration::from_secs(2);
+    config
+}
+
+/// What a test's steps did, in order (side effects, as the test sees them).
+#[derive(Clone, Default)]
+pub struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many times `entry` was pushed.
+    pub fn count(&self, entry: &str) -> usize {
+        self.entries().iter().filter(|e| *e == entry).count()
+    }
+}
