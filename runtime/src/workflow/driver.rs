@@ -18,9 +18,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-/// Removes the run from the engine's driven set when the driver ends,
-/// however it ends.
-struct Driving<W: Workflow> {
+/// This node's claim to drive a run: removes the run from the engine's
+/// driven set when dropped (its driver ended, however it ended).
+pub(crate) struct Driving<W: Workflow> {
     engine: Arc<Engine<W>>,
     run: String,
 }
@@ -31,27 +31,40 @@ impl<W: Workflow> Drop for Driving<W> {
     }
 }
 
-/// Starts a driver for `run` on this node unless one is running.
-pub(crate) fn ensure_driver<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) {
-    if !engine.driving().insert(run.to_string()) {
-        return;
-    }
-    let guard = Driving {
+/// Claims `run` for a driver on this node, unless one runs it here.
+pub(crate) fn claim<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) -> Option<Driving<W>> {
+    engine.driving().insert(run.to_string()).then(|| Driving {
         engine: engine.clone(),
         run: run.to_string(),
-    };
-    let env = engine.env.clone();
+    })
+}
+
+/// A lease taken with the run's start (`RunOp::StartDriving`): the
+/// driver's token, the history, and when the start was sent.
+pub(crate) type Leased = (u64, History, crate::seams::Instant);
+
+/// Starts a driver for `run` on this node unless one is running.
+pub(crate) fn ensure_driver<W: Workflow>(engine: &Arc<Engine<W>>, run: &str) {
+    if let Some(claimed) = claim(engine, run) {
+        spawn_driver(claimed, None);
+    }
+}
+
+/// Drives the claimed run, from `leased` if its start took the lease.
+pub(crate) fn spawn_driver<W: Workflow>(claimed: Driving<W>, leased: Option<Leased>) {
+    let env = claimed.engine.env.clone();
     drop(env.spawn(async move {
-        let engine = guard.engine.clone();
-        drive(&engine, &guard.run).await;
-        drop(guard);
+        let engine = claimed.engine.clone();
+        drive(&engine, &claimed.run, leased).await;
+        drop(claimed);
     }));
 }
 
 /// Takes the run's lease and drives its histories (one more each time it
 /// continues as new) until it ends or this driver must stop.
-async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
-    let token = engine.env.next_u64() | 1;
+async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str, leased: Option<Leased>) {
+    let token = leased.as_ref().map_or(engine.env.next_u64() | 1, |l| l.0);
+    let mut leased = leased.map(|(_, history, sent)| (history, sent));
     let mut counted = false;
     // Keys of calls never retried (`fresh_key`) stay unique across the
     // histories this driver drives.
@@ -60,6 +73,15 @@ async fn drive<W: Workflow>(engine: &Arc<Engine<W>>, run_name: &str) {
         let Some(shared) = shared_for(engine, run_name, token, calls.clone()) else {
             return;
         };
+        if let Some((history, sent)) = leased.take() {
+            shared.confirm_lease(sent);
+            count_run(&engine.env, &engine.config.hosting.kind, "acquired");
+            counted = true;
+            if !drive_history(engine, run_name, shared, history).await {
+                return;
+            }
+            continue;
+        }
         let acquire = RunOp::Acquire {
             token,
             now_ms: shared.now_ms(),

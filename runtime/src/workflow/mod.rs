@@ -627,16 +627,40 @@ impl<W: Workflow> Workflows<W> {
             started_ms: crate::seams::unix_millis(engine.env.wall_clock()),
         };
         engine.index_writes.apply(&key, added).await?;
+        // A run placed here, and driven by no one here: its start takes
+        // the lease too (one message fewer per run).
+        let here = engine.runs.owner_of(&key).as_ref() == Some(engine.system.node());
+        let claimed = here.then(|| driver::claim(engine, &key)).flatten();
+        let token = engine.env.next_u64() | 1;
+        let op = match (op, &claimed) {
+            (RunOp::Start { input }, Some(_)) => RunOp::StartDriving {
+                input,
+                token,
+                now_ms: crate::seams::unix_millis(engine.env.wall_clock()),
+                lease_ms: crate::seams::whole_millis(engine.config.lease),
+            },
+            (op, _) => op,
+        };
+        let sent = engine.env.now();
         // A fresh key: starting is idempotent by itself (the first input
         // stays), and the reply must be the run's status now.
         let status = match self.call(run, engine.fresh_key("start"), op).await? {
             RunReply::Started(status) => status,
+            RunReply::Acquired(history) => {
+                let claimed = claimed.ok_or_else(|| {
+                    WorkflowError::Protocol("a lease taken by a plain start".into())
+                })?;
+                driver::spawn_driver(claimed, Some((token, history, sent)));
+                return Ok(RunStatus::Running);
+            }
             other => return Err(protocol("starting a run", &other)),
         };
-        if !status.is_terminal()
-            && engine.runs.owner_of(&key).as_ref() == Some(engine.system.node())
-        {
-            driver::ensure_driver(engine, &key);
+        if !status.is_terminal() {
+            match claimed {
+                Some(claimed) => driver::spawn_driver(claimed, None),
+                None if here => driver::ensure_driver(engine, &key),
+                None => {}
+            }
         }
         Ok(status)
     }

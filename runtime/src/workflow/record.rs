@@ -123,6 +123,15 @@ pub(crate) enum RunOp {
         position: String,
         details: Vec<u8>,
     },
+    /// [`RunOp::Start`] that also takes the driver lease for `token` if it
+    /// is free (the starting node drives the run): `Acquired` then, else
+    /// `Started` with the run's status.
+    StartDriving {
+        input: Vec<u8>,
+        token: u64,
+        now_ms: u64,
+        lease_ms: u64,
+    },
     /// Read-only: [`RunOp::View`] (`signal: None`) or [`RunOp::SignalAt`],
     /// registering `watcher` to be woken when the run ends, a signal
     /// arrives or cancellation is asked for. Registrations are not
@@ -263,6 +272,22 @@ impl RunRecord {
                 }
                 RunReply::Started(self.status.clone().unwrap_or(RunStatus::Running))
             }
+            RunOp::StartDriving {
+                input,
+                token,
+                now_ms,
+                lease_ms,
+            } => match self.apply(RunOp::Start { input }) {
+                RunReply::Started(RunStatus::Running) => match self.apply(RunOp::Acquire {
+                    token,
+                    now_ms,
+                    lease_ms,
+                }) {
+                    acquired @ RunReply::Acquired(_) => acquired,
+                    _ => RunReply::Started(RunStatus::Running),
+                },
+                started => started,
+            },
             RunOp::Acquire {
                 token,
                 now_ms,
@@ -525,6 +550,12 @@ impl Ops for RunRecord {
             RunOp::Start { .. } if self.input.is_some() => Some(RunReply::Started(
                 self.status.clone().unwrap_or(RunStatus::Running),
             )),
+            RunOp::StartDriving { token, now_ms, .. } if self.input.is_some() => {
+                let held = matches!(self.driver,
+                    Some((holder, expires)) if holder != *token && expires > *now_ms);
+                (held || self.finished().is_some())
+                    .then(|| RunReply::Started(self.status.clone().unwrap_or(RunStatus::Running)))
+            }
             RunOp::Acquire { .. } if self.input.is_none() => Some(RunReply::NotStarted),
             RunOp::Acquire { .. } | RunOp::Finish { .. } if self.finished().is_some() => {
                 Some(RunReply::Finished(
@@ -616,6 +647,12 @@ pub(super) fn encoded_types(v: &mut impl crate::codec::EncodedTypes) {
             RunOp::Watch {
                 watcher: ("node-a".into(), "c0ffee:1".into()),
                 signal: Some(("packed".into(), 2)),
+            },
+            RunOp::StartDriving {
+                input: vec![42, 7],
+                token: 9,
+                now_ms: 1_000,
+                lease_ms: 30_000,
             },
         ]
     }
@@ -852,5 +889,47 @@ mod continue_tests {
             run.read(&RunOp::SignalAt { name: "add".into(), index: 0 }),
             Some(RunReply::SignalTraced { data: Some(d), .. }) if d == [3]
         ));
+    }
+}
+
+#[cfg(test)]
+mod start_driving_tests {
+    use super::*;
+
+    fn start_driving(token: u64, now_ms: u64) -> RunOp {
+        RunOp::StartDriving {
+            input: vec![token as u8],
+            token,
+            now_ms,
+            lease_ms: 100,
+        }
+    }
+
+    #[test]
+    fn a_start_takes_the_lease_only_when_it_is_free() {
+        let mut run = RunRecord::default();
+        let RunReply::Acquired(history) = run.apply(start_driving(1, 0)) else {
+            panic!("a fresh run's start takes its lease");
+        };
+        assert_eq!(history.input, [1]);
+        // Another start: the first input stays, the lease is held.
+        assert_eq!(
+            run.apply(start_driving(2, 50)),
+            RunReply::Started(RunStatus::Running)
+        );
+        // Once the lease ran out, a start takes it over, with the first input.
+        let RunReply::Acquired(history) = run.apply(start_driving(3, 101)) else {
+            panic!("an expired lease is free");
+        };
+        assert_eq!(history.input, [1]);
+        run.apply(RunOp::Finish {
+            token: 3,
+            status: RunStatus::Completed,
+            output: Some(vec![]),
+        });
+        assert_eq!(
+            run.apply(start_driving(4, 500)),
+            RunReply::Started(RunStatus::Completed)
+        );
     }
 }
