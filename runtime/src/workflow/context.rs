@@ -187,7 +187,9 @@ impl RunShared {
         (claim, ticket)
     }
 
-    /// Waits for `ticket`'s wake or `pause`, whichever comes first.
+    /// Waits for `ticket`'s wake or `pause`, whichever comes first. (Not
+    /// `wake::wait_for`: a run's deadlines are journaled wall-clock
+    /// milliseconds, checked against the wall clock on every round.)
     async fn pause(&self, ticket: &mut Ticket, pause: Duration) {
         let woken = Box::pin(ticket.woken());
         futures::future::select(woken, Box::pin(self.env.sleep(pause))).await;

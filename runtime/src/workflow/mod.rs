@@ -720,9 +720,12 @@ impl<W: Workflow> Workflows<W> {
         let record = self.record(run)?;
         let claim = engine.fresh_key("result");
         let mut ticket = engine.room.enter(&claim);
-        let mut pauses = Backoff::new(Duration::from_millis(5), engine.config.wait_refresh)
+        // Until the record first answers, quick retries; after, a wake
+        // or a refresh.
+        let mut first_asks = Backoff::new(Duration::from_millis(5), engine.config.wait_refresh)
             .with_jitter(0.0)
             .pauses();
+        let mut reached = false;
         loop {
             let watch = RunOp::Watch {
                 watcher: (env.node().to_string(), claim.clone()),
@@ -732,9 +735,7 @@ impl<W: Workflow> Workflows<W> {
             // partition) is asked again until the caller's deadline.
             let unreachable = match record.query(watch, engine.config.call_timeout).await {
                 Ok(RunReply::View(view)) => {
-                    pauses = Backoff::new(engine.config.wait_refresh, engine.config.wait_refresh)
-                        .with_jitter(0.0)
-                        .pauses();
+                    reached = true;
                     match view.status {
                         // Not started yet (a signal may have come first):
                         // its start is awaited like its end.
@@ -756,7 +757,11 @@ impl<W: Workflow> Workflows<W> {
                 return Err(unreachable.unwrap_or(WorkflowError::Timeout));
             }
             let woken = Box::pin(ticket.woken());
-            let pause = Box::pin(env.sleep(pauses.next(env).min(left)));
+            let pause = match reached {
+                true => engine.config.wait_refresh,
+                false => first_asks.next(env),
+            };
+            let pause = Box::pin(env.sleep(pause.min(left)));
             futures::future::select(woken, pause).await;
         }
     }
