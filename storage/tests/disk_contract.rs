@@ -169,6 +169,44 @@ async fn check_write_and_sync<D: Disk>(disk: D) {
     );
 }
 
+/// On a multi-threaded runtime the file disk writes and syncs in place
+/// (no blocking-pool hop); the contract is the same, also for many
+/// writers at once on the runtime's two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_syncs_in_place_keep_the_contract() {
+    let path = scratch_dir("in-place");
+    let disk = FsDisk::open_dir(&path).await.unwrap();
+    check_write_and_sync(disk.clone()).await;
+    let file = std::sync::Arc::new(disk.create("many").await.unwrap());
+    let writers: Vec<_> = (0..8u8)
+        .map(|w| {
+            let file = file.clone();
+            tokio::spawn(async move {
+                for i in 0..4u64 {
+                    let at = (u64::from(w) * 4 + i) * 2;
+                    file.write_at(at, &[w, i as u8]).await.unwrap();
+                    file.sync_data().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let bytes = disk
+        .open("many")
+        .await
+        .unwrap()
+        .read_at(0, 64)
+        .await
+        .unwrap();
+    let expected: Vec<u8> = (0..8u8)
+        .flat_map(|w| (0..4u8).flat_map(move |i| [w, i]))
+        .collect();
+    assert_eq!(bytes, expected);
+    std::fs::remove_dir_all(&path).unwrap();
+}
+
 #[tokio::test]
 async fn a_write_and_its_sync_in_one_call() {
     let path = scratch_dir("write-sync");

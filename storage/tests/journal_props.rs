@@ -204,6 +204,37 @@ proptest! {
                         model.replay_from(&stream, from).await.unwrap()
                     );
                 }
+                // All streams in one pass, each from its own point (one a
+                // step past its first replayable entry), give each stream
+                // what replaying it alone gives.
+                let mut wanted = Vec::new();
+                for s in 0..3u64 {
+                    let stream = format!("s{s}");
+                    let checkpoint = model.latest_checkpoint(&stream).await.unwrap();
+                    wanted.push((stream, checkpoint.map_or(1, |c| c.seq + 1) + s % 2));
+                }
+                let asked: Vec<(&str, u64)> = wanted.iter().map(|(s, f)| (s.as_str(), *f)).collect();
+                let mut got: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new(); 3];
+                let count = file
+                    .replay_streams_each(&asked, |stream, seq, data| {
+                        let at = asked.iter().position(|(s, _)| *s == stream).unwrap();
+                        got[at].push((seq, data.to_vec()));
+                    })
+                    .await
+                    .unwrap();
+                let mut expected_count = 0;
+                for (at, (stream, from)) in asked.iter().enumerate() {
+                    let expected: Vec<(u64, Vec<u8>)> = model
+                        .replay_from(stream, *from)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (e.seq, e.data))
+                        .collect();
+                    expected_count += expected.len() as u64;
+                    assert_eq!(got[at], expected, "{stream} from {from}");
+                }
+                assert_eq!(count, expected_count);
             }
         });
     }

@@ -159,7 +159,7 @@ async fn replay(
     root: &Path,
     records: usize,
     streams: usize,
-) -> (Duration, Duration, Duration, usize) {
+) -> (Duration, Duration, Duration, Duration, usize) {
     let dir = fresh_dir(root, "replay");
     {
         let disk = FsDisk::open_dir(&dir).await.unwrap();
@@ -198,6 +198,15 @@ async fn replay(
         replayed += journal.replay_each(&stream, 1, |_, _| ()).await.unwrap() as usize;
     }
     let replay_each = start.elapsed();
+    let names: Vec<String> = (0..streams).map(|s| format!("actor-{s}@bench")).collect();
+    let asked: Vec<(&str, u64)> = names.iter().map(|s| (s.as_str(), 1)).collect();
+    let start = Instant::now();
+    let one_pass = journal
+        .replay_streams_each(&asked, |_, _, _| ())
+        .await
+        .unwrap();
+    let one_pass_time = start.elapsed();
+    assert_eq!(one_pass as usize, replayed);
     let start = Instant::now();
     for s in 0..streams {
         let stream = format!("actor-{s}@bench");
@@ -206,7 +215,13 @@ async fn replay(
             records / streams
         );
     }
-    (recovery, replay_each, start.elapsed(), replayed)
+    (
+        recovery,
+        replay_each,
+        one_pass_time,
+        start.elapsed(),
+        replayed,
+    )
 }
 
 /// The append cases: floor, SQLite, and the journal with and without group commit.
@@ -264,6 +279,40 @@ fn appends(runtime: &tokio::runtime::Runtime, root: &Path, scale: usize) {
     );
 }
 
+/// The single appender against the floor, alternated round by round so
+/// both see the same disk weather (fsync latency on a shared VM drifts by
+/// tens of percent over a minute); the median round's ratio is the figure.
+fn single_appender_rounds(runtime: &tokio::runtime::Runtime, root: &Path, scale: usize) {
+    const ROUNDS: usize = 7;
+    let ops = 2000 / scale;
+    println!("| round | floor appends/s | journal appends/s (group commit, 1 appender) | ratio |");
+    println!("|---|---:|---:|---:|");
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let floor = raw_floor(root, ops).per_sec();
+        let journal = runtime
+            .block_on(journal_appends(
+                root,
+                "journal single appender round",
+                JournalConfig::default(),
+                1,
+                ops,
+            ))
+            .per_sec();
+        ratios.push(journal / floor);
+        println!(
+            "| {round} | {floor:.0} | {journal:.0} | {:.2}x |",
+            journal / floor
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "single appender vs floor, median of {ROUNDS} alternated rounds: {:.2}x",
+        ratios[ROUNDS / 2]
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let replay_only = std::env::args().any(|a| a == "--replay-only");
@@ -281,15 +330,22 @@ fn main() {
         root.display()
     );
     println!();
+    let rounds_only = std::env::args().any(|a| a == "--rounds-only");
+    if rounds_only {
+        single_appender_rounds(&runtime, &root, scale);
+        return;
+    }
     if !replay_only {
         appends(&runtime, &root, scale);
+        println!();
+        single_appender_rounds(&runtime, &root, scale);
     }
     let records = 1_000_000 / scale;
     println!();
     println!(
-        "| replay case | recovery (open) | M rec/s | replay_each, all streams | M rec/s | replay_from (owned Vecs) | M rec/s |"
+        "| replay case | recovery (open) | M rec/s | replay_each, stream by stream | M rec/s | replay_streams_each, one pass | M rec/s | replay_from (owned Vecs) | M rec/s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let stream_counts: Vec<usize> = match std::env::var("JOURNAL_BENCH_STREAMS") {
         Ok(list) => list
             .split(',')
@@ -298,15 +354,18 @@ fn main() {
         Err(_) => vec![1, 100],
     };
     for streams in stream_counts {
-        let (recovery, each, owned, replayed) = runtime.block_on(replay(&root, records, streams));
+        let (recovery, each, one_pass, owned, replayed) =
+            runtime.block_on(replay(&root, records, streams));
         assert_eq!(replayed, records);
         let rate = |d: Duration| records as f64 / d.as_secs_f64() / 1e6;
         println!(
-            "| {records} records in {streams} stream(s) | {:.3} s | {:.2} | {:.3} s | {:.2} | {:.3} s | {:.2} |",
+            "| {records} records in {streams} stream(s) | {:.3} s | {:.2} | {:.3} s | {:.2} | {:.3} s | {:.2} | {:.3} s | {:.2} |",
             recovery.as_secs_f64(),
             rate(recovery),
             each.as_secs_f64(),
             rate(each),
+            one_pass.as_secs_f64(),
+            rate(one_pass),
             owned.as_secs_f64(),
             rate(owned)
         );

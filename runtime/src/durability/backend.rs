@@ -295,6 +295,33 @@ impl Journal for JournalBackend {
         }
     }
 
+    async fn replay_streams_each<F>(
+        &self,
+        streams: &[(&str, u64)],
+        visit: F,
+    ) -> Result<u64, JournalError>
+    where
+        F: FnMut(&str, u64, &[u8]) + Send,
+    {
+        match self {
+            JournalBackend::Memory(j) => j.replay_streams_each(streams, visit).await,
+            JournalBackend::File(j) => j.replay_streams_each(streams, visit).await,
+            JournalBackend::Shared(j) => j.replay_streams_each(streams, visit).await,
+            JournalBackend::Custom(j) => {
+                let mut visit = visit;
+                let mut count = 0;
+                for &(stream, from_seq) in streams {
+                    count += j
+                        .dyn_replay_each(stream, from_seq, &mut |seq, data| {
+                            visit(stream, seq, data)
+                        })
+                        .await?;
+                }
+                Ok(count)
+            }
+        }
+    }
+
     async fn replay_from(
         &self,
         stream: &str,

@@ -93,7 +93,7 @@ pub trait DiskFile: Send + Sync + 'static {
 
     /// [`DiskFile::write_at`] then [`DiskFile::sync_data`], in one call
     /// where the implementation can do better than two (the real file disk
-    /// makes one trip to its blocking pool instead of two).
+    /// does both in place, with no thread hop at all).
     fn write_at_and_sync(
         &self,
         offset: u64,

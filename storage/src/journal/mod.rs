@@ -145,6 +145,32 @@ pub trait Journal: Send + Sync + 'static {
     where
         F: FnMut(u64, &[u8]) + Send;
 
+    /// [`Journal::replay_each`] for several streams at once: hands each
+    /// durable entry of every `(stream, from_seq)` to `visit`, with its
+    /// stream's name, and returns how many. Each stream's entries come in
+    /// order; different streams' entries may interleave. A journal that
+    /// keeps its streams in one log (the file journal) reads it once for
+    /// all of them, where replaying them one by one reads it once each.
+    fn replay_streams_each<F>(
+        &self,
+        streams: &[(&str, u64)],
+        visit: F,
+    ) -> impl Future<Output = Result<u64, JournalError>> + Send
+    where
+        F: FnMut(&str, u64, &[u8]) + Send,
+    {
+        async move {
+            let mut visit = visit;
+            let mut count = 0;
+            for &(stream, from_seq) in streams {
+                count += self
+                    .replay_each(stream, from_seq, |seq, data| visit(stream, seq, data))
+                    .await?;
+            }
+            Ok(count)
+        }
+    }
+
     /// The durable entries of `stream` with `seq >= from_seq`, in order (see
     /// [`Journal::replay_each`]).
     fn replay_from(

@@ -14,7 +14,7 @@
 //! The parts: `group_commit.rs` (the writer slot, batches, fail-stop),
 //! `segments.rs` (rolling to a new segment, compaction), `recovery.rs`
 //! (open: segments, seals, checkpoints and the marker checked, then
-//! repaired), `replay.rs` (reading a stream back), `checkpoints.rs`
+//! repaired), `replay.rs` (reading streams back), `checkpoints.rs`
 //! (checkpoint files).
 
 mod checkpoints;
@@ -299,6 +299,17 @@ impl<D: Disk> Journal for FileJournal<D> {
         F: FnMut(u64, &[u8]) + Send,
     {
         self.replay_stream(stream, from_seq, visit).await
+    }
+
+    async fn replay_streams_each<F>(
+        &self,
+        streams: &[(&str, u64)],
+        visit: F,
+    ) -> Result<u64, JournalError>
+    where
+        F: FnMut(&str, u64, &[u8]) + Send,
+    {
+        self.replay_streams(streams, visit).await
     }
 
     fn last_seq(&self, stream: &str) -> u64 {
