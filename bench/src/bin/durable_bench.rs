@@ -147,10 +147,79 @@ async fn recovery(
     (start.elapsed(), total)
 }
 
+/// One appender on the bare journal: `ops` appends of a 64-byte record,
+/// each waiting for its fsync. Returns appends/s.
+async fn bare_appends(journal: &JournalBackend, ops: u64) -> f64 {
+    use plexspaces::storage::journal::Journal;
+    let record = [7u8; 64];
+    let start = Instant::now();
+    for _ in 0..ops {
+        journal.append("bare@bench", &record).await.unwrap();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A durable actor with one caller against the journal's one-appender
+/// rate, on one file journal, alternated round by round so both see the
+/// same disk weather; the median round's ratio is the figure.
+fn durable_vs_one_appender(rt: &tokio::runtime::Runtime, scale: u64) {
+    const ROUNDS: usize = 7;
+    let ops = (1_000 / scale).max(50);
+    println!(
+        "| round | journal, 1 appender, appends/s | durable actor, 1 caller, calls/s | ratio |"
+    );
+    println!("|---|---:|---:|---:|");
+    let ratios = rt.block_on(async move {
+        tokio::spawn(async move {
+            let env = env("durable-vs-appender").await;
+            let journal = JournalBackend::file(&env, JournalConfig::default())
+                .await
+                .unwrap();
+            let system = ActorSystem::new(env.clone());
+            let durable = Durable::new(
+                Counter::default(),
+                journal.clone(),
+                DurabilityConfig::default(),
+            );
+            let actor = system.spawn("durable-round", durable).unwrap();
+            let mut ratios = Vec::with_capacity(ROUNDS);
+            let mut key = 0u64;
+            for round in 0..ROUNDS {
+                let bare = bare_appends(&journal, ops).await;
+                let start = Instant::now();
+                for _ in 0..ops {
+                    key += 1;
+                    actor.call(format!("k{key}"), 1, TIMEOUT).await.unwrap();
+                }
+                let durable = ops as f64 / start.elapsed().as_secs_f64();
+                println!(
+                    "| {round} | {bare:.0} | {durable:.0} | {:.2}x |",
+                    durable / bare
+                );
+                ratios.push(durable / bare);
+            }
+            ratios
+        })
+        .await
+        .unwrap()
+    });
+    let mut ratios = ratios;
+    ratios.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "durable actor vs one appender, median of {ROUNDS} alternated rounds: {:.2}x",
+        ratios[ROUNDS / 2]
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
     let rt = runtime();
+    if std::env::args().any(|a| a == "--rounds-only") {
+        durable_vs_one_appender(&rt, scale);
+        return;
+    }
     println!("durable actor benchmark (2 tokio worker threads; files under target/bench-durable)");
     println!();
     println!("| case | msgs/s | p50 µs | p99 µs | cost vs plain |");
@@ -208,6 +277,8 @@ fn main() {
             plain_rate / rate
         );
     }
+    println!();
+    durable_vs_one_appender(&rt, scale);
     println!();
     println!("| recovery of journaled messages | time | messages/s |");
     println!("|---|---:|---:|");
