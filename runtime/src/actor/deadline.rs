@@ -4,15 +4,16 @@
 //! GenFSM state timeouts) run a callback that delivers a message.
 //!
 //! A timer from the clock seam per `ask` (register, then cancel on reply)
-//! costs about a microsecond, more than the ask itself. Here an ask inserts
-//! into and removes from one ordered map, and the driver sleeps on the
-//! clock only until the earliest deadline.
+//! costs about a microsecond, more than the ask itself. Here an ask links
+//! into and out of a timer wheel (`timer_wheel.rs`: O(1), no allocation once
+//! warm), and the driver sleeps on the clock only until the earliest
+//! deadline.
 
+use super::timer_wheel::{TimerWheel, WheelKey};
 use crate::env::Env;
 use crate::seams::{Clock, Instant, Spawn};
 use futures::task::AtomicWaker;
 use plexspaces_storage::sync::LockExt;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +28,8 @@ pub(crate) struct Deadlines {
     rearm: AtomicBool,
 }
 
-/// Identifies one scheduled entry (its deadline and a tie-breaker).
-pub(crate) type TimerKey = (Instant, u64);
+/// Identifies one scheduled entry.
+pub(crate) type TimerKey = WheelKey;
 
 /// What happens when an entry's deadline passes.
 enum Action {
@@ -38,10 +39,8 @@ enum Action {
     Fire(Box<dyn FnOnce() + Send>),
 }
 
-#[derive(Default)]
 struct State {
-    waiting: BTreeMap<TimerKey, Action>,
-    next_id: u64,
+    waiting: TimerWheel<Action>,
     driver_running: bool,
     /// What the driver sleeps towards.
     armed: Option<Instant>,
@@ -51,7 +50,7 @@ struct State {
 pub(crate) struct WithDeadline<'a, F> {
     deadlines: &'a Arc<Deadlines>,
     deadline: Instant,
-    key: Option<(Instant, u64)>,
+    key: Option<TimerKey>,
     inner: F,
 }
 
@@ -62,7 +61,11 @@ impl Deadlines {
     pub(crate) fn new(env: Env) -> Arc<Self> {
         Arc::new(Deadlines {
             env,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                waiting: TimerWheel::new(),
+                driver_running: false,
+                armed: None,
+            }),
             driver: AtomicWaker::new(),
             rearm: AtomicBool::new(false),
         })
@@ -109,7 +112,7 @@ impl Deadlines {
 
     /// Removes a scheduled entry; false if it already ran (or never was).
     pub(crate) fn cancel(&self, key: TimerKey) -> bool {
-        self.state().waiting.remove(&key).is_some()
+        self.state().waiting.remove(key).is_some()
     }
 
     fn register(self: &Arc<Self>, deadline: Instant, waker: &Waker) -> TimerKey {
@@ -118,9 +121,7 @@ impl Deadlines {
 
     fn insert(self: &Arc<Self>, deadline: Instant, action: Action) -> TimerKey {
         let mut state = self.state();
-        let key = (deadline, state.next_id);
-        state.next_id += 1;
-        state.waiting.insert(key, action);
+        let key = state.waiting.insert(deadline, action);
         let start_driver = !state.driver_running;
         state.driver_running = true;
         let earlier = state.armed.is_none_or(|armed| deadline < armed);
@@ -139,8 +140,8 @@ impl Deadlines {
 
     /// Refreshes the waker of `key`; false if the driver already took it
     /// (the deadline passed).
-    fn update(&self, key: (Instant, u64), waker: &Waker) -> bool {
-        match self.state().waiting.get_mut(&key) {
+    fn update(&self, key: TimerKey, waker: &Waker) -> bool {
+        match self.state().waiting.get_mut(key) {
             Some(Action::Wake(stored)) => {
                 if !stored.will_wake(waker) {
                     *stored = waker.clone();
@@ -151,22 +152,16 @@ impl Deadlines {
         }
     }
 
-    fn remove(&self, key: (Instant, u64)) {
-        self.state().waiting.remove(&key);
+    fn remove(&self, key: TimerKey) {
+        self.state().waiting.remove(key);
     }
 
     /// Takes the actions whose deadline has passed, in deadline order;
     /// returns the next deadline.
     fn take_expired(&self, now: Instant) -> (Vec<Action>, Option<Instant>) {
         let mut state = self.state();
-        let mut expired = Vec::new();
-        while let Some(entry) = state.waiting.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            expired.push(entry.remove());
-        }
-        let next = state.waiting.keys().next().map(|k| k.0);
+        let expired = state.waiting.take_expired(now);
+        let next = state.waiting.next_deadline();
         state.armed = next;
         (expired, next)
     }

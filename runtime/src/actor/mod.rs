@@ -42,6 +42,7 @@ mod id;
 pub(crate) mod mailbox;
 pub(crate) mod proxy;
 mod system;
+mod timer_wheel;
 pub mod timers;
 
 pub use actor::{Actor, ActorStatus};
