@@ -20,7 +20,12 @@ use std::time::Duration;
 /// Where an `ask`'s answer goes. The error side is an [`AskError`] so a
 /// remote ref's proxy can report a lost connection; a local handler's
 /// error arrives as `AskError::Failed`.
-pub(crate) type ReplySender<A> = oneshot::Sender<Result<<A as Actor>::Reply, AskError>>;
+// tokio's oneshot (executor-agnostic, wakers only): a reply costs one
+// atomic state change on each side, where `futures`' channel takes a lock
+// for the value and one per waker.
+pub(crate) type ReplySender<A> =
+    tokio::sync::oneshot::Sender<Result<<A as Actor>::Reply, AskError>>;
+type ReplyReceiver<A> = tokio::sync::oneshot::Receiver<Result<<A as Actor>::Reply, AskError>>;
 
 /// What travels through a mailbox.
 pub(crate) struct Envelope<A: Actor> {
@@ -209,7 +214,7 @@ impl<A: Actor> ActorRef<A> {
     /// timeout covers waiting for mailbox room too. After a timeout nothing
     /// of the request stays behind: the reply, if it ever comes, is dropped.
     pub async fn ask(&self, msg: A::Msg, timeout: Duration) -> Result<A::Reply, AskError> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         self.exchange(self.envelope(msg, Some(tx)), rx, timeout)
             .await
     }
@@ -281,7 +286,7 @@ impl<A: Actor> ActorRef<A> {
         headers: Headers,
         timeout: Duration,
     ) -> Result<A::Reply, AskError> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let mut envelope = self.envelope(msg, Some(tx));
         envelope.delivery = Delivery::of(headers);
         self.exchange(envelope, rx, timeout).await
@@ -292,7 +297,7 @@ impl<A: Actor> ActorRef<A> {
     async fn exchange(
         &self,
         mut envelope: Envelope<A>,
-        rx: oneshot::Receiver<Result<A::Reply, AskError>>,
+        rx: ReplyReceiver<A>,
         timeout: Duration,
     ) -> Result<A::Reply, AskError> {
         let client = self.trace_out(&mut envelope, true);
@@ -311,7 +316,7 @@ impl<A: Actor> ActorRef<A> {
     async fn exchange_untraced(
         &self,
         envelope: Envelope<A>,
-        rx: oneshot::Receiver<Result<A::Reply, AskError>>,
+        rx: ReplyReceiver<A>,
         timeout: Duration,
     ) -> Result<A::Reply, AskError> {
         let exchange = async {
@@ -321,7 +326,7 @@ impl<A: Actor> ActorRef<A> {
                 .map_err(|_| AskError::Stopped(self.cell.id.clone()))?;
             match rx.await {
                 Ok(answer) => answer,
-                Err(oneshot::Canceled) => Err(AskError::Stopped(self.cell.id.clone())),
+                Err(_dropped) => Err(AskError::Stopped(self.cell.id.clone())),
             }
         };
         let exchange = std::pin::pin!(exchange);

@@ -8,7 +8,6 @@ use crate::actor::facet::Headers;
 use crate::actor::{ActorErrorKind, ActorRef, AskError, Delivery, ExitReason};
 use crate::env::NodeName;
 use crate::seams::Spawn;
-use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use plexspaces_net::wire::{ExitNotice, ReplyOutcome};
 use std::sync::Arc;
@@ -88,7 +87,7 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                 let _ = self.0.send_envelope(msg, None, delivery).await;
                 return;
             };
-            let (tx, rx) = oneshot::channel();
+            let (tx, rx) = tokio::sync::oneshot::channel();
             if self.0.send_envelope(msg, Some(tx), delivery).await.is_err() {
                 reply(ReplyOutcome::Stopped).await;
                 return;
@@ -114,7 +113,7 @@ impl<A: RemoteActor> Exported for ExportedRef<A> {
                     }
                     Ok(Err(AskError::Failed(e))) => ReplyOutcome::Failed(e.message().to_string()),
                     Ok(Err(other)) => ReplyOutcome::Failed(other.to_string()),
-                    Err(oneshot::Canceled) => ReplyOutcome::Stopped,
+                    Err(_dropped) => ReplyOutcome::Stopped,
                 };
                 reply(outcome).await;
             }));

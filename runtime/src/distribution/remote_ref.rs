@@ -22,7 +22,7 @@ struct TypedPending<A: RemoteActor> {
 
 impl<A: RemoteActor> PendingReply for TypedPending<A> {
     fn abandoned(&self) -> bool {
-        self.reply.is_canceled()
+        self.reply.is_closed()
     }
 
     fn complete(self: Box<Self>, outcome: Option<ReplyOutcome>) {
