@@ -173,6 +173,8 @@ async fn check_write_and_sync<D: Disk>(disk: D) {
 /// (no blocking-pool hop); the contract is the same, also for many
 /// writers at once on the runtime's two workers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The writers must run as tasks on both workers, as a node's would.
+#[allow(clippy::disallowed_methods)]
 async fn writes_and_syncs_in_place_keep_the_contract() {
     let path = scratch_dir("in-place");
     let disk = FsDisk::open_dir(&path).await.unwrap();
