@@ -5,7 +5,9 @@
 //! - B2: tell throughput to 1, 100 and 10,000 actors (then one ask each, so
 //!   every message is known to be handled);
 //! - B3: spawning 100,000 and 1,000,000 idle actors: time, and heap bytes
-//!   per actor (a counting allocator);
+//!   per actor (a counting allocator, switched on only in a second process
+//!   that this one starts with `--count-heap`: every time in this
+//!   benchmark is taken without counting);
 //! - B4: restart latency: from a panic to the restarted child answering an
 //!   ask (PlexSpaces' supervisor; the floor respawns a task and a channel).
 //!
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../counting_alloc.rs"]
 mod counting_alloc;
-use counting_alloc::{Counting, heap};
+use counting_alloc::{Counting, count_from_now, heap};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -336,6 +338,31 @@ fn b1(asks: u64) -> Vec<Row> {
     rows
 }
 
+/// B1 in `rounds` rounds of `asks` asks, every runtime once a round, so
+/// they all see the same machine weather (a shared VM drifts by tens of
+/// percent within a minute); each runtime's median round is its figure.
+fn b1_rounds(rounds: usize, asks: u64) -> Vec<Row> {
+    let mut samples: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for _ in 0..rounds {
+        for row in b1(asks) {
+            match samples.iter_mut().find(|(name, _)| *name == row.name) {
+                Some((_, values)) => values.push(row.value),
+                None => samples.push((row.name, vec![row.value])),
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(name, mut values)| {
+            values.sort_by(f64::total_cmp);
+            Row {
+                name,
+                value: values[values.len() / 2],
+            }
+        })
+        .collect()
+}
+
 fn b2(total: u64, actors: usize) -> Vec<Row> {
     let rate = move |elapsed: Duration| total as f64 / elapsed.as_secs_f64();
     let per_actor = total / actors as u64;
@@ -586,19 +613,41 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples[((samples.len() - 1) as f64 * p).round() as usize]
 }
 
+/// B3's heap rows, counted in a child process of this binary (so that no
+/// time measured here pays for the counting).
+fn b3_heap_in_child(quick: bool) {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let mut command = std::process::Command::new(exe);
+    command.args(["--only", "b3", "--count-heap"]);
+    if quick {
+        command.arg("--quick");
+    }
+    let status = command.status().expect("the heap-counting run started");
+    assert!(status.success(), "the heap-counting run failed: {status}");
+}
+
 fn main() {
+    // Must come before anything else allocates (see `count_from_now`).
+    let count_heap = std::env::args().any(|a| a == "--count-heap");
+    if count_heap {
+        count_from_now();
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     // `--only b3` (or b1, b2, b4) runs one benchmark.
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     let runs = |b: &str| only.as_deref().is_none_or(|o| o == b);
     let scale: u64 = if quick { 10 } else { 1 };
-    println!("actor benchmark (2 tokio worker threads; actix on its own single-threaded system)");
+    if !count_heap {
+        println!(
+            "actor benchmark (2 tokio worker threads; actix on its own single-threaded system)"
+        );
+    }
 
     if runs("b1") {
         print_rows(
-            "B1: sequential ask round-trip",
+            "B1: sequential ask round-trip (median of 7 rounds, runtimes alternated)",
             "ns/ask",
-            &b1(200_000 / scale),
+            &b1_rounds(7, 200_000 / scale),
             true,
         );
     }
@@ -610,18 +659,27 @@ fn main() {
         let count = count / scale as usize;
         let rows = b3(count);
         let (time, bytes): (Vec<Row>, Vec<Row>) = rows.into_iter().unzip();
-        print_rows(
-            &format!("B3: spawn {count} idle actors, time"),
-            "µs/actor",
-            &time,
-            true,
-        );
-        print_rows(
-            &format!("B3: spawn {count} idle actors, heap"),
-            "bytes/actor",
-            &bytes,
-            true,
-        );
+        if count_heap {
+            print_rows(
+                &format!("B3: spawn {count} idle actors, heap (counted in a second process)"),
+                "bytes/actor",
+                &bytes,
+                true,
+            );
+        } else {
+            print_rows(
+                &format!("B3: spawn {count} idle actors, time"),
+                "µs/actor",
+                &time,
+                true,
+            );
+        }
+    }
+    if count_heap {
+        return;
+    }
+    if runs("b3") {
+        b3_heap_in_child(quick);
     }
     if !runs("b4") {
         return;
