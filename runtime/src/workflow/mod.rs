@@ -447,8 +447,16 @@ pub struct WorkflowConfig {
 impl WorkflowConfig {
     /// Defaults for workflow kind `kind`, journaling to `journal`.
     pub fn new(kind: &str, journal: JournalBackend) -> Self {
+        let mut hosting = VirtualConfig::new(kind, journal);
+        // A run journals a handful of messages, never the 1,000 that bring
+        // a periodic checkpoint: without a checkpoint when its record goes
+        // idle and deactivates, a finished run's entries are never covered,
+        // and no journal segment holding any of them is ever compacted (a
+        // journal shared with workflows then kept every segment, open, and
+        // indexed in memory: the soak benchmark found it).
+        hosting.durability.checkpoint_on_stop = true;
         WorkflowConfig {
-            hosting: VirtualConfig::new(kind, journal),
+            hosting,
             lease: Duration::from_secs(10),
             call_timeout: Duration::from_secs(10),
             resume_every: Duration::from_secs(1),
