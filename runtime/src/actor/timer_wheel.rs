@@ -26,6 +26,8 @@ const TICK: Duration = Duration::from_millis(1);
 const SLOTS: u64 = 8192;
 /// No entry (end of a slot's list).
 const NIL: u32 = u32::MAX;
+/// Slab cells kept once the wheel empties (a burst's are given back).
+const SLAB_KEPT: usize = 1024;
 
 /// Names one entry of a [`TimerWheel`]; stale once the entry is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +195,16 @@ impl<T> TimerWheel<T> {
             Place::Free => unreachable!("take is called on live entries only"),
         }
         self.free.push(index);
+        if self.in_slots == 0 && self.overflow.is_empty() && self.entries.len() > SLAB_KEPT {
+            // Empty after a burst: give the slab back rather than keep its
+            // high-water mark for the node's lifetime. Keys still held
+            // stay harmless: their index is out of range or their id
+            // (never reused) does not match.
+            self.entries.clear();
+            self.entries.shrink_to(SLAB_KEPT);
+            self.free.clear();
+            self.free.shrink_to(SLAB_KEPT);
+        }
         item
     }
 
@@ -349,6 +361,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_burst_is_given_back_once_the_wheel_empties_and_old_keys_stay_dead() {
+        let mut wheel = TimerWheel::new();
+        let at = Instant::from_duration(Duration::from_millis(5));
+        let keys: Vec<WheelKey> = (0..10_000).map(|i| wheel.insert(at, i)).collect();
+        assert_eq!(wheel.take_expired(at).len(), 10_000);
+        assert!(
+            wheel.entries.capacity() <= SLAB_KEPT,
+            "the burst's slab was kept"
+        );
+        let fresh = wheel.insert(at + Duration::from_millis(1), 7);
+        for key in keys {
+            assert_eq!(
+                wheel.remove(key),
+                None,
+                "a key of the burst names nothing now"
+            );
+        }
+        assert_eq!(wheel.remove(fresh), Some(7));
     }
 
     #[test]
